@@ -1,0 +1,242 @@
+// certgate's certificate authority: key types, the CA key and certificate,
+// client-certificate checks, issuance (certificate + PKCS#12) and the CRL.
+//
+// Plain C++17 over OpenSSL 3; no nginx types. Every function that can fail
+// throws CaError with a message a sysadmin can act on (file names, and the
+// OpenSSL error queue text where OpenSSL was the one to refuse).
+//
+// Threads: a loaded CaSigner is immutable; issue() and make_crl() may run on
+// several nginx thread-pool threads at once (see CaSigner below).
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certgate {
+
+// ---- errors ------------------------------------------------------------------
+
+// One exception type for the CA core, so callers (nginx glue, certgatectl)
+// catch it and print what() as it is: it already names the file and cause.
+struct CaError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Drains the calling thread's OpenSSL error queue into one readable line
+// ("bad decrypt; ..."), so a CaError says what OpenSSL refused; "" if empty.
+std::string openssl_errors();
+
+// ---- owning handles ------------------------------------------------------------
+
+// Deleters for the OpenSSL objects the core hands out, so no caller frees by hand.
+struct OpenSslDelete {
+    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+    void operator()(X509* p) const { X509_free(p); }
+    void operator()(X509_CRL* p) const { X509_CRL_free(p); }
+};
+using PKey = std::unique_ptr<EVP_PKEY, OpenSslDelete>;
+using X509Ptr = std::unique_ptr<X509, OpenSslDelete>;
+using X509CrlPtr = std::unique_ptr<X509_CRL, OpenSslDelete>;
+
+// ---- key types -------------------------------------------------------------------
+
+enum class KeyAlgorithm { rsa, ec };
+
+// A key type of certgate_key_type: data, so the issuance profile is one code path.
+struct KeyType {
+    KeyAlgorithm alg = KeyAlgorithm::rsa;
+    int bits = 2048;    // rsa only
+    std::string curve;  // ec only: "P-256"
+
+    // The directive spelling ("rsa:2048", "ec:P-256"), for logs and errors.
+    std::string name() const;
+};
+
+// Parses certgate_key_type; accepts exactly rsa:2048, rsa:3072 and ec:P-256,
+// so a typo stops nginx -t instead of issuing weak or unexpected keys.
+std::optional<KeyType> parse_key_type(std::string_view spec);
+
+// Makes a fresh key pair for one certificate (CPU-heavy for RSA: thread pool only).
+PKey generate_key(const KeyType& type);
+
+// ---- the operator's CA -------------------------------------------------------------
+
+// Creates a self-signed CA (demo, certgatectl init): basicConstraints CA:TRUE
+// critical, keyUsage keyCertSign+cRLSign, SKI. The key file is written 0600 and
+// the certificate 0644, each through a temporary file linked into place, so an
+// existing file is never overwritten and nothing half-written is left behind.
+// A non-empty passphrase encrypts the key (AES-256-CBC, PKCS#8).
+void create_ca(const std::string& cert_path, const std::string& key_path,
+               const std::string& common_name, const KeyType& type, int days,
+               const std::string& passphrase = {});
+
+// Reads one PEM certificate; for the glue's config-time check of
+// certgate_ca_certificate without touching the key.
+X509Ptr load_certificate(const std::string& path);
+
+// ---- certificate facts -------------------------------------------------------------
+
+// Serial as upper-case hex without separators ("4A1F..."): the form the store,
+// the $certgate_cert_serial variable and `openssl x509 -serial` all use.
+std::string serial_hex(const X509* cert);
+
+// Canonical form of a serial an operator typed ("4a:1f", "0x4A1F", "004A1F"
+// all give "4A1F"), so lookups match; nullopt if it is not hex or is zero.
+std::optional<std::string> normalize_serial_hex(std::string_view text);
+
+// Who a client certificate names: what the session and the log variables show.
+struct CertificateIdentity {
+    std::string serial_hex;
+    std::string common_name;   // the user ID
+    std::string organisation;  // O, UTF-8
+    time_t not_before = 0;
+    time_t not_after = 0;
+};
+CertificateIdentity certificate_identity(const X509* cert);
+
+// ---- the protected path's check ---------------------------------------------------------
+
+// Checks a TLS peer certificate against our CA inline on the event loop:
+// issuer name, signature with the CA public key, validity window. No I/O, no
+// allocation beyond OpenSSL's verify context; tens of microseconds.
+class ClientCertCheck {
+public:
+    enum class Result { ok, not_ours, expired, not_yet_valid };
+
+    // Takes its own reference to ca_cert; the caller keeps its own.
+    explicit ClientCertCheck(X509* ca_cert);
+
+    // Decides for one peer certificate at `now` (passed in so tests fix the clock).
+    Result check(X509* peer, time_t now) const;
+
+private:
+    X509Ptr ca_;
+    EVP_PKEY* ca_public_key_;  // owned by ca_
+};
+
+// The short word for a Result, for debug logs and JSON errors.
+const char* to_string(ClientCertCheck::Result r);
+
+// ---- issuance ---------------------------------------------------------------------------
+
+// How the .p12 is protected: aes256 = PBKDF2 + AES-256-CBC with a SHA-256
+// MAC (default); legacy = 3DES keys, RC2-40 certificates, SHA-1 MAC, for old
+// Windows (needs OpenSSL's legacy provider, loaded on demand).
+enum class P12Encryption { aes256, legacy };
+
+// Parses certgate_p12_encryption ("aes256" | "legacy").
+std::optional<P12Encryption> parse_p12_encryption(std::string_view spec);
+
+// What issue() needs to know about one user and the site's rules (R1, R11).
+struct IssueRequest {
+    std::string user_id;   // CN, and the .p12 friendly name and file name
+    std::string org_name;  // O (UTF-8)
+    std::string mail;      // SAN rfc822Name; empty = no SAN
+    KeyType key_type;
+    time_t now = 0;                       // the issue time
+    std::string timezone = "Asia/Tokyo";  // certgate_timezone, an IANA name
+    int validity_days = 366;              // certgate_cert_validity, counting the issue day
+    std::string crl_url;                  // CRL distribution point; empty = none
+};
+
+// The result of one issuance: what the store records and what the user downloads.
+struct IssuedCertificate {
+    std::string serial_hex;
+    time_t not_before = 0;
+    time_t not_after = 0;
+    std::string cert_pem;
+    std::vector<uint8_t> pkcs12;
+    std::string file_name;  // <userID><YYYYMMDDhhmmss>.p12, local time in the timezone (R11)
+};
+
+// ---- revocation -------------------------------------------------------------------------
+
+// One line of the CRL, as the store keeps it.
+struct RevokedEntry {
+    std::string serial_hex;
+    time_t revoked_at = 0;
+    std::string reason;  // keyCompromise, superseded, cessationOfOperation, ... (see below)
+};
+
+// Maps the reason words certgatectl accepts (keyCompromise, superseded,
+// cessationOfOperation, affiliationChanged, unspecified, certificateHold,
+// privilegeWithdrawn) to the RFC 5280 CRLReason code; nullopt otherwise.
+std::optional<int> parse_revocation_reason(std::string_view word);
+
+// PEM text of a DER CRL, for `certgatectl crl --out x.pem`.
+std::string crl_der_to_pem(const std::vector<uint8_t>& der);
+
+// ---- the CA key ---------------------------------------------------------------------------
+
+// Where the CA key comes from besides its spec: the passphrase file for an
+// encrypted PEM key; for an HSM key (issue 9) the PIN file and PKCS#11 module.
+struct CaKeyOptions {
+    std::string passphrase_file;  // certgate_ca_key_passphrase_file; may be empty
+    std::string pin_file;         // certgate_ca_key_pin_file (engine keys)
+    std::string pkcs11_module;    // certgate_pkcs11_module; empty = p11-kit's proxy
+};
+
+// The loaded CA: its certificate and private key.
+//
+// Immutable after load(): issue() and make_crl() are const and may be called
+// from several threads at once. They share, read-only, the CA X509 (its
+// extension cache is filled at load, so no thread writes it later) and the
+// CA EVP_PKEY (OpenSSL 3 makes a fresh EVP_PKEY_CTX per signature, so a
+// shared key is safe to sign with concurrently). Everything else each call
+// makes for itself. Move-only: hold it in a unique_ptr/shared_ptr.
+class CaSigner {
+public:
+    // key_spec is a PEM file path, or "engine:pkcs11:<pkcs11 URI>" for a key
+    // in an HSM. Checks the key matches the certificate and that the
+    // certificate is a CA; every failure names the file and the cause.
+    static CaSigner load(const std::string& cert_path, const std::string& key_spec,
+                         const std::string& passphrase_file);
+    static CaSigner load(const std::string& cert_path, const std::string& key_spec,
+                         const CaKeyOptions& options);
+
+    // The CA certificate, e.g. for ClientCertCheck and for the .p12 chain.
+    X509* certificate() const { return cert_.get(); }
+
+    // Makes a key pair, a client certificate (the profile is in issuance.cpp)
+    // and a PKCS#12 protected by p12_password. CPU-heavy: thread pool only.
+    IssuedCertificate issue(const IssueRequest& request, const std::string& p12_password,
+                            P12Encryption enc) const;
+
+    // Signs a v2 CRL (DER) listing `revoked`, with CRL number and AKI, valid
+    // from now for next_update_hours.
+    std::vector<uint8_t> make_crl(const std::vector<RevokedEntry>& revoked, time_t now,
+                                  int next_update_hours, uint64_t crl_number) const;
+
+    // The CA's private key, for tests and for signing beyond issue()/make_crl().
+    EVP_PKEY* private_key() const { return key_.get(); }
+
+    CaSigner(CaSigner&&) noexcept = default;
+    CaSigner& operator=(CaSigner&&) noexcept = default;
+
+private:
+    CaSigner(X509Ptr cert, PKey key);
+
+    X509Ptr cert_;
+    PKey key_;
+};
+
+// ---- validity (R1) and file names (R11) ---------------------------------------------------
+
+// notAfter by R1: 23:59:59 local time, in IANA zone `tz`, of the last of
+// `validity_days` days counting the local issue day (366: 2026-11-26 gives
+// 2027-11-26 23:59:59). Throws CaError for an unknown zone.
+time_t certificate_not_after(time_t issue_time, const std::string& tz, int validity_days);
+
+// The .p12 file name of R11: <userID><YYYYMMDDhhmmss>.p12, local time in `tz`.
+std::string p12_file_name(const std::string& user_id, time_t issue_time, const std::string& tz);
+
+}  // namespace certgate
