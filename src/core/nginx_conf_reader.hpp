@@ -1,0 +1,46 @@
+// Reads the certgate_* directives out of an nginx.conf, so certgatectl finds the
+// store and the CA the way nginx does (`certgatectl -c /etc/nginx/nginx.conf`).
+//
+// This is not nginx's parser: it tokenises the same syntax (comments, quotes,
+// escapes, blocks, `include` with globs relative to the main file's directory)
+// and keeps only the directives whose name starts with "certgate_".
+#pragma once
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace certgate {
+
+struct ConfError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct ConfDirective {
+    std::string name;
+    std::vector<std::string> args;
+    std::string file;
+    int line = 0;
+};
+
+class NginxConf {
+public:
+    // Throws ConfError naming the file (and line) it could not read or parse.
+    static NginxConf read(const std::string& path);
+
+    // Every certgate_* directive in file order.
+    const std::vector<ConfDirective>& directives() const { return directives_; }
+    // The first argument of the last occurrence of name, or "" if absent
+    // (http-level directives: a later one is what nginx would complain about).
+    std::string get(const std::string& name) const;
+    std::vector<std::string> args(const std::string& name) const;
+    bool has(const std::string& name) const;
+
+private:
+    void parse_file(const std::string& path, int depth);
+    std::string prefix_;  // the directory of the main file: includes are relative to it
+    std::vector<ConfDirective> directives_;
+};
+
+}  // namespace certgate

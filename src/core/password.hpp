@@ -1,0 +1,83 @@
+// Passwords: argon2id hashes in the PHC string format, the initial passwords the
+// bank prints on its letter, and the user ID and password rules (R8, R9).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certgate {
+
+// The floor the issue sets (m = 19 MiB, t = 2, p = 1); hashes below it are
+// still verified but reported by needs_rehash().
+struct Argon2Params {
+    uint32_t memory_kib = 19456;
+    uint32_t iterations = 2;
+    uint32_t parallelism = 1;
+};
+
+// "$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>", the format Debian's argon2
+// command prints with -e. Throws std::runtime_error if hashing fails.
+std::string hash_password(std::string_view password, const Argon2Params& params = {});
+
+// True when password matches the PHC string (argon2id only). Malformed strings
+// verify false. The comparison is constant-time (libargon2's own).
+bool verify_password(std::string_view password, const std::string& phc);
+
+// True when the hash is weaker than the floor and should be replaced at the next login.
+bool needs_rehash(const std::string& phc, const Argon2Params& floor = {});
+
+// A random password that meets R9: 12 characters from OpenSSL's CSPRNG with at
+// least one upper-case letter, lower-case letter, digit and symbol. Letters and
+// digits that look alike on paper (0 O o 1 l I) are left out.
+std::string generate_initial_password(size_t length = 12);
+
+// Which rule a user ID or password broke; the names match the JSON error codes.
+enum class RuleViolation {
+    none,
+    too_short,
+    too_long,
+    bad_character,  // outside the allowed set
+    missing_letter,
+    missing_digit,
+    missing_upper,
+    missing_lower,
+    missing_symbol,
+    pattern,  // a configured PCRE2 pattern did not match
+};
+const char* describe(RuleViolation v);  // English, one short phrase
+
+// R8: 6-12 ASCII letters and digits, at least one of each.
+RuleViolation check_user_id(std::string_view id);
+// R9: 8-12 printable ASCII characters with upper, lower, digit and symbol.
+RuleViolation check_password(std::string_view password);
+
+// The defaults of certgate_userid_rule and certgate_password_rule: PCRE2
+// patterns that must all match, equivalent to check_user_id / check_password.
+extern const std::vector<std::string> kDefaultUserIdRule;
+extern const std::vector<std::string> kDefaultPasswordRule;
+
+// A configured rule: every pattern must match the whole value's worth of checks.
+class PatternRule {
+public:
+    // Throws std::runtime_error naming the pattern and PCRE2's message.
+    explicit PatternRule(const std::vector<std::string>& patterns);
+    ~PatternRule();
+    PatternRule(PatternRule&&) noexcept;
+    PatternRule& operator=(PatternRule&&) noexcept;
+    PatternRule(const PatternRule&) = delete;
+    PatternRule& operator=(const PatternRule&) = delete;
+
+    // Index of the first pattern that does not match, or nullopt when all match.
+    std::optional<size_t> first_failure(std::string_view value) const;
+    const std::vector<std::string>& patterns() const { return patterns_; }
+
+private:
+    struct Compiled;
+    std::vector<std::string> patterns_;
+    std::unique_ptr<Compiled> compiled_;
+};
+
+}  // namespace certgate

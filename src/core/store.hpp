@@ -1,0 +1,281 @@
+// certgate's store: what may not be lost (DESIGN.md §3).
+//
+// One abstract interface; SQLite is the implementation today and the SQL is kept
+// portable so a PostgreSQL one can follow for fleets. Every change of state is
+// written together with its event row in one transaction, so the event table is a
+// complete audit trail and a reliable feed for the module's revocation set.
+//
+// A Store object is used by one thread at a time (the module keeps one per
+// thread-pool thread); many processes may use the same store at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace certgate {
+
+// The store could not do what was asked: a message a sysadmin can act on.
+struct StoreError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// The thing named (organisation, user, certificate, mail) does not exist.
+struct StoreNotFound : StoreError {
+    using StoreError::StoreError;
+};
+// The change conflicts with what the store holds: a duplicate, or a state that
+// does not allow it (already revoked, organisation already has a master user).
+struct StoreConflict : StoreError {
+    using StoreError::StoreError;
+};
+// Another process held the write lock for longer than the busy timeout.
+struct StoreBusy : StoreError {
+    using StoreError::StoreError;
+};
+
+enum class Role { master, general };
+enum class UserState { must_register, active, disabled };
+enum class CertStatus { issued, revoked, superseded, expired };
+enum class MailState { queued, sending, sent, failed };
+
+const char* to_string(Role);
+const char* to_string(UserState);
+const char* to_string(CertStatus);
+const char* to_string(MailState);
+std::optional<Role> parse_role(const std::string&);
+std::optional<UserState> parse_user_state(const std::string&);
+std::optional<CertStatus> parse_cert_status(const std::string&);
+std::optional<MailState> parse_mail_state(const std::string&);
+
+// Times are Unix seconds (UTC); 0 means "not set".
+struct Organisation {
+    std::string id;
+    std::string name;
+    int64_t created_at = 0;
+};
+
+struct User {
+    std::string id;  // R8, case-sensitive
+    std::string org;
+    Role role = Role::general;
+    std::string name;
+    std::string mail;
+    std::string password_hash;  // argon2id PHC string
+    UserState state = UserState::must_register;
+    int failure_streak = 0;  // consecutive wrong passwords (mirror of memcached's counter)
+    int lock_count = 0;      // locks since the last successful login (R10)
+    int64_t locked_until = 0;
+    bool blocked = false;  // 閉塞: only an unblock lifts it
+    int64_t initial_password_at = 0;  // when the current initial password was issued
+    int64_t created_at = 0;
+    int64_t last_login_at = 0;
+
+    bool locked_at(int64_t now) const { return locked_until > now; }
+};
+
+// Notice flags of a certificate (R3): each is sent once.
+enum CertNotice : int { kNoticeExpiring = 1, kNoticeExpired = 2 };
+
+struct Certificate {
+    std::string serial;  // upper-case hex, as serial_hex() in ca.hpp gives it
+    std::string user_id;
+    int64_t not_before = 0;
+    int64_t not_after = 0;
+    CertStatus status = CertStatus::issued;
+    int64_t issued_at = 0;
+    int64_t revoked_at = 0;
+    std::string reason;  // RFC 5280 reason name, e.g. keyCompromise
+    int notices = 0;     // CertNotice bits already claimed
+};
+
+// One row of the append-only event table.
+struct Event {
+    int64_t id = 0;  // strictly increasing, never reused
+    int64_t at = 0;
+    std::string actor;    // "operator:<login>", a master's user ID, or the user's own ID
+    std::string kind;     // see the list below
+    std::string subject;  // user ID, organisation ID, certificate serial, mail id
+    std::string detail;   // short human-readable text, key=value pairs
+};
+
+// Event kinds written by the store itself. Other parts may append their own
+// (auth.failed, login, logout, code.sent, ...) through append_event().
+namespace event_kind {
+inline constexpr const char* kStoreInit = "store.init";
+inline constexpr const char* kStoreMigrated = "store.migrated";
+inline constexpr const char* kOrgAdded = "org.added";
+inline constexpr const char* kUserAdded = "user.added";
+inline constexpr const char* kUserReset = "user.reset";  // new initial password; sessions end
+inline constexpr const char* kPasswordSet = "user.password_set";
+inline constexpr const char* kUserRegistered = "user.registered";
+inline constexpr const char* kMailChanged = "user.mail_changed";
+inline constexpr const char* kUserLocked = "user.locked";
+inline constexpr const char* kUserUnlocked = "user.unlocked";
+inline constexpr const char* kUserBlocked = "user.blocked";
+inline constexpr const char* kUserUnblocked = "user.unblocked";
+inline constexpr const char* kUserDisabled = "user.disabled";
+inline constexpr const char* kLogin = "user.login";
+inline constexpr const char* kAuthFailed = "auth.failed";
+inline constexpr const char* kCertIssued = "cert.issued";
+inline constexpr const char* kCertRevoked = "cert.revoked";
+inline constexpr const char* kCertSuperseded = "cert.superseded";
+inline constexpr const char* kCertNotice = "cert.notice";
+inline constexpr const char* kMailQueued = "mail.queued";
+inline constexpr const char* kMailSent = "mail.sent";
+inline constexpr const char* kMailFailed = "mail.failed";
+inline constexpr const char* kCrlSigned = "crl.signed";
+}  // namespace event_kind
+
+struct Mail {
+    int64_t id = 0;
+    std::string to;
+    std::string subject;
+    std::string body;
+    MailState state = MailState::queued;
+    int attempts = 0;
+    int64_t next_attempt_at = 0;
+    int64_t sent_at = 0;
+    int64_t created_at = 0;
+    std::string last_error;
+};
+
+// What lock_user() did, so the caller can send the right mail (R10).
+struct LockResult {
+    int lock_count = 0;
+    bool blocked = false;  // this lock was the one that blocked the user
+};
+
+struct CertificateFilter {
+    std::string user_id;                   // empty: every user
+    std::optional<CertStatus> status;      // none: every status
+    int64_t not_after_before = 0;          // 0: no bound; else not_after < this
+    int64_t not_after_from = 0;            // 0: no bound; else not_after >= this
+};
+
+class Store {
+public:
+    static constexpr int kSchemaVersion = 1;
+
+    // uri: "sqlite:/path/to/file.db" or a bare path. The file must exist unless
+    // create is true (certgatectl init). Throws StoreError saying what to do.
+    static std::unique_ptr<Store> open(const std::string& uri, bool create = false);
+
+    virtual ~Store();
+
+    virtual int schema_version() = 0;  // 0: an empty store; -1: not a certgate store
+    virtual void migrate() = 0;        // create or upgrade to kSchemaVersion
+    virtual void ping() = 0;
+    virtual std::string describe() const = 0;  // "sqlite:/path" for messages
+
+    // Runs body inside one write transaction; retries it when another process
+    // holds the write lock for longer than the busy timeout. Nested calls join
+    // the outer transaction. body may throw: the transaction is rolled back.
+    void write(const std::function<void()>& body);
+
+    // The clock used for event times and state changes; tests override it.
+    void set_clock(std::function<int64_t()> clock) { clock_ = std::move(clock); }
+    int64_t now() const;
+
+    // --- organisations ------------------------------------------------------
+    virtual void add_org(const Organisation& org, const std::string& actor) = 0;
+    virtual std::optional<Organisation> find_org(const std::string& id) = 0;
+    virtual std::vector<Organisation> list_orgs() = 0;
+
+    // --- users ----------------------------------------------------------------
+    // Adds a user; the org must exist, the ID must be new, an org has at most one
+    // master (R16). detail is added to the event (e.g. "password set by operator").
+    virtual void add_user(const User& user, const std::string& actor,
+                          const std::string& detail = "") = 0;
+    virtual std::optional<User> find_user(const std::string& id) = 0;
+    // org empty: every user.
+    virtual std::vector<User> list_users(const std::string& org = "") = 0;
+    // R17: a new initial password; the user must register again, lock, block and
+    // counters are cleared, open sessions end (the event feeds the module).
+    virtual void reset_user(const std::string& id, const std::string& initial_hash,
+                            const std::string& actor) = 0;
+    // A new password chosen by the user (or given by automation): state active.
+    virtual void set_password(const std::string& id, const std::string& hash,
+                              const std::string& actor, const std::string& detail = "") = 0;
+    // First registration done: new password and confirmed mail address.
+    virtual void complete_registration(const std::string& id, const std::string& hash,
+                                       const std::string& mail, const std::string& actor) = 0;
+    virtual void set_mail(const std::string& id, const std::string& mail,
+                          const std::string& actor) = 0;
+    // A wrong password (the check itself is counted in memcached first).
+    virtual void record_auth_failure(const std::string& id, const std::string& actor,
+                                     const std::string& detail) = 0;
+    // A successful login or authentication: streak and lock count start again.
+    virtual void record_login(const std::string& id, const std::string& actor,
+                              const std::string& detail = "") = 0;
+    // R10: lock until `until`; the lock that reaches block_after_locks also blocks.
+    virtual LockResult lock_user(const std::string& id, int64_t until, int block_after_locks,
+                                 const std::string& actor) = 0;
+    virtual void unlock_user(const std::string& id, const std::string& actor) = 0;
+    virtual void block_user(const std::string& id, const std::string& actor) = 0;
+    virtual void unblock_user(const std::string& id, const std::string& actor) = 0;
+    virtual void disable_user(const std::string& id, const std::string& actor) = 0;
+
+    // --- certificates ---------------------------------------------------------
+    // Records an issued certificate. With supersede, the user's other live
+    // certificates become superseded (renewal, R2).
+    virtual void add_certificate(const Certificate& cert, bool supersede,
+                                 const std::string& actor) = 0;
+    virtual std::optional<Certificate> find_certificate(const std::string& serial) = 0;
+    // Newest first.
+    virtual std::vector<Certificate> list_certificates(const CertificateFilter& filter = {}) = 0;
+    // The user's newest certificate with status issued, if any.
+    virtual std::optional<Certificate> current_certificate(const std::string& user_id) = 0;
+    virtual void revoke_certificate(const std::string& serial, const std::string& reason,
+                                    const std::string& actor) = 0;
+    // Revokes every issued or superseded certificate of the user; returns the serials.
+    virtual std::vector<std::string> revoke_user_certificates(const std::string& user_id,
+                                                              const std::string& reason,
+                                                              const std::string& actor) = 0;
+    // Every revoked certificate, for the CRL.
+    virtual std::vector<Certificate> revoked_certificates() = 0;
+    // R3: claims a notice for a certificate; true for exactly one caller.
+    virtual bool claim_notice(const std::string& serial, CertNotice notice,
+                              const std::string& actor) = 0;
+
+    // --- events ---------------------------------------------------------------
+    virtual int64_t append_event(const std::string& actor, const std::string& kind,
+                                 const std::string& subject, const std::string& detail) = 0;
+    // Events with id > after_id, oldest first, at most limit.
+    virtual std::vector<Event> events_since(int64_t after_id, int limit) = 0;
+    // Events whose subject or actor is the user, id > after_id, oldest first.
+    virtual std::vector<Event> events_for_user(const std::string& user_id, int64_t after_id,
+                                               int limit) = 0;
+    virtual int64_t last_event_id() = 0;
+
+    // --- mail outbox ----------------------------------------------------------
+    virtual int64_t enqueue_mail(const std::string& to, const std::string& subject,
+                                 const std::string& body, const std::string& actor,
+                                 const std::string& about) = 0;
+    // Takes up to limit due mails (queued, or sending with an expired lease) and
+    // marks them sending until now + lease_seconds, so no one else sends them.
+    virtual std::vector<Mail> claim_due_mails(int limit, int lease_seconds) = 0;
+    virtual void mark_mail_sent(int64_t id) = 0;
+    // The relay refused or was down: try again at retry_at (0: give up, failed).
+    virtual void mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) = 0;
+    virtual std::vector<Mail> list_mails(std::optional<MailState> state = std::nullopt) = 0;
+    // Makes a queued or failed mail due now.
+    virtual void retry_mail(int64_t id, const std::string& actor) = 0;
+
+protected:
+    virtual void begin_write() = 0;  // BEGIN IMMEDIATE; throws StoreBusy after the timeout
+    virtual void commit() = 0;
+    virtual void rollback() noexcept = 0;
+
+private:
+    int depth_ = 0;
+    std::function<int64_t()> clock_;
+};
+
+// Throws StoreError unless the store's schema is Store::kSchemaVersion.
+void check_schema(Store& store);
+
+}  // namespace certgate
