@@ -1,0 +1,174 @@
+# certgate — build, test, demo and bench.
+#
+#   make            build the module and certgatectl into build/
+#   make test       build a test variant (build-test/) and run every suite
+#   make test SANITIZE=1   the same with AddressSanitizer + UBSan (build-asan/)
+#   make demo       start a demo on 127.0.0.1; make demo-stop ends it
+#   make bench      benchmarks (figures go to docs/performance.md)
+#
+# Every target that builds or runs something installs Debian packages first
+# (make deps).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+
+NGX_SRC  ?= /usr/share/nginx/src
+NGINX    ?= /usr/sbin/nginx
+CXX      ?= g++
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+
+SANITIZE ?=
+TESTING  ?=
+
+ifeq ($(SANITIZE),1)
+  B := build-asan
+  TESTING := 1
+  SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+  SAN_FLAGS :=
+  ifeq ($(TESTING),1)
+    B := build-test
+  else
+    B := build
+  endif
+endif
+
+ifeq ($(TESTING),1)
+  TEST_DEFS := -DCERTGATE_TEST_HOOKS=1
+else
+  TEST_DEFS :=
+endif
+
+BDIR := $(CURDIR)/$(B)
+
+CXXSTD   := -std=c++17
+WARN     := -Wall -Wextra -Werror
+CXXFLAGS_ALL := $(CXXSTD) -O2 -g -fPIC $(WARN) $(SAN_FLAGS) $(TEST_DEFS) -Isrc
+LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lpthread
+
+CORE_SRCS := $(wildcard src/core/*.cpp)
+CORE_OBJS := $(patsubst src/core/%.cpp,$(B)/core/%.o,$(CORE_SRCS))
+CTL_SRCS  := $(wildcard src/ctl/*.cpp)
+CTL_OBJS  := $(patsubst src/ctl/%.cpp,$(B)/ctl/%.o,$(CTL_SRCS))
+GLUE_SRCS := $(wildcard src/*.cpp src/*.hpp) config config.make
+UNIT_SRCS := $(wildcard t/unit/test_*.cpp)
+UNIT_BINS := $(patsubst t/unit/%.cpp,$(B)/unit/%,$(UNIT_SRCS))
+
+CORE_LIB := $(B)/libcertgate_core.a
+MODULE   := $(B)/ngx_http_certgate_module.so
+CTL      := $(B)/certgatectl
+
+# Debian packages for build, test and demo.
+DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
+        libargon2-dev argon2 libssl-dev openssl libcurl4-openssl-dev \
+        libpcre2-dev zlib1g-dev libcmocka-dev python3-aiosmtpd \
+        libio-socket-ssl-perl libjson-pp-perl perl curl \
+        libkainjow-mustache-dev libnss3-tools
+
+.PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \
+        demo demo-stop bench clean check-format
+
+all: deps build
+
+build: $(MODULE) $(CTL)
+
+deps:
+	@missing=$$(for p in $(DEPS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	  done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "certgate: installing Debian packages: $$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	    || { echo "certgate: apt-get install failed" >&2; exit 1; }; \
+	else \
+	  echo "certgate: missing Debian packages. Run as root:"; \
+	  echo "  apt-get install -y $$missing"; exit 1; \
+	fi
+
+# --- the C++ core (no nginx types), a PIC static library ---------------------
+
+$(B)/core/%.o: src/core/%.cpp $(wildcard src/core/*.hpp)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+# --- certgatectl ----------------------------------------------------------------
+
+$(B)/ctl/%.o: src/ctl/%.cpp $(wildcard src/core/*.hpp src/ctl/*.hpp)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
+
+$(CTL): $(CTL_OBJS) $(CORE_LIB)
+	$(CXX) $(SAN_FLAGS) -o $@ $(CTL_OBJS) $(CORE_LIB) $(LIBS)
+
+# --- the nginx module, built against Debian's nginx-dev sources -------------
+
+NGX_CC_OPT := -g -O2 -fstack-protector-strong -Wformat -Werror=format-security \
+              -fPIC -Wdate-time -D_FORTIFY_SOURCE=2 $(SAN_FLAGS) $(TEST_DEFS)
+
+$(B)/nginx/objs/Makefile: $(NGX_SRC)/conf_flags config config.make
+	@test -f $(NGX_SRC)/configure || { echo "certgate: $(NGX_SRC) not found; run make deps" >&2; exit 1; }
+	rm -rf $(B)/nginx && mkdir -p $(B) && cp -r $(NGX_SRC) $(B)/nginx
+	cd $(B)/nginx && . ./conf_flags && \
+	  CERTGATE_BUILD=$(BDIR) CERTGATE_LDFLAGS="$(SAN_FLAGS)" \
+	  ./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(NGX_CC_OPT)" \
+	    --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
+	  || { tail -20 configure.log; exit 1; }
+
+$(MODULE): $(B)/nginx/objs/Makefile $(CORE_LIB) $(GLUE_SRCS)
+	$(MAKE) -s -C $(B)/nginx -f objs/Makefile modules
+	cp $(B)/nginx/objs/ngx_http_certgate_module.so $@
+
+module: $(MODULE)
+ctl: $(CTL)
+
+# --- tests ----------------------------------------------------------------------
+
+$(B)/unit/%: t/unit/%.cpp $(CORE_LIB) $(wildcard t/unit/*.hpp)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) -o $@ $< $(CORE_LIB) -lcmocka $(LIBS)
+
+unit: $(UNIT_BINS)
+
+# `make test` always tests the test variant (test hooks compiled in).
+test:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory TESTING=1 SANITIZE=$(SANITIZE) test-build
+	@$(MAKE) --no-print-directory TESTING=1 SANITIZE=$(SANITIZE) test-run
+
+test-build: build unit
+
+test-run:
+	@rc=0; \
+	echo "== unit tests (cmocka)"; \
+	for t in $(UNIT_BINS); do $$t || rc=1; done; \
+	echo "== prove suites"; \
+	CERTGATE_BUILD=$(BDIR) CERTGATE_SANITIZE=$(SANITIZE) prove -j$(JOBS) -I t/lib t/ || rc=1; \
+	if [ -d t/e2e ] && [ -f t/e2e/run ]; then \
+	  echo "== browser suite"; CERTGATE_BUILD=$(BDIR) t/e2e/run || rc=1; \
+	fi; \
+	exit $$rc
+
+# --- demo ------------------------------------------------------------------------
+
+demo: all
+	@CERTGATE_BUILD=$(BDIR) ./demo/demo start
+
+demo-stop:
+	@./demo/demo stop
+
+# --- bench -----------------------------------------------------------------------
+
+bench: all
+	@CERTGATE_BUILD=$(BDIR) ./bench/run
+
+check-format:
+	clang-format --dry-run --Werror src/*.cpp src/*.hpp src/core/*.cpp src/core/*.hpp src/ctl/*.cpp
+
+clean:
+	rm -rf build build-test build-asan

@@ -1,0 +1,32 @@
+// Everything one nginx configuration needs at run time, in plain C++: the
+// settings, the loaded CA and the client-certificate check. Built once per
+// configuration (nginx -t, start, reload) and shared read-only by the event
+// loop and the thread-pool tasks.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/ca.hpp"
+#include "core/pages.hpp"
+#include "core/settings.hpp"
+#include "core/store.hpp"
+
+namespace certgate {
+
+struct Runtime {
+    Settings settings;
+    std::unique_ptr<CaSigner> ca;
+    std::unique_ptr<ClientCertCheck> client_check;
+    std::unique_ptr<Pages> pages;
+};
+
+// Reads certgate_secret: at least 32 bytes, not readable by others.
+std::string read_secret_file(const std::string &path);
+
+// The store of the calling thread for `uri`, opened on first use and kept;
+// a store that failed is dropped so the next call opens it again.
+Store &thread_store(const std::string &uri);
+void drop_thread_store(const std::string &uri) noexcept;
+
+}  // namespace certgate

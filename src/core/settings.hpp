@@ -1,0 +1,59 @@
+// What nginx.conf said, as plain C++ values: the core and the thread-pool
+// tasks read these without touching nginx's configuration structures.
+#pragma once
+
+#include <string>
+
+namespace certgate {
+
+enum class Language { ja, en };
+
+struct HelpDesk {
+    std::string name;
+    std::string phone;
+    std::string hours;
+};
+
+struct Settings {
+    std::string store_uri;
+    std::string memcached_host;
+    int memcached_port = 11211;
+    int memcached_timeout_ms = 500;
+
+    std::string secret;  // raw bytes from certgate_secret, never logged
+
+    std::string ca_certificate;
+    std::string ca_key;
+    std::string ca_key_passphrase_file;
+    std::string ca_key_pin_file;
+    std::string pkcs11_module;
+    std::string key_type = "rsa:2048";
+    bool p12_legacy = false;
+    std::string crl_url;
+
+    long sync_interval_ms = 2000;
+    long notify_interval_ms = 3600 * 1000;  // 0: off
+    long cert_validity_days = 366;
+    long renew_before_days = 30;
+    std::string timezone = "Asia/Tokyo";
+
+    int lockout_failures = 6;
+    long lockout_time_s = 60 * 60;
+    int lockout_locks = 3;
+
+    int code_digits = 6;
+    long code_lifetime_s = 30 * 60;
+    int code_attempts = 5;
+
+    std::string mail;
+    std::string mail_from;
+
+    long session_idle_s = 20 * 60;
+    long session_absolute_s = 8 * 3600;
+
+    std::string templates_dir;
+    HelpDesk helpdesk;
+    std::string portal_prefix = "/certgate/";
+};
+
+}  // namespace certgate

@@ -1,0 +1,145 @@
+// The one door from C++ into nginx: its headers inside extern "C", the
+// module symbol, and the configuration and context types the glue shares.
+#pragma once
+
+extern "C" {
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_thread_pool.h>
+
+extern ngx_module_t ngx_http_certgate_module;
+}
+
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include "core/errors.hpp"
+#include "core/runtime.hpp"
+
+// Where a directive was written, so checks made after the whole http{} block
+// is read can still name the file and line.
+struct ngx_certgate_conf_place_t {
+    ngx_str_t file;
+    ngx_uint_t line;
+};
+
+struct ngx_certgate_main_conf_t {
+    // set by ngx_pcalloc: every ngx_str_t below is empty until its directive
+    // is read; the place records are zero; runtime is NULL.
+    ngx_str_t store;
+    ngx_str_t memcached;
+    ngx_str_t thread_pool_name;
+    ngx_str_t secret_file;
+    ngx_str_t ca_certificate;
+    ngx_str_t ca_key;
+    ngx_str_t ca_key_passphrase_file;
+    ngx_str_t ca_key_pin_file;
+    ngx_str_t pkcs11_module;
+    ngx_str_t templates;
+    ngx_str_t key_type;
+    ngx_str_t timezone;
+    ngx_str_t mail;
+    ngx_str_t mail_from;
+    ngx_str_t helpdesk_name;
+    ngx_str_t helpdesk_phone;
+    ngx_str_t helpdesk_hours;
+    ngx_str_t crl_url;
+
+    ngx_uint_t p12_encryption;
+    ngx_msec_t sync_interval;
+    ngx_msec_t notify_interval;  // 0 means off
+    time_t cert_validity;
+    time_t renew_before;
+
+    ngx_uint_t lockout_failures;
+    time_t lockout_time;
+    ngx_uint_t lockout_locks;
+
+    ngx_uint_t code_digits;
+    time_t code_lifetime;
+    ngx_uint_t code_attempts;
+
+    ngx_array_t *userid_rules;    // of ngx_regex_t *
+    ngx_array_t *password_rules;  // of ngx_regex_t *
+
+    time_t session_idle;
+    time_t session_absolute;
+
+    ngx_str_t portal_prefix;  // the first certgate_portal location
+
+    ngx_certgate_conf_place_t store_place;
+    ngx_certgate_conf_place_t secret_place;
+    ngx_certgate_conf_place_t ca_place;
+    ngx_certgate_conf_place_t ca_key_place;
+    ngx_certgate_conf_place_t use_place;  // first certgate_portal/_require
+
+    ngx_flag_t used;  // some location has certgate_portal or certgate_require
+    ngx_thread_pool_t *thread_pool;
+
+    // The per-configuration C++ state (settings, CA, secret); deleted by a
+    // cleanup of the configuration pool.
+    certgate::Runtime *runtime;
+};
+
+enum ngx_certgate_lang_e { NGX_CERTGATE_LANG_JA = 0, NGX_CERTGATE_LANG_EN, NGX_CERTGATE_LANG_AUTO };
+
+struct ngx_certgate_srv_conf_t {
+    ngx_uint_t language;
+};
+
+struct ngx_certgate_loc_conf_t {
+    ngx_flag_t portal;
+    ngx_str_t portal_prefix;
+    ngx_flag_t require;
+    ngx_flag_t require_master;
+};
+
+static_assert(std::is_trivially_destructible<ngx_certgate_main_conf_t>::value,
+              "main conf lives in pool memory");
+static_assert(std::is_trivially_destructible<ngx_certgate_loc_conf_t>::value,
+              "loc conf lives in pool memory");
+
+// Directive setters (ngx_certgate_conf.cpp).
+char *ngx_certgate_set_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_memcached(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_ca_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_key_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_interval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_days(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_timezone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_code(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_mail(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_session_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_templates(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_helpdesk(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_portal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+
+// Checks that need the whole http{} block, and the C++ runtime built from it.
+ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
+
+// Handlers (ngx_certgate_portal.cpp, ngx_certgate_require.cpp).
+ngx_int_t ngx_certgate_portal_handler(ngx_http_request_t *r) noexcept;
+ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept;
+
+// What the client asked in: JSON for scripts, else HTML.
+bool ngx_certgate_wants_json(ngx_http_request_t *r) noexcept;
+certgate::Language ngx_certgate_language(ngx_http_request_t *r) noexcept;
+
+// Sends a complete in-memory response. The body is copied into the request pool.
+ngx_int_t ngx_certgate_send(ngx_http_request_t *r, ngx_uint_t status, const char *content_type,
+                            const std::string &body, bool no_store) noexcept;
+ngx_int_t ngx_certgate_redirect(ngx_http_request_t *r, const std::string &location) noexcept;
+
+// The common refusal for JSON and HTML clients.
+ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status, certgate::ErrorCode code) noexcept;
+
+// nginx string views.
+inline std::string ngx_certgate_str(const ngx_str_t &s) {
+    return std::string(reinterpret_cast<const char *>(s.data), s.len);
+}

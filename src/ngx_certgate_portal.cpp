@@ -1,0 +1,299 @@
+// The portal: the content handler of the certgate_portal location. It serves
+// the pages and endpoints under the location's prefix; anything that would
+// block (memcached, the store) runs as a thread task.
+
+#include <openssl/ssl.h>
+
+#include <exception>
+
+#include "core/errors.hpp"
+#include "core/health.hpp"
+#include "ngx_certgate_ctx.hpp"
+#include "ngx_certgate_task.hpp"
+
+static ngx_certgate_main_conf_t *ngx_certgate_main(ngx_http_request_t *r) {
+    return static_cast<ngx_certgate_main_conf_t *>(
+        ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
+}
+
+ngx_certgate_ctx_t *ngx_certgate_get_ctx(ngx_http_request_t *r) noexcept {
+    auto *ctx = static_cast<ngx_certgate_ctx_t *>(
+        ngx_http_get_module_ctx(r->main, ngx_http_certgate_module));
+    if (ctx == nullptr) {
+        ctx = static_cast<ngx_certgate_ctx_t *>(ngx_pcalloc(r->pool, sizeof(ngx_certgate_ctx_t)));
+        if (ctx == nullptr) return nullptr;
+        ngx_http_set_ctx(r->main, ctx, ngx_http_certgate_module);
+    }
+    return ctx;
+}
+
+ngx_str_t ngx_certgate_pstr(ngx_pool_t *pool, const std::string &s) noexcept {
+    ngx_str_t out = ngx_null_string;
+    if (s.empty()) return out;
+    out.data = static_cast<u_char *>(ngx_pnalloc(pool, s.size()));
+    if (out.data == nullptr) return out;
+    ngx_memcpy(out.data, s.data(), s.size());
+    out.len = s.size();
+    return out;
+}
+
+// The value of request header `name` (lower case), or an empty string.
+static ngx_str_t ngx_certgate_header(ngx_http_request_t *r, const char *name) {
+    size_t len = ngx_strlen(name);
+    ngx_list_part_t *part = &r->headers_in.headers.part;
+    auto *h = static_cast<ngx_table_elt_t *>(part->elts);
+    for (ngx_uint_t i = 0;; i++) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) break;
+            part = part->next;
+            h = static_cast<ngx_table_elt_t *>(part->elts);
+            i = 0;
+        }
+        if (h[i].key.len == len && ngx_strncasecmp(h[i].key.data, (u_char *)name, len) == 0) {
+            return h[i].value;
+        }
+    }
+    ngx_str_t none = ngx_null_string;
+    return none;
+}
+
+bool ngx_certgate_wants_json(ngx_http_request_t *r) noexcept {
+    ngx_str_t accept = ngx_certgate_header(r, "accept");
+    return accept.len &&
+           ngx_strlcasestrn(accept.data, accept.data + accept.len, (u_char *)"application/json",
+                            sizeof("application/json") - 2) != nullptr;
+}
+
+certgate::Language ngx_certgate_language(ngx_http_request_t *r) noexcept {
+    ngx_str_t arg;
+    if (ngx_http_arg(r, (u_char *)"lang", 4, &arg) == NGX_OK && arg.len == 2) {
+        if (ngx_strncmp(arg.data, "en", 2) == 0) return certgate::Language::en;
+        if (ngx_strncmp(arg.data, "ja", 2) == 0) return certgate::Language::ja;
+    }
+    auto *cscf = static_cast<ngx_certgate_srv_conf_t *>(
+        ngx_http_get_module_srv_conf(r, ngx_http_certgate_module));
+    if (cscf->language == NGX_CERTGATE_LANG_EN) return certgate::Language::en;
+    if (cscf->language == NGX_CERTGATE_LANG_JA) return certgate::Language::ja;
+
+    // auto: the first of ja/en that Accept-Language names.
+    ngx_str_t al = ngx_certgate_header(r, "accept-language");
+    u_char *ja = al.len ? ngx_strlcasestrn(al.data, al.data + al.len, (u_char *)"ja", 1) : nullptr;
+    u_char *en = al.len ? ngx_strlcasestrn(al.data, al.data + al.len, (u_char *)"en", 1) : nullptr;
+    if (en != nullptr && (ja == nullptr || en < ja)) return certgate::Language::en;
+    return certgate::Language::ja;
+}
+
+static ngx_int_t ngx_certgate_add_header(ngx_http_request_t *r, const char *key,
+                                         const char *value) {
+    ngx_table_elt_t *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) return NGX_ERROR;
+    h->hash = 1;
+    h->key.data = (u_char *)key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *)value;
+    h->value.len = ngx_strlen(value);
+    return NGX_OK;
+}
+
+// Headers every portal answer carries: no framing, no sniffing, scripts and
+// styles only from the portal itself.
+static ngx_int_t ngx_certgate_security_headers(ngx_http_request_t *r, bool no_store) {
+    if (ngx_certgate_add_header(r, "Content-Security-Policy",
+                                "default-src 'none'; script-src 'self'; style-src 'self'; "
+                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
+                                "frame-ancestors 'none'; base-uri 'none'") != NGX_OK ||
+        ngx_certgate_add_header(r, "X-Content-Type-Options", "nosniff") != NGX_OK ||
+        ngx_certgate_add_header(r, "X-Frame-Options", "DENY") != NGX_OK ||
+        ngx_certgate_add_header(r, "Referrer-Policy", "no-referrer") != NGX_OK) {
+        return NGX_ERROR;
+    }
+    if (no_store && ngx_certgate_add_header(r, "Cache-Control", "no-store") != NGX_OK) {
+        return NGX_ERROR;
+    }
+    return NGX_OK;
+}
+
+ngx_int_t ngx_certgate_send(ngx_http_request_t *r, ngx_uint_t status, const char *content_type,
+                            const std::string &body, bool no_store) noexcept {
+    if (ngx_certgate_security_headers(r, no_store) != NGX_OK) return NGX_ERROR;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type.data = (u_char *)content_type;
+    r->headers_out.content_type.len = ngx_strlen(content_type);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = static_cast<off_t>(body.size());
+
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
+
+    ngx_buf_t *b = ngx_create_temp_buf(r->pool, body.size() ? body.size() : 1);
+    if (b == nullptr) return NGX_ERROR;
+    b->last = ngx_cpymem(b->pos, body.data(), body.size());
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    if (body.empty()) b->memory = 0;
+
+    ngx_chain_t out = {b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}
+
+ngx_int_t ngx_certgate_redirect(ngx_http_request_t *r, const std::string &location) noexcept {
+    ngx_str_t loc = ngx_certgate_pstr(r->pool, location);
+    if (loc.len == 0) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ngx_http_clear_location(r);
+    r->headers_out.location = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+    if (r->headers_out.location == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    r->headers_out.location->hash = 1;
+    ngx_str_set(&r->headers_out.location->key, "Location");
+    r->headers_out.location->value = loc;
+    if (ngx_certgate_add_header(r, "Cache-Control", "no-store") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+static std::string ngx_certgate_self_path(ngx_http_request_t *r) {
+    return ngx_certgate_str(r->uri);
+}
+
+static ngx_int_t ngx_certgate_page(ngx_http_request_t *r, ngx_uint_t status, const char *name,
+                                   const std::string &title, certgate::PageData data) {
+    auto *cmcf = ngx_certgate_main(r);
+    certgate::Language lang = ngx_certgate_language(r);
+    data.set("title", title);
+    std::string html = cmcf->runtime->pages->render(name, lang, std::move(data),
+                                                    ngx_certgate_self_path(r));
+    return ngx_certgate_send(r, status, "text/html; charset=utf-8", html, true);
+}
+
+ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status,
+                              certgate::ErrorCode code) noexcept {
+    try {
+        certgate::Language lang = ngx_certgate_language(r);
+        const std::string &message = certgate::error_message(code, lang);
+        if (ngx_certgate_wants_json(r)) {
+            std::string body = std::string("{\"ok\":false,\"error\":\"") +
+                               certgate::error_name(code) + "\",\"message\":\"" +
+                               certgate::json_escape(message) + "\"}\n";
+            return ngx_certgate_send(r, status, "application/json", body, true);
+        }
+        certgate::PageData data{certgate::PageData::type::object};
+        data.set("message", message);
+        data.set("error", certgate::error_name(code));
+        const auto &words = certgate::page_words(lang);
+        return ngx_certgate_page(r, status, "error", words.at("error_title"), std::move(data));
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+static ngx_int_t ngx_certgate_login_page(ngx_http_request_t *r) {
+    certgate::Language lang = ngx_certgate_language(r);
+    certgate::PageData data{certgate::PageData::type::object};
+
+    // A refusal elsewhere (certgate_require) sends the browser here with
+    // ?error=<code>, so the clerk reads why.
+    ngx_str_t arg;
+    certgate::ErrorCode code;
+    if (ngx_http_arg(r, (u_char *)"error", 5, &arg) == NGX_OK &&
+        certgate::parse_error_code(ngx_certgate_str(arg), &code)) {
+        data.set("message", certgate::error_message(code, lang));
+    }
+    return ngx_certgate_page(r, NGX_HTTP_OK, "login", certgate::page_words(lang).at("login_title"),
+                             std::move(data));
+}
+
+static ngx_int_t ngx_certgate_asset(ngx_http_request_t *r, const std::string &name) {
+    auto *cmcf = ngx_certgate_main(r);
+    const certgate::Pages::Asset *asset = cmcf->runtime->pages->asset(name);
+    if (asset == nullptr) return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
+    if (ngx_certgate_add_header(r, "Cache-Control", "public, max-age=3600") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return ngx_certgate_send(r, NGX_HTTP_OK, asset->content_type, asset->body, false);
+}
+
+// GET health: memcached and the store, probed from the thread pool.
+static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
+    auto *cmcf = ngx_certgate_main(r);
+    // The runtime outlives every request of this worker: the configuration
+    // pool goes only when the process exits.
+    const certgate::Settings *settings = &cmcf->runtime->settings;
+
+    long delay_ms = 0;
+#if (CERTGATE_TEST_HOOKS)
+    // Test builds only: hold the task so tests can show the event loop stays free.
+    ngx_str_t arg;
+    if (ngx_http_arg(r, (u_char *)"delay", 5, &arg) == NGX_OK) {
+        ngx_int_t ms = ngx_atoi(arg.data, arg.len);
+        if (ms > 0 && ms <= 60000) delay_ms = ms;
+    }
+#endif
+
+    auto result = std::make_shared<certgate::Health>();
+    return ngx_certgate_post_task(
+        r,
+        [result, settings, delay_ms]() {
+            if (delay_ms > 0) {
+                struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000};
+                nanosleep(&ts, nullptr);
+            }
+            *result = certgate::check_health(*settings);
+        },
+        [result](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+            if (error != nullptr) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: health: %s",
+                              error->c_str());
+                result->memcached_up = result->store_up = false;
+            }
+            if (!result->memcached_up && !result->memcached_error.empty()) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "certgate: memcached: %s",
+                              result->memcached_error.c_str());
+            }
+            if (!result->store_up && !result->store_error.empty()) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "certgate: store: %s",
+                              result->store_error.c_str());
+            }
+            long alive = -1;
+#if (CERTGATE_TEST_HOOKS)
+            // This task is still counted while it finishes.
+            alive = ngx_certgate_task_t::alive.load() - 1;
+#endif
+            std::string body = certgate::health_json(*result, alive);
+            return ngx_certgate_send(r, result->ok() ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "application/json", body, true);
+        });
+}
+
+ngx_int_t ngx_certgate_portal_handler(ngx_http_request_t *r) noexcept {
+    try {
+        auto *lcf = static_cast<ngx_certgate_loc_conf_t *>(
+            ngx_http_get_module_loc_conf(r, ngx_http_certgate_module));
+        auto *cmcf = ngx_certgate_main(r);
+        if (cmcf->runtime == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        // The path below the portal's prefix: "", "health", "assets/x.css".
+        ngx_str_t rest = ngx_null_string;
+        if (r->uri.len >= lcf->portal_prefix.len) {
+            rest.data = r->uri.data + lcf->portal_prefix.len;
+            rest.len = r->uri.len - lcf->portal_prefix.len;
+        }
+        std::string path = ngx_certgate_str(rest);
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0, "certgate portal: \"%V\"", &rest);
+
+        if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+        ngx_int_t rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) return rc;
+
+        if (path.empty()) return ngx_certgate_login_page(r);
+        if (path == "health") return ngx_certgate_health(r);
+        if (path.rfind("assets/", 0) == 0) return ngx_certgate_asset(r, path.substr(7));
+        return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}

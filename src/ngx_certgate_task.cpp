@@ -1,0 +1,110 @@
+// The thread-task lifecycle.
+//
+// The task object is allocated with new, outside the request pool, because
+// the request may end before the thread does. While it runs the request is
+// held twice: r->main->count keeps the request (and its pool) alive and
+// r->main->blocked makes nginx wait for us instead of finalizing it. A
+// cleanup on the request pool is a second line: should the pool go anyway,
+// the task forgets the request and the completion handler only frees.
+
+#include "ngx_certgate_task.hpp"
+
+#include <exception>
+
+std::atomic<long> ngx_certgate_task_t::alive{0};
+
+ngx_certgate_task_t::ngx_certgate_task_t(work_t work, finish_t finish)
+    : task_(), work_(std::move(work)), finish_(std::move(finish)) {
+    task_.ctx = this;
+    task_.handler = run_in_thread;
+    task_.event.data = this;
+    task_.event.handler = completed;
+    alive.fetch_add(1, std::memory_order_relaxed);
+}
+
+ngx_certgate_task_t::~ngx_certgate_task_t() { alive.fetch_sub(1, std::memory_order_relaxed); }
+
+ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *pool) {
+    cleanup_ = ngx_pool_cleanup_add(r->pool, 0);
+    if (cleanup_ == nullptr) return NGX_ERROR;
+    cleanup_->handler = request_gone;
+    cleanup_->data = this;
+    request_ = r;
+    task_.event.log = r->connection->log;
+
+    if (ngx_thread_task_post(pool, &task_) != NGX_OK) {
+        cleanup_->handler = nullptr;
+        return NGX_ERROR;
+    }
+
+    r->main->blocked++;
+    r->main->count++;
+    return NGX_OK;
+}
+
+void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
+    auto *self = static_cast<ngx_certgate_task_t *>(data);
+    try {
+        self->work_();
+    } catch (const std::exception &e) {
+        self->failed_ = true;
+        self->error_ = e.what();
+    } catch (...) {
+        self->failed_ = true;
+        self->error_ = "unknown exception in thread task";
+    }
+}
+
+void ngx_certgate_task_t::request_gone(void *data) noexcept {
+    auto *self = static_cast<ngx_certgate_task_t *>(data);
+    self->request_ = nullptr;
+}
+
+void ngx_certgate_task_t::completed(ngx_event_t *ev) noexcept {
+    auto *self = static_cast<ngx_certgate_task_t *>(ev->data);
+    ngx_http_request_t *r = self->request_;
+
+    if (r == nullptr) {
+        delete self;
+        return;
+    }
+
+    self->cleanup_->handler = nullptr;
+    r->main->blocked--;
+
+    ngx_connection_t *c = r->connection;
+    ngx_int_t rc;
+    try {
+        rc = self->finish_(r, self->failed_ ? &self->error_ : nullptr);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0, "certgate: %s", e.what());
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    } catch (...) {
+        rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    delete self;
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
+}
+
+ngx_int_t ngx_certgate_post_task(ngx_http_request_t *r, ngx_certgate_task_t::work_t work,
+                                 ngx_certgate_task_t::finish_t finish) noexcept {
+    try {
+        auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
+            ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
+        auto *task = new ngx_certgate_task_t(std::move(work), std::move(finish));
+        if (task->post(r, cmcf->thread_pool) != NGX_OK) {
+            delete task;
+            ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                          "certgate: cannot post a task to thread pool \"%V\"",
+                          &cmcf->thread_pool_name);
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        }
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0, "certgate: task posted");
+        return NGX_DONE;
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}

@@ -1,0 +1,341 @@
+// certgate: client-certificate login and certificate self-service for nginx.
+//
+// This file is the module's frame: directives, configuration, variables and
+// the phase handler. The directive parsers live in ngx_certgate_conf.cpp,
+// the portal in ngx_certgate_portal.cpp, the protected path in
+// ngx_certgate_require.cpp and the thread tasks in ngx_certgate_task.cpp.
+
+#include "ngx_certgate.hpp"
+
+#include <exception>
+
+#include "core/errors.hpp"
+#include "ngx_certgate_ctx.hpp"
+
+static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept;
+static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept;
+static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept;
+static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept;
+static void *ngx_certgate_create_srv_conf(ngx_conf_t *cf) noexcept;
+static char *ngx_certgate_merge_srv_conf(ngx_conf_t *cf, void *parent, void *child) noexcept;
+static void *ngx_certgate_create_loc_conf(ngx_conf_t *cf) noexcept;
+static char *ngx_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept;
+static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+                                       uintptr_t data) noexcept;
+
+static ngx_conf_enum_t ngx_certgate_p12_encryptions[] = {
+    {ngx_string("aes256"), 0},
+    {ngx_string("legacy"), 1},
+    {ngx_null_string, 0},
+};
+
+static ngx_conf_enum_t ngx_certgate_languages[] = {
+    {ngx_string("ja"), NGX_CERTGATE_LANG_JA},
+    {ngx_string("en"), NGX_CERTGATE_LANG_EN},
+    {ngx_string("auto"), NGX_CERTGATE_LANG_AUTO},
+    {ngx_null_string, 0},
+};
+
+#define CG_MAIN NGX_HTTP_MAIN_CONF
+#define CG_MAIN_OFF NGX_HTTP_MAIN_CONF_OFFSET
+#define CG_FIELD(f) offsetof(ngx_certgate_main_conf_t, f)
+
+static ngx_command_t ngx_certgate_commands[] = {
+
+    {ngx_string("certgate_store"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_store, CG_MAIN_OFF,
+     CG_FIELD(store), nullptr},
+
+    {ngx_string("certgate_memcached"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_memcached,
+     CG_MAIN_OFF, CG_FIELD(memcached), nullptr},
+
+    {ngx_string("certgate_thread_pool"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+     CG_MAIN_OFF, CG_FIELD(thread_pool_name), nullptr},
+
+    {ngx_string("certgate_secret"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file, CG_MAIN_OFF,
+     CG_FIELD(secret_file), nullptr},
+
+    {ngx_string("certgate_ca_certificate"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file,
+     CG_MAIN_OFF, CG_FIELD(ca_certificate), nullptr},
+
+    {ngx_string("certgate_ca_key"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_ca_key,
+     CG_MAIN_OFF, CG_FIELD(ca_key), nullptr},
+
+    {ngx_string("certgate_ca_key_passphrase_file"), CG_MAIN | NGX_CONF_TAKE1,
+     ngx_certgate_set_file, CG_MAIN_OFF, CG_FIELD(ca_key_passphrase_file), nullptr},
+
+    {ngx_string("certgate_ca_key_pin_file"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file,
+     CG_MAIN_OFF, CG_FIELD(ca_key_pin_file), nullptr},
+
+    {ngx_string("certgate_pkcs11_module"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file,
+     CG_MAIN_OFF, CG_FIELD(pkcs11_module), nullptr},
+
+    {ngx_string("certgate_p12_encryption"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
+     CG_MAIN_OFF, CG_FIELD(p12_encryption), ngx_certgate_p12_encryptions},
+
+    {ngx_string("certgate_sync_interval"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_interval,
+     CG_MAIN_OFF, CG_FIELD(sync_interval), nullptr},
+
+    {ngx_string("certgate_notify_interval"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_interval,
+     CG_MAIN_OFF, CG_FIELD(notify_interval), (void *)"off"},
+
+    {ngx_string("certgate_templates"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_templates,
+     CG_MAIN_OFF, CG_FIELD(templates), nullptr},
+
+    {ngx_string("certgate_key_type"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_key_type,
+     CG_MAIN_OFF, CG_FIELD(key_type), nullptr},
+
+    {ngx_string("certgate_cert_validity"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_days,
+     CG_MAIN_OFF, CG_FIELD(cert_validity), nullptr},
+
+    {ngx_string("certgate_renew_before"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_days,
+     CG_MAIN_OFF, CG_FIELD(renew_before), nullptr},
+
+    {ngx_string("certgate_timezone"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_timezone,
+     CG_MAIN_OFF, CG_FIELD(timezone), nullptr},
+
+    {ngx_string("certgate_lockout"), CG_MAIN | NGX_CONF_TAKE3, ngx_certgate_set_lockout,
+     CG_MAIN_OFF, 0, nullptr},
+
+    {ngx_string("certgate_code"), CG_MAIN | NGX_CONF_TAKE3, ngx_certgate_set_code, CG_MAIN_OFF, 0,
+     nullptr},
+
+    {ngx_string("certgate_userid_rule"), CG_MAIN | NGX_CONF_1MORE, ngx_certgate_set_rule,
+     CG_MAIN_OFF, CG_FIELD(userid_rules), nullptr},
+
+    {ngx_string("certgate_password_rule"), CG_MAIN | NGX_CONF_1MORE, ngx_certgate_set_rule,
+     CG_MAIN_OFF, CG_FIELD(password_rules), nullptr},
+
+    {ngx_string("certgate_mail"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_mail, CG_MAIN_OFF,
+     CG_FIELD(mail), nullptr},
+
+    {ngx_string("certgate_mail_from"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+     CG_MAIN_OFF, CG_FIELD(mail_from), nullptr},
+
+    {ngx_string("certgate_session_timeout"), CG_MAIN | NGX_CONF_TAKE2,
+     ngx_certgate_set_session_timeout, CG_MAIN_OFF, 0, nullptr},
+
+    {ngx_string("certgate_helpdesk"), CG_MAIN | NGX_CONF_TAKE3, ngx_certgate_set_helpdesk,
+     CG_MAIN_OFF, 0, nullptr},
+
+    {ngx_string("certgate_crl_url"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot, CG_MAIN_OFF,
+     CG_FIELD(crl_url), nullptr},
+
+    {ngx_string("certgate_language"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
+     ngx_conf_set_enum_slot, NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_certgate_srv_conf_t, language),
+     ngx_certgate_languages},
+
+    {ngx_string("certgate_portal"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_certgate_set_portal,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+
+    {ngx_string("certgate_require"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
+     ngx_certgate_set_require, NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+
+    ngx_null_command};
+
+static ngx_http_module_t ngx_certgate_module_ctx = {
+    ngx_certgate_add_variables,    // preconfiguration
+    ngx_certgate_init,             // postconfiguration
+    ngx_certgate_create_main_conf, // create main configuration
+    ngx_certgate_init_main_conf,   // init main configuration
+    ngx_certgate_create_srv_conf,  // create server configuration
+    ngx_certgate_merge_srv_conf,   // merge server configuration
+    ngx_certgate_create_loc_conf,  // create location configuration
+    ngx_certgate_merge_loc_conf,   // merge location configuration
+};
+
+ngx_module_t ngx_http_certgate_module = {
+    NGX_MODULE_V1,
+    &ngx_certgate_module_ctx, // module context
+    ngx_certgate_commands,    // module directives
+    NGX_HTTP_MODULE,          // module type
+    nullptr,                  // init master
+    nullptr,                  // init module
+    nullptr,                  // init process
+    nullptr,                  // init thread
+    nullptr,                  // exit thread
+    nullptr,                  // exit process
+    nullptr,                  // exit master
+    NGX_MODULE_V1_PADDING};
+
+enum ngx_certgate_var_e {
+    NGX_CERTGATE_VAR_USER,
+    NGX_CERTGATE_VAR_ORG,
+    NGX_CERTGATE_VAR_ROLE,
+    NGX_CERTGATE_VAR_SERIAL,
+    NGX_CERTGATE_VAR_DAYS_LEFT,
+};
+
+static ngx_http_variable_t ngx_certgate_vars[] = {
+    {ngx_string("certgate_user"), nullptr, ngx_certgate_variable, NGX_CERTGATE_VAR_USER,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("certgate_org"), nullptr, ngx_certgate_variable, NGX_CERTGATE_VAR_ORG,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("certgate_role"), nullptr, ngx_certgate_variable, NGX_CERTGATE_VAR_ROLE,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("certgate_cert_serial"), nullptr, ngx_certgate_variable, NGX_CERTGATE_VAR_SERIAL,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("certgate_cert_days_left"), nullptr, ngx_certgate_variable,
+     NGX_CERTGATE_VAR_DAYS_LEFT, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    ngx_http_null_variable};
+
+static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept {
+    for (ngx_http_variable_t *v = ngx_certgate_vars; v->name.len; v++) {
+        ngx_http_variable_t *var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == nullptr) return NGX_ERROR;
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+    return NGX_OK;
+}
+
+// The variables describe the request's verified identity, which the
+// certgate_require handler put in the request context; elsewhere they are
+// not found (empty in logs, no header from proxy_set_header).
+static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+                                       uintptr_t data) noexcept {
+    auto *ctx =
+        static_cast<ngx_certgate_ctx_t *>(ngx_http_get_module_ctx(r->main, ngx_http_certgate_module));
+    ngx_str_t *value = nullptr;
+    if (ctx != nullptr && ctx->identity_set) {
+        switch (data) {
+        case NGX_CERTGATE_VAR_USER: value = &ctx->user; break;
+        case NGX_CERTGATE_VAR_ORG: value = &ctx->org; break;
+        case NGX_CERTGATE_VAR_ROLE: value = &ctx->role; break;
+        case NGX_CERTGATE_VAR_SERIAL: value = &ctx->serial; break;
+        case NGX_CERTGATE_VAR_DAYS_LEFT: value = &ctx->days_left; break;
+        }
+    }
+    if (value == nullptr || value->len == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+    v->len = value->len;
+    v->data = value->data;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    return NGX_OK;
+}
+
+static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
+    auto *cmcf =
+        static_cast<ngx_certgate_main_conf_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_main_conf_t)));
+    if (cmcf == nullptr) return nullptr;
+
+    // set by ngx_pcalloc(): all ngx_str_t empty, places zero, runtime,
+    // thread_pool, rule arrays NULL, used 0.
+
+    cmcf->p12_encryption = NGX_CONF_UNSET_UINT;
+    cmcf->sync_interval = NGX_CONF_UNSET_MSEC;
+    cmcf->notify_interval = NGX_CONF_UNSET_MSEC;
+    cmcf->cert_validity = NGX_CONF_UNSET;
+    cmcf->renew_before = NGX_CONF_UNSET;
+    cmcf->lockout_failures = NGX_CONF_UNSET_UINT;
+    cmcf->lockout_time = NGX_CONF_UNSET;
+    cmcf->lockout_locks = NGX_CONF_UNSET_UINT;
+    cmcf->code_digits = NGX_CONF_UNSET_UINT;
+    cmcf->code_lifetime = NGX_CONF_UNSET;
+    cmcf->code_attempts = NGX_CONF_UNSET_UINT;
+    cmcf->session_idle = NGX_CONF_UNSET;
+    cmcf->session_absolute = NGX_CONF_UNSET;
+    return cmcf;
+}
+
+static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
+
+    ngx_conf_init_uint_value(cmcf->p12_encryption, 0);
+    ngx_conf_init_msec_value(cmcf->sync_interval, 2000);
+    ngx_conf_init_msec_value(cmcf->notify_interval, 3600 * 1000);
+    ngx_conf_init_value(cmcf->cert_validity, 366);
+    ngx_conf_init_value(cmcf->renew_before, 30);
+    ngx_conf_init_uint_value(cmcf->lockout_failures, 6);
+    ngx_conf_init_value(cmcf->lockout_time, 60 * 60);
+    ngx_conf_init_uint_value(cmcf->lockout_locks, 3);
+    ngx_conf_init_uint_value(cmcf->code_digits, 6);
+    ngx_conf_init_value(cmcf->code_lifetime, 30 * 60);
+    ngx_conf_init_uint_value(cmcf->code_attempts, 5);
+    ngx_conf_init_value(cmcf->session_idle, 20 * 60);
+    ngx_conf_init_value(cmcf->session_absolute, 8 * 3600);
+
+    if (cmcf->thread_pool_name.len == 0) {
+        ngx_str_set(&cmcf->thread_pool_name, "default");
+    }
+    if (cmcf->key_type.len == 0) {
+        ngx_str_set(&cmcf->key_type, "rsa:2048");
+    }
+    if (cmcf->timezone.len == 0) {
+        ngx_str_set(&cmcf->timezone, "Asia/Tokyo");
+    }
+
+    if (cmcf->renew_before >= cmcf->cert_validity) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "certgate_renew_before (%T days) must be shorter than "
+                           "certgate_cert_validity (%T days)",
+                           cmcf->renew_before, cmcf->cert_validity);
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
+
+    if (!cmcf->used) return NGX_CONF_OK;
+
+    cmcf->thread_pool = ngx_thread_pool_add(cf, &cmcf->thread_pool_name);
+    if (cmcf->thread_pool == nullptr) return static_cast<char *>(NGX_CONF_ERROR);
+
+    if (ngx_certgate_init_runtime(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
+    return NGX_CONF_OK;
+}
+
+static void *ngx_certgate_create_srv_conf(ngx_conf_t *cf) noexcept {
+    auto *cscf =
+        static_cast<ngx_certgate_srv_conf_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_srv_conf_t)));
+    if (cscf == nullptr) return nullptr;
+    cscf->language = NGX_CONF_UNSET_UINT;
+    return cscf;
+}
+
+static char *ngx_certgate_merge_srv_conf(ngx_conf_t *, void *parent, void *child) noexcept {
+    auto *prev = static_cast<ngx_certgate_srv_conf_t *>(parent);
+    auto *conf = static_cast<ngx_certgate_srv_conf_t *>(child);
+    ngx_conf_merge_uint_value(conf->language, prev->language,
+                              static_cast<ngx_uint_t>(NGX_CERTGATE_LANG_JA));
+    return NGX_CONF_OK;
+}
+
+static void *ngx_certgate_create_loc_conf(ngx_conf_t *cf) noexcept {
+    auto *clcf =
+        static_cast<ngx_certgate_loc_conf_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_loc_conf_t)));
+    if (clcf == nullptr) return nullptr;
+
+    // set by ngx_pcalloc(): portal_prefix empty.
+
+    clcf->portal = NGX_CONF_UNSET;
+    clcf->require = NGX_CONF_UNSET;
+    clcf->require_master = NGX_CONF_UNSET;
+    return clcf;
+}
+
+static char *ngx_certgate_merge_loc_conf(ngx_conf_t *, void *parent, void *child) noexcept {
+    auto *prev = static_cast<ngx_certgate_loc_conf_t *>(parent);
+    auto *conf = static_cast<ngx_certgate_loc_conf_t *>(child);
+
+    // The portal is a content handler of its own location; it is not
+    // inherited. certgate_require is inherited by nested locations.
+    ngx_conf_init_value(conf->portal, 0);
+    ngx_conf_merge_value(conf->require, prev->require, 0);
+    ngx_conf_merge_value(conf->require_master, prev->require_master, 0);
+    return NGX_CONF_OK;
+}
+
+static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_certgate_module));
+    if (!cmcf->used) return NGX_OK;
+
+    auto *hcmcf =
+        static_cast<ngx_http_core_main_conf_t *>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    auto *h = static_cast<ngx_http_handler_pt *>(
+        ngx_array_push(&hcmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers));
+    if (h == nullptr) return NGX_ERROR;
+    *h = ngx_certgate_require_handler;
+    return NGX_OK;
+}
