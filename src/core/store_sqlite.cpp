@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "core/ca.hpp"
 #include "core/store.hpp"
@@ -18,6 +19,16 @@ namespace {
 // The store keeps serials as ca.hpp's serial_hex() prints them.
 std::string serial_key(const std::string& text) {
     return normalize_serial_hex(text).value_or(std::string());
+}
+
+// "2026-11-26T03:00:00Z": event details are read by people.
+std::string utc_time(int64_t t) {
+    time_t tt = static_cast<time_t>(t);
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
 }
 
 // Schema migrations: entry i takes the store from version i to i + 1.
@@ -580,7 +591,7 @@ LockResult SqliteStore::lock_user(const std::string& id, int64_t until, int bloc
         s.bind(0, result.lock_count).bind(1, until).bind(2, result.blocked ? 1 : 0).bind(3, id);
         s.run();
         append_event(actor, event_kind::kUserLocked, id,
-                     "until=" + std::to_string(until) +
+                     "until=" + utc_time(until) +
                          " lock_count=" + std::to_string(result.lock_count));
         if (result.blocked)
             append_event(actor, event_kind::kUserBlocked, id,
@@ -677,8 +688,8 @@ void SqliteStore::add_certificate(const Certificate& cert, bool supersede,
         s.bind(0, serial).bind(1, cert.user_id).bind(2, cert.not_before).bind(3, cert.not_after);
         s.bind(4, cert.issued_at ? cert.issued_at : now()).run();
         append_event(actor, event_kind::kCertIssued, serial,
-                     "user=" + cert.user_id + " not_before=" + std::to_string(cert.not_before) +
-                         " not_after=" + std::to_string(cert.not_after));
+                     "user=" + cert.user_id + " not_before=" + utc_time(cert.not_before) +
+                         " not_after=" + utc_time(cert.not_after));
     });
 }
 
@@ -902,7 +913,7 @@ void SqliteStore::mark_mail_failed(int64_t id, const std::string& error, int64_t
         if (sqlite3_changes(db_) != 1)
             throw StoreNotFound("mail " + std::to_string(id) + " is not in the outbox");
         append_event("certgate", event_kind::kMailFailed, "mail:" + std::to_string(id),
-                     (retry_at ? "retry_at=" + std::to_string(retry_at) + " " : "gave up ") +
+                     (retry_at ? "retry_at=" + utc_time(retry_at) + " " : "gave up ") +
                          error);
     });
 }

@@ -1,0 +1,396 @@
+// certgatectl user ...: master and general users, the initial-password letter,
+// reset (R17), lock, unlock, block, unblock (R10).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "core/ca.hpp"
+#include "core/password.hpp"
+#include "ctl/ctl.hpp"
+
+namespace certgate::ctl {
+
+namespace {
+
+// certgate_userid_rule / certgate_password_rule when nginx.conf sets them, else R8 / R9.
+void check_rule(Context& ctx, const std::string& directive, const std::string& value,
+                const std::string& what, RuleViolation (*builtin)(std::string_view)) {
+    const NginxConf* conf = ctx.conf();
+    if (conf && conf->has(directive)) {
+        PatternRule rule(conf->args(directive));
+        if (auto bad = rule.first_failure(value))
+            throw UsageError(what + " does not match " + directive + " pattern \"" +
+                             rule.patterns()[*bad] + "\"");
+        return;
+    }
+    RuleViolation v = builtin(value);
+    if (v != RuleViolation::none) throw UsageError(what + " " + describe(v));
+}
+
+void check_user_id_rule(Context& ctx, const std::string& id) {
+    check_rule(ctx, "certgate_userid_rule", id,
+               "user ID '" + id + "' breaks R8 (6-12 letters and digits, at least one of each):",
+               check_user_id);
+}
+
+void check_mail(const std::string& mail) {
+    auto at = mail.find('@');
+    bool ok = at != std::string::npos && at > 0 && at + 1 < mail.size() &&
+              mail.find('@', at + 1) == std::string::npos && mail.size() <= 254;
+    for (char c : mail) ok = ok && c > 0x20 && c < 0x7f && c != '<' && c != '>' && c != ',';
+    if (!ok) throw UsageError("mail address '" + mail + "' is not a valid address");
+}
+
+std::string read_password_stdin() {
+    std::string pw;
+    std::getline(std::cin, pw);
+    if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+    if (pw.empty()) throw UsageError("--password-stdin: no password on standard input");
+    return pw;
+}
+
+std::string html_escape(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&#39;"; break;
+            default: out += c;
+        }
+    }
+    return out;
+}
+
+struct LetterFacts {
+    std::string org_id, org_name, user_id, name, mail, password;
+    Role role;
+    bool reset;
+    int64_t issued_at;
+};
+
+std::string day_of(int64_t t) { return format_time(t).substr(0, 10); }
+
+// The letter the bank mails: what the user needs for 初期登録 and nothing else.
+std::string letter_text(const LetterFacts& f) {
+    const bool master = f.role == Role::master;
+    std::ostringstream o;
+    o << "ろうきん賃金控除事務支援システム  初期パスワードのお知らせ\n"
+      << "Wage-deduction administration system: your initial password\n"
+      << "\n"
+      << "発行日 / Date:                   " << day_of(f.issued_at) << "\n"
+      << "団体 / Organisation:             " << f.org_name << " (" << f.org_id << ")\n";
+    if (!f.name.empty()) o << "お名前 / Name:                   " << f.name << "\n";
+    o << "ユーザー区分 / Role:             "
+      << (master ? "マスターユーザー / master user" : "一般ユーザー / general user") << "\n"
+      << "ユーザーID / User ID:            " << f.user_id << "\n"
+      << "初期パスワード / Initial password: " << f.password << "\n"
+      << "\n";
+    if (master)
+      o << "ログイン画面の［マスターユーザーの初期登録］から、上記のユーザーIDと初期パスワードで\n"
+           "初期登録を行い、新しいパスワードとメールアドレスを登録してください。\n"
+           "On the login screen, choose マスターユーザーの初期登録 (master user's first\n"
+           "registration) and enter the user ID and initial password above; then set a new\n"
+           "password and your mail address.\n";
+    else
+      o << "ログイン画面の［一般ユーザーの初期登録］から、上記のユーザーIDと初期パスワードで\n"
+           "認証し、新しいパスワードを設定してください。\n"
+           "On the login screen, choose 一般ユーザーの初期登録 (general user's first\n"
+           "registration), enter the user ID and initial password above, and set a new\n"
+           "password.\n";
+    o << "\n"
+      << "初期パスワードは一度だけ使えます。英字の大文字と小文字を区別します。\n"
+      << "The initial password works for one registration only; letters are case-sensitive.\n";
+    if (f.reset)
+      o << "以前のパスワードと電子証明書でのログインはできなくなりました。\n"
+           "Your previous password no longer works.\n";
+    return o.str();
+}
+
+std::string letter_html(const LetterFacts& f) {
+    std::ostringstream o;
+    const bool master = f.role == Role::master;
+    o << "<!DOCTYPE html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">\n"
+      << "<title>初期パスワードのお知らせ " << html_escape(f.user_id) << "</title>\n"
+      << "<style>body{font-family:serif;margin:2cm;max-width:17cm}"
+         "table{border-collapse:collapse;margin:1em 0}"
+         "th,td{border:1px solid #000;padding:.4em .8em;text-align:left}"
+         ".pw{font-family:monospace;font-size:1.4em;letter-spacing:.2em}"
+         "@media print{body{margin:0}}</style>\n"
+      << "</head><body>\n"
+      << "<h1>初期パスワードのお知らせ</h1>\n"
+      << "<p>ろうきん賃金控除事務支援システム<br>"
+         "Wage-deduction administration system: your initial password</p>\n"
+      << "<table>\n"
+      << "<tr><th>発行日 / Date</th><td>" << day_of(f.issued_at) << "</td></tr>\n"
+      << "<tr><th>団体 / Organisation</th><td>" << html_escape(f.org_name) << " ("
+      << html_escape(f.org_id) << ")</td></tr>\n";
+    if (!f.name.empty())
+        o << "<tr><th>お名前 / Name</th><td>" << html_escape(f.name) << "</td></tr>\n";
+    o << "<tr><th>ユーザー区分 / Role</th><td>"
+      << (master ? "マスターユーザー / master user" : "一般ユーザー / general user")
+      << "</td></tr>\n"
+      << "<tr><th>ユーザーID / User ID</th><td class=\"pw\">" << html_escape(f.user_id)
+      << "</td></tr>\n"
+      << "<tr><th>初期パスワード / Initial password</th><td class=\"pw\">"
+      << html_escape(f.password) << "</td></tr>\n"
+      << "</table>\n"
+      << "<p>ログイン画面の［" << (master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録")
+      << "］から、上記のユーザーIDと初期パスワードで初期登録を行ってください。"
+         "初期パスワードは一度だけ使えます。英字の大文字と小文字を区別します。</p>\n"
+      << "<p>On the login screen choose "
+      << (master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録")
+      << " and enter the user ID and initial password above. The initial password works "
+         "for one registration only; letters are case-sensitive.</p>\n"
+      << "</body></html>\n";
+    return o.str();
+}
+
+// Writes the letter to --out (0600: it holds a password); the caller does this
+// inside the store transaction, so a file that cannot be written changes nothing.
+void write_letter_file(const std::string& path, const std::string& text) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) throw ConfigError("cannot write letter " + path + ": " + std::strerror(errno));
+    ssize_t n = ::write(fd, text.data(), text.size());
+    int err = errno;
+    if (::close(fd) != 0 && n >= 0) err = errno, n = -1;
+    if (n != static_cast<ssize_t>(text.size()))
+        throw ConfigError("cannot write letter " + path + ": " + std::strerror(err));
+}
+
+// Prints (or writes) the letter, or with --json the facts as one object.
+void deliver_letter(Context& ctx, const LetterFacts& f, const std::string& rendered) {
+    const std::string out = ctx.args.value("--out");
+    if (ctx.json) {
+        JsonObject o;
+        o.add("user_id", f.user_id).add("org", f.org_id).add("role", to_string(f.role));
+        o.add("initial_password", f.password);
+        if (!out.empty()) o.add("letter", out);
+        std::cout << o.str() << "\n";
+    } else if (out.empty()) {
+        std::cout << rendered;
+    } else {
+        std::cout << "letter for " << f.user_id << " written to " << out << "\n";
+    }
+}
+
+int add_user(Context& ctx, Role role) {
+    const std::string org_id = ctx.args.positional(0, "ORG_ID");
+    const std::string user_id = ctx.args.positional(1, "USER_ID");
+    check_user_id_rule(ctx, user_id);
+    const std::string mail = ctx.args.value("--mail");
+    if (mail.empty()) throw UsageError("--mail ADDR is required");
+    check_mail(mail);
+    const bool from_stdin = ctx.args.flag("--password-stdin");
+    if (from_stdin && (ctx.args.flag("--html") || ctx.args.flag("--out")))
+        throw UsageError("--password-stdin prints no letter: drop --html and --out");
+
+    std::string password = from_stdin ? read_password_stdin() : generate_initial_password();
+    if (from_stdin)
+        check_rule(ctx, "certgate_password_rule", password,
+                   "the password breaks R9 (8-12 characters with upper, lower, digit and symbol):",
+                   check_password);
+
+    Store& store = ctx.store();
+    auto org = store.find_org(org_id);
+    if (!org) throw StoreNotFound("organisation " + org_id + " does not exist");
+
+    User u;
+    u.id = user_id;
+    u.org = org_id;
+    u.role = role;
+    u.name = ctx.args.value("--name");
+    u.mail = mail;
+    u.password_hash = hash_password(password);
+    u.state = from_stdin ? UserState::active : UserState::must_register;
+
+    LetterFacts facts{org_id, org->name, user_id, u.name, mail, password, role, false, store.now()};
+    const std::string rendered = ctx.args.flag("--html") ? letter_html(facts) : letter_text(facts);
+    store.write([&] {
+        store.add_user(u, ctx.actor(),
+                       from_stdin ? "password set from standard input (--password-stdin); "
+                                    "registered without initial password"
+                                  : "initial password issued");
+        if (ctx.args.flag("--out")) write_letter_file(ctx.args.value("--out"), rendered);
+    });
+    if (from_stdin) {
+        if (ctx.json)
+            std::cout << JsonObject().add("user_id", user_id).add("org", org_id)
+                             .add("role", to_string(role)).add("state", "active").str()
+                      << "\n";
+        else
+            std::cout << "added " << to_string(role) << " user " << user_id << " to " << org_id
+                      << " (registered, password from standard input)\n";
+        return kOk;
+    }
+    deliver_letter(ctx, facts, rendered);
+    return kOk;
+}
+
+User require_user(Store& store, const std::string& id) {
+    auto u = store.find_user(id);
+    if (!u) throw StoreNotFound("user " + id + " does not exist");
+    return *u;
+}
+
+std::string user_state_words(const User& u, int64_t now) {
+    std::string s = to_string(u.state);
+    if (u.blocked) s += ",blocked";
+    if (u.locked_at(now)) s += ",locked";
+    return s;
+}
+
+// Prints the user's new state after a lock-family command.
+int report_user(Context& ctx, const std::string& id, const std::string& done) {
+    User u = require_user(ctx.store(), id);
+    if (ctx.json)
+        std::cout << user_json(u).str() << "\n";
+    else
+        std::cout << done << " " << id << " (now " << user_state_words(u, ctx.store().now())
+                  << ")\n";
+    return kOk;
+}
+
+// certgate_lockout failures, lock time, locks: "6 60m 3".
+std::pair<int64_t, int> lockout_settings(Context& ctx) {
+    int64_t lock_time = 3600;
+    int locks = 3;
+    if (const NginxConf* conf = ctx.conf(); conf && conf->has("certgate_lockout")) {
+        auto a = conf->args("certgate_lockout");
+        if (a.size() >= 2) lock_time = parse_duration(a[1]);
+        if (a.size() >= 3) locks = static_cast<int>(parse_number(a[2], "certgate_lockout locks"));
+    }
+    return {lock_time, locks};
+}
+
+}  // namespace
+
+void print_user_table(const std::vector<User>& users, int64_t now) {
+    std::cout << std::left << std::setw(14) << "USER" << std::setw(16) << "ORG" << std::setw(9)
+              << "ROLE" << std::setw(28) << "STATE" << "MAIL\n";
+    for (const auto& u : users)
+        std::cout << std::setw(14) << u.id << std::setw(16) << u.org << std::setw(9)
+                  << to_string(u.role) << std::setw(28) << user_state_words(u, now) << u.mail
+                  << "\n";
+}
+
+int cmd_user_add_master(Context& ctx) { return add_user(ctx, Role::master); }
+int cmd_user_add_general(Context& ctx) { return add_user(ctx, Role::general); }
+
+int cmd_user_reset(Context& ctx) {
+    const std::string id = ctx.args.positional(0, "USER_ID");
+    Store& store = ctx.store();
+    User u = require_user(store, id);
+    auto org = store.find_org(u.org);
+    const std::string password = generate_initial_password();
+    LetterFacts facts{u.org, org ? org->name : u.org, id, u.name, u.mail, password, u.role, true,
+                      store.now()};
+    const std::string rendered = ctx.args.flag("--html") ? letter_html(facts) : letter_text(facts);
+    const std::string hash = hash_password(password);
+    store.write([&] {
+        store.reset_user(id, hash, ctx.actor());
+        if (ctx.args.flag("--out")) write_letter_file(ctx.args.value("--out"), rendered);
+    });
+    deliver_letter(ctx, facts, rendered);
+    return kOk;
+}
+
+int cmd_user_lock(Context& ctx) {
+    const std::string id = ctx.args.positional(0, "USER_ID");
+    auto [lock_time, locks] = lockout_settings(ctx);
+    if (ctx.args.flag("--minutes")) lock_time = parse_number(ctx.args.value("--minutes"), "--minutes") * 60;
+    if (lock_time <= 0) throw UsageError("--minutes must be at least 1");
+    Store& store = ctx.store();
+    LockResult r = store.lock_user(id, store.now() + lock_time, locks, ctx.actor());
+    return report_user(ctx, id, r.blocked ? "locked and blocked" : "locked");
+}
+
+int cmd_user_unlock(Context& ctx) {
+    const std::string id = ctx.args.positional(0, "USER_ID");
+    ctx.store().unlock_user(id, ctx.actor());
+    return report_user(ctx, id, "unlocked");
+}
+
+int cmd_user_block(Context& ctx) {
+    const std::string id = ctx.args.positional(0, "USER_ID");
+    ctx.store().block_user(id, ctx.actor());
+    return report_user(ctx, id, "blocked");
+}
+
+int cmd_user_unblock(Context& ctx) {
+    const std::string id = ctx.args.positional(0, "USER_ID");
+    ctx.store().unblock_user(id, ctx.actor());
+    return report_user(ctx, id, "unblocked");
+}
+
+int cmd_user_disable(Context& ctx) {
+    const std::string id = ctx.args.positional(0, "USER_ID");
+    Store& store = ctx.store();
+    std::vector<std::string> revoked;
+    store.write([&] {
+        store.disable_user(id, ctx.actor());
+        revoked = store.revoke_user_certificates(id, "cessationOfOperation", ctx.actor());
+    });
+    if (!ctx.json)
+        for (const auto& s : revoked) std::cout << "revoked certificate " << s << "\n";
+    return report_user(ctx, id, "disabled");
+}
+
+int cmd_user_list(Context& ctx) {
+    Store& store = ctx.store();
+    const std::string org = ctx.args.value("--org");
+    if (!org.empty() && !store.find_org(org))
+        throw StoreNotFound("organisation " + org + " does not exist");
+    auto users = store.list_users(org);
+    if (ctx.json) {
+        std::vector<std::string> items;
+        for (const auto& u : users) items.push_back(user_json(u).str());
+        std::cout << json_array(items) << "\n";
+        return kOk;
+    }
+    print_user_table(users, store.now());
+    return kOk;
+}
+
+int cmd_user_show(Context& ctx) {
+    const std::string id = ctx.args.positional(0, "USER_ID");
+    Store& store = ctx.store();
+    User u = require_user(store, id);
+    CertificateFilter f;
+    f.user_id = id;
+    auto certs = store.list_certificates(f);
+    if (ctx.json) {
+        std::vector<std::string> items;
+        for (const auto& c : certs) items.push_back(cert_json(c).str());
+        std::cout << user_json(u).raw("certificates", json_array(items)).str() << "\n";
+        return kOk;
+    }
+    const int64_t now = store.now();
+    std::cout << "user             " << u.id << "\n"
+              << "organisation     " << u.org << "\n"
+              << "role             " << to_string(u.role) << "\n"
+              << "name             " << (u.name.empty() ? "-" : u.name) << "\n"
+              << "mail             " << u.mail << "\n"
+              << "state            " << user_state_words(u, now) << "\n"
+              << "failure streak   " << u.failure_streak << "\n"
+              << "locks            " << u.lock_count << "\n"
+              << "locked until     " << (u.locked_at(now) ? format_time(u.locked_until) : "-")
+              << "\n"
+              << "initial password " << format_time(u.initial_password_at) << "\n"
+              << "last login       " << format_time(u.last_login_at) << "\n"
+              << "created          " << format_time(u.created_at) << "\n"
+              << "certificates     " << (certs.empty() ? "none" : "") << "\n";
+    for (const auto& c : certs)
+        std::cout << "  " << c.serial << "  " << to_string(c.status) << "  until "
+                  << format_time(c.not_after) << "\n";
+    return kOk;
+}
+
+}  // namespace certgate::ctl
