@@ -109,7 +109,7 @@ CertificateIdentity certificate_identity(const X509* cert);
 // issuer name, signature with the CA public key, validity window. No I/O, no
 // allocation beyond OpenSSL's verify context; tens of microseconds.
 class ClientCertCheck {
-public:
+  public:
     enum class Result { ok, not_ours, expired, not_yet_valid };
 
     // Takes its own reference to ca_cert; the caller keeps its own.
@@ -118,7 +118,7 @@ public:
     // Decides for one peer certificate at `now` (passed in so tests fix the clock).
     Result check(X509* peer, time_t now) const;
 
-private:
+  private:
     X509Ptr ca_;
     EVP_PKEY* ca_public_key_;  // owned by ca_
 };
@@ -194,7 +194,7 @@ struct CaKeyOptions {
 // shared key is safe to sign with concurrently). Everything else each call
 // makes for itself. Move-only: hold it in a unique_ptr/shared_ptr.
 class CaSigner {
-public:
+  public:
     // key_spec is a PEM file path, or "engine:pkcs11:<pkcs11 URI>" for a key
     // in an HSM. Checks the key matches the certificate and that the
     // certificate is a CA; every failure names the file and the cause.
@@ -222,7 +222,7 @@ public:
     CaSigner(CaSigner&&) noexcept = default;
     CaSigner& operator=(CaSigner&&) noexcept = default;
 
-private:
+  private:
     CaSigner(X509Ptr cert, PKey key);
 
     X509Ptr cert_;
@@ -235,6 +235,23 @@ private:
 // `validity_days` days counting the local issue day (366: 2026-11-26 gives
 // 2027-11-26 23:59:59). Throws CaError for an unknown zone.
 time_t certificate_not_after(time_t issue_time, const std::string& tz, int validity_days);
+
+// A wall-clock time in some zone, for R11's file name and the dates on ⑧.
+struct LocalTime {
+    int year, month, day;  // month 1-12
+    int hour, minute, second;
+    int utc_offset;  // seconds east of UTC in force at that moment
+};
+
+// Converts with the IANA tz database (the TZif files under /usr/share/zoneinfo,
+// read once per zone, never the process-wide TZ), so thread-pool threads can
+// call it while nginx's own thread formats log times. Throws CaError for an
+// unknown zone.
+LocalTime to_local_time(time_t t, const std::string& tz);
+
+// Throws CaError unless `tz` names a zone of the tz database: the glue's
+// config-time check of certgate_timezone.
+void check_time_zone(const std::string& tz);
 
 // The .p12 file name of R11: <userID><YYYYMMDDhhmmss>.p12, local time in `tz`.
 std::string p12_file_name(const std::string& user_id, time_t issue_time, const std::string& tz);
