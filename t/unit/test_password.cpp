@@ -1,0 +1,204 @@
+// Passwords: argon2id hashing and verification (including hashes made by
+// Debian's argon2 command), the R9 initial-password generator, and the R8/R9
+// checks with their PCRE2 twins.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "core/password.hpp"
+
+// cmocka last: it needs the three C headers first and has no extern "C".
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace certgate;
+
+namespace {
+
+// Made with:
+//   printf %s 'Passw0rd!' | argon2 certgateSaltValue01 -id -t 2 -k 19456 -p 1 -e
+const char* const kDebianHash =
+    "$argon2id$v=19$m=19456,t=2,p=1$Y2VydGdhdGVTYWx0VmFsdWUwMQ$"
+    "Ek6FXmg2AwR4cqGcojTnNyEr6aD8kF6M59XUL6IO5F4";
+
+// Runs Debian's argon2 with the password on stdin; "" if the tool is missing.
+std::string argon2_cli(const std::string& password, const std::string& salt,
+                       const std::string& params) {
+    if (access("/usr/bin/argon2", X_OK) != 0) return "";
+    std::string cmd = "printf %s '" + password + "' | /usr/bin/argon2 " + salt + " -id " + params +
+                      " -e";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return "";
+    char buf[512] = {0};
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    pclose(p);
+    std::string out(buf, n);
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    return out;
+}
+
+std::string base64_decode_nopad(const std::string& in) {
+    static const std::string alphabet =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    unsigned buf = 0;
+    int bits = 0;
+    for (char c : in) {
+        auto v = alphabet.find(c);
+        if (v == std::string::npos) break;
+        buf = (buf << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(static_cast<char>((buf >> bits) & 0xff));
+        }
+    }
+    return out;
+}
+
+void hash_and_verify(void**) {
+    std::string h = hash_password("Passw0rd!");
+    assert_true(h.rfind("$argon2id$v=19$m=19456,t=2,p=1$", 0) == 0);
+    assert_true(verify_password("Passw0rd!", h));
+    assert_false(verify_password("passw0rd!", h));
+    assert_false(verify_password("Passw0rd", h));
+    assert_false(verify_password("", h));
+    // Two hashes of one password differ: the salt is random.
+    assert_string_not_equal(h.c_str(), hash_password("Passw0rd!").c_str());
+    assert_false(needs_rehash(h));
+}
+
+void verifies_debian_hash(void**) {
+    assert_true(verify_password("Passw0rd!", kDebianHash));
+    assert_false(verify_password("Passw0rd?", kDebianHash));
+    // And one made now, with other parameters, still verifies.
+    std::string fresh = argon2_cli("Xy7#abcD", "anotherSalt99", "-t 3 -k 32768 -p 1");
+    if (fresh.empty()) {
+        print_message("argon2 command not installed: checked the embedded hash only\n");
+        return;
+    }
+    assert_true(verify_password("Xy7#abcD", fresh));
+    assert_false(verify_password("Xy7#abcd", fresh));
+}
+
+// An operator can recompute one of our hashes by hand with Debian's tool.
+void debian_tool_recomputes_our_hash(void**) {
+    std::string ours = hash_password("Ab3$efgh");
+    // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
+    size_t s1 = ours.find('$', std::strlen("$argon2id$v=19$m=19456,t=2,p=1"));
+    size_t s2 = ours.find('$', s1 + 1);
+    std::string salt = base64_decode_nopad(ours.substr(s1 + 1, s2 - s1 - 1));
+    assert_int_equal(salt.size(), 22);
+    std::string theirs = argon2_cli("Ab3$efgh", salt, "-t 2 -k 19456 -p 1");
+    if (theirs.empty()) {
+        print_message("argon2 command not installed: skipped\n");
+        return;
+    }
+    assert_string_equal(theirs.c_str(), ours.c_str());
+}
+
+void rejects_other_and_malformed_hashes(void**) {
+    // argon2i (the CLI's default type) is not what we store.
+    std::string argon2i = "$argon2i$v=19$m=19456,t=2,p=1$Y2VydGdhdGVTYWx0VmFsdWUwMQ$"
+                          "Ek6FXmg2AwR4cqGcojTnNyEr6aD8kF6M59XUL6IO5F4";
+    assert_false(verify_password("Passw0rd!", argon2i));
+    assert_false(verify_password("Passw0rd!", ""));
+    assert_false(verify_password("Passw0rd!", "$argon2id$garbage"));
+    assert_false(verify_password("Passw0rd!", "Passw0rd!"));
+}
+
+void needs_rehash_below_floor(void**) {
+    std::string weak = hash_password("Passw0rd!", Argon2Params{4096, 1, 1});
+    assert_true(verify_password("Passw0rd!", weak));
+    assert_true(needs_rehash(weak));
+    assert_true(needs_rehash("not a hash"));
+    assert_false(needs_rehash(kDebianHash));
+}
+
+void generated_passwords_meet_r9(void**) {
+    for (int i = 0; i < 2000; ++i) {
+        std::string pw = generate_initial_password();
+        assert_int_equal(pw.size(), 12);
+        assert_int_equal(static_cast<int>(check_password(pw)),
+                         static_cast<int>(RuleViolation::none));
+        assert_true(pw.find_first_of("0O1lIo") == std::string::npos);
+    }
+    assert_int_equal(generate_initial_password(8).size(), 8);
+    assert_int_equal(check_password(generate_initial_password(8)), RuleViolation::none);
+}
+
+void user_id_rule_r8(void**) {
+    assert_int_equal(check_user_id("abc12"), RuleViolation::too_short);
+    assert_int_equal(check_user_id("abc123"), RuleViolation::none);
+    assert_int_equal(check_user_id("abcdef123456"), RuleViolation::none);
+    assert_int_equal(check_user_id("abcdef1234567"), RuleViolation::too_long);
+    assert_int_equal(check_user_id("abcdefgh"), RuleViolation::missing_digit);
+    assert_int_equal(check_user_id("12345678"), RuleViolation::missing_letter);
+    assert_int_equal(check_user_id("abc_1234"), RuleViolation::bad_character);
+    assert_int_equal(check_user_id("ABC123"), RuleViolation::none);
+}
+
+void password_rule_r9(void**) {
+    assert_int_equal(check_password("Ab1$efg"), RuleViolation::too_short);
+    assert_int_equal(check_password("Ab1$efgh"), RuleViolation::none);
+    assert_int_equal(check_password("Ab1$efghijkl"), RuleViolation::none);
+    assert_int_equal(check_password("Ab1$efghijklm"), RuleViolation::too_long);
+    assert_int_equal(check_password("ab1$efgh"), RuleViolation::missing_upper);
+    assert_int_equal(check_password("AB1$EFGH"), RuleViolation::missing_lower);
+    assert_int_equal(check_password("Abc$efgh"), RuleViolation::missing_digit);
+    assert_int_equal(check_password("Ab1defgh"), RuleViolation::missing_symbol);
+    assert_int_equal(check_password("Ab1$ef h"), RuleViolation::bad_character);
+    assert_int_equal(check_password("Ab1$efgé"), RuleViolation::bad_character);
+}
+
+// The default PCRE2 patterns decide exactly as the built-in checks.
+void default_patterns_agree(void**) {
+    PatternRule ids(kDefaultUserIdRule), pws(kDefaultPasswordRule);
+    const char* id_samples[] = {"abc12",    "abc123", "abcdef123456", "abcdef1234567",
+                                "abcdefgh", "123456", "abc_1234",     "A1B2C3"};
+    for (const char* s : id_samples)
+        assert_int_equal(!ids.first_failure(s).has_value(),
+                         check_user_id(s) == RuleViolation::none);
+    const char* pw_samples[] = {"Ab1$efg",  "Ab1$efgh", "Ab1$efghijkl", "Ab1$efghijklm",
+                                "ab1$efgh", "AB1$EFGH", "Abc$efgh",     "Ab1defgh",
+                                "Ab1$ef h", "Zz9~Zz9~"};
+    for (const char* s : pw_samples)
+        assert_int_equal(!pws.first_failure(s).has_value(),
+                         check_password(s) == RuleViolation::none);
+    assert_int_equal(*pws.first_failure("ab1$efgh"), 1);  // the [A-Z] pattern
+}
+
+void bad_pattern_is_reported(void**) {
+    bool thrown = false;
+    try {
+        PatternRule r({"[a-z"});
+    } catch (const std::runtime_error& e) {
+        thrown = std::strstr(e.what(), "[a-z") != nullptr;
+    }
+    assert_true(thrown);
+}
+
+}  // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hash_and_verify),
+        cmocka_unit_test(verifies_debian_hash),
+        cmocka_unit_test(debian_tool_recomputes_our_hash),
+        cmocka_unit_test(rejects_other_and_malformed_hashes),
+        cmocka_unit_test(needs_rehash_below_floor),
+        cmocka_unit_test(generated_passwords_meet_r9),
+        cmocka_unit_test(user_id_rule_r8),
+        cmocka_unit_test(password_rule_r9),
+        cmocka_unit_test(default_patterns_agree),
+        cmocka_unit_test(bad_pattern_is_reported),
+    };
+    return cmocka_run_group_tests_name("password", tests, nullptr, nullptr);
+}

@@ -1,0 +1,558 @@
+// The store interface on SQLite: opening (and the errors a sysadmin sees),
+// schema checks, organisations, users and their lock/block states,
+// certificates, the append-only event table and the mail outbox.
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/store.hpp"
+
+// cmocka last: it needs the three C headers first and has no extern "C".
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace certgate;
+
+namespace {
+
+std::string dir;
+int counter = 0;
+int64_t fake_now = 1795680000;  // 2026-11-26T03:20:00Z
+
+// A fresh, migrated store in its own file, with a fixed clock.
+std::unique_ptr<Store> fresh_store(std::string* path_out = nullptr) {
+    std::string path = dir + "/s" + std::to_string(++counter) + ".db";
+    auto s = Store::open("sqlite:" + path, true);
+    s->set_clock([] { return fake_now; });
+    s->migrate();
+    if (path_out) *path_out = path;
+    return s;
+}
+
+// The message of the StoreError that f throws ("" if it throws none).
+template <class E = StoreError, class F>
+std::string error_of(F f) {
+    try {
+        f();
+    } catch (const E& e) {
+        return e.what();
+    }
+    return "";
+}
+
+bool contains(const std::string& hay, const char* needle) {
+    return hay.find(needle) != std::string::npos;
+}
+
+void raw_sql(const std::string& path, const char* sql) {
+    sqlite3* db = nullptr;
+    assert_int_equal(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+    if (rc != SQLITE_OK) print_message("raw_sql: %s\n", err ? err : "?");
+    sqlite3_free(err);
+    sqlite3_close(db);
+    assert_int_equal(rc, SQLITE_OK);
+}
+
+User make_user(const std::string& id, const std::string& org, Role role) {
+    User u;
+    u.id = id;
+    u.org = org;
+    u.role = role;
+    u.mail = id + "@example.com";
+    u.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+    u.state = UserState::must_register;
+    return u;
+}
+
+Certificate make_cert(const std::string& serial, const std::string& user, int64_t not_after) {
+    Certificate c;
+    c.serial = serial;
+    c.user_id = user;
+    c.not_before = fake_now;
+    c.not_after = not_after;
+    return c;
+}
+
+// ---- opening and the schema ----------------------------------------------------------
+
+void open_missing_file_says_init(void**) {
+    std::string msg = error_of([] { Store::open("sqlite:" + dir + "/nope.db"); });
+    assert_true(contains(msg, "does not exist"));
+    assert_true(contains(msg, "certgatectl init"));
+    assert_int_equal(access((dir + "/nope.db").c_str(), F_OK), -1);  // nothing created
+}
+
+void open_missing_directory(void**) {
+    std::string msg = error_of([] { Store::open(dir + "/no/such/dir.db", true); });
+    assert_true(contains(msg, "directory"));
+}
+
+void open_not_sqlite(void**) {
+    std::string path = dir + "/text.db";
+    std::ofstream(path) << "this is not a database at all, just words, words and more words\n";
+    std::string msg = error_of([&] {
+        auto s = Store::open(path);
+        s->schema_version();
+    });
+    assert_true(contains(msg, "not an SQLite database"));
+}
+
+void open_foreign_sqlite(void**) {
+    std::string path = dir + "/foreign.db";
+    raw_sql(path, "CREATE TABLE t (x INTEGER)");
+    auto s = Store::open("sqlite:" + path);
+    assert_int_equal(s->schema_version(), -1);
+    assert_true(contains(error_of([&] { check_schema(*s); }), "not a certgate store"));
+    assert_true(contains(error_of([&] { s->migrate(); }), "not a certgate store"));
+}
+
+void open_unreadable(void**) {
+    if (geteuid() == 0) {
+        print_message("running as root: permissions are not enforced, skipped\n");
+        return;
+    }
+    std::string path;
+    fresh_store(&path);
+    chmod(path.c_str(), 0);
+    assert_true(contains(error_of([&] { Store::open(path); }), "permission denied"));
+}
+
+void unknown_scheme(void**) {
+    assert_true(contains(error_of([] { Store::open("mysql://x/y"); }), "unknown scheme"));
+    assert_true(contains(error_of([] { Store::open("postgresql://x/y"); }), "PostgreSQL"));
+}
+
+void migrate_and_check(void**) {
+    std::string path;
+    auto s = fresh_store(&path);
+    assert_int_equal(s->schema_version(), Store::kSchemaVersion);
+    check_schema(*s);
+    s->ping();
+    s->migrate();  // again: nothing to do, no second init event
+    auto events = s->events_since(0, 10);
+    assert_int_equal(events.size(), 1);
+    assert_string_equal(events[0].kind.c_str(), event_kind::kStoreInit);
+
+    // A store from a newer certgate.
+    raw_sql(path, "UPDATE certgate_meta SET value = '99' WHERE key = 'schema_version'");
+    auto s2 = Store::open(path);
+    std::string msg = error_of([&] { check_schema(*s2); });
+    assert_true(contains(msg, "this certgate is older than the store"));
+    assert_true(contains(error_of([&] { s2->migrate(); }), "older than the store"));
+
+    // An empty file: not yet initialised.
+    std::string empty = dir + "/empty.db";
+    auto s3 = Store::open(empty, true);
+    assert_int_equal(s3->schema_version(), 0);
+    assert_true(contains(error_of([&] { check_schema(*s3); }), "certgatectl init"));
+}
+
+void wal_mode_is_on(void**) {
+    std::string path;
+    auto s = fresh_store(&path);
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, nullptr);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+// ---- organisations and users -----------------------------------------------------------
+
+void orgs_add_find_list(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "第一団体", 0}, "operator:test");
+    s->add_org({"ORG2", "Second", 0}, "operator:test");
+    auto o = s->find_org("ORG1");
+    assert_true(o.has_value());
+    assert_string_equal(o->name.c_str(), "第一団体");
+    assert_int_equal(o->created_at, fake_now);
+    assert_false(s->find_org("ORG3").has_value());
+    assert_int_equal(s->list_orgs().size(), 2);
+    assert_true(contains(error_of<StoreConflict>([&] {
+                             s->add_org({"ORG1", "again", 0}, "operator:test");
+                         }),
+                         "already exists"));
+}
+
+void users_add_and_read(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    User m = make_user("master01", "ORG1", Role::master);
+    m.name = "山田 太郎";
+    s->add_user(m, "op", "initial password issued");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    auto u = s->find_user("master01");
+    assert_true(u.has_value());
+    assert_string_equal(u->org.c_str(), "ORG1");
+    assert_int_equal(static_cast<int>(u->role), static_cast<int>(Role::master));
+    assert_string_equal(u->name.c_str(), "山田 太郎");
+    assert_string_equal(u->mail.c_str(), "master01@example.com");
+    assert_int_equal(static_cast<int>(u->state), static_cast<int>(UserState::must_register));
+    assert_int_equal(u->initial_password_at, fake_now);
+    assert_false(u->blocked);
+    // IDs are case-sensitive (R8).
+    assert_false(s->find_user("MASTER01").has_value());
+    assert_int_equal(s->list_users("ORG1").size(), 2);
+    assert_int_equal(s->list_users().size(), 2);
+    assert_int_equal(s->list_users("ORG2").size(), 0);
+}
+
+void users_bad_adds_change_nothing(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("master01", "ORG1", Role::master), "op");
+    const int64_t before = s->last_event_id();
+    assert_true(contains(error_of<StoreNotFound>([&] {
+                             s->add_user(make_user("user0001", "NOORG", Role::general), "op");
+                         }),
+                         "organisation NOORG does not exist"));
+    assert_true(contains(error_of<StoreConflict>([&] {
+                             s->add_user(make_user("master01", "ORG1", Role::general), "op");
+                         }),
+                         "already exists"));
+    // R16: one master per organisation.
+    assert_true(contains(error_of<StoreConflict>([&] {
+                             s->add_user(make_user("master02", "ORG1", Role::master), "op");
+                         }),
+                         "already has master user master01"));
+    assert_int_equal(s->last_event_id(), before);
+    assert_int_equal(s->list_users().size(), 1);
+}
+
+void lock_three_times_blocks(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    for (int i = 0; i < 6; ++i) s->record_auth_failure("general01", "general01", "wrong password");
+    assert_int_equal(s->find_user("general01")->failure_streak, 6);
+
+    LockResult r = s->lock_user("general01", fake_now + 3600, 3, "certgate");
+    assert_int_equal(r.lock_count, 1);
+    assert_false(r.blocked);
+    auto u = s->find_user("general01");
+    assert_true(u->locked_at(fake_now));
+    assert_false(u->locked_at(fake_now + 3600));  // the lock lifts by itself
+    assert_int_equal(u->failure_streak, 0);
+
+    s->unlock_user("general01", "master01");
+    assert_false(s->find_user("general01")->locked_at(fake_now));
+    assert_true(contains(error_of<StoreConflict>([&] { s->unlock_user("general01", "op"); }),
+                         "not locked"));
+
+    s->lock_user("general01", fake_now + 3600, 3, "certgate");
+    r = s->lock_user("general01", fake_now + 3600, 3, "certgate");
+    assert_int_equal(r.lock_count, 3);
+    assert_true(r.blocked);
+    assert_true(s->find_user("general01")->blocked);
+    assert_true(contains(error_of<StoreConflict>([&] {
+                             s->lock_user("general01", fake_now + 60, 3, "certgate");
+                         }),
+                         "already blocked"));
+
+    s->unblock_user("general01", "master01");
+    u = s->find_user("general01");
+    assert_false(u->blocked);
+    assert_int_equal(u->lock_count, 0);
+    assert_false(u->locked_at(fake_now));
+    assert_true(contains(error_of<StoreConflict>([&] { s->unblock_user("general01", "op"); }),
+                         "not blocked"));
+}
+
+void login_resets_the_lock_count(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    s->lock_user("general01", fake_now - 1, 3, "certgate");
+    s->lock_user("general01", fake_now - 1, 3, "certgate");
+    s->record_login("general01", "general01");
+    auto u = s->find_user("general01");
+    assert_int_equal(u->lock_count, 0);
+    assert_int_equal(u->last_login_at, fake_now);
+    // Three more locks are needed to block again (R10: without a success in between).
+    s->lock_user("general01", fake_now - 1, 3, "certgate");
+    assert_false(s->lock_user("general01", fake_now - 1, 3, "certgate").blocked);
+}
+
+void reset_registration_and_passwords(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("master01", "ORG1", Role::master), "op");
+    s->complete_registration("master01", "$argon2id$new", "new@example.com", "master01");
+    auto u = s->find_user("master01");
+    assert_int_equal(static_cast<int>(u->state), static_cast<int>(UserState::active));
+    assert_string_equal(u->mail.c_str(), "new@example.com");
+    assert_int_equal(u->initial_password_at, 0);
+    assert_true(contains(error_of<StoreConflict>([&] {
+                             s->complete_registration("master01", "x", "y@z", "master01");
+                         }),
+                         "not waiting for registration"));
+
+    s->block_user("master01", "op");
+    s->reset_user("master01", "$argon2id$initial", "operator:bank");
+    u = s->find_user("master01");
+    assert_int_equal(static_cast<int>(u->state), static_cast<int>(UserState::must_register));
+    assert_string_equal(u->password_hash.c_str(), "$argon2id$initial");
+    assert_false(u->blocked);
+    assert_int_equal(u->initial_password_at, fake_now);
+
+    s->set_password("master01", "$argon2id$chosen", "master01", "first registration");
+    assert_int_equal(static_cast<int>(s->find_user("master01")->state),
+                     static_cast<int>(UserState::active));
+    assert_true(contains(error_of<StoreNotFound>([&] { s->reset_user("nobody1", "x", "op"); }),
+                         "does not exist"));
+}
+
+// ---- certificates ----------------------------------------------------------------------
+
+void certificates_issue_supersede_revoke(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    s->add_certificate(make_cert("0a1b2c3d", "general01", fake_now + 86400 * 10), false,
+                       "general01");
+    auto c = s->find_certificate("0A:1B:2C:3D");  // any spelling finds it
+    assert_true(c.has_value());
+    assert_string_equal(c->serial.c_str(), "0A1B2C3D");
+    assert_int_equal(static_cast<int>(c->status), static_cast<int>(CertStatus::issued));
+    assert_true(contains(error_of<StoreConflict>([&] {
+                             s->add_certificate(make_cert("0A1B2C3D", "general01", fake_now), false,
+                                                "x");
+                         }),
+                         "already recorded"));
+    assert_true(contains(error_of<StoreNotFound>([&] {
+                             s->add_certificate(make_cert("FF", "nobody1", fake_now), false, "x");
+                         }),
+                         "does not exist"));
+
+    // Renewal supersedes the old one.
+    s->add_certificate(make_cert("1234", "general01", fake_now + 86400 * 366), true, "general01");
+    assert_int_equal(static_cast<int>(s->find_certificate("0A1B2C3D")->status),
+                     static_cast<int>(CertStatus::superseded));
+    assert_string_equal(s->current_certificate("general01")->serial.c_str(), "1234");
+
+    s->revoke_certificate("1234", "keyCompromise", "operator:bank");
+    c = s->find_certificate("1234");
+    assert_int_equal(static_cast<int>(c->status), static_cast<int>(CertStatus::revoked));
+    assert_string_equal(c->reason.c_str(), "keyCompromise");
+    assert_int_equal(c->revoked_at, fake_now);
+    assert_false(s->current_certificate("general01").has_value());
+    assert_true(contains(error_of<StoreConflict>([&] {
+                             s->revoke_certificate("1234", "keyCompromise", "op");
+                         }),
+                         "already revoked"));
+    assert_true(contains(error_of<StoreNotFound>([&] {
+                             s->revoke_certificate("ABCDEF", "keyCompromise", "op");
+                         }),
+                         "not in the store"));
+
+    // By user: the superseded one (still valid) goes too.
+    auto serials = s->revoke_user_certificates("general01", "cessationOfOperation", "op");
+    assert_int_equal(serials.size(), 1);
+    assert_string_equal(serials[0].c_str(), "0A1B2C3D");
+    assert_int_equal(s->revoked_certificates().size(), 2);
+
+    CertificateFilter f;
+    f.status = CertStatus::revoked;
+    assert_int_equal(s->list_certificates(f).size(), 2);
+    f = {};
+    f.not_after_before = fake_now + 86400 * 30;
+    assert_int_equal(s->list_certificates(f).size(), 1);
+}
+
+void notices_are_claimed_once(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    s->add_certificate(make_cert("AB", "general01", fake_now + 86400), false, "general01");
+    assert_true(s->claim_notice("AB", kNoticeExpiring, "certgate"));
+    assert_false(s->claim_notice("AB", kNoticeExpiring, "certgate"));
+    assert_true(s->claim_notice("AB", kNoticeExpired, "certgate"));
+    assert_false(s->claim_notice("AB", kNoticeExpired, "certgate"));
+    assert_int_equal(s->find_certificate("AB")->notices, kNoticeExpiring | kNoticeExpired);
+}
+
+// ---- events ----------------------------------------------------------------------------
+
+void events_are_numbered_in_order(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "operator:bank");
+    s->add_user(make_user("master01", "ORG1", Role::master), "operator:bank");
+    s->lock_user("master01", fake_now + 60, 1, "certgate");  // locks and blocks: two events
+    s->append_event("master01", "user.logout", "master01", "");
+    auto ev = s->events_since(0, 100);
+    const char* kinds[] = {event_kind::kStoreInit, event_kind::kOrgAdded, event_kind::kUserAdded,
+                           event_kind::kUserLocked, event_kind::kUserBlocked, "user.logout"};
+    assert_int_equal(ev.size(), 6);
+    for (size_t i = 0; i < ev.size(); ++i) {
+        assert_int_equal(ev[i].id, static_cast<int64_t>(i + 1));
+        assert_string_equal(ev[i].kind.c_str(), kinds[i]);
+        assert_int_equal(ev[i].at, fake_now);
+    }
+    assert_string_equal(ev[2].actor.c_str(), "operator:bank");
+    assert_string_equal(ev[2].subject.c_str(), "master01");
+    assert_true(contains(ev[2].detail, "role=master"));
+    assert_int_equal(s->last_event_id(), 6);
+    // The feed pages from an id.
+    auto tail = s->events_since(4, 1);
+    assert_int_equal(tail.size(), 1);
+    assert_int_equal(tail[0].id, 5);
+    assert_int_equal(s->events_for_user("master01", 0, 100).size(), 4);
+}
+
+void events_are_append_only(void**) {
+    std::string path;
+    auto s = fresh_store(&path);
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    assert_int_not_equal(sqlite3_exec(db, "UPDATE events SET detail = 'x'", nullptr, nullptr, nullptr),
+                         SQLITE_OK);
+    assert_int_not_equal(sqlite3_exec(db, "DELETE FROM events", nullptr, nullptr, nullptr),
+                         SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(s->events_since(0, 10).size(), 1);
+}
+
+void failed_write_rolls_back(void**) {
+    auto s = fresh_store();
+    const int64_t before = s->last_event_id();
+    bool thrown = false;
+    try {
+        s->write([&] {
+            s->add_org({"ORG1", "One", 0}, "op");
+            throw std::runtime_error("letter could not be written");
+        });
+    } catch (const std::runtime_error&) {
+        thrown = true;
+    }
+    assert_true(thrown);
+    assert_false(s->find_org("ORG1").has_value());
+    assert_int_equal(s->last_event_id(), before);
+    // And the store is usable afterwards.
+    s->add_org({"ORG1", "One", 0}, "op");
+    assert_true(s->find_org("ORG1").has_value());
+}
+
+// Several connections (as nginx workers and certgatectl) write at once:
+// every write lands, event ids stay unique and gapless.
+void concurrent_writers(void**) {
+    std::string path;
+    auto s = fresh_store(&path);
+    s->add_org({"ORG1", "One", 0}, "op");
+    const int threads = 4, per_thread = 50;
+    std::atomic<int> failures{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            try {
+                auto mine = Store::open(path);
+                for (int i = 0; i < per_thread; ++i) {
+                    std::string id = "u" + std::to_string(t) + "x" + std::to_string(i) + "abc";
+                    mine->add_user(make_user(id, "ORG1", Role::general), "op");
+                    mine->append_event("op", "test.ping", id, "");
+                }
+            } catch (const std::exception& e) {
+                print_message("writer %d: %s\n", t, e.what());
+                ++failures;
+            }
+        });
+    for (auto& th : pool) th.join();
+    assert_int_equal(failures.load(), 0);
+    assert_int_equal(s->list_users().size(), threads * per_thread);
+    auto ev = s->events_since(0, 10000);
+    assert_int_equal(ev.size(), 2 + 2 * threads * per_thread);
+    for (size_t i = 0; i < ev.size(); ++i) assert_int_equal(ev[i].id, static_cast<int64_t>(i + 1));
+}
+
+// ---- outbox ----------------------------------------------------------------------------
+
+void outbox_claim_fail_retry_send(void**) {
+    auto s = fresh_store();
+    int64_t id = s->enqueue_mail("a@example.com", "認証コード", "123456", "certgate", "user01");
+    assert_true(id > 0);
+    auto due = s->claim_due_mails(10, 60);
+    assert_int_equal(due.size(), 1);
+    assert_int_equal(due[0].attempts, 1);
+    assert_string_equal(due[0].subject.c_str(), "認証コード");
+    // Leased: a second sender gets nothing until the lease ends.
+    assert_int_equal(s->claim_due_mails(10, 60).size(), 0);
+    fake_now += 61;
+    assert_int_equal(s->claim_due_mails(10, 60).size(), 1);
+
+    s->mark_mail_failed(id, "connection refused", fake_now + 300);
+    assert_int_equal(s->claim_due_mails(10, 60).size(), 0);
+    s->retry_mail(id, "operator:bank");
+    due = s->claim_due_mails(10, 60);
+    assert_int_equal(due.size(), 1);
+    assert_int_equal(due[0].attempts, 3);
+    s->mark_mail_sent(id);
+    auto sent = s->list_mails(MailState::sent);
+    assert_int_equal(sent.size(), 1);
+    assert_int_equal(sent[0].sent_at, fake_now);
+    assert_int_equal(s->claim_due_mails(10, 60).size(), 0);
+    assert_true(contains(error_of<StoreNotFound>([&] { s->retry_mail(id, "op"); }),
+                         "not waiting"));
+    assert_true(contains(error_of<StoreNotFound>([&] { s->mark_mail_sent(999); }),
+                         "not in the outbox"));
+}
+
+int setup(void**) {
+    char tmpl[] = "/tmp/certgate-test-store-XXXXXX";
+    if (!mkdtemp(tmpl)) return -1;
+    dir = tmpl;
+    return 0;
+}
+
+int teardown(void**) {
+    std::string cmd = "rm -rf '" + dir + "'";
+    return std::system(cmd.c_str()) == 0 ? 0 : -1;
+}
+
+}  // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(open_missing_file_says_init),
+        cmocka_unit_test(open_missing_directory),
+        cmocka_unit_test(open_not_sqlite),
+        cmocka_unit_test(open_foreign_sqlite),
+        cmocka_unit_test(open_unreadable),
+        cmocka_unit_test(unknown_scheme),
+        cmocka_unit_test(migrate_and_check),
+        cmocka_unit_test(wal_mode_is_on),
+        cmocka_unit_test(orgs_add_find_list),
+        cmocka_unit_test(users_add_and_read),
+        cmocka_unit_test(users_bad_adds_change_nothing),
+        cmocka_unit_test(lock_three_times_blocks),
+        cmocka_unit_test(login_resets_the_lock_count),
+        cmocka_unit_test(reset_registration_and_passwords),
+        cmocka_unit_test(certificates_issue_supersede_revoke),
+        cmocka_unit_test(notices_are_claimed_once),
+        cmocka_unit_test(events_are_numbered_in_order),
+        cmocka_unit_test(events_are_append_only),
+        cmocka_unit_test(failed_write_rolls_back),
+        cmocka_unit_test(concurrent_writers),
+        cmocka_unit_test(outbox_claim_fail_retry_send),
+    };
+    return cmocka_run_group_tests_name("store", tests, setup, teardown);
+}
