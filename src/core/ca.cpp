@@ -218,6 +218,12 @@ PKey load_pem_key(const std::string& path, const std::string& passphrase_file) {
                   (why.empty() ? "not a PEM private key" : why + " (not a PEM private key?)"));
 }
 
+// The extension point for keys that are not PEM files: "engine:<id>:<key id>".
+PKey load_ca_key(const std::string& key_spec, const CaKeyOptions& options) {
+    return is_engine_key_spec(key_spec) ? load_engine_key(key_spec, options)
+                                        : load_pem_key(key_spec, options.passphrase_file);
+}
+
 void set_validity(X509* cert, time_t not_before, time_t not_after) {
     if (!ASN1_TIME_set(X509_getm_notBefore(cert), not_before) ||
         !ASN1_TIME_set(X509_getm_notAfter(cert), not_after))
@@ -243,15 +249,12 @@ std::string name_entry(const X509_NAME* name, int nid) {
 
 // ---- the operator's CA -------------------------------------------------------------
 
-void create_ca(const std::string& cert_path, const std::string& key_path,
-               const std::string& common_name, const KeyType& type, int days,
-               const std::string& passphrase) {
+namespace {
+
+// The self-signed CA certificate of create_ca and create_ca_certificate.
+X509Ptr self_signed_ca(EVP_PKEY* key, const std::string& common_name, int days) {
     if (days <= 0) throw CaError("CA validity must be at least one day");
     if (common_name.empty()) throw CaError("CA common name must not be empty");
-    for (const std::string* p : {&key_path, &cert_path})
-        if (file_exists(*p)) throw CaError("refusing to overwrite existing file " + *p);
-
-    PKey key = generate_key(type);
     X509Ptr cert(X509_new());
     if (!cert || !X509_set_version(cert.get(), X509_VERSION_3)) fail("cannot make CA certificate");
     Asn1IntegerPtr serial = random_serial();
@@ -264,7 +267,7 @@ void create_ca(const std::string& cert_path, const std::string& key_path,
     X509_set_issuer_name(cert.get(), name);
     time_t now = time(nullptr);
     set_validity(cert.get(), now, now + static_cast<time_t>(days) * 86400);
-    if (!X509_set_pubkey(cert.get(), key.get())) fail("cannot make CA certificate");
+    if (!X509_set_pubkey(cert.get(), key)) fail("cannot make CA certificate");
 
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, cert.get(), cert.get(), nullptr, nullptr, 0);
@@ -272,27 +275,51 @@ void create_ca(const std::string& cert_path, const std::string& key_path,
     add_extension(cert.get(), &ctx, NID_key_usage, "critical,keyCertSign,cRLSign");
     add_extension(cert.get(), &ctx, NID_subject_key_identifier, "hash");
     add_extension(cert.get(), &ctx, NID_authority_key_identifier, "keyid:always");
-    if (!X509_sign(cert.get(), key.get(), signing_digest(key.get())))
-        fail("cannot sign CA certificate");
+    if (!X509_sign(cert.get(), key, signing_digest(key))) fail("cannot sign CA certificate");
+    return cert;
+}
+
+std::string certificate_pem(X509* cert) {
+    BioPtr pem = memory_bio();
+    if (!PEM_write_bio_X509(pem.get(), cert)) fail("cannot encode CA certificate");
+    return bio_text(pem.get());
+}
+
+}  // namespace
+
+void create_ca(const std::string& cert_path, const std::string& key_path,
+               const std::string& common_name, const KeyType& type, int days,
+               const std::string& passphrase) {
+    for (const std::string* p : {&key_path, &cert_path})
+        if (file_exists(*p)) throw CaError("refusing to overwrite existing file " + *p);
+    PKey key = generate_key(type);
+    X509Ptr cert = self_signed_ca(key.get(), common_name, days);
 
     BioPtr key_pem = memory_bio();
     const EVP_CIPHER* cipher = passphrase.empty() ? nullptr : EVP_aes_256_cbc();
     if (!PEM_write_bio_PKCS8PrivateKey(key_pem.get(), key.get(), cipher, nullptr, 0, nullptr,
                                        const_cast<char*>(passphrase.c_str())))
         fail("cannot encode CA key");
-    BioPtr cert_pem = memory_bio();
-    if (!PEM_write_bio_X509(cert_pem.get(), cert.get())) fail("cannot encode CA certificate");
+    std::string cert_text = certificate_pem(cert.get());
 
     std::string key_text = bio_text(key_pem.get());
     write_new_file(key_path, key_text, 0600);
     OPENSSL_cleanse(key_text.data(), key_text.size());
     try {
-        write_new_file(cert_path, bio_text(cert_pem.get()), 0644);
+        write_new_file(cert_path, cert_text, 0644);
     } catch (...) {
         // A key without its certificate is no CA: leave nothing behind.
         unlink(key_path.c_str());
         throw;
     }
+}
+
+void create_ca_certificate(const std::string& cert_path, const std::string& key_spec,
+                           const CaKeyOptions& options, const std::string& common_name, int days) {
+    if (file_exists(cert_path)) throw CaError("refusing to overwrite existing file " + cert_path);
+    PKey key = load_ca_key(key_spec, options);
+    X509Ptr cert = self_signed_ca(key.get(), common_name, days);
+    write_new_file(cert_path, certificate_pem(cert.get()), 0644);
 }
 
 namespace {
@@ -425,9 +452,7 @@ CaSigner CaSigner::load(const std::string& cert_path, const std::string& key_spe
                       " is not a CA certificate (needs basicConstraints CA:TRUE and keyUsage "
                       "keyCertSign)");
 
-    // The extension point for keys that are not PEM files: "engine:<id>:<key id>".
-    PKey key = is_engine_key_spec(key_spec) ? load_engine_key(key_spec, options)
-                                            : load_pem_key(key_spec, options.passphrase_file);
+    PKey key = load_ca_key(key_spec, options);
 
     if (X509_check_private_key(cert.get(), key.get()) != 1) {
         ERR_clear_error();

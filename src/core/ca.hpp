@@ -79,6 +79,20 @@ void create_ca(const std::string& cert_path, const std::string& key_path,
                const std::string& common_name, const KeyType& type, int days,
                const std::string& passphrase = {});
 
+// Where the CA key comes from besides its spec: the passphrase file for an
+// encrypted PEM key; for an HSM key (issue 9) the PIN file and PKCS#11 module.
+struct CaKeyOptions {
+    std::string passphrase_file;  // certgate_ca_key_passphrase_file; may be empty
+    std::string pin_file;         // certgate_ca_key_pin_file (engine keys)
+    std::string pkcs11_module;    // certgate_pkcs11_module; empty = p11-kit's proxy
+};
+
+// Writes a self-signed CA certificate (same profile as create_ca) for a key
+// that already exists: one made inside an HSM (`pkcs11-tool --keypairgen`),
+// given as "engine:pkcs11:<uri>", or a PEM file. Never overwrites cert_path.
+void create_ca_certificate(const std::string& cert_path, const std::string& key_spec,
+                           const CaKeyOptions& options, const std::string& common_name, int days);
+
 // Reads one PEM certificate; for the glue's config-time check of
 // certgate_ca_certificate without touching the key.
 X509Ptr load_certificate(const std::string& path);
@@ -176,14 +190,6 @@ std::optional<int> parse_revocation_reason(std::string_view word);
 std::string crl_der_to_pem(const std::vector<uint8_t>& der);
 
 // ---- the CA key ---------------------------------------------------------------------------
-
-// Where the CA key comes from besides its spec: the passphrase file for an
-// encrypted PEM key; for an HSM key (issue 9) the PIN file and PKCS#11 module.
-struct CaKeyOptions {
-    std::string passphrase_file;  // certgate_ca_key_passphrase_file; may be empty
-    std::string pin_file;         // certgate_ca_key_pin_file (engine keys)
-    std::string pkcs11_module;    // certgate_pkcs11_module; empty = p11-kit's proxy
-};
 
 // The loaded CA: its certificate and private key.
 //

@@ -76,7 +76,9 @@ PKey load_engine_key(const std::string& key_spec, const CaKeyOptions& options) {
     if (!options.pin_file.empty()) pin = read_secret_file(options.pin_file, "CA key PIN file");
 
     // The engine keeps the PIN it is given; set it and load the key under the
-    // lock so two loads with different PIN files cannot interleave.
+    // lock so two loads with different PIN files cannot interleave. libp11
+    // keeps a token login for the process, so the PIN is really checked by
+    // the first load in a process: `nginx -t`, start-up, each new worker.
     static std::mutex load_mutex;
     std::lock_guard<std::mutex> lock(load_mutex);
     if (!pin.empty() && !ENGINE_ctrl_cmd_string(e, "PIN", pin.c_str(), 0)) {

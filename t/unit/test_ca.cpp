@@ -6,7 +6,6 @@
 #include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -29,7 +28,10 @@ extern "C" {
 #include <cmocka.h>
 }
 
+#include "ca_fixture.hpp"
+
 using namespace certgate;
+using namespace ca_fixture;
 
 namespace {
 
@@ -42,39 +44,6 @@ constexpr time_t issue_time = 1795654800;    // 2026-11-26 10:00:00 JST
 constexpr time_t r1_not_after = 1827241199;  // 2027-11-26 23:59:59 JST
 
 std::string path(const std::string& name) { return dir + "/" + name; }
-
-void write_file(const std::string& p, const std::string& data) {
-    std::ofstream out(p, std::ios::binary);
-    out << data;
-}
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const CaError& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
-
-void expect_contains(const std::string& text, const std::string& part) {
-    if (text.find(part) == std::string::npos)
-        fail_msg("\"%s\" does not contain \"%s\"", text.c_str(), part.c_str());
-}
-
-// Runs a shell command; returns its exit status and fills `out` with stdout+stderr.
-int run(const std::string& command, std::string* out = nullptr) {
-    FILE* p = popen((command + " 2>&1").c_str(), "r");
-    assert_non_null(p);
-    std::string text;
-    char buf[512];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) text.append(buf, n);
-    int status = pclose(p);
-    if (out) *out = text;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 int setup(void**) {
     char tmpl[] = "/tmp/certgate-test-ca-XXXXXX";
