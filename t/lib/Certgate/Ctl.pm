@@ -1,0 +1,84 @@
+package Certgate::Ctl;
+
+# Runs certgatectl for the prove suites and keeps what it said:
+#
+#   my $ctl = Certgate::Ctl->new(conf => "$dir/nginx.conf");
+#   my $r = $ctl->run('user', 'add-master', 'ORG1', 'master01', '--mail', 'm@example.com');
+#   is $r->{rc}, 0; like $r->{out}, qr/master01/;
+#   $ctl->run({ stdin => "Passw0rd!\n" }, 'user', 'add-general', ...);
+#
+# The binary comes from $CERTGATE_BUILD (default <repo>/build-test).
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp qw(tempfile);
+use Encode qw(decode);
+use JSON::PP;
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../../..');
+
+sub binary {
+    my $dir = $ENV{CERTGATE_BUILD} || "$ROOT/build-test";
+    return "$dir/certgatectl";
+}
+
+sub new {
+    my ($class, %opts) = @_;
+    return bless {%opts}, $class;
+}
+
+# run([\%opts,] @args): {rc, out, err}. opts: stdin (text), global (extra
+# arguments placed before the command; default -c <conf> when conf was given).
+sub run {
+    my ($self, @args) = @_;
+    my $opts = ref $args[0] eq 'HASH' ? shift @args : {};
+    my @global = $opts->{global} ? @{ $opts->{global} }
+               : $self->{conf}   ? ('-c', $self->{conf})
+               :                   ();
+    my ($in_fh, $in) = tempfile(UNLINK => 1);
+    print $in_fh $opts->{stdin} // '';
+    close $in_fh;
+    my (undef, $out) = tempfile(UNLINK => 1);
+    my (undef, $err) = tempfile(UNLINK => 1);
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        open STDIN,  '<', $in  or die;
+        open STDOUT, '>', $out or die;
+        open STDERR, '>', $err or die;
+        exec binary(), @global, @args or die "exec: $!";
+    }
+    waitpid $pid, 0;
+    my $rc = $? >> 8;
+    $rc = 128 + ($? & 127) if $? & 127;
+    # Text, not bytes: the letters and names are Japanese.
+    return { rc => $rc, out => decode('UTF-8', slurp($out)), err => decode('UTF-8', slurp($err)),
+             args => [@args] };
+}
+
+# The parsed JSON of a --json run that must succeed.
+sub json {
+    my ($self, @args) = @_;
+    my $r = $self->run('--json', @args);
+    die "certgatectl @args: exit $r->{rc}: $r->{err}" if $r->{rc};
+    return JSON::PP->new->decode($r->{out});
+}
+
+sub slurp {
+    my ($path) = @_;
+    open my $fh, '<:raw', $path or return '';
+    local $/;
+    my $s = <$fh>;
+    return $s // '';
+}
+
+# A password meets R9: 8-12 printable ASCII with upper, lower, digit and symbol.
+sub meets_r9 {
+    my ($pw) = @_;
+    return $pw =~ /^[\x21-\x7e]{8,12}$/ && $pw =~ /[A-Z]/ && $pw =~ /[a-z]/
+        && $pw =~ /[0-9]/ && $pw =~ /[^A-Za-z0-9]/;
+}
+
+1;
