@@ -73,6 +73,7 @@ struct ngx_certgate_main_conf_t {
     ngx_certgate_conf_place_t secret_place;
     ngx_certgate_conf_place_t ca_place;
     ngx_certgate_conf_place_t ca_key_place;
+    ngx_certgate_conf_place_t templates_place;
     ngx_certgate_conf_place_t use_place;  // first certgate_portal/_require
 
     ngx_flag_t used;  // some location has certgate_portal or certgate_require
@@ -119,6 +120,9 @@ char *ngx_certgate_set_templates(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *ngx_certgate_set_helpdesk(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_portal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+
+// R8 and R9 as PCRE2 patterns, where no certgate_*_rule replaced them.
+ngx_int_t ngx_certgate_default_rules(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
 
 // Checks that need the whole http{} block, and the C++ runtime built from it.
 ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;

@@ -284,6 +284,48 @@ char *ngx_certgate_set_code(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcep
     return NGX_CONF_OK;
 }
 
+static ngx_regex_t *ngx_certgate_compile(ngx_conf_t *cf, ngx_str_t *pattern) {
+    u_char errstr[NGX_MAX_CONF_ERRSTR];
+    ngx_regex_compile_t rc;
+    ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
+    rc.pattern = *pattern;
+    rc.pool = cf->pool;
+    rc.err.len = NGX_MAX_CONF_ERRSTR;
+    rc.err.data = errstr;
+    if (ngx_regex_compile(&rc) != NGX_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid pattern \"%V\": %V", pattern, &rc.err);
+        return nullptr;
+    }
+    return rc.regex;
+}
+
+// The default rules: R8 for user IDs, R9 for passwords.
+ngx_int_t ngx_certgate_default_rules(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept {
+    static ngx_str_t userid[] = {ngx_string("^[A-Za-z0-9]{6,12}$"), ngx_string("[A-Za-z]"),
+                                 ngx_string("[0-9]")};
+    static ngx_str_t password[] = {ngx_string("^[\\x21-\\x7e]{8,12}$"), ngx_string("[A-Z]"),
+                                   ngx_string("[a-z]"), ngx_string("[0-9]"),
+                                   ngx_string("[^A-Za-z0-9]")};
+    struct {
+        ngx_array_t **rules;
+        ngx_str_t *patterns;
+        ngx_uint_t n;
+    } sets[] = {{&cmcf->userid_rules, userid, 3}, {&cmcf->password_rules, password, 5}};
+
+    for (auto &set : sets) {
+        if (*set.rules != nullptr) continue;
+        *set.rules = ngx_array_create(cf->pool, set.n, sizeof(ngx_regex_t *));
+        if (*set.rules == nullptr) return NGX_ERROR;
+        for (ngx_uint_t i = 0; i < set.n; i++) {
+            auto **slot = static_cast<ngx_regex_t **>(ngx_array_push(*set.rules));
+            if (slot == nullptr) return NGX_ERROR;
+            *slot = ngx_certgate_compile(cf, &set.patterns[i]);
+            if (*slot == nullptr) return NGX_ERROR;
+        }
+    }
+    return NGX_OK;
+}
+
 // One or more PCRE2 patterns that must all match, through nginx's regex API.
 char *ngx_certgate_set_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept {
     auto **field = reinterpret_cast<ngx_array_t **>(static_cast<char *>(conf) + cmd->offset);
@@ -294,21 +336,10 @@ char *ngx_certgate_set_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noex
 
     ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
     for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
-        u_char errstr[NGX_MAX_CONF_ERRSTR];
-        ngx_regex_compile_t rc;
-        ngx_memzero(&rc, sizeof(ngx_regex_compile_t));
-        rc.pattern = value[i];
-        rc.pool = cf->pool;
-        rc.err.len = NGX_MAX_CONF_ERRSTR;
-        rc.err.data = errstr;
-        if (ngx_regex_compile(&rc) != NGX_OK) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid pattern \"%V\": %V", &value[i],
-                               &rc.err);
-            return CG_CONF_ERROR;
-        }
         auto **slot = static_cast<ngx_regex_t **>(ngx_array_push(*field));
         if (slot == nullptr) return CG_CONF_ERROR;
-        *slot = rc.regex;
+        *slot = ngx_certgate_compile(cf, &value[i]);
+        if (*slot == nullptr) return CG_CONF_ERROR;
     }
     return NGX_CONF_OK;
 }
@@ -379,6 +410,7 @@ char *ngx_certgate_set_templates(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
     *field = value[1];
+    ngx_certgate_remember(cf, &static_cast<ngx_certgate_main_conf_t *>(conf)->templates_place);
     if (ngx_conf_full_name(cf->cycle, field, 1) != NGX_OK) return CG_CONF_ERROR;
     struct stat st {};
     std::string path = ngx_certgate_str(*field);
@@ -565,6 +597,9 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         rt->ca = std::make_unique<certgate::CaSigner>(
             certgate::CaSigner::load(s.ca_certificate, s.ca_key, key_options));
         rt->client_check = std::make_unique<certgate::ClientCertCheck>(rt->ca->certificate());
+
+        place = cmcf->templates.len ? &cmcf->templates_place : &cmcf->use_place;
+        rt->pages = std::make_unique<certgate::Pages>(s);
 
         // The store must hold the schema this build knows; nginx -t says so
         // instead of the first request failing.

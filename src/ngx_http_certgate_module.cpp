@@ -278,6 +278,8 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
 
     if (!cmcf->used) return NGX_CONF_OK;
 
+    if (ngx_certgate_default_rules(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
+
     cmcf->thread_pool = ngx_thread_pool_add(cf, &cmcf->thread_pool_name);
     if (cmcf->thread_pool == nullptr) return static_cast<char *>(NGX_CONF_ERROR);
 

@@ -1,0 +1,137 @@
+# Configuration: every file of conf-examples/ passes nginx -t; broken
+# configurations fail with an [emerg] that names the file and the line.
+use strict;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Certgate::Test;
+
+my $t = Certgate::Test->new;
+my $d = $t->dir;
+my $module = Certgate::Test::build_dir() . '/ngx_http_certgate_module.so';
+
+# A sysadmin's example, pointed at this suite's files and ports.
+sub localise {
+    my ($text) = @_;
+    my $https = $t->port('https');
+    $text =~ s{^load_module \S+;}{load_module $module;}m;
+    $text =~ s{^user www-data;}{$> == 0 ? 'user root root;' : ''}me;
+    $text =~ s{/etc/certgate/|/var/lib/certgate/}{$d/}g;
+    $text =~ s{/etc/ssl/certs/\S+\.crt}{$d/server.crt}g;
+    $text =~ s{/etc/ssl/private/\S+\.key}{$d/server.key}g;
+    $text =~ s{/var/log/nginx/}{$d/logs/}g;
+    $text =~ s{listen 443 ssl;}{listen 127.0.0.1:$https ssl;}g;
+    $text =~ s{^(events \{)}{pid $d/nginx.pid;\n$1}m;
+    return $text;
+}
+
+for my $example (sort glob("$Certgate::Test::ROOT/conf-examples/*.conf")) {
+    (my $name = $example) =~ s{.*/}{};
+    my $conf = "$d/example-$name";
+    Certgate::Test::write_file($conf, localise(Certgate::Test::read_file($example)));
+    my ($rc, $out) = $t->nginx_t($conf);
+    is($rc, 0, "nginx -t passes for conf-examples/$name") or diag $out;
+}
+
+# Writes a config whose http{} holds the common certgate lines, $extra, and a
+# server with a portal; returns its path and the line number of the marked line.
+sub broken {
+    my ($name, $extra, $location) = @_;
+    $location //= 'location /certgate/ { certgate_portal; }';
+    my $common = $t->certgate_common;
+    my $text = <<"EOF";
+load_module $module;
+pid $d/nginx.pid;
+events { }
+http {
+$common
+$extra
+    server {
+        listen 127.0.0.1:@{[$t->port('https')]};
+        $location
+    }
+}
+EOF
+    my $path = "$d/broken-$name.conf";
+    Certgate::Test::write_file($path, $text);
+    my $n = 0;
+    my $line;
+    for (split /\n/, $text) { $n++; $line = $n if /# <- here/ }
+    return ($path, $line);
+}
+
+my @cases = (
+    ['bad key type', 'certgate_key_type rsa:1024;  # <- here',
+        qr{unknown key type "rsa:1024"}],
+    ['missing CA file', '', qr{cannot read ca certificate "/nonexistent/ca\.crt"},
+        sub { $_[0] =~ s{certgate_ca_certificate \S+;}{certgate_ca_certificate /nonexistent/ca.crt;  # <- here}; }],
+    ['unknown lockout unit', 'certgate_lockout 6 60x 3;  # <- here', qr{invalid lock time "60x"}],
+    ['duplicate directive', 'certgate_memcached 127.0.0.1:11212;  # <- here',
+        qr{"certgate_memcached" directive is duplicate}],
+    ['portal outside a location', 'certgate_portal;  # <- here',
+        qr{"certgate_portal" directive is not allowed here}],
+    ['unknown time zone', 'certgate_timezone Mars/Olympus;  # <- here',
+        qr{unknown time zone "Mars/Olympus"}],
+    ['bad memcached address', '', qr{invalid memcached address},
+        sub { $_[0] =~ s{certgate_memcached \S+;}{certgate_memcached 127.0.0.1:notaport;  # <- here}; }],
+    ['short secret', '', qr{holds 5 bytes; it needs at least 32},
+        sub { Certgate::Test::write_file("$d/short-secret", "short"); chmod 0600, "$d/short-secret";
+              $_[0] =~ s{certgate_secret \S+;}{certgate_secret $d/short-secret;  # <- here}; }],
+    ['bad password rule', 'certgate_password_rule "[A-Z";  # <- here', qr{invalid pattern "\[A-Z"}],
+    ['bad role', '', qr{invalid parameter "role=admin"},
+        undef, 'location /x/ { certgate_require role=admin;  # <- here
+        }'],
+    ['session timeouts reversed', 'certgate_session_timeout 9h 8h;  # <- here',
+        qr{idle timeout "9h" is longer than the absolute timeout "8h"}],
+);
+
+for my $case (@cases) {
+    my ($name, $extra, $expect, $edit, $location) = @$case;
+    my ($path, $line) = broken($name =~ s/\W+/-/gr, $extra, $location);
+    if ($edit) {
+        my $text = Certgate::Test::read_file($path);
+        $edit->($text);
+        Certgate::Test::write_file($path, $text);
+        my $n = 0;
+        for (split /\n/, $text) { $n++; $line = $n if /# <- here/ }
+    }
+    my ($rc, $out) = $t->nginx_t($path);
+    isnt($rc, 0, "$name: nginx -t fails");
+    like($out, qr{\[emerg\].*$expect.* in \Q$path\E:$line\b}, "$name: the message names $path:$line")
+        or diag $out;
+}
+
+# A store written by a newer certgate (schema version bumped), and a file
+# that is no certgate store at all: each stops nginx -t at the certgate_store line.
+my @stores = (
+    ['newer schema', sub {
+        my $db = "$d/newer.db";
+        my ($rc, $out) = Certgate::Test::run(Certgate::Test::build_dir() . '/certgatectl',
+            '--store', "sqlite:$db", 'init');
+        die $out if $rc;
+        system('sqlite3', $db, "UPDATE certgate_meta SET value='99' WHERE key='schema_version';") == 0 or die;
+        return $db;
+    }, qr{newer|upgrade certgate}],
+    ['not a certgate store', sub {
+        my $db = "$d/other.db";
+        system('sqlite3', $db, 'CREATE TABLE t(x);') == 0 or die;
+        return $db;
+    }, qr{not a certgate store}],
+);
+for my $case (@stores) {
+    my ($name, $make, $expect) = @$case;
+    my $db = $make->();
+    my ($path) = broken($name =~ s/\W+/-/gr, '');
+    my $text = Certgate::Test::read_file($path);
+    $text =~ s{certgate_store \S+;}{certgate_store sqlite:$db;  # <- here};
+    Certgate::Test::write_file($path, $text);
+    my ($n, $line) = (0);
+    for (split /\n/, $text) { $n++; $line = $n if /# <- here/ }
+    my ($rc, $out) = $t->nginx_t($path);
+    isnt($rc, 0, "store with $name: nginx -t fails");
+    like($out, qr{\[emerg\].*$expect.* in \Q$path\E:$line\b}, "store with $name: names the certgate_store line")
+        or diag $out;
+}
+
+$t->done(allow => qr{\[emerg\]});
+done_testing;

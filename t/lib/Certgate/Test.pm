@@ -1,0 +1,428 @@
+package Certgate::Test;
+
+# The prove suites' harness: real nginx (Debian's /usr/sbin/nginx with the
+# built module), real memcached and a real SMTP server (python3-aiosmtpd
+# writing a Maildir), all on free loopback ports in a private directory.
+#
+#   my $t = Certgate::Test->new;            # temp dir, ports, demo CA, store
+#   $t->start_memcached; $t->start_smtp;
+#   $t->write_conf(<<'EOF'); $t->start_nginx;
+#   http { ... %%HTTPS_PORT%% ... }
+#   EOF
+#   my $res = $t->get('/certgate/', cert => 'alice');
+#
+# Every suite fails if the error log holds [alert], [emerg] or a sanitizer
+# report (checked when the object goes away).
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../../..');
+
+sub build_dir {
+    return $ENV{CERTGATE_BUILD} || "$ROOT/build-test";
+}
+
+sub nginx_bin { $ENV{CERTGATE_NGINX} || '/usr/sbin/nginx' }
+
+sub new {
+    my ($class, %opts) = @_;
+    my $dir = tempdir('certgate-t-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CERTGATE_KEEP});
+    my $self = bless {
+        dir   => $dir,
+        pids  => {},
+        ports => {},
+        owner => $$,
+        %opts,
+    }, $class;
+    make_path("$dir/logs", "$dir/maildir/new", "$dir/maildir/cur", "$dir/maildir/tmp");
+    $self->{ports}{$_} = free_port() for qw(http https memcached smtp);
+    diag("test dir $dir") if $ENV{CERTGATE_KEEP};
+    $self->init_pki unless $opts{no_pki};
+    return $self;
+}
+
+sub dir  { $_[0]{dir} }
+sub port { $_[0]{ports}{$_[1]} }
+
+# A TCP port nobody listens on now.
+sub free_port {
+    for (1 .. 50) {
+        my $s = IO::Socket::INET->new(
+            LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', ReuseAddr => 0
+        ) or next;
+        my $p = $s->sockport;
+        close $s;
+        return $p if $p > 1024;
+    }
+    die "no free port";
+}
+
+sub run {
+    my (@cmd) = @_;
+    my $out = `@{[join ' ', map { shell_quote($_) } @cmd]} 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub shell_quote {
+    my ($s) = @_;
+    return $s if $s =~ m{^[\w./:=,+@%-]+$};
+    $s =~ s/'/'\\''/g;
+    return "'$s'";
+}
+
+sub certgatectl {
+    my ($self, @args) = @_;
+    return run(build_dir() . '/certgatectl', '--store', "sqlite:$self->{dir}/certgate.db", @args);
+}
+
+# Demo PKI for the suites: our CA (made by certgatectl init --demo-ca), a
+# second, foreign CA, a server certificate, and the store.
+sub init_pki {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    my ($rc, $out) = run(build_dir() . '/certgatectl', '--store', "sqlite:$d/certgate.db",
+        'init', '--demo-ca', '--ca-cert', "$d/ca.crt", '--ca-key', "$d/ca.key");
+    die "certgatectl init failed: $out" if $rc != 0;
+    openssl(qw(rand -out), "$d/secret", 48);
+    chmod 0600, "$d/secret";
+
+    # a server certificate signed by our CA, for 127.0.0.1/localhost
+    openssl(qw(req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost),
+        '-keyout', "$d/server.key", '-out', "$d/server.csr");
+    write_file("$d/server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+    openssl(qw(x509 -req -days 30 -set_serial 1), '-in', "$d/server.csr", '-CA', "$d/ca.crt",
+        '-CAkey', "$d/ca.key", '-extfile', "$d/server.ext", '-out', "$d/server.crt");
+
+    # a CA that is not ours
+    openssl(qw(req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30),
+        '-subj', '/CN=Other CA', '-keyout', "$d/other-ca.key", '-out', "$d/other-ca.crt");
+}
+
+sub openssl {
+    my @args = @_;
+    my ($rc, $out) = run('openssl', @args);
+    die "openssl @args: $out" if $rc != 0;
+    return $out;
+}
+
+# A client certificate for user $cn signed by our CA (or by ca => 'other'),
+# written to <dir>/<name>.crt/.key; returns the name.
+sub client_cert {
+    my ($self, $cn, %o) = @_;
+    my $d = $self->{dir};
+    my $name = $o{name} || $cn;
+    my $ca = ($o{ca} || '') eq 'other' ? 'other-ca' : 'ca';
+    my $org = $o{org} || 'Demo Org';
+    openssl(qw(req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes),
+        '-subj', "/O=$org/CN=$cn", '-keyout', "$d/$name.key", '-out', "$d/$name.csr");
+    write_file("$d/$name.ext",
+        "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+            . "extendedKeyUsage=clientAuth\n");
+    my @days = $o{days} ? ('-days', $o{days}) : ('-days', 30);
+    openssl(qw(x509 -req -set_serial), int(rand(1 << 30)) + 2, @days, '-in', "$d/$name.csr",
+        '-CA', "$d/$ca.crt", '-CAkey', "$d/$ca.key", '-extfile', "$d/$name.ext",
+        '-out', "$d/$name.crt");
+    return $name;
+}
+
+sub write_file {
+    my ($path, $content) = @_;
+    open my $fh, '>', $path or die "$path: $!";
+    binmode $fh;
+    print $fh $content;
+    close $fh;
+}
+
+sub read_file {
+    my ($path) = @_;
+    open my $fh, '<', $path or return undef;
+    binmode $fh;
+    local $/;
+    my $c = <$fh>;
+    close $fh;
+    return $c;
+}
+
+# --- services -----------------------------------------------------------------
+
+sub spawn {
+    my ($self, $name, @cmd) = @_;
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', "$self->{dir}/logs/$name.log";
+        open STDERR, '>&', \*STDOUT;
+        exec @cmd or die "exec @cmd: $!";
+    }
+    $self->{pids}{$name} = $pid;
+    return $pid;
+}
+
+sub wait_port {
+    my ($self, $port, $what) = @_;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp');
+        if ($s) { close $s; return 1; }
+        sleep 0.05;
+    }
+    die "$what did not listen on port $port";
+}
+
+sub stop {
+    my ($self, $name, $sig) = @_;
+    my $pid = delete $self->{pids}{$name} or return;
+    kill $sig || 'TERM', $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.05;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+sub start_memcached {
+    my ($self) = @_;
+    my @user = $> == 0 ? ('-u', 'root') : ();
+    $self->spawn('memcached', 'memcached', '-l', '127.0.0.1', '-p', $self->port('memcached'),
+        '-U', '0', '-m', '16', @user);
+    $self->wait_port($self->port('memcached'), 'memcached');
+}
+
+sub stop_memcached { $_[0]->stop('memcached') }
+
+sub start_smtp {
+    my ($self) = @_;
+    $self->spawn('smtp', '/usr/bin/python3', '-m', 'aiosmtpd', '-n', '-l',
+        '127.0.0.1:' . $self->port('smtp'), '-c', 'aiosmtpd.handlers.Mailbox',
+        "$self->{dir}/maildir");
+    $self->wait_port($self->port('smtp'), 'the SMTP server');
+}
+
+sub stop_smtp { $_[0]->stop('smtp') }
+
+# The mails in the Maildir, oldest first, as raw text.
+sub mails {
+    my ($self) = @_;
+    my @files = sort { (stat $a)[9] <=> (stat $b)[9] || $a cmp $b }
+        glob("$self->{dir}/maildir/new/*"), glob("$self->{dir}/maildir/cur/*");
+    return map { read_file($_) } @files;
+}
+
+# --- nginx ----------------------------------------------------------------------
+
+# The http{} block's common lines: the module's directives pointing at this
+# suite's CA, store, memcached and mail relay.
+sub certgate_common {
+    my ($self) = @_;
+    my $d = $self->{dir};
+    return <<"EOF";
+    certgate_store sqlite:$d/certgate.db;
+    certgate_memcached 127.0.0.1:@{[$self->port('memcached')]};
+    certgate_secret $d/secret;
+    certgate_ca_certificate $d/ca.crt;
+    certgate_ca_key $d/ca.key;
+    certgate_mail smtp://127.0.0.1:@{[$self->port('smtp')]};
+    certgate_mail_from certgate\@example.test;
+EOF
+}
+
+# Writes nginx.conf. The text is the http{} contents; %%NAME%% placeholders:
+# HTTP_PORT, HTTPS_PORT, DIR, CERTGATE (the common lines), TLS (listen ssl +
+# server certificate + optional client certificates of our CA).
+sub write_conf {
+    my ($self, $http, %o) = @_;
+    my $d = $self->{dir};
+    my $workers = $o{workers} || 1;
+    my $module = build_dir() . '/ngx_http_certgate_module.so';
+    my $user = $> == 0 ? "user root root;\n" : '';
+    my $tls = <<"EOF";
+        listen 127.0.0.1:@{[$self->port('https')]} ssl;
+        ssl_certificate $d/server.crt;
+        ssl_certificate_key $d/server.key;
+        ssl_client_certificate $d/ca.crt;
+        ssl_verify_client optional_no_ca;
+EOF
+    my %vars = (
+        HTTP_PORT  => $self->port('http'),
+        HTTPS_PORT => $self->port('https'),
+        DIR        => $d,
+        CERTGATE   => $self->certgate_common,
+        TLS        => $tls,
+    );
+    $http =~ s/%%(\w+)%%/exists $vars{$1} ? $vars{$1} : die "unknown placeholder $1"/ge;
+    my $conf = <<"EOF";
+load_module $module;
+${user}worker_processes $workers;
+daemon off;
+master_process on;
+pid $d/nginx.pid;
+error_log $d/logs/error.log @{[$o{log_level} || 'info']};
+events { worker_connections 1024; }
+http {
+    access_log $d/logs/access.log;
+    client_body_temp_path $d/client_body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+$http
+}
+EOF
+    write_file("$d/nginx.conf", $conf);
+    return "$d/nginx.conf";
+}
+
+sub sanitizer_env {
+    my ($self) = @_;
+    return () unless $ENV{CERTGATE_SANITIZE};
+    my $asan = `gcc -print-file-name=libasan.so`;
+    chomp $asan;
+    my $ubsan = `gcc -print-file-name=libubsan.so`;
+    chomp $ubsan;
+    return (
+        LD_PRELOAD    => "$asan $ubsan",
+        ASAN_OPTIONS  => "detect_leaks=0:log_path=$self->{dir}/logs/asan",
+        UBSAN_OPTIONS => "print_stacktrace=1:log_path=$self->{dir}/logs/ubsan",
+    );
+}
+
+# nginx -t on a file; returns (exit code, output).
+sub nginx_t {
+    my ($self, $conf) = @_;
+    local %ENV = (%ENV, $self->sanitizer_env);
+    return run(nginx_bin(), '-t', '-p', $self->{dir}, '-c', $conf || "$self->{dir}/nginx.conf",
+        '-e', "$self->{dir}/logs/error-t.log");
+}
+
+sub start_nginx {
+    my ($self) = @_;
+    local %ENV = (%ENV, $self->sanitizer_env);
+    $self->spawn('nginx', nginx_bin(), '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
+        '-e', "$self->{dir}/logs/error.log");
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        last if -s "$self->{dir}/nginx.pid";
+        if (waitpid($self->{pids}{nginx}, WNOHANG) == $self->{pids}{nginx}) {
+            delete $self->{pids}{nginx};
+            die "nginx did not start:\n" . (read_file("$self->{dir}/logs/nginx.log") // '')
+                . (read_file("$self->{dir}/logs/error.log") // '');
+        }
+        sleep 0.05;
+    }
+    my @ports = grep { $self->port($_) } qw(http https);
+    my $conf = read_file("$self->{dir}/nginx.conf");
+    for my $p (@ports) {
+        my $port = $self->port($p);
+        $self->wait_port($port, 'nginx') if $conf =~ /:$port\b/;
+    }
+}
+
+sub stop_nginx { $_[0]->stop('nginx', 'QUIT') }
+
+sub error_log {
+    my ($self) = @_;
+    return join '', map { read_file($_) // '' } glob("$self->{dir}/logs/error*.log");
+}
+
+# Lines of the logs that fail every suite.
+sub bad_log_lines {
+    my ($self) = @_;
+    my @bad = grep { /\[(alert|emerg|crit)\]/ } split /\n/, $self->error_log;
+    for my $f (glob("$self->{dir}/logs/asan*"), glob("$self->{dir}/logs/ubsan*")) {
+        push @bad, "sanitizer report $f:\n" . (read_file($f) // '');
+    }
+    for my $f (glob("$self->{dir}/logs/nginx.log")) {
+        my $c = read_file($f) // '';
+        push @bad, grep { /AddressSanitizer|runtime error:|LeakSanitizer/ } split /\n/, $c;
+    }
+    return @bad;
+}
+
+# Call at the end of a suite: stops everything and checks the logs.
+sub done {
+    my ($self, %o) = @_;
+    $self->stop_nginx;
+    $self->stop($_) for keys %{$self->{pids}};
+    my @bad = $self->bad_log_lines;
+    if ($o{allow}) {
+        @bad = grep { $_ !~ $o{allow} } @bad;
+    }
+    ok(!@bad, 'no [alert], [emerg], [crit] or sanitizer report in the logs')
+        or diag(join "\n", @bad);
+    $self->{done} = 1;
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    # A forked child (a background request) must not stop the services.
+    return if ($self->{owner} || 0) != $$;
+    local $?;
+    for my $name (keys %{$self->{pids} || {}}) {
+        kill 'KILL', $self->{pids}{$name};
+        waitpid($self->{pids}{$name}, 0);
+    }
+}
+
+# --- HTTP ---------------------------------------------------------------------------
+
+# An HTTP(S) request through curl. Options: method, body (form fields as a
+# hashref, or a string), cert (client certificate name), json (Accept:
+# application/json), headers (arrayref), scheme (https by default), cookies
+# (a cookie-jar file), timeout.
+# Returns a hashref { status, headers (lower-case keys), body, time }.
+sub request {
+    my ($self, $path, %o) = @_;
+    my $scheme = $o{scheme} || 'https';
+    my $port = $scheme eq 'https' ? $self->port('https') : $self->port('http');
+    my $url = "$scheme://127.0.0.1:$port$path";
+    my $d = $self->{dir};
+    my @cmd = ('curl', '-s', '-S', '-i', '--max-time', $o{timeout} || 20, '--cacert', "$d/ca.crt");
+    push @cmd, '-X', $o{method} if $o{method};
+    if ($o{cert}) {
+        push @cmd, '--cert', "$d/$o{cert}.crt", '--key', "$d/$o{cert}.key";
+    }
+    push @cmd, '-H', 'Accept: application/json' if $o{json};
+    push @cmd, map { ('-H', $_) } @{$o{headers} || []};
+    if ($o{cookies}) {
+        push @cmd, '-b', $o{cookies}, '-c', $o{cookies};
+    }
+    if (defined $o{body}) {
+        if (ref $o{body} eq 'HASH') {
+            push @cmd, map { ('--data-urlencode', "$_=$o{body}{$_}") } sort keys %{$o{body}};
+        } else {
+            push @cmd, '--data-binary', $o{body};
+        }
+    }
+    push @cmd, '-w', '\n%{time_total}', $url;
+    my $start = time;
+    my ($rc, $out) = run(@cmd);
+    my $res = { status => 0, headers => {}, body => '', curl_rc => $rc, raw => $out };
+    return $res if $rc != 0;
+    $out =~ s/\n([\d.]+)\z// and $res->{time} = $1;
+    my ($head, $body) = split /\r\n\r\n/, $out, 2;
+    my @lines = split /\r\n/, $head;
+    my $status_line = shift @lines;
+    ($res->{status}) = $status_line =~ m{^HTTP/\S+ (\d+)};
+    for (@lines) {
+        my ($k, $v) = split /:\s*/, $_, 2;
+        push @{$res->{header_list}{lc $k}}, $v;
+        $res->{headers}{lc $k} = $v;
+    }
+    $res->{body} = $body // '';
+    return $res;
+}
+
+sub get { my ($self, $path, %o) = @_; return $self->request($path, %o) }
+
+1;
