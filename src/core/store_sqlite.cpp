@@ -275,8 +275,10 @@ SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
     const std::string dir = parent_dir(path);
     struct stat st;
     if (stat(path.c_str(), &st) != 0) {
-        if (errno != ENOENT)
-            throw StoreError(where + ": " + std::strerror(errno));
+        if (errno == ENOTDIR)
+            throw StoreError(where + ": directory " + dir +
+                             " does not exist (a part of the path is not a directory)");
+        if (errno != ENOENT) throw StoreError(where + ": " + std::strerror(errno));
         if (!create)
             throw StoreError(where + ": the file does not exist; create it with certgatectl init "
                                      "or correct certgate_store");
