@@ -41,8 +41,7 @@ std::vector<Token> tokenize(const std::string& text, const std::string& file) {
             std::string word;
             ++i;
             while (i < n && text[i] != quote) {
-                if (text[i] == '\\' && i + 1 < n &&
-                    (text[i + 1] == quote || text[i + 1] == '\\')) {
+                if (text[i] == '\\' && i + 1 < n && (text[i + 1] == quote || text[i + 1] == '\\')) {
                     word += text[i + 1];
                     i += 2;
                     continue;

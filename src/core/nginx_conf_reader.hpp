@@ -25,7 +25,7 @@ struct ConfDirective {
 };
 
 class NginxConf {
-public:
+  public:
     // Throws ConfError naming the file (and line) it could not read or parse.
     static NginxConf read(const std::string& path);
 
@@ -37,7 +37,7 @@ public:
     std::vector<std::string> args(const std::string& name) const;
     bool has(const std::string& name) const;
 
-private:
+  private:
     void parse_file(const std::string& path, int depth);
     std::string prefix_;  // the directory of the main file: includes are relative to it
     std::vector<ConfDirective> directives_;

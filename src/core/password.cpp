@@ -84,16 +84,26 @@ std::string generate_initial_password(size_t length) {
 
 const char* describe(RuleViolation v) {
     switch (v) {
-        case RuleViolation::none: return "ok";
-        case RuleViolation::too_short: return "too short";
-        case RuleViolation::too_long: return "too long";
-        case RuleViolation::bad_character: return "contains a character that is not allowed";
-        case RuleViolation::missing_letter: return "needs at least one letter";
-        case RuleViolation::missing_digit: return "needs at least one digit";
-        case RuleViolation::missing_upper: return "needs at least one upper-case letter";
-        case RuleViolation::missing_lower: return "needs at least one lower-case letter";
-        case RuleViolation::missing_symbol: return "needs at least one symbol";
-        case RuleViolation::pattern: return "does not match the configured rule";
+        case RuleViolation::none:
+            return "ok";
+        case RuleViolation::too_short:
+            return "too short";
+        case RuleViolation::too_long:
+            return "too long";
+        case RuleViolation::bad_character:
+            return "contains a character that is not allowed";
+        case RuleViolation::missing_letter:
+            return "needs at least one letter";
+        case RuleViolation::missing_digit:
+            return "needs at least one digit";
+        case RuleViolation::missing_upper:
+            return "needs at least one upper-case letter";
+        case RuleViolation::missing_lower:
+            return "needs at least one lower-case letter";
+        case RuleViolation::missing_symbol:
+            return "needs at least one symbol";
+        case RuleViolation::pattern:
+            return "does not match the configured rule";
     }
     return "?";
 }
@@ -145,11 +155,7 @@ const std::vector<std::string> kDefaultUserIdRule = {
 };
 
 const std::vector<std::string> kDefaultPasswordRule = {
-    "^[\\x21-\\x7e]{8,12}$",
-    "[A-Z]",
-    "[a-z]",
-    "[0-9]",
-    "[^A-Za-z0-9]",
+    "^[\\x21-\\x7e]{8,12}$", "[A-Z]", "[a-z]", "[0-9]", "[^A-Za-z0-9]",
 };
 
 struct PatternRule::Compiled {
@@ -164,14 +170,13 @@ PatternRule::PatternRule(const std::vector<std::string>& patterns)
     for (const auto& p : patterns_) {
         int err = 0;
         PCRE2_SIZE offset = 0;
-        pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), 0,
-                                         &err, &offset, nullptr);
+        pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), 0, &err,
+                                         &offset, nullptr);
         if (!code) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(err, msg, sizeof msg);
-            throw std::runtime_error("pattern \"" + p + "\" at offset " +
-                                     std::to_string(offset) + ": " +
-                                     reinterpret_cast<const char*>(msg));
+            throw std::runtime_error("pattern \"" + p + "\" at offset " + std::to_string(offset) +
+                                     ": " + reinterpret_cast<const char*>(msg));
         }
         compiled_->codes.push_back(code);
     }

@@ -61,7 +61,7 @@ extern const std::vector<std::string> kDefaultPasswordRule;
 
 // A configured rule: every pattern must match the whole value's worth of checks.
 class PatternRule {
-public:
+  public:
     // Throws std::runtime_error naming the pattern and PCRE2's message.
     explicit PatternRule(const std::vector<std::string>& patterns);
     ~PatternRule();
@@ -74,7 +74,7 @@ public:
     std::optional<size_t> first_failure(std::string_view value) const;
     const std::vector<std::string>& patterns() const { return patterns_; }
 
-private:
+  private:
     struct Compiled;
     std::vector<std::string> patterns_;
     std::unique_ptr<Compiled> compiled_;

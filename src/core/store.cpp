@@ -13,29 +13,40 @@ const char* to_string(Role r) { return r == Role::master ? "master" : "general";
 
 const char* to_string(UserState s) {
     switch (s) {
-        case UserState::must_register: return "must_register";
-        case UserState::active: return "active";
-        case UserState::disabled: return "disabled";
+        case UserState::must_register:
+            return "must_register";
+        case UserState::active:
+            return "active";
+        case UserState::disabled:
+            return "disabled";
     }
     return "?";
 }
 
 const char* to_string(CertStatus s) {
     switch (s) {
-        case CertStatus::issued: return "issued";
-        case CertStatus::revoked: return "revoked";
-        case CertStatus::superseded: return "superseded";
-        case CertStatus::expired: return "expired";
+        case CertStatus::issued:
+            return "issued";
+        case CertStatus::revoked:
+            return "revoked";
+        case CertStatus::superseded:
+            return "superseded";
+        case CertStatus::expired:
+            return "expired";
     }
     return "?";
 }
 
 const char* to_string(MailState s) {
     switch (s) {
-        case MailState::queued: return "queued";
-        case MailState::sending: return "sending";
-        case MailState::sent: return "sent";
-        case MailState::failed: return "failed";
+        case MailState::queued:
+            return "queued";
+        case MailState::sending:
+            return "sending";
+        case MailState::sent:
+            return "sent";
+        case MailState::failed:
+            return "failed";
     }
     return "?";
 }
@@ -127,13 +138,12 @@ void check_schema(Store& store) {
     int v = store.schema_version();
     if (v == Store::kSchemaVersion) return;
     const std::string where = store.describe();
-    if (v < 0)
-        throw StoreError(where + " is not a certgate store (no certgate schema in it)");
-    if (v == 0)
-        throw StoreError(where + " is empty: run certgatectl init");
+    if (v < 0) throw StoreError(where + " is not a certgate store (no certgate schema in it)");
+    if (v == 0) throw StoreError(where + " is empty: run certgatectl init");
     if (v < Store::kSchemaVersion)
-        throw StoreError(where + " has schema version " + std::to_string(v) + ", this certgate needs " +
-                         std::to_string(Store::kSchemaVersion) + ": run certgatectl migrate");
+        throw StoreError(where + " has schema version " + std::to_string(v) +
+                         ", this certgate needs " + std::to_string(Store::kSchemaVersion) +
+                         ": run certgatectl migrate");
     throw StoreError(where + " has schema version " + std::to_string(v) +
                      ": this certgate is older than the store (it knows version " +
                      std::to_string(Store::kSchemaVersion) + "); upgrade certgate");

@@ -69,7 +69,7 @@ struct User {
     int failure_streak = 0;  // consecutive wrong passwords (mirror of memcached's counter)
     int lock_count = 0;      // locks since the last successful login (R10)
     int64_t locked_until = 0;
-    bool blocked = false;  // 閉塞: only an unblock lifts it
+    bool blocked = false;             // 閉塞: only an unblock lifts it
     int64_t initial_password_at = 0;  // when the current initial password was issued
     int64_t created_at = 0;
     int64_t last_login_at = 0;
@@ -150,14 +150,14 @@ struct LockResult {
 };
 
 struct CertificateFilter {
-    std::string user_id;                   // empty: every user
-    std::optional<CertStatus> status;      // none: every status
-    int64_t not_after_before = 0;          // 0: no bound; else not_after < this
-    int64_t not_after_from = 0;            // 0: no bound; else not_after >= this
+    std::string user_id;               // empty: every user
+    std::optional<CertStatus> status;  // none: every status
+    int64_t not_after_before = 0;      // 0: no bound; else not_after < this
+    int64_t not_after_from = 0;        // 0: no bound; else not_after >= this
 };
 
 class Store {
-public:
+  public:
     static constexpr int kSchemaVersion = 1;
 
     // uri: "sqlite:/path/to/file.db" or a bare path. The file must exist unless
@@ -265,12 +265,12 @@ public:
     // Makes a queued or failed mail due now.
     virtual void retry_mail(int64_t id, const std::string& actor) = 0;
 
-protected:
+  protected:
     virtual void begin_write() = 0;  // BEGIN IMMEDIATE; throws StoreBusy after the timeout
     virtual void commit() = 0;
     virtual void rollback() noexcept = 0;
 
-private:
+  private:
     int depth_ = 0;
     std::function<int64_t()> clock_;
 };

@@ -122,7 +122,7 @@ class SqliteStore;
 
 // One prepared statement; columns and parameters are numbered from 0.
 class Statement {
-public:
+  public:
     Statement(SqliteStore& store, const char* sql);
     ~Statement() { sqlite3_finalize(stmt_); }
     Statement(const Statement&) = delete;
@@ -153,14 +153,14 @@ public:
     int64_t i64(int col) const { return sqlite3_column_int64(stmt_, col); }
     int i32(int col) const { return sqlite3_column_int(stmt_, col); }
 
-private:
+  private:
     void check(int rc);
     SqliteStore& store_;
     sqlite3_stmt* stmt_ = nullptr;
 };
 
 class SqliteStore final : public Store {
-public:
+  public:
     SqliteStore(const std::string& path, bool create);
     ~SqliteStore() override { sqlite3_close_v2(db_); }
 
@@ -219,21 +219,20 @@ public:
                                        int limit) override;
     int64_t last_event_id() override;
 
-    int64_t enqueue_mail(const std::string& to, const std::string& subject,
-                         const std::string& body, const std::string& actor,
-                         const std::string& about) override;
+    int64_t enqueue_mail(const std::string& to, const std::string& subject, const std::string& body,
+                         const std::string& actor, const std::string& about) override;
     std::vector<Mail> claim_due_mails(int limit, int lease_seconds) override;
     void mark_mail_sent(int64_t id) override;
     void mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) override;
     std::vector<Mail> list_mails(std::optional<MailState> state) override;
     void retry_mail(int64_t id, const std::string& actor) override;
 
-protected:
+  protected:
     void begin_write() override { exec("BEGIN IMMEDIATE", "starting a write"); }
     void commit() override { exec("COMMIT", "committing"); }
     void rollback() noexcept override { sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr); }
 
-private:
+  private:
     void exec(const char* sql, const std::string& during);
     bool has_table(const std::string& name);
     User require_user(const std::string& id);
@@ -280,8 +279,9 @@ SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
                              " does not exist (a part of the path is not a directory)");
         if (errno != ENOENT) throw StoreError(where + ": " + std::strerror(errno));
         if (!create)
-            throw StoreError(where + ": the file does not exist; create it with certgatectl init "
-                                     "or correct certgate_store");
+            throw StoreError(where +
+                             ": the file does not exist; create it with certgatectl init "
+                             "or correct certgate_store");
         struct stat dst;
         if (stat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode))
             throw StoreError(where + ": directory " + dir + " does not exist");
@@ -291,8 +291,9 @@ SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
     } else {
         if (S_ISDIR(st.st_mode)) throw StoreError(where + " is a directory, not a store file");
         if (access(path.c_str(), R_OK | W_OK) != 0)
-            throw StoreError(where + ": permission denied: the nginx worker user and "
-                                     "certgatectl need read and write access to it");
+            throw StoreError(where +
+                             ": permission denied: the nginx worker user and "
+                             "certgatectl need read and write access to it");
         // WAL keeps -wal and -shm files next to the store.
         if (access(dir.c_str(), W_OK | X_OK) != 0)
             throw StoreError(where + ": directory " + dir +
@@ -315,8 +316,8 @@ SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
         exec("PRAGMA foreign_keys = ON", "opening");
         Statement wal(*this, "PRAGMA journal_mode = WAL");
         if (wal.step() && wal.text(0) != "wal")
-            throw StoreError(where + ": cannot switch to WAL mode (journal mode is " +
-                             wal.text(0) + ")");
+            throw StoreError(where + ": cannot switch to WAL mode (journal mode is " + wal.text(0) +
+                             ")");
         // What may not be lost is flushed at every commit.
         exec("PRAGMA synchronous = FULL", "opening");
     } catch (...) {
@@ -507,8 +508,7 @@ void SqliteStore::reset_user(const std::string& id, const std::string& initial_h
                              const std::string& actor) {
     write([&] {
         User u = require_user(id);
-        if (u.state == UserState::disabled)
-            throw StoreConflict("user " + id + " is disabled");
+        if (u.state == UserState::disabled) throw StoreConflict("user " + id + " is disabled");
         Statement s(*this,
                     "UPDATE users SET password_hash = ?, state = 'must_register', "
                     "failure_streak = 0, lock_count = 0, locked_until = 0, blocked = 0, "
@@ -592,9 +592,9 @@ LockResult SqliteStore::lock_user(const std::string& id, int64_t until, int bloc
                     "blocked = ? WHERE id = ?");
         s.bind(0, result.lock_count).bind(1, until).bind(2, result.blocked ? 1 : 0).bind(3, id);
         s.run();
-        append_event(actor, event_kind::kUserLocked, id,
-                     "until=" + utc_time(until) +
-                         " lock_count=" + std::to_string(result.lock_count));
+        append_event(
+            actor, event_kind::kUserLocked, id,
+            "until=" + utc_time(until) + " lock_count=" + std::to_string(result.lock_count));
         if (result.blocked)
             append_event(actor, event_kind::kUserBlocked, id,
                          "after " + std::to_string(result.lock_count) + " locks");
@@ -607,8 +607,7 @@ void SqliteStore::unlock_user(const std::string& id, const std::string& actor) {
         User u = require_user(id);
         if (!u.locked_at(now()) && u.failure_streak == 0)
             throw StoreConflict("user " + id + " is not locked");
-        Statement s(*this,
-                    "UPDATE users SET locked_until = 0, failure_streak = 0 WHERE id = ?");
+        Statement s(*this, "UPDATE users SET locked_until = 0, failure_streak = 0 WHERE id = ?");
         s.bind(0, id).run();
         append_event(actor, event_kind::kUserUnlocked, id, "");
     });
@@ -639,7 +638,8 @@ void SqliteStore::unblock_user(const std::string& id, const std::string& actor) 
 void SqliteStore::disable_user(const std::string& id, const std::string& actor) {
     write([&] {
         User u = require_user(id);
-        if (u.state == UserState::disabled) throw StoreConflict("user " + id + " is already disabled");
+        if (u.state == UserState::disabled)
+            throw StoreConflict("user " + id + " is already disabled");
         Statement s(*this, "UPDATE users SET state = 'disabled' WHERE id = ?");
         s.bind(0, id).run();
         append_event(actor, event_kind::kUserDisabled, id, "");
@@ -671,8 +671,8 @@ void SqliteStore::add_certificate(const Certificate& cert, bool supersede,
         if (find_certificate(serial))
             throw StoreConflict("certificate " + serial + " is already recorded");
         if (supersede) {
-            Statement old(*this,
-                          "SELECT serial FROM certificates WHERE user_id = ? AND status = 'issued'");
+            Statement old(
+                *this, "SELECT serial FROM certificates WHERE user_id = ? AND status = 'issued'");
             old.bind(0, cert.user_id);
             std::vector<std::string> serials;
             while (old.step()) serials.push_back(old.text(0));
@@ -915,8 +915,7 @@ void SqliteStore::mark_mail_failed(int64_t id, const std::string& error, int64_t
         if (sqlite3_changes(db_) != 1)
             throw StoreNotFound("mail " + std::to_string(id) + " is not in the outbox");
         append_event("certgate", event_kind::kMailFailed, "mail:" + std::to_string(id),
-                     (retry_at ? "retry_at=" + utc_time(retry_at) + " " : "gave up ") +
-                         error);
+                     (retry_at ? "retry_at=" + utc_time(retry_at) + " " : "gave up ") + error);
     });
 }
 

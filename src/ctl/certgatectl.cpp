@@ -22,19 +22,18 @@ const char* const kDefaultConf = "/etc/nginx/nginx.conf";
 
 // Every option any command knows; true when it takes a value.
 const std::map<std::string, bool> kOptions = {
-    {"-c", true},           {"--store", true},         {"--json", false},
-    {"--actor", true},      {"--help", false},         {"-h", false},
-    {"--demo-ca", false},   {"--ca-cert", true},       {"--ca-key", true},
-    {"--ca-cn", true},      {"--ca-days", true},       {"--ca-passphrase-file", true},
-    {"--key-type", true},   {"--name", true},          {"--mail", true},
-    {"--html", false},      {"--out", true},           {"--password-stdin", false},
-    {"--org", true},        {"--user", true},          {"--expiring-within", true},
-    {"--status", true},     {"--reason", true},        {"--pem", false},
-    {"--der", false},       {"--next-update", true},   {"--since", true},
-    {"--limit", true},      {"--minutes", true},       {"--state", true},
+    {"-c", true},         {"--store", true},       {"--json", false},
+    {"--actor", true},    {"--help", false},       {"-h", false},
+    {"--demo-ca", false}, {"--ca-cert", true},     {"--ca-key", true},
+    {"--ca-cn", true},    {"--ca-days", true},     {"--ca-passphrase-file", true},
+    {"--key-type", true}, {"--name", true},        {"--mail", true},
+    {"--html", false},    {"--out", true},         {"--password-stdin", false},
+    {"--org", true},      {"--user", true},        {"--expiring-within", true},
+    {"--status", true},   {"--reason", true},      {"--pem", false},
+    {"--der", false},     {"--next-update", true}, {"--since", true},
+    {"--limit", true},    {"--minutes", true},     {"--state", true},
 };
-const std::set<std::string> kGlobalOptions = {"-c", "--store", "--json", "--actor", "--help",
-                                              "-h"};
+const std::set<std::string> kGlobalOptions = {"-c", "--store", "--json", "--actor", "--help", "-h"};
 
 struct Command {
     std::vector<std::string> words;
@@ -69,11 +68,7 @@ const std::vector<Command> kCommands = {
      {"--name"},
      cmd_org_add},
     {{"org", "list"}, "org list", "Lists the organisations.", {}, cmd_org_list},
-    {{"org", "show"},
-     "org show ORG_ID",
-     "Shows an organisation and its users.",
-     {},
-     cmd_org_show},
+    {{"org", "show"}, "org show ORG_ID", "Shows an organisation and its users.", {}, cmd_org_show},
     {{"user", "add-master"},
      "user add-master ORG_ID USER_ID --mail ADDR [--name NAME] [--html] [--out FILE]\n"
      "                [--password-stdin]",
@@ -157,8 +152,7 @@ const std::vector<Command> kCommands = {
      "    [--ca-passphrase-file F]",
      "Writes a CRL of every revoked certificate, signed by the CA. The format follows\n"
      "--pem/--der, else the file name (.pem: PEM), else DER.",
-     {"--out", "--pem", "--der", "--next-update", "--ca-cert", "--ca-key",
-      "--ca-passphrase-file"},
+     {"--out", "--pem", "--der", "--next-update", "--ca-cert", "--ca-key", "--ca-passphrase-file"},
      cmd_crl},
     {{"audit"},
      "audit [--since N] [--user USER_ID] [--limit N]",
@@ -291,8 +285,8 @@ int run(int argc, char** argv) {
     const Command* cmd = find_command(a);
     if (!cmd) {
         std::string what = a.words[0];
-        if (a.words.size() > 1 && (what == "org" || what == "user" || what == "cert" ||
-                                   what == "mail"))
+        if (a.words.size() > 1 &&
+            (what == "org" || what == "user" || what == "cert" || what == "mail"))
             what += " " + a.words[1];
         throw UsageError("unknown command '" + what + "'; see certgatectl --help");
     }
@@ -431,11 +425,24 @@ int64_t parse_duration(const std::string& text) {
     int64_t unit = 86400;
     std::string digits = text;
     switch (text.back()) {
-        case 'd': unit = 86400; digits.pop_back(); break;
-        case 'h': unit = 3600; digits.pop_back(); break;
-        case 'm': unit = 60; digits.pop_back(); break;
-        case 's': unit = 1; digits.pop_back(); break;
-        default: break;
+        case 'd':
+            unit = 86400;
+            digits.pop_back();
+            break;
+        case 'h':
+            unit = 3600;
+            digits.pop_back();
+            break;
+        case 'm':
+            unit = 60;
+            digits.pop_back();
+            break;
+        case 's':
+            unit = 1;
+            digits.pop_back();
+            break;
+        default:
+            break;
     }
     return parse_number(digits, ("duration '" + text + "'").c_str()) * unit;
 }

@@ -22,9 +22,9 @@ int cmd_audit(Context& ctx) {
         return kOk;
     }
     for (const auto& e : events)
-        std::cout << std::left << std::setw(7) << e.id << format_time(e.at) << "  "
-                  << std::setw(21) << e.actor << " " << std::setw(17) << e.kind << " "
-                  << std::setw(19) << e.subject << " " << e.detail << "\n";
+        std::cout << std::left << std::setw(7) << e.id << format_time(e.at) << "  " << std::setw(21)
+                  << e.actor << " " << std::setw(17) << e.kind << " " << std::setw(19) << e.subject
+                  << " " << e.detail << "\n";
     return kOk;
 }
 
@@ -55,7 +55,8 @@ int cmd_mail_list(Context& ctx) {
         return kOk;
     }
     std::cout << std::left << std::setw(7) << "ID" << std::setw(9) << "STATE" << std::setw(9)
-              << "TRIES" << std::setw(30) << "TO" << "SUBJECT\n";
+              << "TRIES" << std::setw(30) << "TO"
+              << "SUBJECT\n";
     for (const auto& m : mails)
         std::cout << std::setw(7) << m.id << std::setw(9) << to_string(m.state) << std::setw(9)
                   << m.attempts << std::setw(30) << m.to << m.subject

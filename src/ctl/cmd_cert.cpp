@@ -15,8 +15,9 @@ namespace certgate::ctl {
 namespace {
 
 void print_cert_table(const std::vector<Certificate>& certs) {
-    std::cout << std::left << std::setw(42) << "SERIAL" << std::setw(14) << "USER"
-              << std::setw(12) << "STATUS" << std::setw(27) << "NOT AFTER" << "REASON\n";
+    std::cout << std::left << std::setw(42) << "SERIAL" << std::setw(14) << "USER" << std::setw(12)
+              << "STATUS" << std::setw(27) << "NOT AFTER"
+              << "REASON\n";
     for (const auto& c : certs)
         std::cout << std::setw(41) << c.serial << " " << std::setw(14) << c.user_id << std::setw(12)
                   << to_string(c.status) << std::setw(27) << format_time(c.not_after)
@@ -128,8 +129,7 @@ int cmd_cert_revoke(Context& ctx) {
                          "affiliationChanged, privilegeWithdrawn, certificateHold, unspecified)");
     const std::string user = ctx.args.value("--user");
     const bool by_serial = ctx.args.words.size() > ctx.args.command_words;
-    if (by_serial == !user.empty())
-        throw UsageError("give either a SERIAL or --user USER_ID");
+    if (by_serial == !user.empty()) throw UsageError("give either a SERIAL or --user USER_ID");
     Store& store = ctx.store();
     std::vector<std::string> revoked;
     if (by_serial) {
@@ -147,7 +147,8 @@ int cmd_cert_revoke(Context& ctx) {
         std::cout << JsonObject().raw("revoked", json_array(items)).add("reason", reason).str()
                   << "\n";
     } else {
-        for (const auto& s : revoked) std::cout << "revoked certificate " << s << " (" << reason << ")\n";
+        for (const auto& s : revoked)
+            std::cout << "revoked certificate " << s << " (" << reason << ")\n";
     }
     return kOk;
 }
@@ -157,19 +158,20 @@ int cmd_crl(Context& ctx) {
     if (out.empty()) throw UsageError("--out FILE is required");
     if (ctx.args.flag("--pem") && ctx.args.flag("--der"))
         throw UsageError("give --pem or --der, not both");
-    const bool pem = ctx.args.flag("--pem") ||
-                     (!ctx.args.flag("--der") && out.size() > 4 &&
-                      out.compare(out.size() - 4, 4, ".pem") == 0);
+    const bool pem = ctx.args.flag("--pem") || (!ctx.args.flag("--der") && out.size() > 4 &&
+                                                out.compare(out.size() - 4, 4, ".pem") == 0);
     const int64_t next_update = parse_duration(ctx.args.value("--next-update", "7d"));
     if (next_update < 3600) throw UsageError("--next-update must be at least 1h");
 
     const std::string cert = ctx.setting("--ca-cert", "certgate_ca_certificate");
     const std::string key = ctx.setting("--ca-key", "certgate_ca_key");
     if (cert.empty() || key.empty())
-        throw UsageError("no CA: set certgate_ca_certificate and certgate_ca_key in nginx.conf "
-                         "(-c) or give --ca-cert and --ca-key");
+        throw UsageError(
+            "no CA: set certgate_ca_certificate and certgate_ca_key in nginx.conf "
+            "(-c) or give --ca-cert and --ca-key");
     CaKeyOptions options;
-    options.passphrase_file = ctx.setting("--ca-passphrase-file", "certgate_ca_key_passphrase_file");
+    options.passphrase_file =
+        ctx.setting("--ca-passphrase-file", "certgate_ca_key_passphrase_file");
     options.pin_file = ctx.setting("", "certgate_ca_key_pin_file");
     options.pkcs11_module = ctx.setting("", "certgate_pkcs11_module");
 
@@ -182,12 +184,12 @@ int cmd_crl(Context& ctx) {
             entries.push_back(RevokedEntry{c.serial, static_cast<time_t>(c.revoked_at), c.reason});
         count = entries.size();
         // The event id is the CRL number: it only grows, across nodes too.
-        const int64_t number = store.append_event(
-            ctx.actor(), event_kind::kCrlSigned, "crl",
-            "entries=" + std::to_string(count) + " out=" + out);
-        auto der = signer.make_crl(entries, static_cast<time_t>(store.now()),
-                                   static_cast<int>(next_update / 3600),
-                                   static_cast<uint64_t>(number));
+        const int64_t number =
+            store.append_event(ctx.actor(), event_kind::kCrlSigned, "crl",
+                               "entries=" + std::to_string(count) + " out=" + out);
+        auto der =
+            signer.make_crl(entries, static_cast<time_t>(store.now()),
+                            static_cast<int>(next_update / 3600), static_cast<uint64_t>(number));
         if (pem) {
             const std::string text = crl_der_to_pem(der);
             write_file_atomically(out, text.data(), text.size());
@@ -196,8 +198,11 @@ int cmd_crl(Context& ctx) {
         }
     });
     if (ctx.json)
-        std::cout << JsonObject().add("out", out).add("format", pem ? "pem" : "der")
-                         .add("revoked", static_cast<int64_t>(count)).str()
+        std::cout << JsonObject()
+                         .add("out", out)
+                         .add("format", pem ? "pem" : "der")
+                         .add("revoked", static_cast<int64_t>(count))
+                         .str()
                   << "\n";
     else
         std::cout << "wrote CRL " << out << " (" << (pem ? "PEM" : "DER") << ", " << count

@@ -56,7 +56,8 @@ int cmd_org_list(Context& ctx) {
         return kOk;
     }
     std::cout << std::left << std::setw(20) << "ORG" << std::setw(14) << "MASTER" << std::setw(7)
-              << "USERS" << "NAME\n";
+              << "USERS"
+              << "NAME\n";
     for (const auto& o : orgs) {
         auto users = store.list_users(o.id);
         std::string master = "-";

@@ -15,11 +15,12 @@ std::string make_demo_ca(Context& ctx) {
     const std::string cert = ctx.setting("--ca-cert", "certgate_ca_certificate");
     const std::string key = ctx.setting("--ca-key", "certgate_ca_key");
     if (cert.empty() || key.empty())
-        throw UsageError("--demo-ca needs the CA paths: certgate_ca_certificate and "
-                         "certgate_ca_key in nginx.conf, or --ca-cert and --ca-key");
+        throw UsageError(
+            "--demo-ca needs the CA paths: certgate_ca_certificate and "
+            "certgate_ca_key in nginx.conf, or --ca-cert and --ca-key");
     if (key.rfind("engine:", 0) == 0)
-        throw UsageError("--demo-ca writes a PEM key file; certgate_ca_key is an HSM key (" +
-                         key + ")");
+        throw UsageError("--demo-ca writes a PEM key file; certgate_ca_key is an HSM key (" + key +
+                         ")");
     const bool have_cert = access(cert.c_str(), F_OK) == 0;
     const bool have_key = access(key.c_str(), F_OK) == 0;
     if (have_cert && have_key) return "kept the existing CA " + cert;
@@ -29,15 +30,17 @@ std::string make_demo_ca(Context& ctx) {
     std::string type_spec = ctx.setting("--key-type", "certgate_key_type");
     if (type_spec.empty()) type_spec = "rsa:2048";
     auto type = parse_key_type(type_spec);
-    if (!type) throw UsageError("unknown key type '" + type_spec + "' (rsa:2048, rsa:3072, ec:P-256)");
+    if (!type)
+        throw UsageError("unknown key type '" + type_spec + "' (rsa:2048, rsa:3072, ec:P-256)");
     std::string cn = ctx.args.value("--ca-cn", "certgate demo CA");
     int days = static_cast<int>(parse_number(ctx.args.value("--ca-days", "3650"), "--ca-days"));
     if (days < 1) throw UsageError("--ca-days must be at least 1");
     const std::string passfile = ctx.setting("", "certgate_ca_key_passphrase_file");
     std::string passphrase;
     if (!passfile.empty())
-        throw UsageError("--demo-ca makes an unencrypted key; remove "
-                         "certgate_ca_key_passphrase_file or create the CA yourself");
+        throw UsageError(
+            "--demo-ca makes an unencrypted key; remove "
+            "certgate_ca_key_passphrase_file or create the CA yourself");
     create_ca(cert, key, cn, *type, days, passphrase);
     return "created demo CA " + cert + " (key " + key + ", " + type->name() + ")";
 }
@@ -54,8 +57,9 @@ int cmd_init(Context& ctx) {
     store->migrate();
     std::string ca_note;
     if (demo) ca_note = make_demo_ca(ctx);
-    std::string what = before == 0 ? "created" :
-                       before < Store::kSchemaVersion ? "migrated" : "already initialised";
+    std::string what = before == 0                      ? "created"
+                       : before < Store::kSchemaVersion ? "migrated"
+                                                        : "already initialised";
     if (ctx.json) {
         JsonObject o;
         o.add("store", uri).add("schema_version", Store::kSchemaVersion).add("result", what);
@@ -96,7 +100,8 @@ int cmd_status(Context& ctx) {
     if (ctx.json) {
         JsonObject o;
         o.add("store", ctx.store_uri()).add("schema_version", store.schema_version());
-        o.add("organisations", static_cast<int64_t>(orgs)).add("users", static_cast<int64_t>(users));
+        o.add("organisations", static_cast<int64_t>(orgs))
+            .add("users", static_cast<int64_t>(users));
         o.add("certificates", static_cast<int64_t>(certs)).add("last_event", last);
         o.add("mails_queued", static_cast<int64_t>(queued));
         std::cout << o.str() << "\n";

@@ -58,12 +58,23 @@ std::string html_escape(const std::string& s) {
     std::string out;
     for (char c : s) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&quot;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
         }
     }
     return out;
@@ -94,23 +105,24 @@ std::string letter_text(const LetterFacts& f) {
       << "初期パスワード / Initial password: " << f.password << "\n"
       << "\n";
     if (master)
-      o << "ログイン画面の［マスターユーザーの初期登録］から、上記のユーザーIDと初期パスワードで\n"
-           "初期登録を行い、新しいパスワードとメールアドレスを登録してください。\n"
-           "On the login screen, choose マスターユーザーの初期登録 (master user's first\n"
-           "registration) and enter the user ID and initial password above; then set a new\n"
-           "password and your mail address.\n";
+        o << "ログイン画面の［マスターユーザーの初期登録］から、上記のユーザーIDと初期パスワードで"
+             "\n"
+             "初期登録を行い、新しいパスワードとメールアドレスを登録してください。\n"
+             "On the login screen, choose マスターユーザーの初期登録 (master user's first\n"
+             "registration) and enter the user ID and initial password above; then set a new\n"
+             "password and your mail address.\n";
     else
-      o << "ログイン画面の［一般ユーザーの初期登録］から、上記のユーザーIDと初期パスワードで\n"
-           "認証し、新しいパスワードを設定してください。\n"
-           "On the login screen, choose 一般ユーザーの初期登録 (general user's first\n"
-           "registration), enter the user ID and initial password above, and set a new\n"
-           "password.\n";
+        o << "ログイン画面の［一般ユーザーの初期登録］から、上記のユーザーIDと初期パスワードで\n"
+             "認証し、新しいパスワードを設定してください。\n"
+             "On the login screen, choose 一般ユーザーの初期登録 (general user's first\n"
+             "registration), enter the user ID and initial password above, and set a new\n"
+             "password.\n";
     o << "\n"
       << "初期パスワードは一度だけ使えます。英字の大文字と小文字を区別します。\n"
       << "The initial password works for one registration only; letters are case-sensitive.\n";
     if (f.reset)
-      o << "以前のパスワードと電子証明書でのログインはできなくなりました。\n"
-           "Your previous password no longer works.\n";
+        o << "以前のパスワードと電子証明書でのログインはできなくなりました。\n"
+             "Your previous password no longer works.\n";
     return o.str();
 }
 
@@ -222,8 +234,12 @@ int add_user(Context& ctx, Role role) {
     });
     if (from_stdin) {
         if (ctx.json)
-            std::cout << JsonObject().add("user_id", user_id).add("org", org_id)
-                             .add("role", to_string(role)).add("state", "active").str()
+            std::cout << JsonObject()
+                             .add("user_id", user_id)
+                             .add("org", org_id)
+                             .add("role", to_string(role))
+                             .add("state", "active")
+                             .str()
                       << "\n";
         else
             std::cout << "added " << to_string(role) << " user " << user_id << " to " << org_id
@@ -274,7 +290,8 @@ std::pair<int64_t, int> lockout_settings(Context& ctx) {
 
 void print_user_table(const std::vector<User>& users, int64_t now) {
     std::cout << std::left << std::setw(14) << "USER" << std::setw(16) << "ORG" << std::setw(9)
-              << "ROLE" << std::setw(28) << "STATE" << "MAIL\n";
+              << "ROLE" << std::setw(28) << "STATE"
+              << "MAIL\n";
     for (const auto& u : users)
         std::cout << std::setw(14) << u.id << std::setw(16) << u.org << std::setw(9)
                   << to_string(u.role) << std::setw(28) << user_state_words(u, now) << u.mail
@@ -290,8 +307,8 @@ int cmd_user_reset(Context& ctx) {
     User u = require_user(store, id);
     auto org = store.find_org(u.org);
     const std::string password = generate_initial_password();
-    LetterFacts facts{u.org, org ? org->name : u.org, id, u.name, u.mail, password, u.role, true,
-                      store.now()};
+    LetterFacts facts{
+        u.org, org ? org->name : u.org, id, u.name, u.mail, password, u.role, true, store.now()};
     const std::string rendered = ctx.args.flag("--html") ? letter_html(facts) : letter_text(facts);
     const std::string hash = hash_password(password);
     store.write([&] {
@@ -305,7 +322,8 @@ int cmd_user_reset(Context& ctx) {
 int cmd_user_lock(Context& ctx) {
     const std::string id = ctx.args.positional(0, "USER_ID");
     auto [lock_time, locks] = lockout_settings(ctx);
-    if (ctx.args.flag("--minutes")) lock_time = parse_number(ctx.args.value("--minutes"), "--minutes") * 60;
+    if (ctx.args.flag("--minutes"))
+        lock_time = parse_number(ctx.args.value("--minutes"), "--minutes") * 60;
     if (lock_time <= 0) throw UsageError("--minutes must be at least 1");
     Store& store = ctx.store();
     LockResult r = store.lock_user(id, store.now() + lock_time, locks, ctx.actor());

@@ -46,7 +46,7 @@ struct Args {
 };
 
 class Context {
-public:
+  public:
     Args args;
     bool json = false;
 
@@ -63,7 +63,7 @@ public:
     // A conf value that a command-line option overrides.
     std::string setting(const std::string& option, const std::string& directive);
 
-private:
+  private:
     bool conf_loaded_ = false;
     std::optional<NginxConf> conf_;
     std::unique_ptr<Store> store_;
@@ -75,7 +75,7 @@ std::string json_string(const std::string& s);
 
 // A JSON object written field by field, in order.
 class JsonObject {
-public:
+  public:
     JsonObject& add(const std::string& key, const std::string& value);
     JsonObject& add(const std::string& key, const char* value) {
         return add(key, std::string(value));
@@ -86,7 +86,7 @@ public:
     JsonObject& raw(const std::string& key, const std::string& json);
     std::string str() const { return "{" + body_ + "}"; }
 
-private:
+  private:
     void sep() {
         if (!body_.empty()) body_ += ",";
     }

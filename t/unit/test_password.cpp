@@ -32,8 +32,8 @@ const char* const kDebianHash =
 std::string argon2_cli(const std::string& password, const std::string& salt,
                        const std::string& params) {
     if (access("/usr/bin/argon2", X_OK) != 0) return "";
-    std::string cmd = "printf %s '" + password + "' | /usr/bin/argon2 " + salt + " -id " + params +
-                      " -e";
+    std::string cmd =
+        "printf %s '" + password + "' | /usr/bin/argon2 " + salt + " -id " + params + " -e";
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) return "";
     char buf[512] = {0};
@@ -106,8 +106,9 @@ void debian_tool_recomputes_our_hash(void**) {
 
 void rejects_other_and_malformed_hashes(void**) {
     // argon2i (the CLI's default type) is not what we store.
-    std::string argon2i = "$argon2i$v=19$m=19456,t=2,p=1$Y2VydGdhdGVTYWx0VmFsdWUwMQ$"
-                          "Ek6FXmg2AwR4cqGcojTnNyEr6aD8kF6M59XUL6IO5F4";
+    std::string argon2i =
+        "$argon2i$v=19$m=19456,t=2,p=1$Y2VydGdhdGVTYWx0VmFsdWUwMQ$"
+        "Ek6FXmg2AwR4cqGcojTnNyEr6aD8kF6M59XUL6IO5F4";
     assert_false(verify_password("Passw0rd!", argon2i));
     assert_false(verify_password("Passw0rd!", ""));
     assert_false(verify_password("Passw0rd!", "$argon2id$garbage"));

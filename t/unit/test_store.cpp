@@ -265,10 +265,9 @@ void lock_three_times_blocks(void**) {
     assert_int_equal(r.lock_count, 3);
     assert_true(r.blocked);
     assert_true(s->find_user("general01")->blocked);
-    assert_true(contains(error_of<StoreConflict>([&] {
-                             s->lock_user("general01", fake_now + 60, 3, "certgate");
-                         }),
-                         "already blocked"));
+    assert_true(contains(
+        error_of<StoreConflict>([&] { s->lock_user("general01", fake_now + 60, 3, "certgate"); }),
+        "already blocked"));
 
     s->unblock_user("general01", "master01");
     u = s->find_user("general01");
@@ -303,9 +302,8 @@ void reset_registration_and_passwords(void**) {
     assert_int_equal(static_cast<int>(u->state), static_cast<int>(UserState::active));
     assert_string_equal(u->mail.c_str(), "new@example.com");
     assert_int_equal(u->initial_password_at, 0);
-    assert_true(contains(error_of<StoreConflict>([&] {
-                             s->complete_registration("master01", "x", "y@z", "master01");
-                         }),
+    assert_true(contains(error_of<StoreConflict>(
+                             [&] { s->complete_registration("master01", "x", "y@z", "master01"); }),
                          "not waiting for registration"));
 
     s->block_user("master01", "op");
@@ -357,14 +355,12 @@ void certificates_issue_supersede_revoke(void**) {
     assert_string_equal(c->reason.c_str(), "keyCompromise");
     assert_int_equal(c->revoked_at, fake_now);
     assert_false(s->current_certificate("general01").has_value());
-    assert_true(contains(error_of<StoreConflict>([&] {
-                             s->revoke_certificate("1234", "keyCompromise", "op");
-                         }),
-                         "already revoked"));
-    assert_true(contains(error_of<StoreNotFound>([&] {
-                             s->revoke_certificate("ABCDEF", "keyCompromise", "op");
-                         }),
-                         "not in the store"));
+    assert_true(contains(
+        error_of<StoreConflict>([&] { s->revoke_certificate("1234", "keyCompromise", "op"); }),
+        "already revoked"));
+    assert_true(contains(
+        error_of<StoreNotFound>([&] { s->revoke_certificate("ABCDEF", "keyCompromise", "op"); }),
+        "not in the store"));
 
     // By user: the superseded one (still valid) goes too.
     auto serials = s->revoke_user_certificates("general01", "cessationOfOperation", "op");
@@ -401,8 +397,9 @@ void events_are_numbered_in_order(void**) {
     s->lock_user("master01", fake_now + 60, 1, "certgate");  // locks and blocks: two events
     s->append_event("master01", "user.logout", "master01", "");
     auto ev = s->events_since(0, 100);
-    const char* kinds[] = {event_kind::kStoreInit, event_kind::kOrgAdded, event_kind::kUserAdded,
-                           event_kind::kUserLocked, event_kind::kUserBlocked, "user.logout"};
+    const char* kinds[] = {event_kind::kStoreInit,   event_kind::kOrgAdded,
+                           event_kind::kUserAdded,   event_kind::kUserLocked,
+                           event_kind::kUserBlocked, "user.logout"};
     assert_int_equal(ev.size(), 6);
     for (size_t i = 0; i < ev.size(); ++i) {
         assert_int_equal(ev[i].id, static_cast<int64_t>(i + 1));
@@ -425,8 +422,8 @@ void events_are_append_only(void**) {
     auto s = fresh_store(&path);
     sqlite3* db = nullptr;
     sqlite3_open(path.c_str(), &db);
-    assert_int_not_equal(sqlite3_exec(db, "UPDATE events SET detail = 'x'", nullptr, nullptr, nullptr),
-                         SQLITE_OK);
+    assert_int_not_equal(
+        sqlite3_exec(db, "UPDATE events SET detail = 'x'", nullptr, nullptr, nullptr), SQLITE_OK);
     assert_int_not_equal(sqlite3_exec(db, "DELETE FROM events", nullptr, nullptr, nullptr),
                          SQLITE_OK);
     sqlite3_close(db);
@@ -510,10 +507,9 @@ void outbox_claim_fail_retry_send(void**) {
     assert_int_equal(sent.size(), 1);
     assert_int_equal(sent[0].sent_at, fake_now);
     assert_int_equal(s->claim_due_mails(10, 60).size(), 0);
-    assert_true(contains(error_of<StoreNotFound>([&] { s->retry_mail(id, "op"); }),
-                         "not waiting"));
-    assert_true(contains(error_of<StoreNotFound>([&] { s->mark_mail_sent(999); }),
-                         "not in the outbox"));
+    assert_true(contains(error_of<StoreNotFound>([&] { s->retry_mail(id, "op"); }), "not waiting"));
+    assert_true(
+        contains(error_of<StoreNotFound>([&] { s->mark_mail_sent(999); }), "not in the outbox"));
 }
 
 int setup(void**) {
