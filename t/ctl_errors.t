@@ -135,6 +135,19 @@ if ($> != 0) {
 }
 refused('store is not SQLite', [qw(user list)], 4, qr/not an SQLite database/, undef,
     ['--store', "$dir/nginx.conf"]);
+{
+    # A store whose pages after the header are overwritten: corrupt, not a crash.
+    open my $in, '<:raw', "$dir/certgate.db" or die;
+    local $/;
+    my $bytes = <$in>;
+    close $in;
+    substr($bytes, 4096) = "\xff" x (length($bytes) - 4096);
+    open my $out, '>:raw', "$dir/corrupt.db" or die;
+    print $out $bytes;
+    close $out;
+}
+refused('corrupt store', [qw(audit)], 4, qr/is corrupt.*restore it from a backup/, undef,
+    ['--store', "$dir/corrupt.db"]);
 refused('no store at all', [qw(user list)], 1, qr/no store given|has no certgate_store/, undef, ['--json']);
 
 # --- configuration and files: exit 5 ---------------------------------------------------------------------
