@@ -138,7 +138,7 @@ is $r->{rc}, 0, 'user unblock master01';
 
 # --- certificates, revocation, CRL ---------------------------------------------------------------
 
-my $serial = make_cert('general01');
+my $serial = Certgate::Ctl::make_client_cert($dir, 'general01');
 $r = $ctl->run('cert', 'import', "$dir/general01.pem");
 is $r->{rc}, 0, 'cert import' or diag $r->{err};
 my $certs = $ctl->json('cert', 'list', '--user', 'general01');
@@ -237,18 +237,3 @@ sub write_file {
     close $fh;
 }
 
-# A client certificate for the user, signed by the demo CA; its serial as
-# `openssl x509 -serial` prints it.
-sub make_cert {
-    my ($user) = @_;
-    system("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-        . " -keyout $dir/$user.key -subj /CN=$user/O=ORG1 -out $dir/$user.csr 2>/dev/null") == 0
-        or die 'openssl req failed';
-    system("openssl x509 -req -in $dir/$user.csr -CA $dir/ca.pem -CAkey $dir/ca.key"
-        . " -CAcreateserial -days 20 -out $dir/$user.pem 2>/dev/null") == 0
-        or die 'openssl x509 failed';
-    my $s = `openssl x509 -in $dir/$user.pem -noout -serial`;
-    $s =~ s/^serial=//;
-    chomp $s;
-    return $s;
-}

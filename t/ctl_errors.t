@@ -43,7 +43,7 @@ for my $cmd (
     my $r = $ctl->run(@$cmd);
     die "setup: certgatectl @$cmd: $r->{err}" if $r->{rc};
 }
-my $serial = make_cert('general01');
+my $serial = Certgate::Ctl::make_client_cert($dir, 'general01');
 $ctl->run('cert', 'import', "$dir/general01.pem")->{rc} == 0 or die 'cert import';
 $ctl->run('cert', 'revoke', $serial, '--reason', 'superseded')->{rc} == 0 or die 'revoke';
 
@@ -188,18 +188,4 @@ sub refused {
         is $r->{out}, '', 'nothing on stdout';
         is snapshot(), $before, 'store unchanged';
     };
-}
-
-sub make_cert {
-    my ($user) = @_;
-    system("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-        . " -keyout $dir/$user.key -subj /CN=$user/O=ORG1 -out $dir/$user.csr 2>/dev/null") == 0
-        or die 'openssl req failed';
-    system("openssl x509 -req -in $dir/$user.csr -CA $dir/ca.pem -CAkey $dir/ca.key"
-        . " -CAcreateserial -days 20 -out $dir/$user.pem 2>/dev/null") == 0
-        or die 'openssl x509 failed';
-    my $s = `openssl x509 -in $dir/$user.pem -noout -serial`;
-    $s =~ s/^serial=//;
-    chomp $s;
-    return $s;
 }

@@ -81,4 +81,20 @@ sub meets_r9 {
         && $pw =~ /[0-9]/ && $pw =~ /[^A-Za-z0-9]/;
 }
 
+# A client certificate for the user, signed by the CA in $dir (ca.pem, ca.key),
+# written to $dir/<user>.pem; returns its serial as `openssl x509 -serial` prints it.
+sub make_client_cert {
+    my ($dir, $user) = @_;
+    system("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+        . " -keyout $dir/$user.key -subj /CN=$user/O=ORG1 -out $dir/$user.csr 2>/dev/null") == 0
+        or die 'openssl req failed';
+    system("openssl x509 -req -in $dir/$user.csr -CA $dir/ca.pem -CAkey $dir/ca.key"
+        . " -CAcreateserial -days 20 -out $dir/$user.pem 2>/dev/null") == 0
+        or die 'openssl x509 failed';
+    my $s = `openssl x509 -in $dir/$user.pem -noout -serial`;
+    $s =~ s/^serial=//;
+    chomp $s;
+    return $s;
+}
+
 1;
