@@ -120,7 +120,8 @@ CertificateIdentity certificate_identity(const X509* cert);
 // ---- the protected path's check ---------------------------------------------------------
 
 // Checks a TLS peer certificate against our CA inline on the event loop:
-// issuer name, signature with the CA public key, validity window. No I/O, no
+// issuer name, signature with the CA public key, not a CA itself (the CA
+// certificate is public), validity window (both ends inclusive). No I/O, no
 // allocation beyond OpenSSL's verify context; tens of microseconds.
 class ClientCertCheck {
   public:
@@ -199,6 +200,9 @@ std::string crl_der_to_pem(const std::vector<uint8_t>& der);
 // CA EVP_PKEY (OpenSSL 3 makes a fresh EVP_PKEY_CTX per signature, so a
 // shared key is safe to sign with concurrently). Everything else each call
 // makes for itself. Move-only: hold it in a unique_ptr/shared_ptr.
+// An engine (HSM) key is a handle on a PKCS#11 session, which does not
+// survive fork(): load it in each nginx worker (init_process); loading in
+// the master as well is fine for the nginx -t checks.
 class CaSigner {
   public:
     // key_spec is a PEM file path, or "engine:pkcs11:<pkcs11 URI>" for a key
