@@ -34,7 +34,7 @@ $t->client_cert('mallory1', ca => 'other');
 
 subtest 'a certificate from our CA passes' => sub {
     my $r = $t->get('/app/', cert => 'alice01');
-    is($r->{status}, 200, '200');
+    is($r->{status}, 200, 'status 200');
     is($r->{body}, "business app\n", 'the app answers');
     is($r->{headers}{'x-certgate-user'}, 'alice01', '$certgate_user is the CN');
     is($r->{headers}{'x-certgate-org'}, 'Demo Org', '$certgate_org is the O');

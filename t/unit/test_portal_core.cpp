@@ -1,0 +1,281 @@
+// Unit tests for the portal's core parts: error codes and words, page
+// templates, the health JSON, and the memcached client against a real
+// memcached started on a free loopback port.
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/errors.hpp"
+#include "core/health.hpp"
+#include "core/memcache.hpp"
+#include "core/pages.hpp"
+
+// cmocka last: its macros (fail, ...) clash with the C++ library.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace certgate;
+
+namespace {
+
+bool contains(const std::string &haystack, const std::string &needle) {
+    return haystack.find(needle) != std::string::npos;
+}
+
+int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a));
+    socklen_t len = sizeof(a);
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    int port = ntohs(a.sin_port);
+    ::close(fd);
+    return port;
+}
+
+pid_t start_memcached(int port) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        std::string p = std::to_string(port);
+        if (geteuid() == 0) {
+            execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p.c_str(), "-U", "0", "-u",
+                   "root", (char *)nullptr);
+        } else {
+            execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p.c_str(), "-U", "0",
+                   (char *)nullptr);
+        }
+        _exit(127);
+    }
+    // Wait until it answers.
+    for (int i = 0; i < 100; ++i) {
+        try {
+            Memcache probe("127.0.0.1", port, 200);
+            probe.version();
+            return pid;
+        } catch (const MemcacheError &) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+    return pid;
+}
+
+void stop_memcached(pid_t pid) {
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+
+static void error_codes_round_trip(void **) {
+    ErrorCode c;
+    assert_true(parse_error_code("no_certificate", &c));
+    assert_int_equal(static_cast<int>(c), static_cast<int>(ErrorCode::no_certificate));
+    assert_string_equal(error_name(ErrorCode::locked), "locked");
+    assert_string_equal(error_name(ErrorCode::unavailable), "unavailable");
+    assert_false(parse_error_code("<script>", &c));
+    assert_false(parse_error_code("", &c));
+    // Every code has words in both languages.
+    for (int i = 0; i <= static_cast<int>(ErrorCode::forbidden); ++i) {
+        auto code = static_cast<ErrorCode>(i);
+        assert_true(parse_error_code(error_name(code), &c));
+        assert_int_equal(static_cast<int>(c), i);
+        assert_false(error_message(code, Language::ja).empty());
+        assert_false(error_message(code, Language::en).empty());
+    }
+}
+
+static void login_page_has_the_four_buttons(void **) {
+    Settings s;
+    s.helpdesk = {"ヘルプ窓口", "0120-111-222", "9:00-17:00"};
+    Pages pages(s);
+    PageData data{PageData::type::object};
+    data.set("title", "T");
+    data.set("csrf_token", "tok");
+    std::string html = pages.render("login", Language::ja, data, "/certgate/");
+    assert_true(contains(html, ">ログイン</button>"));
+    assert_true(contains(html, ">マスターユーザーの初期登録</button>"));
+    assert_true(contains(html, ">一般ユーザーの初期登録</button>"));
+    assert_true(contains(html, ">電子証明書発行</button>"));
+    assert_true(contains(html, "ヘルプ窓口"));
+    assert_true(contains(html, "0120-111-222"));
+    assert_true(contains(html, "value=\"tok\""));
+    std::string en = pages.render("login", Language::en, data, "/certgate/");
+    assert_true(contains(en, "<html lang=\"en\">"));
+    assert_true(contains(en, ">Log in</button>"));
+}
+
+static void page_values_are_escaped(void **) {
+    Settings s;
+    Pages pages(s);
+    PageData data{PageData::type::object};
+    data.set("title", "x");
+    data.set("message", "<script>alert(1)</script>");
+    std::string html = pages.render("error", Language::ja, data, "/certgate/");
+    assert_false(contains(html, "<script>alert"));
+    assert_true(contains(html, "&lt;script&gt;"));
+}
+
+static void custom_templates_override_and_errors_name_the_file(void **) {
+    char dir[] = "/tmp/certgate-tmpl-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    std::string d = dir;
+    {
+        std::ofstream(d + "/error.mustache") << "<p>BANK BRANDED {{error}}</p>";
+    }
+    Settings s;
+    s.templates_dir = d;
+    Pages pages(s);
+    PageData data{PageData::type::object};
+    data.set("title", "x");
+    data.set("error", "locked");
+    std::string html = pages.render("error", Language::ja, data, "/certgate/");
+    assert_true(contains(html, "BANK BRANDED locked"));
+
+    {
+        std::ofstream(d + "/login.mustache") << "{{#unclosed}}oops";
+    }
+    bool thrown = false;
+    try {
+        Pages broken(s);
+    } catch (const PageError &e) {
+        thrown = true;
+        assert_true(contains(e.what(), d + "/login.mustache"));
+    }
+    assert_true(thrown);
+    std::remove((d + "/error.mustache").c_str());
+    std::remove((d + "/login.mustache").c_str());
+    rmdir(dir);
+}
+
+static void health_json_hides_reasons(void **) {
+    Health h;
+    h.memcached_up = false;
+    h.memcached_error = "cannot connect to memcached 10.0.0.1:11211";
+    h.store_up = true;
+    std::string json = health_json(h, -1);
+    assert_true(contains(json, "\"status\":\"unavailable\""));
+    assert_true(contains(json, "\"memcached\":{\"up\":false}"));
+    assert_false(contains(json, "10.0.0.1"));
+    assert_false(contains(json, "tasks_alive"));
+    h.memcached_up = true;
+    assert_true(contains(health_json(h, 3), "\"tasks_alive\":3"));
+    assert_string_equal(json_escape("a\"b\\c\n<").c_str(), "a\\\"b\\\\c\\n\\u003c");
+}
+
+static void memcache_against_a_real_memcached(void **) {
+    int port = free_port();
+    pid_t pid = start_memcached(port);
+    Memcache mc("127.0.0.1", port, 500);
+    assert_false(mc.version().empty());
+    assert_false(mc.get("certgate-test:none").has_value());
+    mc.set("certgate-test:k", std::string("va\r\nlue\0x", 9), 60);
+    auto v = mc.get("certgate-test:k");
+    assert_true(v.has_value());
+    assert_int_equal(v->size(), 9);
+    assert_false(mc.add("certgate-test:k", "other", 60));
+    assert_true(mc.remove("certgate-test:k"));
+    assert_false(mc.remove("certgate-test:k"));
+    assert_false(mc.incr("certgate-test:n", 1).has_value());
+    assert_int_equal(mc.incr_or_create("certgate-test:n", 1, 60), 1);
+    assert_int_equal(mc.incr_or_create("certgate-test:n", 1, 60), 2);
+
+    // Increments from many threads at once are counted exactly once each.
+    std::vector<std::thread> threads;
+    std::atomic<int> errors{0};
+    for (int t = 0; t < 8; ++t) {
+        threads.emplace_back([&] {
+            Memcache own("127.0.0.1", port, 1000);
+            for (int i = 0; i < 50; ++i) {
+                try {
+                    own.incr_or_create("certgate-test:race", 1, 60);
+                } catch (...) {
+                    errors++;
+                }
+            }
+        });
+    }
+    for (auto &th : threads) th.join();
+    assert_int_equal(errors.load(), 0);
+    assert_string_equal(mc.get("certgate-test:race")->c_str(), "400");
+
+    // Bad keys never reach the wire.
+    bool thrown = false;
+    try {
+        mc.get("has space");
+    } catch (const MemcacheError &) {
+        thrown = true;
+    }
+    assert_true(thrown);
+
+    // memcached gone: an error within the timeout, then back on restart.
+    stop_memcached(pid);
+    auto start = std::chrono::steady_clock::now();
+    thrown = false;
+    try {
+        mc.version();
+    } catch (const MemcacheError &) {
+        thrown = true;
+    }
+    auto took = std::chrono::steady_clock::now() - start;
+    assert_true(thrown);
+    assert_true(took < std::chrono::seconds(1));
+    pid = start_memcached(port);
+    assert_false(mc.version().empty());
+    stop_memcached(pid);
+}
+
+static void memcache_times_out_on_a_silent_server(void **) {
+    // A listener that accepts and never answers.
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
+    ::listen(fd, 4);
+    socklen_t len = sizeof(a);
+    ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    Memcache mc("127.0.0.1", ntohs(a.sin_port), 200);
+    auto start = std::chrono::steady_clock::now();
+    bool thrown = false;
+    try {
+        mc.version();
+    } catch (const MemcacheError &e) {
+        thrown = true;
+        assert_true(contains(e.what(), "did not answer in time"));
+    }
+    auto took = std::chrono::steady_clock::now() - start;
+    assert_true(thrown);
+    assert_true(took < std::chrono::milliseconds(900));
+    ::close(fd);
+}
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(error_codes_round_trip),
+        cmocka_unit_test(login_page_has_the_four_buttons),
+        cmocka_unit_test(page_values_are_escaped),
+        cmocka_unit_test(custom_templates_override_and_errors_name_the_file),
+        cmocka_unit_test(health_json_hides_reasons),
+        cmocka_unit_test(memcache_against_a_real_memcached),
+        cmocka_unit_test(memcache_times_out_on_a_silent_server),
+    };
+    return cmocka_run_group_tests_name("portal_core", tests, nullptr, nullptr);
+}
