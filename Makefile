@@ -63,7 +63,8 @@ DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         libargon2-dev argon2 libssl-dev openssl libcurl4-openssl-dev \
         libpcre2-dev zlib1g-dev libcmocka-dev python3-aiosmtpd \
         libio-socket-ssl-perl libjson-pp-perl perl curl \
-        libkainjow-mustache-dev libnss3-tools
+        libkainjow-mustache-dev libnss3-tools tzdata \
+        softhsm2 opensc libengine-pkcs11-openssl
 
 .PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \
         demo demo-stop bench clean check-format
@@ -157,10 +158,10 @@ test-run:
 # --- demo ------------------------------------------------------------------------
 
 demo: all
-	@CERTGATE_BUILD=$(BDIR) ./demo/demo start
+	@CERTGATE_BUILD=$(BDIR) t/demo start
 
 demo-stop:
-	@./demo/demo stop
+	@t/demo stop
 
 # --- bench -----------------------------------------------------------------------
 
@@ -171,4 +172,4 @@ check-format:
 	clang-format --dry-run --Werror src/*.cpp src/*.hpp src/core/*.cpp src/core/*.hpp src/ctl/*.cpp
 
 clean:
-	rm -rf build build-test build-asan
+	rm -rf build build-test build-asan .demo
