@@ -1,0 +1,81 @@
+// The mail outbox: every mail is a row in the store before it is sent, and is
+// claimed there before each try (see deliver_outbox in mail.hpp).
+
+#include <algorithm>
+#include <string>
+
+#include "core/mail.hpp"
+
+namespace certgate {
+
+namespace {
+
+// The same Message-ID on every try, so a copy sent again after a crash is
+// recognisably the same mail.
+std::string outbox_message_id(const Mail& mail, const MailSettings& settings) {
+    std::string domain = "certgate.invalid";
+    const auto lt = settings.from.rfind('<');
+    std::string from = lt == std::string::npos ? settings.from : settings.from.substr(lt + 1);
+    if (!from.empty() && from.back() == '>') from.pop_back();
+    const auto at = from.rfind('@');
+    if (at != std::string::npos && at + 1 < from.size()) domain = from.substr(at + 1);
+    return "<certgate.outbox." + std::to_string(mail.id) + "." + std::to_string(mail.created_at) +
+           "@" + domain + ">";
+}
+
+}  // namespace
+
+int64_t outbox_backoff(int attempts) {
+    int64_t wait = kOutboxFirstRetrySeconds;
+    for (int i = 1; i < attempts && wait < kOutboxMaxRetrySeconds; ++i) wait *= 2;
+    return std::min(wait, kOutboxMaxRetrySeconds);
+}
+
+int64_t queue_mail(Store& store, const MailMessage& message, const std::string& actor,
+                   const std::string& about) {
+    // Refuse a bad recipient or subject now, not at every try later. The sender is
+    // checked when sending: it comes from the configuration, not from the mail.
+    MailSettings probe;
+    probe.from = "check@certgate.invalid";
+    format_mail(probe, message);
+    return store.enqueue_mail(message.to, message.subject, message.body, actor, about);
+}
+
+OutboxResult deliver_outbox(Store& store, const MailSettings& settings, int64_t now,
+                            int max_mails) {
+    OutboxResult result;
+    // The lease must outlast one try, or a slow relay could see the mail twice.
+    const int lease = std::max(kOutboxLeaseSeconds,
+                               2 * (settings.timeout_ms > 0 ? settings.timeout_ms : 0) / 1000);
+    for (int i = 0; i < max_mails; ++i) {
+        // One claim per mail, so a claimed mail never waits behind a slow batch.
+        const std::vector<Mail> claimed = store.claim_due_mails(1, lease);
+        if (claimed.empty()) break;
+        const Mail& mail = claimed.front();
+
+        MailMessage message;
+        message.to = mail.to;
+        message.subject = mail.subject;
+        message.body = mail.body;
+        message.message_id = outbox_message_id(mail, settings);
+        message.date = static_cast<time_t>(mail.created_at);
+        try {
+            send_mail(settings, message);
+        } catch (const MailError& e) {
+            if (e.permanent()) {
+                store.mark_mail_failed(mail.id, e.what(), 0);
+                ++result.failed;
+                continue;
+            }
+            store.mark_mail_failed(mail.id, e.what(), now + outbox_backoff(mail.attempts));
+            ++result.retried;
+            if (e.kind() == MailError::Kind::unreachable) break;
+            continue;
+        }
+        store.mark_mail_sent(mail.id);
+        ++result.sent;
+    }
+    return result;
+}
+
+}  // namespace certgate
