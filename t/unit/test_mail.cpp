@@ -47,8 +47,6 @@ std::string dir;  // this run's scratch directory
 int counter = 0;
 std::atomic<int64_t> fake_now{1795663200};  // 2026-11-26T03:20:00Z, 12:20 in Tokyo
 
-pid_t smtpd_pid = -1;
-int smtpd_port = 0;
 std::string smtpd_dir;  // aiosmtpd's Maildir
 
 const char* const kPython = "/usr/bin/python3";
@@ -252,7 +250,62 @@ bool port_answers(int port) {
     return ok;
 }
 
-bool smtpd_running() { return smtpd_pid > 0; }
+// One aiosmtpd on a loopback port, storing into smtpd_dir.
+struct Smtpd {
+    pid_t pid = -1;
+    int port = 0;
+    bool running() const { return pid > 0; }
+
+    void start(const std::vector<std::string>& tls_args) {
+        port = free_port();
+        const std::string listen = "127.0.0.1:" + std::to_string(port);
+        std::vector<std::string> args = {kPython, "-m",   "aiosmtpd", "-n",
+                                         "-l",    listen, "-c",       "cg_picky.Picky"};
+        args.insert(args.end(), tls_args.begin(), tls_args.end());
+        args.push_back(smtpd_dir);
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(&a[0]);
+        argv.push_back(nullptr);
+        pid = fork();
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test
+            setenv("PYTHONPATH", dir.c_str(), 1);
+            const int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            execv(kPython, argv.data());
+            _exit(127);
+        }
+    }
+
+    // Waits until the port answers; stops the server if it never does.
+    void wait() {
+        if (pid <= 0) return;
+        for (int i = 0; pid > 0 && i < 200; ++i) {
+            if (port_answers(port)) return;
+            if (waitpid(pid, nullptr, WNOHANG) == pid) {
+                pid = -1;
+                break;
+            }
+            usleep(50 * 1000);
+        }
+        fprintf(stderr, "aiosmtpd did not start on port %d; its tests skip\n", port);
+        stop();
+    }
+
+    void stop() {
+        if (pid > 0) {
+            kill(pid, SIGTERM);
+            waitpid(pid, nullptr, 0);
+        }
+        pid = -1;
+    }
+};
+
+Smtpd smtpd;           // plain SMTP, no STARTTLS on offer
+Smtpd smtpd_starttls;  // offers STARTTLS and requires it before MAIL FROM
+Smtpd smtpd_smtps;     // implicit TLS
+std::string tls_cert;  // self-signed for IP 127.0.0.1, the CA bundle of the TLS tests
 
 int start_smtpd(void**) {
     if (access(kPython, X_OK) != 0) return 0;  // the SMTP tests skip
@@ -261,38 +314,27 @@ int start_smtpd(void**) {
         std::ofstream h(dir + "/cg_picky.py");
         h << kPickyHandler;
     }
-    smtpd_port = free_port();
-    const std::string listen = "127.0.0.1:" + std::to_string(smtpd_port);
-    smtpd_pid = fork();
-    if (smtpd_pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);  // never outlive a crashed test
-        setenv("PYTHONPATH", dir.c_str(), 1);
-        const int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        execl(kPython, kPython, "-m", "aiosmtpd", "-n", "-l", listen.c_str(), "-c",
-              "cg_picky.Picky", smtpd_dir.c_str(), static_cast<char*>(nullptr));
-        _exit(127);
+    smtpd.start({});
+    tls_cert = dir + "/relay-cert.pem";
+    const std::string key = dir + "/relay-key.pem";
+    const std::string req =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1"
+        " -addext subjectAltName=IP:127.0.0.1 -keyout '" +
+        key + "' -out '" + tls_cert + "' 2>/dev/null";
+    if (std::system(req.c_str()) == 0) {
+        smtpd_starttls.start({"--tlscert", tls_cert, "--tlskey", key});
+        smtpd_smtps.start({"--smtpscert", tls_cert, "--smtpskey", key});
     }
-    for (int i = 0; i < 200; ++i) {
-        if (port_answers(smtpd_port)) return 0;
-        int status;
-        if (waitpid(smtpd_pid, &status, WNOHANG) == smtpd_pid) break;
-        usleep(50 * 1000);
-    }
-    fprintf(stderr, "aiosmtpd did not start on %s; the SMTP tests skip\n", listen.c_str());
-    kill(smtpd_pid, SIGKILL);
-    waitpid(smtpd_pid, nullptr, 0);
-    smtpd_pid = -1;
+    smtpd.wait();
+    smtpd_starttls.wait();
+    smtpd_smtps.wait();
     return 0;
 }
 
 int stop_smtpd(void**) {
-    if (smtpd_pid > 0) {
-        kill(smtpd_pid, SIGTERM);
-        waitpid(smtpd_pid, nullptr, 0);
-        smtpd_pid = -1;
-    }
+    smtpd.stop();
+    smtpd_starttls.stop();
+    smtpd_smtps.stop();
     return 0;
 }
 
@@ -437,9 +479,9 @@ void maildir_delivery(void**) {
 // ---- SMTP --------------------------------------------------------------------------------
 
 void smtp_delivery(void**) {
-    if (!smtpd_running()) skip();
+    if (!smtpd.running()) skip();
     MailMessage m = sample("smtp1@example.jp");
-    send_mail(smtp_settings(smtpd_port), m);
+    send_mail(smtp_settings(smtpd.port), m);
     const std::string text = smtpd_mail_for("smtp1@example.jp");
     assert_false(text.empty());
     const Parsed p = parse(text);
@@ -448,12 +490,43 @@ void smtp_delivery(void**) {
     assert_string_equal(body_text(p).c_str(), m.body.c_str());
 }
 
+void smtp_starttls_and_smtps(void**) {
+    if (!smtpd_starttls.running() || !smtpd_smtps.running()) skip();
+    // This relay refuses MAIL FROM before STARTTLS, so a mail that arrives went
+    // through TLS; the relay's certificate is checked against ca_file.
+    MailSettings s = smtp_settings(smtpd_starttls.port);
+    s.ca_file = tls_cert;
+    send_mail(s, sample("starttls@example.jp"));
+    assert_false(smtpd_mail_for("starttls@example.jp").empty());
+
+    MailSettings implicit = s;
+    implicit.relay = "smtps://127.0.0.1:" + std::to_string(smtpd_smtps.port);
+    send_mail(implicit, sample("smtps@example.jp"));
+    assert_false(smtpd_mail_for("smtps@example.jp").empty());
+
+    // Without the CA bundle the self-signed certificate is refused, and the
+    // message says so; the mail waits (the configuration must change).
+    for (MailSettings* m : {&s, &implicit}) {
+        m->ca_file.clear();
+        MailError e = mail_error_of([&] { send_mail(*m, sample("never@example.jp")); });
+        assert_true(e.kind() == MailError::Kind::unreachable);
+        assert_contains(e.what(), "TLS with SMTP relay 127.0.0.1:");
+        assert_contains(e.what(), "certificate");
+    }
+    assert_true(smtpd_mail_for("never@example.jp").empty());
+
+    // tls_verify off: still encrypted, not checked.
+    s.tls_verify = false;
+    send_mail(s, sample("unverified@example.jp"));
+    assert_false(smtpd_mail_for("unverified@example.jp").empty());
+}
+
 void smtp_refusals(void**) {
-    if (!smtpd_running()) skip();
-    const MailSettings s = smtp_settings(smtpd_port);
+    if (!smtpd.running()) skip();
+    const MailSettings s = smtp_settings(smtpd.port);
     MailError e = mail_error_of([&] { send_mail(s, sample("nobody@example.jp")); });
     assert_true(e.permanent());
-    assert_contains(e.what(), "SMTP relay 127.0.0.1:" + std::to_string(smtpd_port) +
+    assert_contains(e.what(), "SMTP relay 127.0.0.1:" + std::to_string(smtpd.port) +
                                   " refused RCPT TO:<nobody@example.jp>: 550 5.1.1");
     assert_contains(e.what(), "User unknown");
 
@@ -717,14 +790,14 @@ void outbox_relay_down_retries_later(void**) {
 }
 
 void outbox_permanent_and_temporary_refusals(void**) {
-    if (!smtpd_running()) skip();
+    if (!smtpd.running()) skip();
     auto store = open_store(fresh_dir("o") + ".db", true);
     queue_mail(*store, sample("nobody@example.jp"), "user01", "user01");
     queue_mail(*store, sample("later@example.jp"), "user02", "user02");
     queue_mail(*store, sample("fine@example.jp"), "user03", "user03");
 
     // A refusal about one mail does not hold up the others.
-    OutboxResult r = deliver_outbox(*store, smtp_settings(smtpd_port), fake_now, 10);
+    OutboxResult r = deliver_outbox(*store, smtp_settings(smtpd.port), fake_now, 10);
     assert_int_equal(r.failed, 1);
     assert_int_equal(r.retried, 1);
     assert_int_equal(r.sent, 1);
@@ -809,7 +882,7 @@ void outbox_two_workers_send_each_mail_once(void**) {
 }
 
 void outbox_through_smtp(void**) {
-    if (!smtpd_running()) skip();
+    if (!smtpd.running()) skip();
     auto store = open_store(fresh_dir("o") + ".db", true);
     MailMessage m = compose_mail(MailKind::auth_code, Language::ja, [] {
         MailFields f = fields();
@@ -817,7 +890,7 @@ void outbox_through_smtp(void**) {
         return f;
     }());
     queue_mail(*store, m, "user01", "user01");
-    assert_int_equal(deliver_outbox(*store, smtp_settings(smtpd_port), fake_now, 10).sent, 1);
+    assert_int_equal(deliver_outbox(*store, smtp_settings(smtpd.port), fake_now, 10).sent, 1);
     const std::string text = smtpd_mail_for("outbox-smtp@example.jp");
     assert_false(text.empty());
     const Parsed p = parse(text);
@@ -843,6 +916,7 @@ int main() {
         cmocka_unit_test(header_injection_refused),
         cmocka_unit_test(maildir_delivery),
         cmocka_unit_test(smtp_delivery),
+        cmocka_unit_test(smtp_starttls_and_smtps),
         cmocka_unit_test(smtp_refusals),
         cmocka_unit_test(smtp_relay_down),
         cmocka_unit_test(templates_auth_code),
