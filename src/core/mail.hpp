@@ -10,6 +10,7 @@
 #include <ctime>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "core/settings.hpp"
 #include "core/store.hpp"
@@ -140,5 +141,37 @@ struct OutboxResult {
 // the backoff counts from; which mails are due is decided by the store's clock.
 // A StoreError propagates (the claimed mail is retried after its lease).
 OutboxResult deliver_outbox(Store& store, const MailSettings& settings, int64_t now, int max_mails);
+
+// ---- expiry notices (R3) ------------------------------------------------------------
+
+struct NoticeSettings {
+    long renew_before_days = 30;  // certgate_renew_before: the first notice
+    // An expired notice goes out only for a certificate that expired less than
+    // this long ago, so a first sweep over an old store does not mail about
+    // certificates that ran out years ago.
+    long expired_within_days = 30;
+    std::string timezone = "Asia/Tokyo";
+    std::string portal_url;  // where to renew; empty: the mail names the button
+    HelpDesk helpdesk;
+    Language language = Language::ja;
+};
+
+struct NoticeResult {
+    int expiring = 0;  // "expires soon" mails queued
+    int expired = 0;   // "has expired" mails queued
+    // One line per certificate passed over because its mail could not be made
+    // (a bad address in the user's record), for the caller to log.
+    std::vector<std::string> problems;
+};
+
+// The sweep of R3: for each certificate within renew_before_days of expiry,
+// and each that has expired (issued or marked expired; not revoked, not
+// superseded), queues its mail once. The notice is claimed in the store and
+// the mail queued in the same transaction, so two workers, two nodes and
+// certgatectl never queue it twice and a crash never claims it without the
+// mail. Users without a mail address or disabled are passed over. The mails
+// are only queued: deliver_outbox() sends them.
+NoticeResult queue_expiry_notices(Store& store, const NoticeSettings& settings, int64_t now,
+                                  const std::string& actor);
 
 }  // namespace certgate

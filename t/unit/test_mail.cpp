@@ -899,6 +899,113 @@ void outbox_through_smtp(void**) {
     assert_contains(body_text(p), "認証コード：042917");
 }
 
+// ---- expiry notices (R3) -----------------------------------------------------------------
+
+const int64_t kDay = 24 * 60 * 60;
+
+// An organisation with certificates in every state the sweep must tell apart.
+std::unique_ptr<Store> notice_store(const std::string& path) {
+    auto s = open_store(path, true);
+    Organisation o;
+    o.id = "org1";
+    o.name = "Org One";
+    s->add_org(o, "test");
+    auto user = [&](const std::string& id, Role role, const std::string& mail) {
+        User u;
+        u.id = id;
+        u.org = "org1";
+        u.role = role;
+        u.mail = mail;
+        u.password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA";
+        u.state = UserState::active;
+        s->add_user(u, "test");
+    };
+    user("master01", Role::master, "master01@example.jp");
+    user("user0001", Role::general, "user0001@example.jp");
+    user("user0002", Role::general, "");  // no address: passed over
+    auto cert = [&](const std::string& serial, const std::string& user_id, int64_t not_after,
+                    bool supersede = false) {
+        Certificate c;
+        c.serial = serial;
+        c.user_id = user_id;
+        c.not_before = not_after - 366 * kDay;
+        c.not_after = not_after;
+        s->add_certificate(c, supersede, "test");
+    };
+    const int64_t now = fake_now;
+    cert("AA01", "master01", now + 10 * kDay);       // expires soon
+    cert("AA02", "master01", now + 60 * kDay);       // not yet
+    cert("AA03", "user0001", now - 2 * kDay);        // superseded by AA04
+    cert("AA04", "user0001", now - 1 * kDay, true);  // expired yesterday
+    cert("AA05", "user0002", now + 5 * kDay);        // no address
+    cert("AA06", "user0001", now + 5 * kDay);        // revoked
+    s->revoke_certificate("AA06", "keyCompromise", "test");
+    cert("AA07", "master01", now - 100 * kDay);  // expired long ago
+    return s;
+}
+
+void expiry_notices_once_each(void**) {
+    auto store = notice_store(fresh_dir("n") + ".db");
+    NoticeSettings ns;
+    ns.portal_url = "https://bank.example/certgate/";
+    NoticeResult r = queue_expiry_notices(*store, ns, fake_now, "certgate");
+    assert_int_equal(r.expiring, 1);
+    assert_int_equal(r.expired, 1);
+    assert_int_equal(r.problems.size(), 0);
+    r = queue_expiry_notices(*store, ns, fake_now, "certgate");
+    assert_int_equal(r.expiring + r.expired, 0);
+
+    auto mails = store->list_mails();
+    assert_int_equal(mails.size(), 2);
+    assert_string_equal(mails[0].to.c_str(), "master01@example.jp");
+    assert_contains(mails[0].subject, "電子証明書の有効期限のお知らせ");
+    assert_contains(mails[0].body, "https://bank.example/certgate/");
+    assert_string_equal(mails[1].to.c_str(), "user0001@example.jp");
+    assert_contains(mails[1].subject, "有効期限切れのお知らせ");
+    assert_int_equal(store->find_certificate("AA01")->notices, kNoticeExpiring);
+    assert_int_equal(store->find_certificate("AA04")->notices, kNoticeExpired);
+    assert_int_equal(count_events(*store, "cert.notice"), 2);
+
+    // Eleven days on, AA01 has expired too: its second and last mail.
+    const int64_t t0 = fake_now;
+    fake_now = t0 + 11 * kDay;
+    r = queue_expiry_notices(*store, ns, fake_now, "certgate");
+    assert_int_equal(r.expiring, 0);
+    assert_int_equal(r.expired, 1);
+    assert_int_equal(queue_expiry_notices(*store, ns, fake_now, "certgate").expired, 0);
+    assert_int_equal(store->list_mails().size(), 3);
+
+    const std::string md = fresh_dir("nmd");
+    assert_int_equal(deliver_outbox(*store, maildir_settings(md), fake_now, 10).sent, 3);
+    assert_int_equal(files_in(md + "/new").size(), 3);
+    fake_now = t0;
+}
+
+void expiry_notices_from_two_sweepers(void**) {
+    const std::string path = fresh_dir("n") + ".db";
+    notice_store(path);
+    std::atomic<int> queued{0}, errors{0};
+    auto sweeper = [&] {
+        try {
+            auto store = open_store(path, false);
+            for (int i = 0; i < 5; ++i) {
+                NoticeResult r = queue_expiry_notices(*store, NoticeSettings(), fake_now, "worker");
+                queued += r.expiring + r.expired;
+            }
+        } catch (const std::exception& e) {
+            fprintf(stderr, "sweeper: %s\n", e.what());
+            ++errors;
+        }
+    };
+    std::thread a(sweeper), b(sweeper), c(sweeper);
+    a.join();
+    b.join();
+    c.join();
+    assert_int_equal(errors.load(), 0);
+    assert_int_equal(queued.load(), 2);
+    assert_int_equal(open_store(path, false)->list_mails().size(), 2);
+}
+
 }  // namespace
 
 int main() {
@@ -930,6 +1037,8 @@ int main() {
         cmocka_unit_test(outbox_lease_of_a_crashed_sender),
         cmocka_unit_test(outbox_two_workers_send_each_mail_once),
         cmocka_unit_test(outbox_through_smtp),
+        cmocka_unit_test(expiry_notices_once_each),
+        cmocka_unit_test(expiry_notices_from_two_sweepers),
     };
     const int failed = cmocka_run_group_tests(tests, start_smtpd, stop_smtpd);
     if (failed == 0 && std::system(("rm -rf '" + dir + "'").c_str()) != 0)
