@@ -76,6 +76,9 @@ struct ngx_certgate_main_conf_t {
     ngx_certgate_conf_place_t templates_place;
     ngx_certgate_conf_place_t use_place;  // first certgate_portal/_require
 
+    ngx_flag_t custom_userid_rules;    // certgate_userid_rule was given
+    ngx_flag_t custom_password_rules;  // certgate_password_rule was given
+
     ngx_flag_t used;  // some location has certgate_portal or certgate_require
     ngx_thread_pool_t *thread_pool;
 

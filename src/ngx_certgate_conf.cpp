@@ -10,9 +10,11 @@
 #include <exception>
 
 #include "core/ca.hpp"
+#include "core/password.hpp"
 #include "core/runtime.hpp"
 #include "core/store.hpp"
 #include "ngx_certgate.hpp"
+#include "ngx_certgate_ctx.hpp"
 
 #define CG_CONF_ERROR static_cast<char *>(NGX_CONF_ERROR)
 
@@ -299,27 +301,27 @@ static ngx_regex_t *ngx_certgate_compile(ngx_conf_t *cf, ngx_str_t *pattern) {
     return rc.regex;
 }
 
-// The default rules: R8 for user IDs, R9 for passwords.
+// The default rules, R8 for user IDs and R9 for passwords, where no
+// certgate_*_rule replaced them: the core's patterns, compiled by nginx.
 ngx_int_t ngx_certgate_default_rules(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept {
-    static ngx_str_t userid[] = {ngx_string("^[A-Za-z0-9]{6,12}$"), ngx_string("[A-Za-z]"),
-                                 ngx_string("[0-9]")};
-    static ngx_str_t password[] = {ngx_string("^[\\x21-\\x7e]{8,12}$"), ngx_string("[A-Z]"),
-                                   ngx_string("[a-z]"), ngx_string("[0-9]"),
-                                   ngx_string("[^A-Za-z0-9]")};
     struct {
         ngx_array_t **rules;
-        ngx_str_t *patterns;
-        ngx_uint_t n;
-    } sets[] = {{&cmcf->userid_rules, userid, 3}, {&cmcf->password_rules, password, 5}};
+        ngx_flag_t *custom;
+        const std::vector<std::string> *patterns;
+    } sets[] = {{&cmcf->userid_rules, &cmcf->custom_userid_rules, &certgate::kDefaultUserIdRule},
+                {&cmcf->password_rules, &cmcf->custom_password_rules,
+                 &certgate::kDefaultPasswordRule}};
 
     for (auto &set : sets) {
-        if (*set.rules != nullptr) continue;
-        *set.rules = ngx_array_create(cf->pool, set.n, sizeof(ngx_regex_t *));
+        *set.custom = *set.rules != nullptr;
+        if (*set.custom) continue;
+        *set.rules = ngx_array_create(cf->pool, set.patterns->size(), sizeof(ngx_regex_t *));
         if (*set.rules == nullptr) return NGX_ERROR;
-        for (ngx_uint_t i = 0; i < set.n; i++) {
+        for (const std::string &pattern : *set.patterns) {
+            ngx_str_t p = ngx_certgate_pstr(cf->pool, pattern);
             auto **slot = static_cast<ngx_regex_t **>(ngx_array_push(*set.rules));
-            if (slot == nullptr) return NGX_ERROR;
-            *slot = ngx_certgate_compile(cf, &set.patterns[i]);
+            if (p.len == 0 || slot == nullptr) return NGX_ERROR;
+            *slot = ngx_certgate_compile(cf, &p);
             if (*slot == nullptr) return NGX_ERROR;
         }
     }

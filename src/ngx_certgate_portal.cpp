@@ -5,9 +5,13 @@
 #include <openssl/ssl.h>
 
 #include <exception>
+#include <map>
+#include <memory>
 
 #include "core/errors.hpp"
+#include "core/form.hpp"
 #include "core/health.hpp"
+#include "core/portal.hpp"
 #include "ngx_certgate_ctx.hpp"
 #include "ngx_certgate_task.hpp"
 
@@ -188,22 +192,6 @@ ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status,
     }
 }
 
-static ngx_int_t ngx_certgate_login_page(ngx_http_request_t *r) {
-    certgate::Language lang = ngx_certgate_language(r);
-    certgate::PageData data{certgate::PageData::type::object};
-
-    // A refusal elsewhere (certgate_require) sends the browser here with
-    // ?error=<code>, so the clerk reads why.
-    ngx_str_t arg;
-    certgate::ErrorCode code;
-    if (ngx_http_arg(r, (u_char *)"error", 5, &arg) == NGX_OK &&
-        certgate::parse_error_code(ngx_certgate_str(arg), &code)) {
-        data.set("message", certgate::error_message(code, lang));
-    }
-    return ngx_certgate_page(r, NGX_HTTP_OK, "login", certgate::page_words(lang).at("login_title"),
-                             std::move(data));
-}
-
 static ngx_int_t ngx_certgate_asset(ngx_http_request_t *r, const std::string &name) {
     auto *cmcf = ngx_certgate_main(r);
     const certgate::Pages::Asset *asset = cmcf->runtime->pages->asset(name);
@@ -266,6 +254,185 @@ static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
         });
 }
 
+// --- the screens: a PortalRequest built here, answered in the thread pool ----
+
+// Every Cookie header of the request, joined.
+static std::string ngx_certgate_cookies(ngx_http_request_t *r) {
+    std::string out;
+    ngx_list_part_t *part = &r->headers_in.headers.part;
+    auto *h = static_cast<ngx_table_elt_t *>(part->elts);
+    for (ngx_uint_t i = 0;; i++) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) break;
+            part = part->next;
+            h = static_cast<ngx_table_elt_t *>(part->elts);
+            i = 0;
+        }
+        if (h[i].key.len == 6 && ngx_strncasecmp(h[i].key.data, (u_char *)"cookie", 6) == 0) {
+            if (!out.empty()) out += "; ";
+            out += ngx_certgate_str(h[i].value);
+        }
+    }
+    return out;
+}
+
+// The configured rule patterns, run with nginx's regex API.
+static certgate::RuleCheck ngx_certgate_check_rule(ngx_array_t *rules, const std::string &value) {
+    certgate::RuleCheck check;
+    if (rules == nullptr) return check;
+    ngx_str_t subject = {value.size(), (u_char *)value.data()};
+    auto **re = static_cast<ngx_regex_t **>(rules->elts);
+    for (ngx_uint_t i = 0; i < rules->nelts; i++) {
+        if (ngx_regex_exec(re[i], &subject, nullptr, 0) < 0) {
+            check.ok = false;
+            check.failed_pattern = i;
+            return check;
+        }
+    }
+    return check;
+}
+
+// The client certificate, checked against our CA in memory.
+static void ngx_certgate_presented(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                   certgate::PresentedCertificate *pc) {
+    if (r->connection->ssl == nullptr) return;
+    X509 *peer = SSL_get0_peer_certificate(r->connection->ssl->connection);
+    if (peer == nullptr) return;
+    pc->present = true;
+    auto result = cmcf->runtime->client_check->check(peer, ngx_time());
+    pc->ours = result == certgate::ClientCertCheck::Result::ok ||
+               result == certgate::ClientCertCheck::Result::expired;
+    pc->expired = result == certgate::ClientCertCheck::Result::expired;
+    if (pc->ours) {
+        certgate::CertificateIdentity id = certgate::certificate_identity(peer);
+        pc->serial = id.serial_hex;
+        pc->user_id = id.common_name;
+        pc->org = id.organisation;
+        pc->not_after = id.not_after;
+    }
+}
+
+static ngx_int_t ngx_certgate_add_header_str(ngx_http_request_t *r, const char *key,
+                                             const std::string &value) {
+    ngx_str_t v = ngx_certgate_pstr(r->pool, value);
+    if (v.len == 0 && !value.empty()) return NGX_ERROR;
+    auto *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) return NGX_ERROR;
+    h->hash = 1;
+    h->key.data = (u_char *)key;
+    h->key.len = ngx_strlen(key);
+    h->value = v;
+    return NGX_OK;
+}
+
+// Writes what the core decided.
+static ngx_int_t ngx_certgate_answer(ngx_http_request_t *r, const certgate::PortalResponse &res) {
+    for (const std::string &c : res.set_cookies) {
+        if (ngx_certgate_add_header_str(r, "Set-Cookie", c) != NGX_OK) return NGX_ERROR;
+    }
+    if (!res.log_error.empty()) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", res.log_error.c_str());
+    }
+    if (!res.location.empty()) {
+        ngx_int_t rc = ngx_certgate_redirect(r, res.location);
+        if (rc != NGX_HTTP_MOVED_TEMPORARILY) return rc;
+        if (ngx_certgate_security_headers(r, false) != NGX_OK) return NGX_ERROR;
+        r->headers_out.status = static_cast<ngx_uint_t>(res.status);
+        r->headers_out.content_length_n = 0;
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+    if (res.status == 404 && res.body.empty()) {
+        return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
+    }
+    if (res.status == 405) return NGX_HTTP_NOT_ALLOWED;
+    if (!res.attachment.empty()) {
+        std::string disposition = "attachment; filename=\"" + res.attachment + "\"";
+        if (ngx_certgate_add_header_str(r, "Content-Disposition", disposition) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+    // res outlives the call; nginx copies the type into the header it builds.
+    return ngx_certgate_send(r, static_cast<ngx_uint_t>(res.status), res.content_type.c_str(),
+                             res.body, res.no_store);
+}
+
+// Builds the request for the core and posts it to the thread pool.
+static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &path,
+                                     const std::string &body) {
+    auto *cmcf = ngx_certgate_main(r);
+    auto req = std::make_shared<certgate::PortalRequest>();
+    req->method = r->method == NGX_HTTP_POST ? "POST" : (r->method == NGX_HTTP_HEAD ? "HEAD" : "GET");
+    req->path = path;
+    if (r->args.len) {
+        std::map<std::string, std::string> query;
+        if (certgate::parse_form(ngx_certgate_str(r->args), &query)) req->query = std::move(query);
+    }
+    if (req->method == "POST") {
+        ngx_str_t ct = ngx_null_string;
+        if (r->headers_in.content_type) ct = r->headers_in.content_type->value;
+        static const char urlencoded[] = "application/x-www-form-urlencoded";
+        bool form_type = ct.len == 0 || (ct.len >= sizeof(urlencoded) - 1 &&
+                                         ngx_strncasecmp(ct.data, (u_char *)urlencoded,
+                                                         sizeof(urlencoded) - 1) == 0);
+        req->form_malformed = !form_type || !certgate::parse_form(body, &req->form);
+        for (const char *name : {"user_id", "password", "new_password"}) {
+            auto it = req->form.find(name);
+            if (it == req->form.end()) continue;
+            ngx_array_t *rules =
+                std::string(name) == "user_id" ? cmcf->userid_rules : cmcf->password_rules;
+            req->rules[name] = ngx_certgate_check_rule(rules, it->second);
+        }
+    }
+    req->default_userid_rule = !cmcf->custom_userid_rules;
+    req->default_password_rule = !cmcf->custom_password_rules;
+    req->cookies = ngx_certgate_cookies(r);
+    req->json = ngx_certgate_wants_json(r);
+    req->lang = ngx_certgate_language(r);
+    req->client = ngx_certgate_str(r->connection->addr_text);
+    req->now = ngx_time();
+    ngx_certgate_presented(r, cmcf, &req->cert);
+
+    const certgate::Runtime *rt = cmcf->runtime;
+    auto res = std::make_shared<certgate::PortalResponse>();
+    return ngx_certgate_post_task(
+        r, [rt, req, res]() { *res = certgate::Portal(*rt).handle(*req); },
+        [res](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+            if (error != nullptr) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", error->c_str());
+                return ngx_certgate_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           certgate::ErrorCode::unavailable);
+            }
+            return ngx_certgate_answer(r, *res);
+        });
+}
+
+// The body of a POST is read in full (it is small: a form) before the task.
+static void ngx_certgate_body_read(ngx_http_request_t *r) noexcept {
+    try {
+        std::string body;
+        if (r->request_body != nullptr) {
+            for (ngx_chain_t *cl = r->request_body->bufs; cl; cl = cl->next) {
+                if (cl->buf->in_file) {
+                    ngx_http_finalize_request(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
+                    return;
+                }
+                body.append(reinterpret_cast<char *>(cl->buf->pos),
+                            static_cast<size_t>(cl->buf->last - cl->buf->pos));
+            }
+        }
+        auto *lcf = static_cast<ngx_certgate_loc_conf_t *>(
+            ngx_http_get_module_loc_conf(r, ngx_http_certgate_module));
+        std::string path = ngx_certgate_str(r->uri).substr(lcf->portal_prefix.len);
+        ngx_http_finalize_request(r, ngx_certgate_screen(r, path, body));
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+static const off_t ngx_certgate_max_form = 16384;
+
 ngx_int_t ngx_certgate_portal_handler(ngx_http_request_t *r) noexcept {
     try {
         auto *lcf = static_cast<ngx_certgate_loc_conf_t *>(
@@ -282,15 +449,24 @@ ngx_int_t ngx_certgate_portal_handler(ngx_http_request_t *r) noexcept {
         std::string path = ngx_certgate_str(rest);
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0, "certgate portal: \"%V\"", &rest);
 
+        if (r->method == NGX_HTTP_POST && certgate::Portal::routes(path)) {
+            if (r->headers_in.content_length_n > ngx_certgate_max_form) {
+                return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            r->request_body_in_single_buf = 1;
+            ngx_int_t rc = ngx_http_read_client_request_body(r, ngx_certgate_body_read);
+            if (rc >= NGX_HTTP_SPECIAL_RESPONSE) return rc;
+            return NGX_DONE;
+        }
         if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
             return NGX_HTTP_NOT_ALLOWED;
         }
         ngx_int_t rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) return rc;
 
-        if (path.empty()) return ngx_certgate_login_page(r);
         if (path == "health") return ngx_certgate_health(r);
         if (path.rfind("assets/", 0) == 0) return ngx_certgate_asset(r, path.substr(7));
+        if (certgate::Portal::routes(path)) return ngx_certgate_screen(r, path, "");
         return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());

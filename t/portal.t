@@ -2,6 +2,7 @@
 # footer of R18, its assets, and GET health watching memcached and the store
 # through the thread pool.
 use strict;
+use utf8;
 use warnings;
 use lib 't/lib';
 use Test::More;

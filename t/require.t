@@ -2,6 +2,7 @@
 # passes; none, or one of another CA, is refused: 302 to the portal for a
 # browser, 401 JSON for a script. The variables carry the identity.
 use strict;
+use utf8;
 use warnings;
 use lib 't/lib';
 use Test::More;

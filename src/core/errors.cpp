@@ -13,8 +13,8 @@ struct ErrorText {
     std::string en;
 };
 
-const std::array<ErrorText, 20> &error_texts() {
-    static const std::array<ErrorText, 20> texts = {{
+const std::array<ErrorText, 22> &error_texts() {
+    static const std::array<ErrorText, 22> texts = {{
         {ErrorCode::invalid_user_id, "invalid_user_id",
          "ユーザーIDは半角英字と数字をそれぞれ1文字以上含む6～12桁で入力してください。",
          "The user ID must be 6 to 12 characters of ASCII letters and digits, with at least one "
@@ -84,6 +84,18 @@ const std::array<ErrorText, 20> &error_texts() {
          "The page was not found."},
         {ErrorCode::forbidden, "forbidden", "この画面を利用する権限がありません。",
          "You are not allowed to use this page."},
+        {ErrorCode::must_register, "must_register",
+         "初期登録が済んでいません。ログイン画面の［マスターユーザーの初期登録］から、労金からの書"
+         "面に記載の初期パスワードで登録してください。",
+         "This user has not registered yet. Use \"Master user's first registration\" on the "
+         "login screen with the initial password from the bank's letter."},
+        {ErrorCode::mail_not_sent, "mail_not_sent",
+         "認証コードのメールを送信できませんでした。メールは送信できるようになり次第お送りします"
+         "ので、届きましたら認証コードを入力してください。しばらく経っても届かない場合は、最初から"
+         "やり直してください。",
+         "The mail with your authentication code could not be sent just now. It will be sent as "
+         "soon as possible; enter the code when it arrives. If it does not arrive, please start "
+         "again."},
     }};
     return texts;
 }

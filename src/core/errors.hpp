@@ -29,6 +29,8 @@ enum class ErrorCode {
     unavailable,
     not_found,
     forbidden,
+    must_register,
+    mail_not_sent,
 };
 
 // The JSON `error` value, e.g. "no_certificate".

@@ -142,6 +142,15 @@ struct OutboxResult {
 // A StoreError propagates (the claimed mail is retried after its lease).
 OutboxResult deliver_outbox(Store& store, const MailSettings& settings, int64_t now, int max_mails);
 
+// Sends one queued mail now, whatever waits before it (an auth code must not
+// queue behind a backlog): true when the relay took it. On failure the mail
+// stays in the outbox with its backoff, and `error` says why.
+bool deliver_mail(Store& store, const MailSettings& settings, int64_t id, int64_t now,
+                  std::string* error);
+
+// certgate_mail and certgate_mail_from, as MailSettings.
+MailSettings mail_settings(const Settings& settings);
+
 // ---- expiry notices (R3) ------------------------------------------------------------
 
 struct NoticeSettings {

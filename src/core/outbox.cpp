@@ -41,41 +41,74 @@ int64_t queue_mail(Store& store, const MailMessage& message, const std::string& 
     return store.enqueue_mail(message.to, message.subject, message.body, actor, about);
 }
 
+namespace {
+
+// The lease must outlast one try, or a slow relay could see the mail twice.
+int outbox_lease(const MailSettings& settings) {
+    return std::max(kOutboxLeaseSeconds,
+                    2 * (settings.timeout_ms > 0 ? settings.timeout_ms : 0) / 1000);
+}
+
+enum class Attempt { sent, retried, failed, unreachable };
+
+// Sends one claimed mail and records the outcome with its event.
+Attempt attempt_mail(Store& store, const MailSettings& settings, const Mail& mail, int64_t now,
+                     std::string* error) {
+    MailMessage message;
+    message.to = mail.to;
+    message.subject = mail.subject;
+    message.body = mail.body;
+    message.message_id = outbox_message_id(mail, settings);
+    message.date = static_cast<time_t>(mail.created_at);
+    try {
+        send_mail(settings, message);
+    } catch (const MailError& e) {
+        if (error) *error = e.what();
+        if (e.permanent()) {
+            store.mark_mail_failed(mail.id, e.what(), 0);
+            return Attempt::failed;
+        }
+        store.mark_mail_failed(mail.id, e.what(), now + outbox_backoff(mail.attempts));
+        return e.kind() == MailError::Kind::unreachable ? Attempt::unreachable : Attempt::retried;
+    }
+    store.mark_mail_sent(mail.id);
+    return Attempt::sent;
+}
+
+}  // namespace
+
 OutboxResult deliver_outbox(Store& store, const MailSettings& settings, int64_t now,
                             int max_mails) {
     OutboxResult result;
-    // The lease must outlast one try, or a slow relay could see the mail twice.
-    const int lease = std::max(kOutboxLeaseSeconds,
-                               2 * (settings.timeout_ms > 0 ? settings.timeout_ms : 0) / 1000);
+    const int lease = outbox_lease(settings);
     for (int i = 0; i < max_mails; ++i) {
         // One claim per mail, so a claimed mail never waits behind a slow batch.
         const std::vector<Mail> claimed = store.claim_due_mails(1, lease);
         if (claimed.empty()) break;
-        const Mail& mail = claimed.front();
-
-        MailMessage message;
-        message.to = mail.to;
-        message.subject = mail.subject;
-        message.body = mail.body;
-        message.message_id = outbox_message_id(mail, settings);
-        message.date = static_cast<time_t>(mail.created_at);
-        try {
-            send_mail(settings, message);
-        } catch (const MailError& e) {
-            if (e.permanent()) {
-                store.mark_mail_failed(mail.id, e.what(), 0);
-                ++result.failed;
-                continue;
-            }
-            store.mark_mail_failed(mail.id, e.what(), now + outbox_backoff(mail.attempts));
-            ++result.retried;
-            if (e.kind() == MailError::Kind::unreachable) break;
-            continue;
-        }
-        store.mark_mail_sent(mail.id);
-        ++result.sent;
+        Attempt a = attempt_mail(store, settings, claimed.front(), now, nullptr);
+        if (a == Attempt::sent) ++result.sent;
+        if (a == Attempt::failed) ++result.failed;
+        if (a == Attempt::retried || a == Attempt::unreachable) ++result.retried;
+        if (a == Attempt::unreachable) break;
     }
     return result;
+}
+
+bool deliver_mail(Store& store, const MailSettings& settings, int64_t id, int64_t now,
+                  std::string* error) {
+    std::optional<Mail> mail = store.claim_mail(id, outbox_lease(settings));
+    if (!mail) {
+        if (error) *error = "mail " + std::to_string(id) + " is not waiting in the outbox";
+        return false;
+    }
+    return attempt_mail(store, settings, *mail, now, error) == Attempt::sent;
+}
+
+MailSettings mail_settings(const Settings& settings) {
+    MailSettings m;
+    m.relay = settings.mail;
+    m.from = settings.mail_from;
+    return m;
 }
 
 }  // namespace certgate

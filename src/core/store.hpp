@@ -258,10 +258,14 @@ class Store {
     // Takes up to limit due mails (queued, or sending with an expired lease) and
     // marks them sending until now + lease_seconds, so no one else sends them.
     virtual std::vector<Mail> claim_due_mails(int limit, int lease_seconds) = 0;
+    // Claims one mail (queued, or sending with an expired lease) like
+    // claim_due_mails, whatever its next attempt time: a code mail sent at once.
+    virtual std::optional<Mail> claim_mail(int64_t id, int lease_seconds) = 0;
     virtual void mark_mail_sent(int64_t id) = 0;
     // The relay refused or was down: try again at retry_at (0: give up, failed).
     virtual void mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) = 0;
     virtual std::vector<Mail> list_mails(std::optional<MailState> state = std::nullopt) = 0;
+    virtual std::optional<Mail> find_mail(int64_t id) = 0;
     // Makes a queued or failed mail due now.
     virtual void retry_mail(int64_t id, const std::string& actor) = 0;
 

@@ -222,9 +222,11 @@ class SqliteStore final : public Store {
     int64_t enqueue_mail(const std::string& to, const std::string& subject, const std::string& body,
                          const std::string& actor, const std::string& about) override;
     std::vector<Mail> claim_due_mails(int limit, int lease_seconds) override;
+    std::optional<Mail> claim_mail(int64_t id, int lease_seconds) override;
     void mark_mail_sent(int64_t id) override;
     void mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) override;
     std::vector<Mail> list_mails(std::optional<MailState> state) override;
+    std::optional<Mail> find_mail(int64_t id) override;
     void retry_mail(int64_t id, const std::string& actor) override;
 
   protected:
@@ -894,6 +896,30 @@ std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
     return out;
 }
 
+std::optional<Mail> SqliteStore::claim_mail(int64_t id, int lease_seconds) {
+    std::optional<Mail> out;
+    write([&] {
+        out.reset();
+        const int64_t t = now();
+        std::string sql = std::string("SELECT ") + kMailColumns +
+                          " FROM outbox WHERE id = ? AND (state = 'queued' OR "
+                          "(state = 'sending' AND next_attempt_at <= ?))";
+        Statement s(*this, sql.c_str());
+        s.bind(0, id).bind(1, t);
+        if (!s.step()) return;
+        Mail m = read_mail(s);
+        Statement up(*this,
+                     "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
+                     "next_attempt_at = ? WHERE id = ?");
+        up.bind(0, t + lease_seconds).bind(1, id).run();
+        m.state = MailState::sending;
+        m.attempts += 1;
+        m.next_attempt_at = t + lease_seconds;
+        out = m;
+    });
+    return out;
+}
+
 void SqliteStore::mark_mail_sent(int64_t id) {
     write([&] {
         Statement s(*this,
@@ -927,6 +953,14 @@ std::vector<Mail> SqliteStore::list_mails(std::optional<MailState> state) {
     std::vector<Mail> out;
     while (s.step()) out.push_back(read_mail(s));
     return out;
+}
+
+std::optional<Mail> SqliteStore::find_mail(int64_t id) {
+    std::string sql = std::string("SELECT ") + kMailColumns + " FROM outbox WHERE id = ?";
+    Statement s(*this, sql.c_str());
+    s.bind(0, id);
+    if (!s.step()) return std::nullopt;
+    return read_mail(s);
 }
 
 void SqliteStore::retry_mail(int64_t id, const std::string& actor) {

@@ -58,6 +58,53 @@ const std::map<std::string, std::string> &builtin_templates() {
 </nav>
 <p class="cg-note">{{t.login_note}}</p>
 )HTML"},
+        {"issue_auth", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+{{#first}}<p class="cg-lead">{{t.first_registration_lead}}</p>{{/first}}
+<p class="cg-lead">{{t.issue_auth_lead}}</p>
+<form class="cg-form" method="post" action="{{prefix}}issue" autocomplete="off">
+  <input type="hidden" name="csrf_token" value="{{csrf_token}}">
+  <div class="cg-field">
+    <label for="user_id">{{t.user_id}} <span class="cg-required">{{t.required}}</span></label>
+    <input id="user_id" name="user_id" type="text" value="{{user_id}}" maxlength="12" autocomplete="off" autocapitalize="off" spellcheck="false" required aria-describedby="user_id_rule">
+    <p class="cg-rule" id="user_id_rule">{{t.user_id_rule}}</p>
+  </div>
+  <div class="cg-field">
+    <label for="password">{{t.password}} <span class="cg-required">{{t.required}}</span></label>
+    <input id="password" name="password" type="password" maxlength="12" autocomplete="off" required aria-describedby="password_rule">
+    <button type="button" class="cg-keyboard-open" data-target="password" hidden>{{t.button_keyboard}}</button>
+    <p class="cg-rule" id="password_rule">{{t.password_rule}}</p>
+  </div>
+  <p class="cg-buttons"><button type="submit" class="cg-primary">{{t.button_authenticate}}</button></p>
+</form>
+<form class="cg-cancel" method="post" action="{{prefix}}issue/cancel">
+  <input type="hidden" name="csrf_token" value="{{csrf_token}}">
+  <input type="hidden" name="to" value="login">
+  <button type="submit">{{t.button_cancel}}</button>
+</form>
+<ul class="cg-notes">
+  <li>{{t.lock_note}}</li>
+  <li>{{t.already_issued_note}}</li>
+  <li>{{t.lock_mail_note}}</li>
+</ul>
+)HTML"},
+        {"issue_code", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+<p class="cg-lead">{{t.issue_code_lead}}</p>
+<form class="cg-form" method="post" action="{{prefix}}issue/code" autocomplete="off">
+  <input type="hidden" name="csrf_token" value="{{csrf_token}}">
+  <div class="cg-field">
+    <label for="code">{{t.code}} <span class="cg-required">{{t.required}}</span></label>
+    <input id="code" name="code" type="text" inputmode="numeric" maxlength="{{code_digits}}" autocomplete="one-time-code" required aria-describedby="code_rule">
+    <p class="cg-rule" id="code_rule">{{t.code_rule}}</p>
+  </div>
+  <p class="cg-buttons"><button type="submit" class="cg-primary">{{t.button_authenticate}}</button></p>
+</form>
+<form class="cg-cancel" method="post" action="{{prefix}}issue/cancel">
+  <input type="hidden" name="csrf_token" value="{{csrf_token}}">
+  <input type="hidden" name="to" value="issue">
+  <button type="submit">{{t.button_cancel}}</button>
+</form>
+<p class="cg-note">{{t.code_note}}</p>
+)HTML"},
         {"error", R"HTML(<p class="cg-error-code">{{t.error_code_label}} {{error}}</p>
 <p><a href="{{prefix}}">{{t.back_to_login}}</a></p>
 )HTML"},
@@ -85,6 +132,24 @@ const std::map<std::string, std::string> &page_words(Language lang) {
         {"helpdesk_default_hours", ""},
         {"phone_label", "電話"},
         {"hours_label", "受付時間"},
+        {"steps_label", "電子証明書発行の手順"},
+        {"issue_auth_title", "電子証明書発行 ユーザー認証"},
+        {"issue_auth_lead", "ユーザーIDとパスワードを入力し、［認証］ボタンを押してください。認証されると、登録メールアドレスに認証コードを送信します。"},
+        {"first_registration_lead", "一般ユーザーの初期登録：マスターユーザーから受け取った初期パスワードを入力してください。"},
+        {"required", "＜必須＞"},
+        {"user_id_rule", "6～12桁で入力します。半角英、数字の2種必須です。（英字は大文字と小文字を区別します。）"},
+        {"password_rule", "8～12桁で入力します。半角英大・小文字、数字、記号の4種必須です。（英字は大文字と小文字を区別します。）"},
+        {"button_keyboard", "ソフトウェアキーボード"},
+        {"button_authenticate", "認証"},
+        {"button_cancel", "キャンセル"},
+        {"lock_note", "パスワードを連続して6回間違えた場合は、60分間ログイン不可（ロック）になります。ロックを3回繰り返した場合はログイン不可（閉塞）となります。"},
+        {"already_issued_note", "既に電子証明書を発行されている場合、認証を行えません。ただし有効期限が切れる30日前より認証可能になります。"},
+        {"lock_mail_note", "ロックまたは閉塞の状態になった場合、該当ユーザーにメールでお知らせします。"},
+        {"issue_code_title", "電子証明書発行 認証コード入力"},
+        {"issue_code_lead", "登録メールアドレスに送信された認証コードを入力し、［認証］ボタンを押してください。"},
+        {"code", "認証コード"},
+        {"code_rule", "半角数字で入力します。（数字のみ、有効期限30分）"},
+        {"code_note", "認証コードのメールが届かない場合、登録されたメールアドレスを再度ご確認ください。"},
         {"error_title", "エラー"},
         {"error_code_label", "エラーコード："},
         {"back_to_login", "ログイン画面へ戻る"},
@@ -108,6 +173,24 @@ const std::map<std::string, std::string> &page_words(Language lang) {
         {"helpdesk_default_hours", ""},
         {"phone_label", "Phone"},
         {"hours_label", "Hours"},
+        {"steps_label", "Steps to issue a certificate"},
+        {"issue_auth_title", "Certificate issuance: user authentication"},
+        {"issue_auth_lead", "Enter your user ID and password and press [Authenticate]. An authentication code is then sent to your registered mail address."},
+        {"first_registration_lead", "General user's first registration: enter the initial password your master user gave you."},
+        {"required", "(required)"},
+        {"user_id_rule", "6 to 12 characters: ASCII letters and digits, at least one of each (case-sensitive)."},
+        {"password_rule", "8 to 12 characters: upper-case and lower-case letters, digits and symbols, at least one of each (case-sensitive)."},
+        {"button_keyboard", "Software keyboard"},
+        {"button_authenticate", "Authenticate"},
+        {"button_cancel", "Cancel"},
+        {"lock_note", "Six wrong passwords in a row lock the user for 60 minutes. Three locks block the user."},
+        {"already_issued_note", "A user whose certificate is valid cannot authenticate here until 30 days before it expires."},
+        {"lock_mail_note", "A locked or blocked user is told by mail."},
+        {"issue_code_title", "Certificate issuance: authentication code"},
+        {"issue_code_lead", "Enter the authentication code sent to your registered mail address and press [Authenticate]."},
+        {"code", "Authentication code"},
+        {"code_rule", "Digits only; valid for 30 minutes."},
+        {"code_note", "If the mail does not arrive, check the registered mail address."},
         {"error_title", "Error"},
         {"error_code_label", "Error code:"},
         {"back_to_login", "Back to the login screen"},
@@ -133,6 +216,17 @@ h1{font-size:1.3em;border-left:6px solid #0b4f8a;padding-left:.5em}
 .cg-actions form{margin:0}
 .cg-message{background:#fff3f3;border:1px solid #d33;color:#900;padding:.6em}
 .cg-note{font-size:.9em;color:#444}
+.cg-steps{display:flex;flex-wrap:wrap;list-style:none;padding:0;margin:0 0 1em;font-size:.8em}
+.cg-steps li{padding:.3em .5em;margin:0 .2em .2em 0;background:#e8edf3;color:#333}
+.cg-steps li.cg-done{background:#cfdbe8}
+.cg-steps li.cg-current{background:#0b4f8a;color:#fff;font-weight:bold}
+.cg-step-mark{margin-right:.2em}
+.cg-lead{margin:.5em 0 1em}
+.cg-rule{font-size:.85em;color:#444;margin:.3em 0}
+.cg-required{color:#b00;font-size:.85em}
+.cg-notes{font-size:.85em;color:#444}
+.cg-cancel{display:inline}
+.cg-cancel button{font-size:1em;padding:.5em 1.2em}
 .cg-footer{text-align:center;font-size:.9em;color:#333;padding:1em}
 .cg-footer span{margin:0 .4em}
 )CSS"},

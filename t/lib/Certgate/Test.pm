@@ -18,6 +18,7 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use Encode ();
 use File::Basename qw(dirname);
 use File::Path qw(make_path);
 use File::Temp qw(tempdir);
@@ -25,6 +26,9 @@ use IO::Socket::INET;
 use POSIX qw(:sys_wait_h);
 use Test::More;
 use Time::HiRes qw(sleep time);
+
+# Suites write Japanese: print it as UTF-8.
+binmode(Test::More->builder->$_, ':encoding(UTF-8)') for qw(output failure_output todo_output);
 
 our $ROOT = abs_path(dirname(__FILE__) . '/../../..');
 
@@ -217,6 +221,43 @@ sub mails {
     my @files = sort { (stat $a)[9] <=> (stat $b)[9] || $a cmp $b }
         glob("$self->{dir}/maildir/new/*"), glob("$self->{dir}/maildir/cur/*");
     return map { read_file($_) } @files;
+}
+
+# The mails, decoded: [{ to, subject, body, raw }], oldest first.
+sub decoded_mails {
+    my ($self) = @_;
+    require MIME::Base64;
+    require Encode;
+    my @out;
+    for my $raw ($self->mails) {
+        my ($head, $body) = split /\r?\n\r?\n/, $raw, 2;
+        $head =~ s/\r?\n[ \t]+/ /g;
+        my %h;
+        for (split /\r?\n/, $head) {
+            my ($k, $v) = split /:\s*/, $_, 2;
+            $h{lc $k} = $v if defined $v;
+        }
+        my $subject = Encode::decode('MIME-Header', $h{subject} // '');
+        $body //= '';
+        if (($h{'content-transfer-encoding'} // '') =~ /base64/i) {
+            $body = MIME::Base64::decode_base64($body);
+        }
+        $body = Encode::decode('UTF-8', $body);
+        push @out, { to => $h{to}, subject => $subject, body => $body, raw => $raw };
+    }
+    return @out;
+}
+
+# Waits until at least $n mails are in the Maildir; returns them decoded.
+sub wait_mails {
+    my ($self, $n, $timeout) = @_;
+    my $deadline = time + ($timeout || 10);
+    while (time < $deadline) {
+        my @m = $self->decoded_mails;
+        return @m if @m >= $n;
+        sleep 0.1;
+    }
+    return $self->decoded_mails;
 }
 
 # --- nginx ----------------------------------------------------------------------
@@ -419,10 +460,71 @@ sub request {
         push @{$res->{header_list}{lc $k}}, $v;
         $res->{headers}{lc $k} = $v;
     }
-    $res->{body} = $body // '';
+    $res->{raw_body} = $body // '';
+    # Text answers are decoded, so suites (with `use utf8`) match characters.
+    $res->{body} = ($res->{headers}{'content-type'} // '') =~ m{^(text/|application/json)}
+        ? Encode::decode('UTF-8', $res->{raw_body}) : $res->{raw_body};
     return $res;
 }
 
 sub get { my ($self, $path, %o) = @_; return $self->request($path, %o) }
+
+# A new, empty cookie jar (a browser).
+sub jar {
+    my ($self) = @_;
+    my $n = ++$self->{jars};
+    my $path = "$self->{dir}/jar-$n.txt";
+    write_file($path, '');
+    return $path;
+}
+
+sub json_of {
+    my ($res) = @_;
+    require JSON::PP;
+    return eval { JSON::PP->new->decode($res->{body}) } || {};
+}
+
+# GETs a portal screen as JSON with the jar, then POSTs the form with its
+# CSRF token. Returns the POST's response; ->{json} is its decoded body.
+sub submit {
+    my ($self, $path, $fields, %o) = @_;
+    my $jar = $o{jar} || $self->jar;
+    # The CSRF token belongs to the browser (its seed cookie), not the screen.
+    my $get = $self->get($o{token_from} || '/certgate/', json => 1, cookies => $jar, cert => $o{cert});
+    my $token = json_of($get)->{csrf_token} // '';
+    my $res = $self->request($path, method => 'POST', json => !$o{html}, cookies => $jar,
+        cert => $o{cert}, body => { csrf_token => $token, %$fields });
+    $res->{json} = json_of($res);
+    return $res;
+}
+
+# A user ready to authenticate: added with --password-stdin.
+sub add_user {
+    my ($self, $org, $user, $password, %o) = @_;
+    my $kind = $o{master} ? 'add-master' : 'add-general';
+    my $mail = $o{mail} || "$user\@example.test";
+    my $cmd = "printf '%s\\n' " . shell_quote($password) . ' | ' . build_dir()
+        . "/certgatectl --store sqlite:$self->{dir}/certgate.db user $kind $org $user --mail $mail"
+        . ' --password-stdin';
+    my $out = `$cmd 2>&1`;
+    die "add user $user: $out" if $?;
+    return $user;
+}
+
+sub add_org {
+    my ($self, $org) = @_;
+    my ($rc, $out) = $self->certgatectl('org', 'add', $org, '--name', "Org $org");
+    die "org add: $out" if $rc;
+}
+
+# The audit trail as a list of {kind, subject, actor, detail}.
+sub audit {
+    my ($self, @args) = @_;
+    my ($rc, $out) = $self->certgatectl('--json', 'audit', '--limit', '100000', @args);
+    die "audit: $out" if $rc;
+    require JSON::PP;
+    my $data = JSON::PP::decode_json($out);
+    return ref $data eq 'ARRAY' ? @$data : @{$data->{events} || []};
+}
 
 1;

@@ -1,0 +1,65 @@
+// Password authentication with the lockout of R10, shared by login (R13) and
+// issuance user authentication (④). Runs in a thread-pool thread.
+//
+// Counting is race-free: each attempt first takes its failure slot with an
+// atomic memcached increment, and only attempts within the limit reach the
+// password hash. So a thousand parallel guesses still get at most
+// `lockout_failures` checks, and exactly one of them locks the user.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/memcache.hpp"
+#include "core/settings.hpp"
+#include "core/store.hpp"
+
+namespace certgate {
+
+enum class AuthStatus {
+    ok,
+    bad_credentials,  // wrong password, unknown or disabled user: one answer
+    locked,           // R10: until locked_until
+    blocked,          // R10: 閉塞
+    already_issued,   // R2: a valid certificate, renewal not open yet
+    initial_password_expired,
+    unavailable,      // memcached or the store did not answer: fail closed
+};
+
+const char *to_string(AuthStatus);
+
+enum class AuthPurpose { login, issuance };
+
+struct AuthRequest {
+    std::string user_id;
+    std::string password;
+    AuthPurpose purpose = AuthPurpose::issuance;
+    int64_t now = 0;
+    std::string client;  // for the audit trail: the client address
+};
+
+struct AuthResult {
+    AuthStatus status = AuthStatus::unavailable;
+    std::optional<User> user;      // set when the password was right
+    bool initial_password = false;  // the user has not registered yet (must_register)
+    int64_t locked_until = 0;       // locked
+    int64_t renewal_opens = 0;      // already_issued: first moment renewal is possible
+    int64_t cert_not_after = 0;     // already_issued
+    std::string error;              // unavailable: why (for the error log)
+};
+
+// How long an initial password is good for (issue 7: default 30 days).
+inline constexpr int64_t kInitialPasswordLifetime = 30 * 86400;
+
+// Decides one attempt. Never throws for memcached or store trouble: that is
+// AuthStatus::unavailable, and nothing was checked or counted as passed.
+// Lock and block mails are queued (and sent) here.
+AuthResult authenticate(const Settings &settings, Store &store, Memcache &mc,
+                        const AuthRequest &request);
+
+// The memcached key of a user's consecutive-failure counter. It changes with
+// every lock, unlock and successful login, so each streak starts from zero.
+std::string failure_counter_key(const User &user);
+
+}  // namespace certgate

@@ -1,0 +1,22 @@
+// What browsers send: application/x-www-form-urlencoded bodies, query
+// strings and Cookie headers, parsed strictly and with limits.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace certgate {
+
+// Fields of a urlencoded body or query string. False when it is malformed
+// (bad percent escape, a field repeated, more than 32 fields or a value over
+// 4096 bytes): the caller answers 400 instead of guessing.
+bool parse_form(std::string_view text, std::map<std::string, std::string> *fields);
+
+// The value of cookie `name` in one Cookie header value; empty when absent.
+std::string find_cookie(std::string_view header, std::string_view name);
+
+// "%XX" escapes for a query string value.
+std::string url_encode(std::string_view s);
+
+}  // namespace certgate
