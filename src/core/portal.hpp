@@ -12,6 +12,7 @@
 
 #include "core/errors.hpp"
 #include "core/runtime.hpp"
+#include "core/session.hpp"
 
 namespace certgate {
 
@@ -48,6 +49,9 @@ struct PortalRequest {
     bool default_userid_rule = true;
     bool default_password_rule = true;
     PresentedCertificate cert;
+    // The login session, when its cookie is valid, bound to the presented
+    // certificate and not ended (the glue checks the revocation set).
+    std::optional<Session> session;
 };
 
 struct PortalResponse {
@@ -75,14 +79,9 @@ public:
 
     PortalResponse handle(const PortalRequest &req) const;
 
-    struct Context;  // one request's working state
+    struct Context;  // one request's working state (portal_screens.hpp)
 
 private:
-    PortalResponse login_screen(Context &c) const;
-    PortalResponse issue_auth(Context &c) const;       // ④
-    PortalResponse issue_code(Context &c) const;       // ⑤
-    PortalResponse issue_cancel(Context &c) const;     // キャンセル
-
     const Runtime &rt_;
 };
 

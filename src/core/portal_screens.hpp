@@ -1,0 +1,89 @@
+// The portal's internals shared by its screen files (portal_*.cpp): one
+// request's working state and the answers every screen gives in the same
+// shapes. Not for the glue.
+#pragma once
+
+#include <string>
+
+#include "core/flow.hpp"
+#include "core/form.hpp"
+#include "core/password.hpp"
+#include "core/session.hpp"
+#include "core/portal.hpp"
+
+namespace certgate {
+
+// HTTP status of each refusal.
+int status_of(ErrorCode code);
+
+// A moment (date and time, or the date) as a clerk reads it, in `tz`.
+std::string local_date_time(int64_t t, const std::string &tz, Language lang);
+std::string local_date(int64_t t, const std::string &tz, Language lang);
+
+// A Set-Cookie value: Path=/, Secure, HttpOnly, SameSite=Strict; max_age < 0
+// for a browser-session cookie, 0 to delete it.
+std::string cookie(const char *name, const std::string &value, long max_age);
+
+// A form field, empty when absent.
+std::string field(const PortalRequest &req, const char *name);
+
+// The words of an R8/R9 violation.
+std::string rule_message(ErrorCode code, RuleViolation v, Language lang);
+
+// The step bar ①…⑨ of the issuance screens, `current` highlighted.
+void add_steps(PageData &data, int current, Language lang);
+
+// A screen: HTML, or for JSON clients {"ok":true,"csrf_token":...} (or the
+// error when `error` is set).
+PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::string &name,
+                           const std::string &title, PageData data, int status,
+                           const std::string &message, ErrorCode *error);
+
+// A POST that passed: 303 to the next screen, or {"ok":true,"next":...}.
+PortalResponse go_next(Portal::Context &c, const std::string &next);
+
+// A refusal on the error screen, for when the form would be no help.
+PortalResponse refusal(const Runtime &rt, Portal::Context &c, ErrorCode code,
+                       const std::string &message = "");
+
+// One request's working state: the answer being built, the CSRF seed, the
+// language.
+struct Portal::Context {
+    const PortalRequest &req;
+    const Settings &s;
+    PortalResponse res;
+    std::string csrf_seed;
+    Language lang;
+
+    Context(const PortalRequest &r, const Settings &settings)
+        : req(r), s(settings), lang(r.lang) {}
+
+    std::string cookie_value(const char *name) const { return find_cookie(req.cookies, name); }
+
+    // The CSRF seed of this browser, made (and set) on first use.
+    const std::string &seed() {
+        if (csrf_seed.empty()) {
+            csrf_seed = cookie_value(kCsrfCookie);
+            if (csrf_seed.size() != 24) {
+                csrf_seed = new_csrf_seed();
+                res.set_cookies.push_back(cookie(kCsrfCookie, csrf_seed, -1));
+            }
+        }
+        return csrf_seed;
+    }
+    std::string csrf() { return csrf_token(s.secret, seed()); }
+    bool csrf_ok() const {
+        return csrf_valid(s.secret, cookie_value(kCsrfCookie), field(req, "csrf_token"));
+    }
+    std::string url(const std::string &path) const { return s.portal_prefix + path; }
+};
+
+// The screens, by area. Each *_routes says whether a path is its own.
+bool issue_routes(const std::string &path);
+PortalResponse issue_screens(const Runtime &rt, Portal::Context &c);      // portal_issue.cpp
+bool login_routes(const std::string &path);
+PortalResponse login_screens(const Runtime &rt, Portal::Context &c);      // portal_login.cpp
+bool account_routes(const std::string &path);
+PortalResponse account_screens(const Runtime &rt, Portal::Context &c);    // portal_account.cpp
+
+}  // namespace certgate
