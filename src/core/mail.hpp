@@ -183,4 +183,17 @@ struct NoticeResult {
 NoticeResult queue_expiry_notices(Store& store, const NoticeSettings& settings, int64_t now,
                                   const std::string& actor);
 
+// ---- the sweep --------------------------------------------------------------------
+
+struct SweepResult {
+    NoticeResult notices;
+    OutboxResult outbox;
+};
+
+// One run of the mail sweep (the module's certgate_notify_interval timer,
+// `certgatectl notify`): queues the expiry notices now due (R3), then sends
+// up to 100 due mails from the outbox. Safe to run from many workers, nodes
+// and certgatectl at once. Blocks: a thread-pool thread or the CLI only.
+SweepResult sweep_mail(const Settings& settings, Store& store, int64_t now);
+
 }  // namespace certgate

@@ -32,6 +32,7 @@ const std::map<std::string, bool> kOptions = {
     {"--status", true},   {"--reason", true},      {"--pem", false},
     {"--der", false},     {"--next-update", true}, {"--since", true},
     {"--limit", true},    {"--minutes", true},     {"--state", true},
+    {"--now", true},
 };
 const std::set<std::string> kGlobalOptions = {"-c", "--store", "--json", "--actor", "--help", "-h"};
 
@@ -169,6 +170,14 @@ const std::vector<Command> kCommands = {
      "Makes a queued or failed mail due now.",
      {},
      cmd_mail_retry},
+    {{"notify"},
+     "notify [--now EPOCH]",
+     "Sends the due expiry notices (R3: 30 days before expiry and once expired, each\n"
+     "once per certificate) and then the mails waiting in the outbox, as the module's\n"
+     "certgate_notify_interval timer does. Safe to run while nginx runs: a notice or\n"
+     "mail is never sent twice. --now (for test suites): run as if the clock said EPOCH.",
+     {"--now"},
+     cmd_notify},
 };
 
 const char* const kGlobalHelp =

@@ -132,5 +132,6 @@ int cmd_crl(Context&);
 int cmd_audit(Context&);
 int cmd_mail_list(Context&);
 int cmd_mail_retry(Context&);
+int cmd_notify(Context&);
 
 }  // namespace certgate::ctl
