@@ -86,4 +86,15 @@ PortalResponse login_screens(const Runtime &rt, Portal::Context &c);      // por
 bool account_routes(const std::string &path);
 PortalResponse account_screens(const Runtime &rt, Portal::Context &c);    // portal_account.cpp
 
+// ⑤ accepted the code of a registration flow (portal_account.cpp): the account
+// becomes active with the new password (and a master's confirmed address).
+// True for an issuance flow too; false, with `error`, when the store refused
+// (registered meanwhile by another flow, reset or disabled).
+bool complete_registration_flow(Store &store, const Flow &flow, std::string *error);
+
+// ⑤'s code for `flow`: drawn, kept hashed in the flow (saved here), mailed to
+// flow.mail through the outbox. False when the relay did not take it now (the
+// outbox retries it); the reason goes to the error log.
+bool mail_flow_code(Portal::Context &c, Store &store, Memcache &mc, Flow &flow);
+
 }  // namespace certgate

@@ -1,0 +1,236 @@
+# Account lifecycle (issue 7): the master user's first registration from the
+# bank's letter, the general user's first registration with the initial
+# password its master gave, and the master's pages for general users.
+use strict;
+use utf8;
+use warnings;
+use lib 't/lib';
+use Test::More;
+use Certgate::Test;
+
+my $t = Certgate::Test->new;
+$t->start_memcached;
+$t->start_smtp;
+my $conf = $t->write_conf(<<'EOF');
+    %%CERTGATE%%
+    certgate_lockout 6 60m 3;
+    server {
+%%TLS%%
+        location /certgate/ { certgate_portal; }
+    }
+EOF
+$t->start_nginx;
+
+require JSON::PP;
+
+# A user with the bank's (or the master's) letter: its initial password.
+sub letter {
+    my ($org, $user, %o) = @_;
+    my ($rc, $out) = $t->certgatectl('--json', 'user', $o{general} ? 'add-general' : 'add-master',
+        $org, $user, '--mail', $o{mail} || "$user\@example.test");
+    die "add $user: $out" if $rc;
+    return JSON::PP::decode_json($out)->{initial_password};
+}
+
+sub code_for {
+    my ($address) = @_;
+    for (1 .. 50) {
+        my @m = grep { $_->{to} =~ /\Q$address\E/ && $_->{subject} =~ /認証コード/ } $t->decoded_mails;
+        if (@m) { my ($code) = $m[-1]{body} =~ /認証コード：(\d{6})/; return ($code, scalar @m) }
+        sleep 0.1;
+    }
+    return (undef, 0);
+}
+
+sub user_json {
+    my ($user) = @_;
+    my ($rc, $out) = $t->certgatectl('--json', 'user', 'show', $user);
+    return $rc ? {} : JSON::PP::decode_json($out);
+}
+
+my $new_pw = 'N3w!pass';
+sub register_master {
+    my ($user, $initial, %o) = @_;
+    my %f = (user_id => $user, password => $initial, new_password => $new_pw,
+             new_password_confirm => $new_pw, mail => "new-$user\@example.test",
+             mail_confirm => "new-$user\@example.test");
+    $f{$_} = $o{$_} for grep { exists $f{$_} } keys %o;
+    return $t->submit('/certgate/register/master', \%f, jar => $o{jar});
+}
+
+sub auth { my ($user, $password, %o) = @_; return $t->submit('/certgate/issue', { user_id => $user, password => $password }, %o) }
+
+for my $org (qw(ORG001 ORG002 ORG003 ORG004)) { $t->add_org($org) }
+
+subtest 'マスターユーザー初期登録ログイン as a clerk sees it' => sub {
+    my $r = $t->get('/certgate/');
+    like($r->{body}, qr{action="/certgate/register/master"><button type="submit">マスターユーザーの初期登録</button>},
+        'the login screen leads to it');
+    $r = $t->get('/certgate/register/master');
+    is($r->{status}, 200, 'status 200');
+    like($r->{body}, qr{<h1>マスターユーザー初期登録ログイン</h1>}, 'its title');
+    for my $label (qw(ユーザーID 初期パスワード 新しいパスワード 新しいパスワード（確認用） メールアドレス メールアドレス（確認用）)) {
+        like($r->{body}, qr{<label for="\w+">\Q$label\E <span class="cg-required">}, "a label: $label");
+    }
+    for my $name (qw(user_id password new_password new_password_confirm)) {
+        like($r->{body}, qr{<input id="$name" name="$name" type="\w+"[^>]* autocomplete="off"}, "$name: autocomplete off");
+    }
+    like($r->{body}, qr{name="csrf_token" value="[\w-]{24}"}, 'a CSRF token');
+    like($r->{body}, qr{>登録</button>}, '登録');
+    like($r->{body}, qr{>キャンセル</button>}, 'キャンセル');
+    unlike($r->{body}, qr{<script>|style="}, 'no inline script or style');
+};
+
+subtest 'the new password and mail are checked before the initial password is tried' => sub {
+    my $initial = letter('ORG001', 'master01');
+    my $r = register_master('master01', $initial, new_password => 'short', new_password_confirm => 'short');
+    is($r->{json}{error}, 'invalid_password', 'a new password breaking R9: invalid_password');
+    like($r->{json}{message}, qr/文字数が足りません/, 'saying what is wrong');
+    $r = register_master('master01', $initial, new_password_confirm => 'Other1!pw');
+    is($r->{json}{error}, 'password_mismatch', 'confirmation differs: password_mismatch');
+    is($r->{status}, 400, 'status 400');
+    $r = register_master('master01', $initial, new_password => $initial, new_password_confirm => $initial);
+    is($r->{json}{error}, 'invalid_password', 'the initial password as the new one: refused');
+    like($r->{json}{message}, qr/初期パスワードと同じ/, 'saying why');
+    $r = register_master('master01', $initial, mail_confirm => 'other@example.test');
+    is($r->{json}{error}, 'mail_mismatch', 'mail typed differently: mail_mismatch');
+    $r = register_master('master01', $initial, mail => 'not-an-address', mail_confirm => 'not-an-address');
+    is($r->{json}{error}, 'mail_mismatch', 'not an address: refused');
+    my @failed = grep { $_->{kind} eq 'auth.failed' && $_->{subject} eq 'master01' } $t->audit;
+    is(scalar @failed, 0, 'none of these counted as a password attempt');
+    $r = $t->request('/certgate/register/master', method => 'POST', json => 1,
+        body => { user_id => 'master01', password => $initial, csrf_token => 'forged' });
+    is(Certgate::Test::json_of($r)->{error}, 'csrf', 'a forged token: csrf');
+};
+
+subtest 'the master registers: code to the new address, account active, on to ⑥' => sub {
+    my ($rc, $out) = $t->certgatectl('--json', 'user', 'reset', 'master01');
+    my $initial = JSON::PP::decode_json($out)->{initial_password};
+    my $jar = $t->jar;
+    my $r = register_master('master01', $initial, jar => $jar);
+    ok($r->{json}{ok}, 'registration passes') or diag explain $r->{json};
+    is($r->{json}{next}, '/certgate/issue/code', 'on to ⑤');
+    my ($code) = code_for('new-master01@example.test');
+    like($code // '', qr/^\d{6}$/, 'the code went to the new address');
+    is(user_json('master01')->{state}, 'must_register', 'not active before the code');
+    $r = $t->submit('/certgate/issue/code', { code => $code }, jar => $jar);
+    ok($r->{json}{ok}, 'the code passes');
+    is($r->{json}{next}, '/certgate/issue/confirm', 'on to ⑥');
+    my $u = user_json('master01');
+    is($u->{state}, 'active', 'the account is active');
+    is($u->{mail}, 'new-master01@example.test', 'with the confirmed address');
+    ok((grep { $_->{kind} eq 'user.registered' && $_->{subject} eq 'master01' } $t->audit),
+        'the audit trail records the registration');
+
+    $r = register_master('master01', $initial);
+    is($r->{json}{error}, 'bad_credentials', 'the initial password is refused a second time');
+    $r = auth('master01', $initial);
+    is($r->{json}{error}, 'bad_credentials', '... and at ④');
+    $r = auth('master01', $new_pw);
+    ok($r->{json}{ok}, 'the new password passes ④');
+    $r = register_master('master01', $new_pw, new_password => 'An0ther!pw', new_password_confirm => 'An0ther!pw');
+    is($r->{json}{error}, 'forbidden', 'a registered master cannot register again');
+};
+
+subtest 'an initial password expires after 30 days' => sub {
+    my $initial = letter('ORG002', 'master02');
+    my $old = time - 31 * 86400;
+    system('sqlite3', $t->dir . '/certgate.db',
+        "UPDATE users SET initial_password_at = $old WHERE id = 'master02'") == 0 or die;
+    my $r = register_master('master02', $initial);
+    is($r->{json}{error}, 'initial_password_expired', 'initial_password_expired');
+    is($r->{status}, 403, 'status 403');
+    like($r->{json}{message}, qr/初期パスワードの有効期限が切れています/, 'the message says so');
+};
+
+subtest 'six wrong initial passwords lock the master (R10)' => sub {
+    my $initial = letter('ORG003', 'master03');
+    for my $n (1 .. 5) {
+        my $r = register_master('master03', 'Wr0ng!pw');
+        is($r->{json}{error}, 'bad_credentials', "wrong initial password $n");
+    }
+    my $r = register_master('master03', 'Wr0ng!pw');
+    is($r->{json}{error}, 'locked', 'the 6th locks');
+    is($r->{status}, 423, 'status 423');
+    $r = register_master('master03', $initial);
+    is($r->{json}{error}, 'locked', 'the right initial password during the lock is refused');
+    ok(user_json('master03')->{locked_until} > time, 'the store holds the lock');
+    my @lock = grep { $_->{to} =~ /master03\@/ } $t->wait_mails(1);
+    is(scalar @lock, 1, 'one lock mail');
+};
+
+subtest 'a general user registers with the initial password from its master' => sub {
+    my $initial = letter('ORG001', 'general01', general => 1);
+    my $r = register_master('general01', $initial);
+    is($r->{json}{error}, 'forbidden', 'not on the master registration');
+    like($r->{json}{message}, qr/一般ユーザーの初期登録/, 'pointed to the right button');
+
+    my $jar = $t->jar;
+    $r = auth('general01', $initial, jar => $jar);
+    ok($r->{json}{ok}, '④ passes with the initial password');
+    is($r->{json}{next}, '/certgate/register/password', 'and asks for a new password');
+    my $page = $t->get('/certgate/register/password', cookies => $jar);
+    like($page->{body}, qr{<h1>一般ユーザーの初期登録 パスワード登録</h1>}, 'the new password screen');
+    like($page->{body}, qr{<input id="new_password" name="new_password" type="password"[^>]* autocomplete="off"}, 'autocomplete off');
+    my $pw = sub { my ($p, $c) = @_;
+        $t->submit('/certgate/register/password', { new_password => $p, new_password_confirm => $c // $p }, jar => $jar) };
+    $r = $pw->('N3w!pass', 'N3w!pasz');
+    is($r->{json}{error}, 'password_mismatch', 'mismatch');
+    $r = $pw->($initial);
+    is($r->{json}{error}, 'invalid_password', 'the initial password again: refused');
+    $r = $pw->('nosymbol1A');
+    is($r->{json}{error}, 'invalid_password', 'R9');
+    like($r->{json}{message}, qr/記号が含まれていません/, 'naming the missing class');
+    $r = $pw->($new_pw);
+    ok($r->{json}{ok}, 'a good new password passes');
+    is($r->{json}{next}, '/certgate/issue/code', 'on to ⑤');
+    my ($code) = code_for('general01@example.test');
+    like($code // '', qr/^\d{6}$/, 'the code went to the registered address');
+    $r = $t->submit('/certgate/issue/code', { code => $code }, jar => $jar);
+    is($r->{json}{next}, '/certgate/issue/confirm', 'the code passes: on to ⑥');
+    is(user_json('general01')->{state}, 'active', 'the account is active');
+    $r = auth('general01', $initial);
+    is($r->{json}{error}, 'bad_credentials', 'the initial password is spent');
+
+    my $g = $t->get('/certgate/register/password', json => 1, cookies => $t->jar);
+    is(Certgate::Test::json_of($g)->{error}, 'flow_expired', 'without a flow: flow_expired');
+};
+
+subtest 'SMTP down: the code waits in the outbox and goes once' => sub {
+    my $initial = letter('ORG004', 'master04');
+    $t->stop_smtp;
+    my $jar = $t->jar;
+    my $r = register_master('master04', $initial, jar => $jar);
+    is($r->{json}{error}, 'mail_not_sent', 'the page says the code could not be sent yet');
+    is($r->{status}, 503, 'status 503');
+    $t->start_smtp;
+    my $future = time + 120;  # past the outbox's first backoff
+    my ($rc, $out) = Certgate::Test::run(Certgate::Test::build_dir() . '/certgatectl', '-c', $conf,
+        '--json', 'notify', '--now', $future);
+    like($out, qr/"sent":1\b/, 'certgatectl notify sends it') or diag $out;
+    my ($code, $count) = code_for('new-master04@example.test');
+    is($count, 1, 'one code mail');
+    $r = $t->submit('/certgate/issue/code', { code => $code }, jar => $jar);
+    is($r->{json}{next}, '/certgate/issue/confirm', 'the code passes');
+    Certgate::Test::run(Certgate::Test::build_dir() . '/certgatectl', '-c', $conf, 'notify', '--now', $future + 3600);
+    sleep 0.5;
+    (undef, $count) = code_for('new-master04@example.test');
+    is($count, 1, 'still one: not sent twice');
+};
+
+subtest 'the admin pages need a master session' => sub {
+    my $r = $t->get('/certgate/admin/users', json => 1);
+    is($r->{status}, 401, 'no session: 401');
+    is(Certgate::Test::json_of($r)->{error}, 'forbidden', 'forbidden');
+    $r = $t->get('/certgate/admin/users');
+    is($r->{status}, 302, 'a browser without a session goes to the login screen');
+    like($r->{headers}{location}, qr{/certgate/$}, 'there');
+    for my $action (qw(unlock reset disable)) {
+        $r = $t->submit("/certgate/admin/users/general01/$action", {});
+        is($r->{status}, 401, "$action without a session: 401");
+    }
+    is(user_json('general01')->{state}, 'active', 'nothing changed');
+};
+
+$t->done;
+done_testing;
