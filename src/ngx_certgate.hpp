@@ -12,10 +12,12 @@ extern ngx_module_t ngx_http_certgate_module;
 }
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 
 #include "core/errors.hpp"
+#include "core/portal.hpp"
 #include "core/runtime.hpp"
 
 // Where a directive was written, so checks made after the whole http{} block
@@ -78,6 +80,9 @@ struct ngx_certgate_main_conf_t {
 
     ngx_flag_t custom_userid_rules;    // certgate_userid_rule was given
     ngx_flag_t custom_password_rules;  // certgate_password_rule was given
+
+    size_t revocation_zone_size;
+    ngx_shm_zone_t *revocation_zone;
 
     ngx_flag_t used;  // some location has certgate_portal or certgate_require
     ngx_thread_pool_t *thread_pool;
@@ -145,6 +150,22 @@ ngx_int_t ngx_certgate_redirect(ngx_http_request_t *r, const std::string &locati
 
 // The common refusal for JSON and HTML clients.
 ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status, certgate::ErrorCode code) noexcept;
+
+// The protected path's pieces the portal shares (ngx_certgate_require.cpp):
+// the per-connection client certificate check, and the live session.
+ngx_int_t ngx_certgate_require_init() noexcept;
+void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                          certgate::PresentedCertificate *pc);
+std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r,
+                                                          ngx_certgate_main_conf_t *cmcf,
+                                                          const std::string &cookies,
+                                                          const std::string &serial,
+                                                          certgate::ErrorCode *why);
+
+// Every Cookie header of the request, joined with "; ".
+std::string ngx_certgate_cookie_header(ngx_http_request_t *r);
+// Adds Set-Cookie: name=value with certgate's attributes (Secure, HttpOnly, ...).
+ngx_int_t ngx_certgate_set_cookie(ngx_http_request_t *r, const char *name, const std::string &value);
 
 // nginx string views.
 inline std::string ngx_certgate_str(const ngx_str_t &s) {

@@ -13,6 +13,7 @@
 #include "core/health.hpp"
 #include "core/portal.hpp"
 #include "ngx_certgate_ctx.hpp"
+#include "ngx_certgate_revocation.hpp"
 #include "ngx_certgate_task.hpp"
 
 static ngx_certgate_main_conf_t *ngx_certgate_main(ngx_http_request_t *r) {
@@ -257,7 +258,7 @@ static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
 // --- the screens: a PortalRequest built here, answered in the thread pool ----
 
 // Every Cookie header of the request, joined.
-static std::string ngx_certgate_cookies(ngx_http_request_t *r) {
+std::string ngx_certgate_cookie_header(ngx_http_request_t *r) {
     std::string out;
     ngx_list_part_t *part = &r->headers_in.headers.part;
     auto *h = static_cast<ngx_table_elt_t *>(part->elts);
@@ -292,26 +293,6 @@ static certgate::RuleCheck ngx_certgate_check_rule(ngx_array_t *rules, const std
     return check;
 }
 
-// The client certificate, checked against our CA in memory.
-static void ngx_certgate_presented(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
-                                   certgate::PresentedCertificate *pc) {
-    if (r->connection->ssl == nullptr) return;
-    X509 *peer = SSL_get0_peer_certificate(r->connection->ssl->connection);
-    if (peer == nullptr) return;
-    pc->present = true;
-    auto result = cmcf->runtime->client_check->check(peer, ngx_time());
-    pc->ours = result == certgate::ClientCertCheck::Result::ok ||
-               result == certgate::ClientCertCheck::Result::expired;
-    pc->expired = result == certgate::ClientCertCheck::Result::expired;
-    if (pc->ours) {
-        certgate::CertificateIdentity id = certgate::certificate_identity(peer);
-        pc->serial = id.serial_hex;
-        pc->user_id = id.common_name;
-        pc->org = id.organisation;
-        pc->not_after = id.not_after;
-    }
-}
-
 static ngx_int_t ngx_certgate_add_header_str(ngx_http_request_t *r, const char *key,
                                              const std::string &value) {
     ngx_str_t v = ngx_certgate_pstr(r->pool, value);
@@ -323,6 +304,11 @@ static ngx_int_t ngx_certgate_add_header_str(ngx_http_request_t *r, const char *
     h->key.len = ngx_strlen(key);
     h->value = v;
     return NGX_OK;
+}
+
+ngx_int_t ngx_certgate_set_cookie(ngx_http_request_t *r, const char *name,
+                                  const std::string &value) {
+    return ngx_certgate_add_header_str(r, "Set-Cookie", certgate::set_cookie_value(name, value, -1));
 }
 
 // Writes what the core decided.
@@ -386,12 +372,17 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
     }
     req->default_userid_rule = !cmcf->custom_userid_rules;
     req->default_password_rule = !cmcf->custom_password_rules;
-    req->cookies = ngx_certgate_cookies(r);
+    req->cookies = ngx_certgate_cookie_header(r);
     req->json = ngx_certgate_wants_json(r);
     req->lang = ngx_certgate_language(r);
     req->client = ngx_certgate_str(r->connection->addr_text);
     req->now = ngx_time();
-    ngx_certgate_presented(r, cmcf, &req->cert);
+    req->revocation_generation = ngx_certgate_revocation_generation(cmcf);
+    ngx_certgate_present(r, cmcf, &req->cert);
+    if (req->cert.ours && !req->cert.expired) {
+        certgate::ErrorCode why;
+        req->session = ngx_certgate_live_session(r, cmcf, req->cookies, req->cert.serial, &why);
+    }
 
     const certgate::Runtime *rt = cmcf->runtime;
     auto res = std::make_shared<certgate::PortalResponse>();

@@ -1,31 +1,128 @@
-// certgate_require: the protected path. It decides from the TLS result and
-// memory alone (no I/O): the client certificate must be one of our CA's and
-// within its validity at this request, not only at the handshake.
+// certgate_require: the protected path. It decides from the TLS result, the
+// session cookie and the shared-memory revocation set alone (no I/O): a
+// logged-in user, whose session is bound to the client certificate it
+// presents, that certificate ours, valid at this request (not only at the
+// handshake) and not revoked.
 
 #include <openssl/ssl.h>
 
 #include <exception>
 
 #include "core/errors.hpp"
+#include "core/form.hpp"
+#include "core/portal.hpp"
+#include "core/session.hpp"
 #include "ngx_certgate_ctx.hpp"
+#include "ngx_certgate_revocation.hpp"
+
+// The result of checking a connection's client certificate against our CA,
+// kept with the TLS connection: the signature is checked once per
+// connection, the dates and the revocation set at every request.
+struct ngx_certgate_peer_t {
+    X509 *cert;  // the peer certificate this was computed for (not owned)
+    bool ours;
+    certgate::CertificateIdentity id;
+};
+
+static int ngx_certgate_ssl_index = -1;
+
+static void ngx_certgate_peer_free(void *, void *ptr, CRYPTO_EX_DATA *, int, long, void *) {
+    delete static_cast<ngx_certgate_peer_t *>(ptr);
+}
+
+ngx_int_t ngx_certgate_require_init() noexcept {
+    if (ngx_certgate_ssl_index == -1) {
+        ngx_certgate_ssl_index =
+            SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, ngx_certgate_peer_free);
+    }
+    return ngx_certgate_ssl_index == -1 ? NGX_ERROR : NGX_OK;
+}
+
+const ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r,
+                                            ngx_certgate_main_conf_t *cmcf) {
+    if (r->connection->ssl == nullptr) return nullptr;
+    SSL *ssl = r->connection->ssl->connection;
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    if (cert == nullptr) return nullptr;
+    auto *cached = static_cast<ngx_certgate_peer_t *>(SSL_get_ex_data(ssl, ngx_certgate_ssl_index));
+    if (cached != nullptr && cached->cert == cert) return cached;
+
+    auto peer = std::make_unique<ngx_certgate_peer_t>();
+    peer->cert = cert;
+    // Dates are checked per request below; here only whether our CA signed it.
+    auto result = cmcf->runtime->client_check->check(cert, ngx_time());
+    peer->ours = result != certgate::ClientCertCheck::Result::not_ours;
+    if (peer->ours) peer->id = certgate::certificate_identity(cert);
+    delete cached;
+    if (SSL_set_ex_data(ssl, ngx_certgate_ssl_index, peer.get()) != 1) return nullptr;
+    return peer.release();
+}
+
+void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                          certgate::PresentedCertificate *pc) {
+    const ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
+    if (peer == nullptr) return;
+    pc->present = true;
+    pc->ours = peer->ours;
+    if (!peer->ours) return;
+    time_t now = ngx_time();
+    pc->expired = now > peer->id.not_after || now < peer->id.not_before;
+    pc->serial = peer->id.serial_hex;
+    pc->user_id = peer->id.common_name;
+    pc->org = peer->id.organisation;
+    pc->not_after = peer->id.not_after;
+}
+
+std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r,
+                                                          ngx_certgate_main_conf_t *cmcf,
+                                                          const std::string &cookies,
+                                                          const std::string &serial,
+                                                          certgate::ErrorCode *why) {
+    const certgate::Settings &s = cmcf->runtime->settings;
+    *why = certgate::ErrorCode::login_required;
+    std::string value = certgate::find_cookie(cookies, certgate::kSessionCookie);
+    if (value.empty()) return std::nullopt;
+    auto session = certgate::decode_session(s.secret, value);
+    if (!session) return std::nullopt;
+    auto check = certgate::check_session(*session, serial, ngx_time(), s.session_idle_s,
+                                         s.session_absolute_s);
+    if (check == certgate::SessionCheck::wrong_certificate) {
+        *why = serial.empty() ? certgate::ErrorCode::no_certificate
+                              : certgate::ErrorCode::certificate_mismatch;
+        return std::nullopt;
+    }
+    if (check == certgate::SessionCheck::expired) return std::nullopt;
+    if (ngx_certgate_session_ended(cmcf, session->id, session->user_id, session->started_at)) {
+        return std::nullopt;
+    }
+    return session;
+}
+
+static ngx_uint_t ngx_certgate_status(certgate::ErrorCode code) {
+    switch (code) {
+    case certgate::ErrorCode::forbidden: return NGX_HTTP_FORBIDDEN;
+    case certgate::ErrorCode::unavailable: return NGX_HTTP_SERVICE_UNAVAILABLE;
+    default: return NGX_HTTP_UNAUTHORIZED;
+    }
+}
 
 static ngx_int_t ngx_certgate_refusal_handler(ngx_http_request_t *r) noexcept {
     ngx_certgate_ctx_t *ctx = ngx_certgate_get_ctx(r);
     if (ctx == nullptr || ctx->refusal == 0) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     ngx_int_t rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) return rc;
-    return ngx_certgate_refuse(r, NGX_HTTP_UNAUTHORIZED,
-                               static_cast<certgate::ErrorCode>(ctx->refusal - 1));
+    auto code = static_cast<certgate::ErrorCode>(ctx->refusal - 1);
+    return ngx_certgate_refuse(r, ngx_certgate_status(code), code);
 }
 
-static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, certgate::ErrorCode code) {
-    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
-        ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
+static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                   certgate::ErrorCode code) {
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "certgate: access refused: %s",
                   certgate::error_name(code));
 
-    if (ngx_certgate_wants_json(r)) {
-        // The JSON answer is written by the content phase, in place of the
+    if (ngx_certgate_wants_json(r) || code == certgate::ErrorCode::forbidden ||
+        code == certgate::ErrorCode::unavailable) {
+        // The answer is written by the content phase, in place of the
         // location's own handler, so nginx finalizes it the usual way.
         ngx_certgate_ctx_t *ctx = ngx_certgate_get_ctx(r);
         if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -33,13 +130,16 @@ static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, certgate::ErrorCode co
         r->content_handler = ngx_certgate_refusal_handler;
         return NGX_OK;
     }
-    std::string to = cmcf->runtime->settings.portal_prefix + "?error=" + certgate::error_name(code);
+    // A browser goes to the login screen and comes back after login.
+    std::string to = cmcf->runtime->settings.portal_prefix;
+    if (code == certgate::ErrorCode::login_required) {
+        std::string back = ngx_certgate_str(r->uri);
+        if (r->args.len) back += "?" + ngx_certgate_str(r->args);
+        to += "?return=" + certgate::url_encode(back);
+    } else {
+        to += "?error=" + std::string(certgate::error_name(code));
+    }
     return ngx_certgate_redirect(r, to);
-}
-
-static std::string ngx_certgate_days_left(time_t not_after, time_t now) {
-    if (not_after <= now) return "0";
-    return std::to_string((not_after - now) / 86400);
 }
 
 ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
@@ -51,34 +151,55 @@ ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
         auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
             ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
         if (cmcf->runtime == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        using certgate::ErrorCode;
 
-        X509 *peer = nullptr;
-        if (r->connection->ssl != nullptr) {
-            peer = SSL_get0_peer_certificate(r->connection->ssl->connection);
+        // Until the set is loaded, nothing proves a certificate is not revoked.
+        if (ngx_certgate_revocation_state(cmcf) != NGX_CERTGATE_SET_READY) {
+            return ngx_certgate_deny(r, cmcf, ErrorCode::unavailable);
         }
-        if (peer == nullptr) return ngx_certgate_deny(r, certgate::ErrorCode::no_certificate);
 
+        certgate::PresentedCertificate pc;
+        ngx_certgate_present(r, cmcf, &pc);
+        if (!pc.present) return ngx_certgate_deny(r, cmcf, ErrorCode::no_certificate);
+        if (!pc.ours) return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_mismatch);
+        if (pc.expired) return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_expired);
+        if (ngx_certgate_serial_revoked(cmcf, pc.serial)) {
+            return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_revoked);
+        }
+
+        ErrorCode why;
+        std::string cookies = ngx_certgate_cookie_header(r);
+        auto session = ngx_certgate_live_session(r, cmcf, cookies, pc.serial, &why);
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "certgate require: certificate ok, session %s (%s)",
+                       session ? "live" : "none", session ? "" : certgate::error_name(why));
+        if (!session) return ngx_certgate_deny(r, cmcf, why);
+        if (session->user_id != pc.user_id) {
+            return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_mismatch);
+        }
+        if (lcf->require_master && session->role != certgate::Role::master) {
+            return ngx_certgate_deny(r, cmcf, ErrorCode::forbidden);
+        }
+
+        const certgate::Settings &s = cmcf->runtime->settings;
         time_t now = ngx_time();
-        auto result = cmcf->runtime->client_check->check(peer, now);
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "certgate require: client certificate check: %s",
-                       certgate::to_string(result));
-        switch (result) {
-        case certgate::ClientCertCheck::Result::ok: break;
-        case certgate::ClientCertCheck::Result::expired:
-            return ngx_certgate_deny(r, certgate::ErrorCode::certificate_expired);
-        default:
-            return ngx_certgate_deny(r, certgate::ErrorCode::certificate_mismatch);
+        if (certgate::session_needs_refresh(*session, now, s.session_idle_s)) {
+            session->last_seen = now;
+            if (ngx_certgate_set_cookie(r, certgate::kSessionCookie,
+                                        certgate::encode_session(s.secret, *session)) != NGX_OK) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
         }
 
         ngx_certgate_ctx_t *ctx = ngx_certgate_get_ctx(r);
         if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
         if (!ctx->identity_set) {
-            certgate::CertificateIdentity id = certgate::certificate_identity(peer);
-            ctx->user = ngx_certgate_pstr(r->pool, id.common_name);
-            ctx->org = ngx_certgate_pstr(r->pool, id.organisation);
-            ctx->serial = ngx_certgate_pstr(r->pool, id.serial_hex);
-            ctx->days_left = ngx_certgate_pstr(r->pool, ngx_certgate_days_left(id.not_after, now));
+            ctx->user = ngx_certgate_pstr(r->pool, session->user_id);
+            ctx->org = ngx_certgate_pstr(r->pool, session->org);
+            ctx->role = ngx_certgate_pstr(r->pool, certgate::to_string(session->role));
+            ctx->serial = ngx_certgate_pstr(r->pool, pc.serial);
+            long days = pc.not_after > now ? static_cast<long>((pc.not_after - now) / 86400) : 0;
+            ctx->days_left = ngx_certgate_pstr(r->pool, std::to_string(days));
             ctx->identity_set = 1;
         }
         return NGX_OK;

@@ -42,6 +42,12 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
     return NGX_OK;
 }
 
+ngx_int_t ngx_certgate_task_t::post_background(ngx_thread_pool_t *pool, ngx_log_t *log) {
+    background_ = true;
+    task_.event.log = log;
+    return ngx_thread_task_post(pool, &task_);
+}
+
 void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
     auto *self = static_cast<ngx_certgate_task_t *>(data);
     try {
@@ -64,6 +70,16 @@ void ngx_certgate_task_t::completed(ngx_event_t *ev) noexcept {
     auto *self = static_cast<ngx_certgate_task_t *>(ev->data);
     ngx_http_request_t *r = self->request_;
 
+    if (self->background_) {
+        try {
+            self->finish_(nullptr, self->failed_ ? &self->error_ : nullptr);
+        } catch (const std::exception &e) {
+            ngx_log_error(NGX_LOG_ERR, ev->log, 0, "certgate: %s", e.what());
+        } catch (...) {
+        }
+        delete self;
+        return;
+    }
     if (r == nullptr) {
         delete self;
         return;
@@ -86,6 +102,22 @@ void ngx_certgate_task_t::completed(ngx_event_t *ev) noexcept {
 
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);
+}
+
+bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
+                                  ngx_certgate_task_t::work_t work,
+                                  ngx_certgate_task_t::finish_t finish) noexcept {
+    try {
+        auto *task = new ngx_certgate_task_t(std::move(work), std::move(finish));
+        if (task->post_background(pool, log) != NGX_OK) {
+            delete task;
+            return false;
+        }
+        return true;
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "certgate: %s", e.what());
+        return false;
+    }
 }
 
 ngx_int_t ngx_certgate_post_task(ngx_http_request_t *r, ngx_certgate_task_t::work_t work,

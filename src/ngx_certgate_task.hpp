@@ -31,6 +31,9 @@ public:
     ngx_certgate_task_t &operator=(const ngx_certgate_task_t &) = delete;
 
     ngx_int_t post(ngx_http_request_t *r, ngx_thread_pool_t *pool);
+    // Work of the worker itself (the revocation feed, the mail sweep): no
+    // request; `finish` gets r == nullptr and its return value is ignored.
+    ngx_int_t post_background(ngx_thread_pool_t *pool, ngx_log_t *log);
 
 private:
     static void run_in_thread(void *data, ngx_log_t *log) noexcept;
@@ -44,7 +47,13 @@ private:
     finish_t finish_;
     std::string error_;
     bool failed_ = false;
+    bool background_ = false;
 };
+
+// Posts work for the worker itself; false when the pool refused it.
+bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
+                                  ngx_certgate_task_t::work_t work,
+                                  ngx_certgate_task_t::finish_t finish) noexcept;
 
 // Posts work for r; returns NGX_DONE (the request waits) or an HTTP error.
 ngx_int_t ngx_certgate_post_task(ngx_http_request_t *r, ngx_certgate_task_t::work_t work,

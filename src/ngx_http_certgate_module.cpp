@@ -11,6 +11,7 @@
 
 #include "core/errors.hpp"
 #include "ngx_certgate_ctx.hpp"
+#include "ngx_certgate_revocation.hpp"
 
 static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept;
 static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept;
@@ -22,6 +23,7 @@ static void *ngx_certgate_create_loc_conf(ngx_conf_t *cf) noexcept;
 static char *ngx_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child) noexcept;
 static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
                                        uintptr_t data) noexcept;
+static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept;
 
 static ngx_conf_enum_t ngx_certgate_p12_encryptions[] = {
     {ngx_string("aes256"), 0},
@@ -120,6 +122,9 @@ static ngx_command_t ngx_certgate_commands[] = {
     {ngx_string("certgate_crl_url"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot, CG_MAIN_OFF,
      CG_FIELD(crl_url), nullptr},
 
+    {ngx_string("certgate_revocation_zone"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
+     CG_MAIN_OFF, CG_FIELD(revocation_zone_size), nullptr},
+
     {ngx_string("certgate_language"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_enum_slot, NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_certgate_srv_conf_t, language),
      ngx_certgate_languages},
@@ -150,7 +155,7 @@ ngx_module_t ngx_http_certgate_module = {
     NGX_HTTP_MODULE,          // module type
     nullptr,                  // init master
     nullptr,                  // init module
-    nullptr,                  // init process
+    ngx_certgate_init_process, // init process
     nullptr,                  // init thread
     nullptr,                  // exit thread
     nullptr,                  // exit process
@@ -238,6 +243,7 @@ static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
     cmcf->code_attempts = NGX_CONF_UNSET_UINT;
     cmcf->session_idle = NGX_CONF_UNSET;
     cmcf->session_absolute = NGX_CONF_UNSET;
+    cmcf->revocation_zone_size = NGX_CONF_UNSET_SIZE;
     return cmcf;
 }
 
@@ -257,6 +263,11 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     ngx_conf_init_uint_value(cmcf->code_attempts, 5);
     ngx_conf_init_value(cmcf->session_idle, 20 * 60);
     ngx_conf_init_value(cmcf->session_absolute, 8 * 3600);
+    ngx_conf_init_size_value(cmcf->revocation_zone_size, 8 * 1024 * 1024);
+    if (cmcf->revocation_zone_size < 64 * 1024) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "certgate_revocation_zone must be at least 64k");
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
 
     if (cmcf->thread_pool_name.len == 0) {
         ngx_str_set(&cmcf->thread_pool_name, "default");
@@ -284,6 +295,7 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     if (cmcf->thread_pool == nullptr) return static_cast<char *>(NGX_CONF_ERROR);
 
     if (ngx_certgate_init_runtime(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
+    if (ngx_certgate_revocation_zone(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
     return NGX_CONF_OK;
 }
 
@@ -332,6 +344,7 @@ static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
     auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_certgate_module));
     if (!cmcf->used) return NGX_OK;
+    if (ngx_certgate_require_init() != NGX_OK) return NGX_ERROR;
 
     auto *hcmcf =
         static_cast<ngx_http_core_main_conf_t *>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
@@ -340,4 +353,11 @@ static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
     if (h == nullptr) return NGX_ERROR;
     *h = ngx_certgate_require_handler;
     return NGX_OK;
+}
+
+static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept {
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_certgate_module));
+    if (cmcf == nullptr || !cmcf->used) return NGX_OK;
+    return ngx_certgate_revocation_start(cycle, cmcf);
 }

@@ -13,8 +13,8 @@ struct ErrorText {
     std::string en;
 };
 
-const std::array<ErrorText, 22> &error_texts() {
-    static const std::array<ErrorText, 22> texts = {{
+const std::array<ErrorText, 23> &error_texts() {
+    static const std::array<ErrorText, 23> texts = {{
         {ErrorCode::invalid_user_id, "invalid_user_id",
          "ユーザーIDは半角英字と数字をそれぞれ1文字以上含む6～12桁で入力してください。",
          "The user ID must be 6 to 12 characters of ASCII letters and digits, with at least one "
@@ -96,6 +96,11 @@ const std::array<ErrorText, 22> &error_texts() {
          "The mail with your authentication code could not be sent just now. It will be sent as "
          "soon as possible; enter the code when it arrives. If it does not arrive, please start "
          "again."},
+        {ErrorCode::login_required, "login_required",
+         "ログインしてください。一定時間操作がなかった場合や、ログアウトした場合は、再度ログインが"
+         "必要です。",
+         "Please log in. After a period without activity, or after logging out, you need to log "
+         "in again."},
     }};
     return texts;
 }

@@ -31,6 +31,7 @@ enum class ErrorCode {
     forbidden,
     must_register,
     mail_not_sent,
+    login_required,
 };
 
 // The JSON `error` value, e.g. "no_certificate".

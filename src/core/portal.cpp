@@ -36,6 +36,7 @@ int status_of(ErrorCode code) {
     case ErrorCode::locked: return 423;
     case ErrorCode::unavailable:
     case ErrorCode::mail_not_sent: return 503;
+    case ErrorCode::login_required: return 401;
     }
     return 400;
 }
@@ -67,6 +68,10 @@ std::string local_date(int64_t t, const std::string &tz, Language lang) {
 }
 
 std::string cookie(const char *name, const std::string &value, long max_age) {
+    return set_cookie_value(name, value, max_age);
+}
+
+std::string set_cookie_value(const char *name, const std::string &value, long max_age) {
     return std::string(name) + "=" + value + "; Path=/; Secure; HttpOnly; SameSite=Strict" +
            (max_age >= 0 ? "; Max-Age=" + std::to_string(max_age) : "");
 }

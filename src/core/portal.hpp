@@ -52,6 +52,8 @@ struct PortalRequest {
     // The login session, when its cookie is valid, bound to the presented
     // certificate and not ended (the glue checks the revocation set).
     std::optional<Session> session;
+    // Changes with every revocation the shared set has seen (-1: not loaded).
+    int64_t revocation_generation = -1;
 };
 
 struct PortalResponse {
@@ -69,6 +71,10 @@ struct PortalResponse {
 inline constexpr const char *kCsrfCookie = "__Host-certgate_csrf";
 inline constexpr const char *kFlowCookie = "__Host-certgate_flow";
 inline constexpr const char *kSessionCookie = "__Host-certgate_session";
+
+// A Set-Cookie value: Path=/, Secure, HttpOnly, SameSite=Strict; max_age < 0
+// for a browser-session cookie, 0 to delete it.
+std::string set_cookie_value(const char *name, const std::string &value, long max_age);
 
 class Portal {
 public:

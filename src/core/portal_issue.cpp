@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "core/authentication.hpp"
+#include "core/ca.hpp"
 #include "core/flow.hpp"
 #include "core/mail.hpp"
 #include "core/portal_screens.hpp"
@@ -246,6 +247,11 @@ static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
     }
     flow->step = FlowStep::code_ok;
     flow->code_hash.clear();
+    // A first registration (portal_account.cpp) makes the account active here.
+    if (!complete_registration_flow(thread_store(s.store_uri), *flow, &c.res.log_error)) {
+        end_flow(mc, flow->id);
+        return refusal(rt_, c, ErrorCode::flow_expired);
+    }
     save_flow(mc, *flow, c.req.now);
     thread_store(s.store_uri).append_event(flow->user_id, "code.accepted", flow->user_id,
                                            "client=" + c.req.client);
@@ -271,14 +277,240 @@ static PortalResponse issue_cancel(const Runtime &rt_, Portal::Context &c) {
     return go_next(c, c.url(field(c.req, "to") == "issue" ? "issue" : ""));
 }
 
+namespace {
+
+const char kDownloadPrefix[] = "issue/download/";
+
+std::string download_key(const std::string &token) { return "cg:dl:" + token; }
+
+// The flow this browser is in, per its cookie; nullopt when there is none.
+std::optional<Flow> current_flow(Portal::Context &c, Memcache &mc, FlowCookie *cookie_out) {
+    auto fc = decode_flow_cookie(c.s.secret, c.cookie_value(kFlowCookie), c.req.now);
+    if (!fc) return std::nullopt;
+    auto flow = load_flow(mc, fc->id);
+    if (flow && cookie_out) *cookie_out = *fc;
+    return flow;
+}
+
+PortalResponse confirm_screen(const Runtime &rt, Portal::Context &c) {
+    PageData data{PageData::type::object};
+    add_steps(data, 6, c.lang);
+    return render_page(rt, c, "issue_confirm", page_words(c.lang).at("issue_confirm_title"),
+                       std::move(data), 200, "", nullptr);
+}
+
+PortalResponse progress_screen(const Runtime &rt, Portal::Context &c) {
+    PageData data{PageData::type::object};
+    add_steps(data, 7, c.lang);
+    data.set("refresh", c.url("issue/confirm"));
+    return render_page(rt, c, "issue_progress", page_words(c.lang).at("issue_progress_title"),
+                       std::move(data), 200, "", nullptr);
+}
+
+// ⑧: shown again on every reload; the download link while its token lives.
+PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Memcache &mc,
+                             const Flow &flow) {
+    const Settings &s = c.s;
+    bool downloadable = !flow.download_token.empty() &&
+                        mc.get(download_key(flow.download_token)).has_value();
+    std::string download = c.url(kDownloadPrefix + flow.download_token);
+    if (c.req.json) {
+        c.res.status = 200;
+        c.res.content_type = "application/json";
+        c.res.body = "{\"ok\":true,\"serial\":\"" + json_escape(flow.serial) +
+                     "\",\"file_name\":\"" + json_escape(flow.file_name) + "\"" +
+                     (downloadable ? ",\"download\":\"" + json_escape(download) + "\"" : "") +
+                     ",\"csrf_token\":\"" + c.csrf() + "\"}\n";
+        return c.res;
+    }
+    PageData data{PageData::type::object};
+    add_steps(data, 8, c.lang);
+    data.set("user_id", flow.user_id);
+    data.set("serial", flow.serial);
+    data.set("not_before", local_date_time(flow.not_before, s.timezone, c.lang));
+    data.set("not_after", local_date_time(flow.not_after, s.timezone, c.lang));
+    data.set("file_name", flow.file_name);
+    if (downloadable) data.set("download", download);
+    return render_page(rt, c, "issue_result", page_words(c.lang).at("issue_result_title"),
+                       std::move(data), 200, "", nullptr);
+}
+
+// ⑥ 発行 → ⑦ 発行中 → ⑧ 発行結果.
+PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
+    const Settings &s = c.s;
+    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    FlowCookie fc;
+    std::optional<Flow> flow;
+    try {
+        flow = current_flow(c, mc, &fc);
+    } catch (const MemcacheError &e) {
+        c.res.log_error = e.what();
+        return refusal(rt, c, ErrorCode::unavailable);
+    }
+    if (!flow) return refusal(rt, c, ErrorCode::flow_expired);
+
+    if (c.req.method != "POST") {
+        switch (flow->step) {
+        case FlowStep::code_ok: return confirm_screen(rt, c);
+        case FlowStep::issuing: return progress_screen(rt, c);
+        case FlowStep::issued: return result_screen(rt, c, mc, *flow);
+        default: return refusal(rt, c, ErrorCode::flow_expired);
+        }
+    }
+    if (c.req.form_malformed || !c.csrf_ok()) return refusal(rt, c, ErrorCode::csrf);
+    if (flow->step == FlowStep::issued || flow->step == FlowStep::issuing) {
+        // A second 発行 (a reload, a double click) issues nothing new.
+        return go_next(c, c.url("issue/confirm"));
+    }
+    if (flow->step != FlowStep::code_ok) return refusal(rt, c, ErrorCode::flow_expired);
+
+    // One issuance per flow: the first to claim it makes the certificate.
+    long ttl = static_cast<long>(flow->expires_at - c.req.now + 1);
+    if (!mc.add(flow_claim_key(flow->id, "issue"), "1", ttl)) {
+        return go_next(c, c.url("issue/confirm"));
+    }
+    std::string password;
+    if (!unseal(fc.key, flow->sealed_password, &password)) {
+        end_flow(mc, flow->id);
+        return refusal(rt, c, ErrorCode::flow_expired);
+    }
+    flow->step = FlowStep::issuing;
+    save_flow(mc, *flow, c.req.now);
+
+    Store &store = thread_store(s.store_uri);
+    IssuedCertificate issued;
+    try {
+        auto user = store.find_user(flow->user_id);
+        if (!user || user->state != UserState::active || user->blocked) {
+            throw std::runtime_error("user " + flow->user_id + " cannot be issued a certificate now");
+        }
+        auto org = store.find_org(user->org);
+        IssueRequest ireq;
+        ireq.user_id = user->id;
+        ireq.org_name = org && !org->name.empty() ? org->name : user->org;
+        ireq.mail = user->mail;
+        ireq.key_type = *parse_key_type(s.key_type);
+        ireq.now = static_cast<time_t>(c.req.now);
+        ireq.timezone = s.timezone;
+        ireq.validity_days = static_cast<int>(s.cert_validity_days);
+        ireq.crl_url = s.crl_url;
+        issued = rt.ca->issue(ireq, password,
+                              s.p12_legacy ? P12Encryption::legacy : P12Encryption::aes256);
+        wipe(password);
+
+        // Recorded before the .p12 leaves; renewal supersedes the old one.
+        Certificate cert;
+        cert.serial = issued.serial_hex;
+        cert.user_id = user->id;
+        cert.not_before = issued.not_before;
+        cert.not_after = issued.not_after;
+        cert.status = CertStatus::issued;
+        cert.issued_at = c.req.now;
+        store.add_certificate(cert, true, user->id);
+    } catch (const std::exception &e) {
+        // Nothing recorded: the flow goes back to ⑥ so 発行 can be pressed again.
+        wipe(password);
+        flow->step = FlowStep::code_ok;
+        save_flow(mc, *flow, c.req.now);
+        mc.remove(flow_claim_key(flow->id, "issue"));
+        c.res.log_error = std::string("issuance failed: ") + e.what();
+        return refusal(rt, c, ErrorCode::unavailable);
+    }
+
+    std::string token = base64url_encode(random_bytes(24));
+    std::string p12(issued.pkcs12.begin(), issued.pkcs12.end());
+    mc.set(download_key(token), flow->id + "|" + p12, 300);
+    wipe(p12);
+    flow->step = FlowStep::issued;
+    flow->sealed_password.clear();
+    flow->serial = issued.serial_hex;
+    flow->file_name = issued.file_name;
+    flow->not_before = issued.not_before;
+    flow->not_after = issued.not_after;
+    flow->download_token = token;
+    save_flow(mc, *flow, c.req.now);
+
+    std::string download = c.url(kDownloadPrefix + token);
+    if (c.req.json) {
+        c.res.status = 200;
+        c.res.content_type = "application/json";
+        c.res.body = "{\"ok\":true,\"next\":\"" + json_escape(c.url("issue/confirm")) +
+                     "\",\"download\":\"" + json_escape(download) + "\",\"serial\":\"" +
+                     json_escape(issued.serial_hex) + "\"}\n";
+        return c.res;
+    }
+    return go_next(c, c.url("issue/confirm"));
+}
+
+// The .p12, once, to the browser whose flow made it.
+PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
+    const Settings &s = c.s;
+    std::string token = c.req.path.substr(sizeof(kDownloadPrefix) - 1);
+    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    FlowCookie fc;
+    std::optional<Flow> flow;
+    std::optional<std::string> value;
+    try {
+        flow = current_flow(c, mc, &fc);
+        if (token.size() == 32 && flow) value = mc.get(download_key(token));
+    } catch (const MemcacheError &e) {
+        c.res.log_error = e.what();
+        return refusal(rt, c, ErrorCode::unavailable);
+    }
+    auto bar = value ? value->find('|') : std::string::npos;
+    if (!flow || !value || bar == std::string::npos || value->substr(0, bar) != flow->id ||
+        flow->download_token != token) {
+        return refusal(rt, c, ErrorCode::not_found);
+    }
+    // Once: the first to claim the token gets the file.
+    if (!mc.add(download_key(token) + ":used", "1", 600)) {
+        return refusal(rt, c, ErrorCode::not_found);
+    }
+    mc.remove(download_key(token));
+    thread_store(s.store_uri)
+        .append_event(flow->user_id, "cert.downloaded", flow->serial, "client=" + c.req.client);
+    c.res.status = 200;
+    c.res.content_type = "application/x-pkcs12";
+    c.res.attachment = flow->file_name;
+    c.res.body = value->substr(bar + 1);
+    return c.res;
+}
+
+// GET crl: the current CRL (DER), remade when a revocation arrived.
+PortalResponse crl(const Runtime &rt, Portal::Context &c) {
+    std::lock_guard<std::mutex> lock(rt.crl.mutex);
+    int64_t g = c.req.revocation_generation;
+    if (g < 0 || rt.crl.generation != g || rt.crl.der.empty()) {
+        Store &store = thread_store(c.s.store_uri);
+        std::vector<RevokedEntry> revoked;
+        for (const Certificate &cert : store.revoked_certificates()) {
+            revoked.push_back({cert.serial, static_cast<time_t>(cert.revoked_at), cert.reason});
+        }
+        rt.crl.der = rt.ca->make_crl(revoked, static_cast<time_t>(c.req.now), 24,
+                                     static_cast<uint64_t>(store.last_event_id()));
+        rt.crl.generation = g;
+    }
+    c.res.status = 200;
+    c.res.content_type = "application/pkix-crl";
+    c.res.no_store = false;
+    c.res.body.assign(rt.crl.der.begin(), rt.crl.der.end());
+    return c.res;
+}
+
+}  // namespace
+
 bool issue_routes(const std::string &path) {
-    return path == "issue" || path == "issue/code" || path == "issue/cancel";
+    return path == "issue" || path == "issue/code" || path == "issue/cancel" ||
+           path == "issue/confirm" || path.rfind(kDownloadPrefix, 0) == 0 || path == "crl";
 }
 
 PortalResponse issue_screens(const Runtime &rt, Portal::Context &c) {
     const std::string &path = c.req.path;
     if (path == "issue") return issue_auth(rt, c);
     if (path == "issue/code") return issue_code(rt, c);
+    if (path == "issue/confirm") return issue_confirm(rt, c);
+    if (path.rfind(kDownloadPrefix, 0) == 0) return issue_download(rt, c);
+    if (path == "crl") return crl(rt, c);
     return issue_cancel(rt, c);
 }
 

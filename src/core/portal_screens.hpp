@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/flow.hpp"
+#include "core/health.hpp"
 #include "core/form.hpp"
 #include "core/password.hpp"
 #include "core/session.hpp"

@@ -4,7 +4,10 @@
 // loop and the thread-pool tasks.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include <string>
 
 #include "core/ca.hpp"
@@ -19,6 +22,15 @@ struct Runtime {
     std::unique_ptr<CaSigner> ca;
     std::unique_ptr<ClientCertCheck> client_check;
     std::unique_ptr<Pages> pages;
+
+    // The CRL last made, for the revocation generation it reflects; each
+    // worker keeps its own and remakes it when a revocation arrives.
+    struct CrlCache {
+        std::mutex mutex;
+        int64_t generation = -2;
+        std::vector<uint8_t> der;
+    };
+    mutable CrlCache crl;
 };
 
 // Reads certgate_secret: at least 32 bytes, not readable by others.

@@ -128,6 +128,7 @@ inline constexpr const char* kMailQueued = "mail.queued";
 inline constexpr const char* kMailSent = "mail.sent";
 inline constexpr const char* kMailFailed = "mail.failed";
 inline constexpr const char* kCrlSigned = "crl.signed";
+inline constexpr const char* kLogout = "session.logout";  // detail: session=<id>
 }  // namespace event_kind
 
 struct Mail {
@@ -250,6 +251,8 @@ class Store {
     virtual std::vector<Event> events_for_user(const std::string& user_id, int64_t after_id,
                                                int limit) = 0;
     virtual int64_t last_event_id() = 0;
+    // The id of the first event at or after time `at` (last_event_id() + 1 if none).
+    virtual int64_t first_event_since(int64_t at) = 0;
 
     // --- mail outbox ----------------------------------------------------------
     virtual int64_t enqueue_mail(const std::string& to, const std::string& subject,

@@ -218,6 +218,7 @@ class SqliteStore final : public Store {
     std::vector<Event> events_for_user(const std::string& user_id, int64_t after_id,
                                        int limit) override;
     int64_t last_event_id() override;
+    int64_t first_event_since(int64_t at) override;
 
     int64_t enqueue_mail(const std::string& to, const std::string& subject, const std::string& body,
                          const std::string& actor, const std::string& about) override;
@@ -830,6 +831,14 @@ std::vector<Event> SqliteStore::events_for_user(const std::string& user_id, int6
                 "(SELECT serial FROM certificates WHERE user_id = ?)) ORDER BY id LIMIT ?");
     s.bind(0, after_id).bind(1, user_id).bind(2, user_id).bind(3, user_id).bind(4, limit);
     return read_events(s);
+}
+
+int64_t SqliteStore::first_event_since(int64_t at) {
+    Statement s(*this, "SELECT coalesce(min(id), 0) FROM events WHERE at >= ?");
+    s.bind(0, at);
+    s.step();
+    int64_t id = s.i64(0);
+    return id ? id : last_event_id() + 1;
 }
 
 int64_t SqliteStore::last_event_id() {

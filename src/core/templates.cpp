@@ -18,6 +18,7 @@ static std::map<std::string, std::string> common_templates() {
 <meta http-equiv="X-UA-Compatible" content="IE=edge">
 <title>{{title}} - {{t.system_name}}</title>
 <link rel="stylesheet" href="{{prefix}}assets/certgate.css">
+{{#refresh}}<meta http-equiv="refresh" content="2;url={{refresh}}">{{/refresh}}
 </head>
 <body>
 <header class="cg-header">
@@ -41,16 +42,20 @@ static std::map<std::string, std::string> common_templates() {
 )HTML"},
         {"login", R"HTML(<form class="cg-form" method="post" action="{{prefix}}login" autocomplete="off">
   <input type="hidden" name="csrf_token" value="{{csrf_token}}">
+  {{#return}}<input type="hidden" name="return" value="{{return}}">{{/return}}
   <div class="cg-field">
     <label for="user_id">{{t.user_id}}</label>
-    <input id="user_id" name="user_id" type="text" maxlength="12" autocomplete="off" autocapitalize="off" spellcheck="false" required>
+    <input id="user_id" name="user_id" type="text" value="{{user_id}}" maxlength="12" autocomplete="off" autocapitalize="off" spellcheck="false" required>
   </div>
   <div class="cg-field">
     <label for="password">{{t.password}}</label>
     <input id="password" name="password" type="password" maxlength="12" autocomplete="off" required>
+    <button type="button" class="cg-keyboard-open" data-target="password" hidden>{{t.button_keyboard}}</button>
   </div>
   <p class="cg-buttons"><button type="submit" class="cg-primary">{{t.button_login}}</button></p>
 </form>
+{{#show_certificate_hint}}<p class="cg-note">{{t.certificate_hint}}</p>{{/show_certificate_hint}}
+{{#show_issue_link}}<p class="cg-note"><a href="{{prefix}}issue">{{t.go_issue}}</a></p>{{/show_issue_link}}
 <nav class="cg-actions" aria-label="{{t.other_actions}}">
   <form method="get" action="{{prefix}}register/master"><button type="submit">{{t.button_register_master}}</button></form>
   <form method="get" action="{{prefix}}issue"><input type="hidden" name="first" value="1"><button type="submit">{{t.button_register_general}}</button></form>
@@ -105,6 +110,58 @@ static std::map<std::string, std::string> common_templates() {
 </form>
 <p class="cg-note">{{t.code_note}}</p>
 )HTML"},
+        {"issue_confirm", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+<p class="cg-lead">{{t.issue_confirm_lead}}</p>
+<form class="cg-form cg-issue-form" method="post" action="{{prefix}}issue/confirm">
+  <input type="hidden" name="csrf_token" value="{{csrf_token}}">
+  <p class="cg-buttons"><button type="submit" class="cg-primary">{{t.button_issue_now}}</button></p>
+</form>
+<form class="cg-cancel" method="post" action="{{prefix}}issue/cancel">
+  <input type="hidden" name="csrf_token" value="{{csrf_token}}">
+  <input type="hidden" name="to" value="login">
+  <button type="submit">{{t.button_cancel}}</button>
+</form>
+<div class="cg-progress" id="cg-progress" hidden role="status" aria-live="polite">
+  <p class="cg-progress-title">{{t.issue_progress_title}}</p>
+  <p>{{t.issue_progress_lead}}</p>
+  <div class="cg-progress-bar" aria-hidden="true"><span></span></div>
+</div>
+)HTML"},
+        {"issue_progress", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+<div class="cg-progress" role="status" aria-live="polite">
+  <p>{{t.issue_progress_lead}}</p>
+  <div class="cg-progress-bar" aria-hidden="true"><span></span></div>
+</div>
+<p><a href="{{prefix}}issue/confirm">{{t.reload}}</a></p>
+)HTML"},
+        {"issue_result", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+<p class="cg-lead">{{t.issue_result_lead}}</p>
+<table class="cg-result">
+  <tr><th scope="row">{{t.user_id}}</th><td>{{user_id}}</td></tr>
+  <tr><th scope="row">{{t.serial}}</th><td class="cg-serial">{{serial}}</td></tr>
+  <tr><th scope="row">{{t.valid_from}}</th><td>{{not_before}}</td></tr>
+  <tr><th scope="row">{{t.valid_until}}</th><td>{{not_after}}</td></tr>
+  <tr><th scope="row">{{t.file_name}}</th><td>{{file_name}}</td></tr>
+</table>
+{{#download}}<p class="cg-buttons"><a class="cg-button cg-primary" id="cg-download" href="{{download}}" data-auto-download download="{{file_name}}">{{t.download}}</a></p>{{/download}}
+{{^download}}<p class="cg-note">{{t.downloaded}}</p>{{/download}}
+<p class="cg-message cg-keep-open">{{t.keep_open}}</p>
+<h2>{{t.import_title}}</h2>
+<ol class="cg-import">
+  <li>{{t.import_1}}</li>
+  <li>{{t.import_2}}</li>
+  <li>{{t.import_3}}</li>
+  <li>{{t.import_4}}</li>
+  <li>{{t.import_5}}</li>
+  <li>{{t.import_6}}</li>
+</ol>
+<p class="cg-note">{{t.not_imported_note}}</p>
+)HTML"},
+        {"renewal_notice", R"HTML(<p class="cg-lead">{{t.renewal_lead}}</p>
+<p class="cg-expiry">{{t.expires_label}} {{expires}}</p>
+<p class="cg-buttons"><a class="cg-button cg-primary" href="{{prefix}}issue">{{t.go_renew}}</a>
+<a class="cg-button" href="{{next}}">{{t.continue}}</a></p>
+)HTML"},
         {"error", R"HTML(<p class="cg-error-code">{{t.error_code_label}} {{error}}</p>
 <p><a href="{{prefix}}">{{t.back_to_login}}</a></p>
 )HTML"},
@@ -158,6 +215,36 @@ static std::map<std::string, std::string> common_words(Language lang) {
         {"code", "認証コード"},
         {"code_rule", "半角数字で入力します。（数字のみ、有効期限30分）"},
         {"code_note", "認証コードのメールが届かない場合、登録されたメールアドレスを再度ご確認ください。"},
+        {"certificate_hint", "※ 誤って違う電子証明書を選択してしまった場合や、電子証明書の選択画面が表示されなかった場合は、開いているブラウザをすべて閉じ、本システムへのアクセスから再度やり直してください。"},
+        {"go_issue", "電子証明書を発行する（電子証明書発行）"},
+        {"renewal_title", "電子証明書の更新のお知らせ"},
+        {"renewal_lead", "ご利用中の電子証明書の有効期限が近づいています。有効期限が切れるとログインできなくなりますので、電子証明書を更新してください。"},
+        {"expires_label", "有効期限："},
+        {"go_renew", "電子証明書を更新する"},
+        {"continue", "このまま続ける"},
+        {"issue_confirm_title", "電子証明書発行"},
+        {"issue_confirm_lead", "［発行］ボタンを押すと、電子証明書を発行します。"},
+        {"button_issue_now", "発行"},
+        {"issue_progress_title", "電子証明書発行中"},
+        {"issue_progress_lead", "電子証明書を発行しています。そのままお待ちください。（数十秒かかる場合があります。）"},
+        {"reload", "画面を更新する"},
+        {"issue_result_title", "電子証明書発行結果"},
+        {"issue_result_lead", "電子証明書を発行しました。電子証明書ファイル（拡張子 p12）が自動でダウンロードされますので、［開く］を押してインポートしてください。"},
+        {"serial", "シリアル番号"},
+        {"valid_from", "有効期間（開始）"},
+        {"valid_until", "有効期限"},
+        {"file_name", "ファイル名"},
+        {"download", "電子証明書をダウンロード"},
+        {"downloaded", "電子証明書ファイルはダウンロード済みです。"},
+        {"keep_open", "「⑨インポート」の処理が完了するまで、この画面を閉じないでください。"},
+        {"import_title", "⑨ インポート"},
+        {"import_1", "ダウンロードした p12 ファイルを開くと、証明書のインポートウィザードが開始されます。保存場所に「現在のユーザー」を選択し、［次へ］を押します。"},
+        {"import_2", "インポートする p12 ファイルが選択されていることを確認し、［次へ］を押します。"},
+        {"import_3", "「すべての拡張プロパティを含める」にチェックを入れ、秘密キーのパスワード（本システムに登録したログインパスワード）を入力し、［次へ］を押します。"},
+        {"import_4", "「証明書の種類に基づいて、自動的に証明書ストアを選択する」にチェックを入れ、［次へ］を押します。"},
+        {"import_5", "［完了］を押します。セキュリティの警告が表示された場合は［はい］を押します。"},
+        {"import_6", "「正しくインポートされました。」と表示されたら完了です。ブラウザをすべて閉じ、再度本システムにアクセスしてログインしてください。"},
+        {"not_imported_note", "※ 電子証明書ファイルを開かずに終了した場合は、電子証明書が既に発行済みとなっているため労金へ失効依頼してください。"},
         {"error_title", "エラー"},
         {"error_code_label", "エラーコード："},
         {"back_to_login", "ログイン画面へ戻る"},
@@ -199,6 +286,36 @@ static std::map<std::string, std::string> common_words(Language lang) {
         {"code", "Authentication code"},
         {"code_rule", "Digits only; valid for 30 minutes."},
         {"code_note", "If the mail does not arrive, check the registered mail address."},
+        {"certificate_hint", "If you selected the wrong certificate, or no certificate selection appeared, close all browser windows and open this site again."},
+        {"go_issue", "Issue a certificate"},
+        {"renewal_title", "Your certificate expires soon"},
+        {"renewal_lead", "Your certificate expires soon. After it expires you cannot log in, so please renew it."},
+        {"expires_label", "Expires:"},
+        {"go_renew", "Renew the certificate"},
+        {"continue", "Continue"},
+        {"issue_confirm_title", "Certificate issuance"},
+        {"issue_confirm_lead", "Press [Issue] to issue your certificate."},
+        {"button_issue_now", "Issue"},
+        {"issue_progress_title", "Issuing the certificate"},
+        {"issue_progress_lead", "Your certificate is being issued. Please wait (this can take some tens of seconds)."},
+        {"reload", "Refresh this page"},
+        {"issue_result_title", "Certificate issued"},
+        {"issue_result_lead", "Your certificate has been issued. The certificate file (.p12) downloads by itself: open it to import it."},
+        {"serial", "Serial number"},
+        {"valid_from", "Valid from"},
+        {"valid_until", "Valid until"},
+        {"file_name", "File name"},
+        {"download", "Download the certificate"},
+        {"downloaded", "The certificate file has been downloaded."},
+        {"keep_open", "Do not close this page until the import (step 9) is complete."},
+        {"import_title", "9. Import"},
+        {"import_1", "Open the downloaded .p12 file: the Certificate Import Wizard starts. Choose \"Current User\" and press [Next]."},
+        {"import_2", "Check that the .p12 file is selected and press [Next]."},
+        {"import_3", "Tick \"Include all extended properties\", enter the private key password (your login password for this system) and press [Next]."},
+        {"import_4", "Tick \"Automatically select the certificate store based on the type of certificate\" and press [Next]."},
+        {"import_5", "Press [Finish]. If a security warning appears, press [Yes]."},
+        {"import_6", "When \"The import was successful\" appears, you are done. Close all browser windows, open this site again and log in."},
+        {"not_imported_note", "If you closed this page without importing the file, the certificate has been issued all the same: ask the bank to revoke it."},
         {"error_title", "Error"},
         {"error_code_label", "Error code:"},
         {"back_to_login", "Back to the login screen"},

@@ -15,6 +15,7 @@ package Certgate::Test;
 # report (checked when the object goes away).
 
 use strict;
+use utf8;
 use warnings;
 
 use Cwd qw(abs_path);
@@ -496,6 +497,63 @@ sub submit {
         cert => $o{cert}, body => { csrf_token => $token, %$fields });
     $res->{json} = json_of($res);
     return $res;
+}
+
+# The code of the newest auth-code mail to $user, waiting for it.
+sub code_for {
+    my ($self, $user, $after) = @_;
+    $after //= 0;
+    for (1 .. 100) {
+        my @m = grep { ($_->{to} // '') =~ /^\Q$user\E\@/ && $_->{subject} =~ /認証コード|authentication code/i }
+            $self->decoded_mails;
+        if (@m > $after) {
+            my ($code) = $m[-1]{body} =~ /(?:認証コード：|Authentication code: )(\d{6,10})/;
+            return $code;
+        }
+        sleep 0.1;
+    }
+    return undef;
+}
+
+# Walks ④ → ⑤ → ⑥ for $user and downloads the .p12. Returns a hashref:
+# { ok, serial, file_name, p12 (path), name (cert name for cert =>), error, json }.
+sub issue_certificate {
+    my ($self, $user, $password, %o) = @_;
+    my $jar = $o{jar} || $self->jar;
+    my $mails_before = () = grep { ($_->{to} // '') =~ /^\Q$user\E\@/ && $_->{subject} =~ /認証コード/ }
+        $self->decoded_mails;
+    my $r = $self->submit('/certgate/issue', { user_id => $user, password => $password }, jar => $jar);
+    return { error => $r->{json}{error} // "status $r->{status}", json => $r->{json} } unless $r->{json}{ok};
+    my $code = $self->code_for($user, $mails_before);
+    $r = $self->submit('/certgate/issue/code', { code => $code }, jar => $jar);
+    return { error => $r->{json}{error}, json => $r->{json} } unless $r->{json}{ok};
+    $r = $self->submit('/certgate/issue/confirm', {}, jar => $jar);
+    return { error => $r->{json}{error}, json => $r->{json} } unless $r->{json}{ok};
+    my $download = $r->{json}{download};
+    my $d = $self->{dir};
+    my $name = $o{name} || "$user-issued";
+    my $res = $self->request($download, cookies => $jar);
+    return { error => "download status $res->{status}", json => $r->{json} } unless $res->{status} == 200;
+    my ($file) = ($res->{headers}{'content-disposition'} // '') =~ /filename="([^"]+)"/;
+    write_file("$d/$name.p12", $res->{raw_body});
+    # PEM copies for curl's --cert/--key.
+    my ($rc, $out) = run('openssl', 'pkcs12', '-in', "$d/$name.p12", '-passin', "pass:$password",
+        '-nodes', '-clcerts', '-out', "$d/$name.pem");
+    die "cannot open the .p12: $out" if $rc;
+    run('openssl', 'x509', '-in', "$d/$name.pem", '-out', "$d/$name.crt");
+    run('openssl', 'pkey', '-in', "$d/$name.pem", '-out', "$d/$name.key");
+    my $serial = `openssl x509 -noout -serial -in $d/$name.crt`;
+    $serial =~ s/^serial=//;
+    chomp $serial;
+    return { ok => 1, serial => $serial, file_name => $file, p12 => "$d/$name.p12", name => $name,
+             jar => $jar, download => $download, json => $r->{json} };
+}
+
+# ログイン with a certificate; returns the response (->{json}).
+sub login {
+    my ($self, $user, $password, %o) = @_;
+    return $self->submit('/certgate/login', { user_id => $user, password => $password,
+        ($o{return} ? (return => $o{return}) : ()) }, jar => $o{jar} || $self->jar, cert => $o{cert});
 }
 
 # A user ready to authenticate: added with --password-stdin.

@@ -1,0 +1,82 @@
+#include "core/revocation_feed.hpp"
+
+namespace certgate {
+
+bool interpret_event(const Event &e, RevocationUpdate *u) {
+    using K = RevocationUpdate::Kind;
+    u->key = e.subject;
+    u->at = e.at;
+    if (e.kind == event_kind::kCertRevoked) {
+        u->kind = K::serial_revoked;
+    } else if (e.kind == event_kind::kUserBlocked || e.kind == event_kind::kUserDisabled) {
+        u->kind = K::user_blocked;
+    } else if (e.kind == event_kind::kUserUnblocked) {
+        u->kind = K::user_unblocked;
+    } else if (e.kind == event_kind::kUserReset) {
+        u->kind = K::user_invalidated;
+    } else if (e.kind == event_kind::kLogout) {
+        auto pos = e.detail.find("session=");
+        if (pos == std::string::npos) return false;
+        auto end = e.detail.find(' ', pos);
+        u->kind = K::session_ended;
+        u->key = e.detail.substr(pos + 8, end == std::string::npos ? std::string::npos : end - pos - 8);
+    } else {
+        return false;
+    }
+    return !u->key.empty();
+}
+
+FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
+    FeedBatch batch;
+    batch.last_event_id = store.last_event_id();
+    for (const Certificate &c : store.revoked_certificates()) {
+        batch.updates.push_back({RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at});
+    }
+    for (const User &u : store.list_users()) {
+        if (u.blocked || u.state == UserState::disabled) {
+            batch.updates.push_back({RevocationUpdate::Kind::user_blocked, u.id, 0});
+        }
+    }
+    // Resets and logouts matter while a session from before them could live.
+    int64_t from = store.first_event_since(now - session_absolute_s - 60);
+    for (;;) {
+        auto events = store.events_since(from - 1, 1000);
+        for (const Event &e : events) {
+            RevocationUpdate u;
+            if (e.id > batch.last_event_id) break;
+            if ((e.kind == event_kind::kUserReset || e.kind == event_kind::kLogout ||
+                 e.kind == event_kind::kUserBlocked || e.kind == event_kind::kUserDisabled) &&
+                interpret_event(e, &u)) {
+                // A block still in force is already above; this keeps its time.
+                if (u.kind == RevocationUpdate::Kind::user_blocked) {
+                    u.kind = RevocationUpdate::Kind::user_invalidated;
+                }
+                batch.updates.push_back(u);
+            }
+        }
+        if (events.size() < 1000) break;
+        from = events.back().id + 1;
+    }
+    batch.revocations = true;
+    return batch;
+}
+
+FeedBatch feed_since(Store &store, int64_t after_id, int limit) {
+    FeedBatch batch;
+    batch.last_event_id = after_id;
+    for (const Event &e : store.events_since(after_id, limit)) {
+        batch.last_event_id = e.id;
+        RevocationUpdate u;
+        if (interpret_event(e, &u)) {
+            if (u.kind == RevocationUpdate::Kind::serial_revoked) batch.revocations = true;
+            batch.updates.push_back(u);
+            // A block also ends the sessions that started before it.
+            if (u.kind == RevocationUpdate::Kind::user_blocked) {
+                batch.updates.push_back({RevocationUpdate::Kind::user_invalidated, u.key, u.at});
+            }
+        }
+    }
+    return batch;
+}
+
+}  // namespace certgate

@@ -1,0 +1,354 @@
+// The revocation set: revoked serials, blocked users, reset users and ended
+// sessions, in a shared memory zone that every worker reads on the protected
+// path (no I/O there). A timer in each worker polls the store's event table
+// every certgate_sync_interval through the thread pool; the zone records when
+// it was last polled, so one worker polls per interval.
+
+#include "ngx_certgate_revocation.hpp"
+
+#include <exception>
+#include <memory>
+
+#include "core/revocation_feed.hpp"
+#include "ngx_certgate_task.hpp"
+
+namespace {
+
+enum : u_char { kSerial = 's', kUser = 'u', kSession = 'x' };
+
+struct ngx_certgate_entry_t {
+    ngx_rbtree_node_t node;  // node.key: crc32 of the kind and key
+    int64_t at;              // user: sessions before it end; session: when it ended
+    u_char kind;
+    u_char blocked;  // user: blocked or disabled now
+    u_short len;
+    u_char data[1];
+};
+
+struct ngx_certgate_shctx_t {
+    ngx_rbtree_t rbtree;
+    ngx_rbtree_node_t sentinel;
+    int64_t last_event_id;
+    ngx_msec_t last_poll;  // ngx_current_msec of the last poll started
+    ngx_uint_t loaded;     // the initial load is done
+    ngx_uint_t full;       // an entry could not be stored: fail closed
+    int64_t generation;    // changes with every revocation (the CRL cache)
+};
+
+struct ngx_certgate_zone_t {
+    ngx_certgate_shctx_t *sh;
+    ngx_slab_pool_t *shpool;
+};
+
+uint32_t entry_hash(u_char kind, const std::string &key) {
+    uint32_t crc;
+    ngx_crc32_init(crc);
+    ngx_crc32_update(&crc, &kind, 1);
+    ngx_crc32_update(&crc, (u_char *)key.data(), key.size());
+    ngx_crc32_final(crc);
+    return crc;
+}
+
+void entry_insert_value(ngx_rbtree_node_t *temp, ngx_rbtree_node_t *node,
+                        ngx_rbtree_node_t *sentinel) {
+    ngx_rbtree_node_t **p;
+    for (;;) {
+        if (node->key < temp->key) {
+            p = &temp->left;
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+        } else {
+            auto *n = reinterpret_cast<ngx_certgate_entry_t *>(node);
+            auto *t = reinterpret_cast<ngx_certgate_entry_t *>(temp);
+            int rc = n->kind != t->kind ? n->kind - t->kind
+                                        : ngx_memn2cmp(n->data, t->data, n->len, t->len);
+            p = rc < 0 ? &temp->left : &temp->right;
+        }
+        if (*p == sentinel) break;
+        temp = *p;
+    }
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+// Under the zone's mutex.
+ngx_certgate_entry_t *entry_find(ngx_certgate_shctx_t *sh, u_char kind, const std::string &key) {
+    uint32_t hash = entry_hash(kind, key);
+    ngx_rbtree_node_t *node = sh->rbtree.root;
+    ngx_rbtree_node_t *sentinel = sh->rbtree.sentinel;
+    while (node != sentinel) {
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+        auto *e = reinterpret_cast<ngx_certgate_entry_t *>(node);
+        int rc = kind != e->kind ? kind - e->kind
+                                 : ngx_memn2cmp((u_char *)key.data(), e->data, key.size(), e->len);
+        if (rc == 0) return e;
+        node = rc < 0 ? node->left : node->right;
+    }
+    return nullptr;
+}
+
+// Drops session entries old enough that no session they could end lives.
+void entry_expire_sessions(ngx_certgate_zone_t *z, int64_t older_than) {
+    ngx_rbtree_node_t *sentinel = z->sh->rbtree.sentinel;
+    for (;;) {
+        ngx_rbtree_node_t *node = z->sh->rbtree.root;
+        if (node == sentinel) return;
+        ngx_certgate_entry_t *victim = nullptr;
+        for (node = ngx_rbtree_min(node, sentinel); node;
+             node = ngx_rbtree_next(&z->sh->rbtree, node)) {
+            auto *e = reinterpret_cast<ngx_certgate_entry_t *>(node);
+            if (e->kind == kSession && e->at < older_than) {
+                victim = e;
+                break;
+            }
+        }
+        if (victim == nullptr) return;
+        ngx_rbtree_delete(&z->sh->rbtree, &victim->node);
+        ngx_slab_free_locked(z->shpool, victim);
+    }
+}
+
+ngx_certgate_entry_t *entry_upsert(ngx_certgate_zone_t *z, u_char kind, const std::string &key,
+                                   int64_t expire_before) {
+    ngx_certgate_entry_t *e = entry_find(z->sh, kind, key);
+    if (e) return e;
+    if (key.size() > 256) return nullptr;
+    size_t size = offsetof(ngx_certgate_entry_t, data) + key.size();
+    e = static_cast<ngx_certgate_entry_t *>(ngx_slab_alloc_locked(z->shpool, size));
+    if (e == nullptr) {
+        entry_expire_sessions(z, expire_before);
+        e = static_cast<ngx_certgate_entry_t *>(ngx_slab_alloc_locked(z->shpool, size));
+        if (e == nullptr) return nullptr;
+    }
+    e->node.key = entry_hash(kind, key);
+    e->kind = kind;
+    e->blocked = 0;
+    e->at = 0;
+    e->len = static_cast<u_short>(key.size());
+    ngx_memcpy(e->data, key.data(), key.size());
+    ngx_rbtree_insert(&z->sh->rbtree, &e->node);
+    return e;
+}
+
+ngx_int_t ngx_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data) noexcept {
+    auto *z = static_cast<ngx_certgate_zone_t *>(shm_zone->data);
+    if (data) {
+        // A reload: the set lives on.
+        auto *old = static_cast<ngx_certgate_zone_t *>(data);
+        z->sh = old->sh;
+        z->shpool = old->shpool;
+        return NGX_OK;
+    }
+    z->shpool = reinterpret_cast<ngx_slab_pool_t *>(shm_zone->shm.addr);
+    if (shm_zone->shm.exists) {
+        z->sh = static_cast<ngx_certgate_shctx_t *>(z->shpool->data);
+        return NGX_OK;
+    }
+    z->sh = static_cast<ngx_certgate_shctx_t *>(
+        ngx_slab_calloc(z->shpool, sizeof(ngx_certgate_shctx_t)));
+    if (z->sh == nullptr) return NGX_ERROR;
+    z->shpool->data = z->sh;
+    ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel, entry_insert_value);
+    z->shpool->log_nomem = 0;
+    static const char ctx[] = " in certgate revocation zone";
+    z->shpool->log_ctx = static_cast<u_char *>(ngx_slab_alloc(z->shpool, sizeof(ctx)));
+    if (z->shpool->log_ctx == nullptr) return NGX_ERROR;
+    ngx_memcpy(z->shpool->log_ctx, ctx, sizeof(ctx));
+    return NGX_OK;
+}
+
+ngx_certgate_zone_t *zone_of(ngx_certgate_main_conf_t *cmcf) {
+    if (cmcf->revocation_zone == nullptr) return nullptr;
+    auto *z = static_cast<ngx_certgate_zone_t *>(cmcf->revocation_zone->data);
+    return z->sh ? z : nullptr;
+}
+
+// Applies a batch from the store (event loop, under the mutex).
+void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batch, bool initial,
+                 ngx_log_t *log) {
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr) return;
+    int64_t expire_before = static_cast<int64_t>(ngx_time()) - cmcf->session_absolute - 60;
+    using K = certgate::RevocationUpdate::Kind;
+    ngx_shmtx_lock(&z->shpool->mutex);
+    for (const auto &u : batch.updates) {
+        u_char kind = u.kind == K::serial_revoked ? kSerial
+                      : u.kind == K::session_ended ? kSession
+                                                   : kUser;
+        ngx_certgate_entry_t *e = entry_upsert(z, kind, u.key, expire_before);
+        if (e == nullptr) {
+            z->sh->full = 1;
+            continue;
+        }
+        switch (u.kind) {
+        case K::serial_revoked: break;
+        case K::session_ended: e->at = u.at; break;
+        case K::user_blocked: e->blocked = 1; break;
+        case K::user_unblocked: e->blocked = 0; break;
+        case K::user_invalidated:
+            if (u.at > e->at) e->at = u.at;
+            break;
+        }
+    }
+    if (batch.last_event_id > z->sh->last_event_id || initial) {
+        z->sh->last_event_id = batch.last_event_id;
+    }
+    if (batch.revocations) z->sh->generation++;
+    if (initial) z->sh->loaded = 1;
+    ngx_uint_t full = z->sh->full;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    if (full) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "certgate: the revocation zone is full; protected locations refuse "
+                      "every request until certgate_revocation_zone is made larger");
+    }
+}
+
+struct ngx_certgate_sync_t {
+    ngx_event_t timer;
+    ngx_certgate_main_conf_t *cmcf;
+    bool busy;
+};
+
+void sync_arm(ngx_certgate_sync_t *sync) {
+    if (ngx_exiting || ngx_terminate || ngx_quit) return;
+    ngx_add_timer(&sync->timer, sync->cmcf->sync_interval);
+}
+
+void sync_poll(ngx_event_t *ev) noexcept {
+    auto *sync = static_cast<ngx_certgate_sync_t *>(ev->data);
+    ngx_certgate_main_conf_t *cmcf = sync->cmcf;
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr || sync->busy) {
+        sync_arm(sync);
+        return;
+    }
+
+    // One poll per interval across the workers.
+    ngx_shmtx_lock(&z->shpool->mutex);
+    bool due = !z->sh->loaded || ngx_current_msec - z->sh->last_poll >= cmcf->sync_interval;
+    bool initial = !z->sh->loaded;
+    int64_t after = z->sh->last_event_id;
+    if (due) z->sh->last_poll = ngx_current_msec;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    if (!due) {
+        sync_arm(sync);
+        return;
+    }
+
+    const certgate::Settings *s = &cmcf->runtime->settings;
+    auto batch = std::make_shared<certgate::FeedBatch>();
+    int64_t now = ngx_time();
+    sync->busy = true;
+    bool posted = ngx_certgate_post_background(
+        cmcf->thread_pool, ev->log,
+        [s, batch, initial, after, now]() {
+            try {
+                certgate::Store &store = certgate::thread_store(s->store_uri);
+                *batch = initial ? certgate::initial_feed(store, now, s->session_absolute_s)
+                                 : certgate::feed_since(store, after, 1000);
+            } catch (...) {
+                certgate::drop_thread_store(s->store_uri);
+                throw;
+            }
+        },
+        [sync, batch, initial, ev](ngx_http_request_t *, const std::string *error) -> ngx_int_t {
+            sync->busy = false;
+            if (error) {
+                ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                              "certgate: revocation feed: cannot read the store: %s",
+                              error->c_str());
+            } else {
+                apply_batch(sync->cmcf, *batch, initial, ev->log);
+            }
+            sync_arm(sync);
+            return NGX_OK;
+        });
+    if (!posted) {
+        sync->busy = false;
+        sync_arm(sync);
+    }
+}
+
+}  // namespace
+
+ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept {
+    static ngx_str_t name = ngx_string("certgate_revocation");
+    auto *z = static_cast<ngx_certgate_zone_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_zone_t)));
+    if (z == nullptr) return NGX_ERROR;
+    cmcf->revocation_zone =
+        ngx_shared_memory_add(cf, &name, cmcf->revocation_zone_size, &ngx_http_certgate_module);
+    if (cmcf->revocation_zone == nullptr) return NGX_ERROR;
+    cmcf->revocation_zone->init = ngx_certgate_zone_init;
+    cmcf->revocation_zone->data = z;
+    return NGX_OK;
+}
+
+ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle,
+                                        ngx_certgate_main_conf_t *cmcf) noexcept {
+    auto *sync = static_cast<ngx_certgate_sync_t *>(
+        ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sync_t)));
+    if (sync == nullptr) return NGX_ERROR;
+    sync->cmcf = cmcf;
+    sync->timer.handler = sync_poll;
+    sync->timer.data = sync;
+    sync->timer.log = cycle->log;
+    sync->timer.cancelable = 1;
+    // The first poll at once: until the set is loaded, protected locations
+    // refuse (fail closed).
+    ngx_add_timer(&sync->timer, 1);
+    return NGX_OK;
+}
+
+ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t *cmcf) noexcept {
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr) return NGX_CERTGATE_SET_NOT_READY;
+    ngx_shmtx_lock(&z->shpool->mutex);
+    ngx_certgate_set_state_e state = !z->sh->loaded ? NGX_CERTGATE_SET_NOT_READY
+                                     : z->sh->full  ? NGX_CERTGATE_SET_FULL
+                                                    : NGX_CERTGATE_SET_READY;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    return state;
+}
+
+bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::string &serial) noexcept {
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr) return true;
+    ngx_shmtx_lock(&z->shpool->mutex);
+    bool revoked = entry_find(z->sh, kSerial, serial) != nullptr;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    return revoked;
+}
+
+bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::string &session_id,
+                                const std::string &user_id, int64_t started_at) noexcept {
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr) return true;
+    ngx_shmtx_lock(&z->shpool->mutex);
+    bool ended = entry_find(z->sh, kSession, session_id) != nullptr;
+    if (!ended) {
+        ngx_certgate_entry_t *u = entry_find(z->sh, kUser, user_id);
+        ended = u != nullptr && (u->blocked || u->at >= started_at);
+    }
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    return ended;
+}
+
+int64_t ngx_certgate_revocation_generation(ngx_certgate_main_conf_t *cmcf) noexcept {
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr) return -1;
+    ngx_shmtx_lock(&z->shpool->mutex);
+    int64_t g = z->sh->loaded ? z->sh->generation : -1;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    return g;
+}

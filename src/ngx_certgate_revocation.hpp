@@ -1,0 +1,27 @@
+// The shared-memory revocation set (ngx_certgate_revocation.cpp).
+#pragma once
+
+#include <string>
+
+#include "ngx_certgate.hpp"
+
+enum ngx_certgate_set_state_e {
+    NGX_CERTGATE_SET_READY,
+    NGX_CERTGATE_SET_NOT_READY,  // not loaded from the store yet
+    NGX_CERTGATE_SET_FULL,       // an entry did not fit: fail closed
+};
+
+// Configuration: adds the zone (init_main_conf).
+ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
+
+// Worker start: the timer that feeds the set from the store.
+ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept;
+
+// The protected path's questions; microseconds, no I/O.
+ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t *cmcf) noexcept;
+bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::string &serial) noexcept;
+bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::string &session_id,
+                                const std::string &user_id, int64_t started_at) noexcept;
+
+// Changes whenever a certificate is revoked (the CRL cache key); -1 before load.
+int64_t ngx_certgate_revocation_generation(ngx_certgate_main_conf_t *cmcf) noexcept;
