@@ -140,6 +140,57 @@ sub client_cert {
     return $name;
 }
 
+# A client certificate of our CA for $cn, valid until $until (epoch seconds),
+# made with `openssl ca` (x509 -req cannot set an end time). Recorded in the
+# store for $user when store_user is given. Returns the name.
+sub client_cert_until {
+    my ($self, $cn, $until, %o) = @_;
+    my $d = $self->{dir};
+    my $name = $o{name} || "$cn-until";
+    my $ca = "$d/openssl-ca";
+    unless (-d $ca) {
+        mkdir $ca;
+        write_file("$ca/index.txt", '');
+        write_file("$ca/serial", sprintf("%016X\n", int(rand(2**31)) * 65536 + 7));
+        write_file("$ca/ca.cnf", <<"EOF");
+[ca]
+default_ca = cg
+[cg]
+dir = $ca
+database = $ca/index.txt
+serial = $ca/serial
+new_certs_dir = $ca
+default_md = sha256
+policy = anything
+unique_subject = no
+copy_extensions = none
+x509_extensions = client
+[anything]
+organizationName = optional
+commonName = supplied
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+EOF
+    }
+    my $org = $o{org} || 'Demo Org';
+    openssl(qw(req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes),
+        '-subj', "/O=$org/CN=$cn", '-keyout', "$d/$name.key", '-out', "$d/$name.csr");
+    my @t = gmtime(time - 3600);
+    my $start = sprintf('%04d%02d%02d%02d%02d%02dZ', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0]);
+    @t = gmtime($until);
+    my $end = sprintf('%04d%02d%02d%02d%02d%02dZ', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0]);
+    openssl('ca', '-batch', '-config', "$ca/ca.cnf", '-cert', "$d/ca.crt", '-keyfile', "$d/ca.key",
+        '-startdate', $start, '-enddate', $end, '-in', "$d/$name.csr", '-out', "$d/$name.crt",
+        '-notext');
+    if ($o{store_user}) {
+        my ($rc, $out) = $self->certgatectl('cert', 'import', "$d/$name.crt", '--user', $o{store_user});
+        die "cert import: $out" if $rc;
+    }
+    return $name;
+}
+
 sub write_file {
     my ($path, $content) = @_;
     open my $fh, '>', $path or die "$path: $!";
