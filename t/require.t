@@ -1,6 +1,6 @@
-# certgate_require without sessions yet: a client certificate of our CA
-# passes; none, or one of another CA, is refused: 302 to the portal for a
-# browser, 401 JSON for a script. The variables carry the identity.
+# certgate_require: a logged-in user with a client certificate of our CA
+# passes; no certificate, or one of another CA, is refused: 302 to the portal
+# for a browser, 401 JSON for a script. The variables carry the identity.
 use strict;
 use utf8;
 use warnings;
@@ -30,15 +30,20 @@ $t->write_conf(<<'EOF');
 EOF
 $t->start_nginx;
 
+$t->add_org('ORG001');
+$t->add_user('ORG001', 'alice01', 'Passw0rd!');
 $t->client_cert('alice01', org => 'Demo Org');
+$t->certgatectl('cert', 'import', $t->dir . '/alice01.crt', '--user', 'alice01');
 $t->client_cert('mallory1', ca => 'other');
+my $jar = $t->jar;
+ok($t->login('alice01', 'Passw0rd!', cert => 'alice01', jar => $jar)->{json}{ok}, 'alice01 logs in');
 
 subtest 'a certificate from our CA passes' => sub {
-    my $r = $t->get('/app/', cert => 'alice01');
+    my $r = $t->get('/app/', cert => 'alice01', cookies => $jar);
     is($r->{status}, 200, 'status 200');
     is($r->{body}, "business app\n", 'the app answers');
     is($r->{headers}{'x-certgate-user'}, 'alice01', '$certgate_user is the CN');
-    is($r->{headers}{'x-certgate-org'}, 'Demo Org', '$certgate_org is the O');
+    is($r->{headers}{'x-certgate-org'}, 'ORG001', '$certgate_org is the organisation');
     my $serial = `openssl x509 -noout -serial -in @{[$t->dir]}/alice01.crt`;
     $serial =~ s/^serial=//; chomp $serial;
     is($r->{headers}{'x-certgate-serial'}, $serial, '$certgate_cert_serial is the serial');
@@ -56,7 +61,7 @@ subtest 'no certificate: browser goes to the portal, script gets 401' => sub {
 };
 
 subtest 'a certificate from another CA is refused' => sub {
-    my $r = $t->get('/app/', cert => 'mallory1');
+    my $r = $t->get('/app/', cert => 'mallory1', cookies => $jar);
     is($r->{status}, 302, 'browser: 302');
     like($r->{headers}{location}, qr{^(https://127\.0\.0\.1:\d+)?/certgate/\?error=certificate_mismatch$}, 'with the reason');
     $r = $t->get('/app/', cert => 'mallory1', json => 1);

@@ -141,11 +141,11 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
 
     std::string next = safe_return(field(c.req, "return"));
     int64_t window = static_cast<int64_t>(s.renew_before_days) * 86400;
-    bool renewal_open = pc.not_after - c.req.now <= window;
+    bool renewal_open = cert->not_after - c.req.now <= window;
     if (!renewal_open) return go_next(c, next);
 
     // R2: inside the renewal window the login passes with a notice.
-    std::string expires = local_date(pc.not_after, s.timezone, c.lang);
+    std::string expires = local_date(cert->not_after, s.timezone, c.lang);
     if (c.req.json) {
         c.res.status = 200;
         c.res.content_type = "application/json";
