@@ -211,6 +211,7 @@ static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
     const certgate::Settings *settings = &cmcf->runtime->settings;
 
     long delay_ms = 0;
+    bool issue = false;
 #if (CERTGATE_TEST_HOOKS)
     // Test builds only: hold the task so tests can show the event loop stays free.
     ngx_str_t arg;
@@ -218,15 +219,28 @@ static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
         ngx_int_t ms = ngx_atoi(arg.data, arg.len);
         if (ms > 0 && ms <= 60000) delay_ms = ms;
     }
+
+    // Test builds only: one real issuance (key pair, certificate, .p12) in
+    // the thread pool, the load `make bench` puts beside the protected path.
+    if (ngx_http_arg(r, (u_char *)"issue", 5, &arg) == NGX_OK) issue = true;
 #endif
 
+    const certgate::Runtime *rt = cmcf->runtime;
     auto result = std::make_shared<certgate::Health>();
     return ngx_certgate_post_task(
         r,
-        [result, settings, delay_ms]() {
+        [result, settings, delay_ms, issue, rt]() {
             if (delay_ms > 0) {
                 struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000};
                 nanosleep(&ts, nullptr);
+            }
+            if (issue) {
+                certgate::IssueRequest req;
+                req.user_id = "bench0001";
+                req.org_name = "bench";
+                req.key_type = *certgate::parse_key_type(settings->key_type);
+                req.now = time(nullptr);
+                rt->ca->issue(req, "Bench#2026", certgate::P12Encryption::aes256);
             }
             *result = certgate::check_health(*settings);
         },

@@ -33,6 +33,8 @@ struct ngx_certgate_shctx_t {
     ngx_uint_t loaded;     // the initial load is done
     ngx_uint_t full;       // an entry could not be stored: fail closed
     int64_t generation;    // changes with every revocation (the CRL cache)
+    ngx_msec_t turns[NGX_CERTGATE_TURNS];  // ngx_certgate_take_turn()
+    ngx_uint_t turn_taken[NGX_CERTGATE_TURNS];
 };
 
 struct ngx_certgate_zone_t {
@@ -342,6 +344,20 @@ bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::strin
     }
     ngx_shmtx_unlock(&z->shpool->mutex);
     return ended;
+}
+
+bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e turn,
+                            ngx_msec_t interval) noexcept {
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr) return false;
+    ngx_shmtx_lock(&z->shpool->mutex);
+    bool mine = !z->sh->turn_taken[turn] || ngx_current_msec - z->sh->turns[turn] >= interval;
+    if (mine) {
+        z->sh->turns[turn] = ngx_current_msec;
+        z->sh->turn_taken[turn] = 1;
+    }
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    return mine;
 }
 
 int64_t ngx_certgate_revocation_generation(ngx_certgate_main_conf_t *cmcf) noexcept {

@@ -23,5 +23,15 @@ bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::stri
 bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::string &session_id,
                                 const std::string &user_id, int64_t started_at) noexcept;
 
+// Work one worker of all does per interval: true for the worker whose turn
+// it is (and marks the turn taken).
+enum ngx_certgate_turn_e { NGX_CERTGATE_TURN_OUTBOX, NGX_CERTGATE_TURN_NOTICES, NGX_CERTGATE_TURNS };
+bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e turn,
+                            ngx_msec_t interval) noexcept;
+
+// Worker start: the mail timer (ngx_certgate_sweep.cpp): the outbox every
+// 30 s, the expiry notices every certgate_notify_interval.
+ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept;
+
 // Changes whenever a certificate is revoked (the CRL cache key); -1 before load.
 int64_t ngx_certgate_revocation_generation(ngx_certgate_main_conf_t *cmcf) noexcept;

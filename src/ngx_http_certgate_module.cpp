@@ -8,6 +8,9 @@
 #include "ngx_certgate.hpp"
 
 #include <exception>
+#include <memory>
+
+#include "core/ca.hpp"
 
 #include "core/errors.hpp"
 #include "ngx_certgate_ctx.hpp"
@@ -359,5 +362,25 @@ static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept {
     auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
         ngx_http_cycle_get_module_main_conf(cycle, ngx_http_certgate_module));
     if (cmcf == nullptr || !cmcf->used) return NGX_OK;
-    return ngx_certgate_revocation_start(cycle, cmcf);
+
+    // A key in an HSM is opened again in each worker: PKCS#11 sessions do
+    // not survive fork(). nginx -t and the master checked it already.
+    certgate::Runtime *rt = cmcf->runtime;
+    if (rt->settings.ca_key.rfind("engine:", 0) == 0) {
+        try {
+            certgate::CaKeyOptions options;
+            options.passphrase_file = rt->settings.ca_key_passphrase_file;
+            options.pin_file = rt->settings.ca_key_pin_file;
+            options.pkcs11_module = rt->settings.pkcs11_module;
+            rt->ca = std::make_unique<certgate::CaSigner>(certgate::CaSigner::load(
+                rt->settings.ca_certificate, rt->settings.ca_key, options));
+            rt->client_check = std::make_unique<certgate::ClientCertCheck>(rt->ca->certificate());
+        } catch (const std::exception &e) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "certgate: %s", e.what());
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_certgate_revocation_start(cycle, cmcf) != NGX_OK) return NGX_ERROR;
+    return ngx_certgate_sweep_start(cycle, cmcf);
 }

@@ -1,0 +1,98 @@
+// The mail timer of each worker: every 30 s one worker (of all that share
+// the revocation zone) sends what waits in the outbox, and every
+// certgate_notify_interval one queues the expiry notices of R3 first. The
+// work runs in the thread pool; the store's claims make sure that workers,
+// nodes and certgatectl never send the same mail or notice twice.
+
+#include <exception>
+#include <memory>
+
+#include "core/mail.hpp"
+#include "ngx_certgate_revocation.hpp"
+#include "ngx_certgate_task.hpp"
+
+namespace {
+
+const ngx_msec_t kOutboxInterval = 30 * 1000;
+
+struct ngx_certgate_sweep_t {
+    ngx_event_t timer;
+    ngx_certgate_main_conf_t *cmcf;
+    bool busy;
+};
+
+void sweep_arm(ngx_certgate_sweep_t *sweep) {
+    if (ngx_exiting || ngx_terminate || ngx_quit) return;
+    ngx_msec_t next = kOutboxInterval;
+#if (CERTGATE_TEST_HOOKS)
+    // Test builds look more often, so suites need not wait half a minute.
+    next = 1000;
+#endif
+    ngx_add_timer(&sweep->timer, next);
+}
+
+void sweep_run(ngx_event_t *ev) noexcept {
+    auto *sweep = static_cast<ngx_certgate_sweep_t *>(ev->data);
+    ngx_certgate_main_conf_t *cmcf = sweep->cmcf;
+    if (sweep->busy || cmcf->runtime->settings.mail.empty()) {
+        sweep_arm(sweep);
+        return;
+    }
+    ngx_msec_t outbox_interval = kOutboxInterval;
+#if (CERTGATE_TEST_HOOKS)
+    outbox_interval = 1000;
+#endif
+    bool notices = cmcf->notify_interval != 0 &&
+                   ngx_certgate_take_turn(cmcf, NGX_CERTGATE_TURN_NOTICES, cmcf->notify_interval);
+    bool outbox = notices || ngx_certgate_take_turn(cmcf, NGX_CERTGATE_TURN_OUTBOX, outbox_interval);
+    if (!outbox) {
+        sweep_arm(sweep);
+        return;
+    }
+
+    const certgate::Settings *s = &cmcf->runtime->settings;
+    int64_t now = ngx_time();
+    sweep->busy = true;
+    bool posted = ngx_certgate_post_background(
+        cmcf->thread_pool, ev->log,
+        [s, now, notices]() {
+            try {
+                certgate::Store &store = certgate::thread_store(s->store_uri);
+                if (notices) {
+                    certgate::sweep_mail(*s, store, now);
+                } else {
+                    certgate::deliver_outbox(store, certgate::mail_settings(*s), now, 100);
+                }
+            } catch (...) {
+                certgate::drop_thread_store(s->store_uri);
+                throw;
+            }
+        },
+        [sweep, ev](ngx_http_request_t *, const std::string *error) -> ngx_int_t {
+            sweep->busy = false;
+            if (error) {
+                ngx_log_error(NGX_LOG_ERR, ev->log, 0, "certgate: mail sweep: %s", error->c_str());
+            }
+            sweep_arm(sweep);
+            return NGX_OK;
+        });
+    if (!posted) {
+        sweep->busy = false;
+        sweep_arm(sweep);
+    }
+}
+
+}  // namespace
+
+ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept {
+    auto *sweep = static_cast<ngx_certgate_sweep_t *>(
+        ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sweep_t)));
+    if (sweep == nullptr) return NGX_ERROR;
+    sweep->cmcf = cmcf;
+    sweep->timer.handler = sweep_run;
+    sweep->timer.data = sweep;
+    sweep->timer.log = cycle->log;
+    sweep->timer.cancelable = 1;
+    ngx_add_timer(&sweep->timer, 1000);
+    return NGX_OK;
+}
