@@ -64,7 +64,8 @@ DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         libpcre2-dev zlib1g-dev libcmocka-dev python3-aiosmtpd \
         libio-socket-ssl-perl libjson-pp-perl perl curl \
         libkainjow-mustache-dev libnss3-tools tzdata \
-        softhsm2 opensc libengine-pkcs11-openssl
+        softhsm2 opensc libengine-pkcs11-openssl chromium \
+        $(if $(shell command -v npm),,nodejs npm)
 
 .PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \
         demo demo-stop bench clean check-format
