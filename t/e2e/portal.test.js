@@ -204,35 +204,26 @@ test('R14: the keyboard layout is shuffled at each opening; a password typed by 
   await page.waitForURL(/\/certgate\/issue\??$/);
 });
 
-// ③ → ④ → ⑤ → ⑥ → ⑦ → ⑧ in one browser; returns the saved .p12's path.
-async function issueCertificate(ctx, page, lang, user) {
-  const w = WORDS[lang];
-  await page.goto(url('/certgate/'));
-  await page.getByRole('button', { name: w.buttons[3], exact: true }).click();
-  await page.waitForURL(/\/certgate\/issue\??$/);
-  await page.fill('#user_id', user);
-  await lib.typeWithKeyboard(page, 'password', server.password);
-  const mailedAfter = Date.now() - 1000;
-  await page.getByRole('button', { name: w.authenticate, exact: true }).click();
+// ⑤: the code from the Maildir, typed and sent; the browser goes on to ⑥.
+async function enterCode(page, lang, user, mailedAfter) {
   await page.waitForURL(/\/certgate\/issue\/code$/);
   const code = await lib.authCode(server, user, mailedAfter);
   await page.fill('#code', code);
-  await page.getByRole('button', { name: w.authenticate, exact: true }).click();
+  await page.getByRole('button', { name: WORDS[lang].authenticate, exact: true }).click();
+}
 
+// ⑥ → ⑦ → ⑧: 発行 pressed, the .p12 downloaded by itself; returns its path.
+async function issueFromConfirm(ctx, page, lang, user) {
   await page.waitForURL(/\/certgate\/issue\/confirm/);
   assert.match(await page.locator('.cg-steps [aria-current="step"]').textContent(), /⑥/);
   await checkPage(ctx, page, `⑥ (${lang})`);
 
-  // 発行: ⑦ shows while the certificate is made, then ⑧ downloads by itself.
   const download = page.waitForEvent('download', { timeout: 30000 });
-  await page.getByRole('button', { name: w.issue, exact: true }).click();
-  const saw7 = await page.locator('.cg-progress').first().isVisible().catch(() => false);
+  await page.getByRole('button', { name: WORDS[lang].issue, exact: true }).click();
   const dl = await download;
-  assert.ok(saw7 || (await page.locator('.cg-progress').count()) >= 0, '⑦ progress panel');
   const name = dl.suggestedFilename();
   assert.match(name, new RegExp(`^${user}\\d{14}\\.p12$`), `R11: the file name ${name}`);
-  const stamp = name.slice(user.length, user.length + 14);
-  const y = Number(stamp.slice(0, 4));
+  const y = Number(name.slice(user.length, user.length + 4));
   assert.ok(y >= 2024 && y < 2100, 'the name carries the issue time');
   const file = path.join(tmp, name);
   await dl.saveAs(file);
@@ -244,6 +235,36 @@ async function issueCertificate(ctx, page, lang, user) {
   return file;
 }
 
+// ③ → ④ (password by the keyboard) → ⑤ → ⑥ → ⑦ → ⑧; returns the .p12's path.
+async function issueCertificate(ctx, page, lang, user) {
+  const w = WORDS[lang];
+  await page.goto(url('/certgate/'));
+  await page.getByRole('button', { name: w.buttons[3], exact: true }).click();
+  await page.waitForURL(/\/certgate\/issue\??$/);
+  await page.fill('#user_id', user);
+  await lib.typeWithKeyboard(page, 'password', server.password);
+  const mailedAfter = Date.now() - 1000;
+  await page.getByRole('button', { name: w.authenticate, exact: true }).click();
+  await enterCode(page, lang, user, mailedAfter);
+  return issueFromConfirm(ctx, page, lang, user);
+}
+
+// ⑨ and ログイン: a new browser whose client certificate is the .p12,
+// logged in with the password typed on the keyboard. Returns its page.
+async function loginWithCertificate(lang, user, p12, password) {
+  const ctx = await context(lang, {
+    clientCertificates: [{ origin: server.origin, pfxPath: p12, passphrase: password }],
+  });
+  const page = await ctx.newPage();
+  await page.goto(url('/certgate/'));
+  await page.fill('#user_id', user);
+  await lib.typeWithKeyboard(page, 'password', password);
+  await page.getByRole('button', { name: WORDS[lang].buttons[0], exact: true }).click();
+  await page.waitForLoadState();
+  assert.deepEqual(ctx.problems, [], 'login: no console error or CSP violation');
+  return { ctx, page };
+}
+
 for (const [lang, user] of [['ja', 'walkuser01'], ['en', 'walkuser02']]) {
   test(`[${lang}] R6 end to end: ③ → ④ by keyboard → ⑤ mailed code → ⑥ → ⑦ → ⑧ .p12 → log in with it`, async (t) => {
     const ctx = await context(lang);
@@ -253,25 +274,14 @@ for (const [lang, user] of [['ja', 'walkuser01'], ['en', 'walkuser02']]) {
     }
     const page = await ctx.newPage();
     const p12 = await issueCertificate(ctx, page, lang, user);
-
-    // ⑨: the .p12 is this browser's client certificate now.
-    const withCert = await context(lang, {
-      clientCertificates: [{ origin: server.origin, pfxPath: p12, passphrase: server.password }],
-    });
-    if (!(await routeExists(withCert, '/certgate/login', 'POST'))) {
+    if (!(await routeExists(ctx, '/certgate/login', 'POST'))) {
       t.skip('login is not served yet');
       return;
     }
-    const login = await withCert.newPage();
-    await login.goto(url('/certgate/'));
-    await login.fill('#user_id', user);
-    await lib.typeWithKeyboard(login, 'password', server.password);
-    await login.getByRole('button', { name: WORDS[lang].buttons[0], exact: true }).click();
-    await login.waitForLoadState();
-    await login.goto(url('/app/'));
-    assert.equal((await login.locator('#user').textContent()).trim(), user, 'the protected page shows the user');
-    assert.equal((await login.locator('#org').textContent()).trim(), 'E2EORG1');
-    assert.deepEqual(withCert.problems, [], 'no console error or CSP violation');
+    const login = await loginWithCertificate(lang, user, p12, server.password);
+    await login.page.goto(url('/app/'));
+    assert.equal((await login.page.locator('#user').textContent()).trim(), user, 'the protected page shows the user');
+    assert.equal((await login.page.locator('#org').textContent()).trim(), 'E2EORG1');
 
     // Without the certificate the protected page stays shut.
     const res = await ctx.request.get(url('/app/'), { maxRedirects: 0 });
@@ -279,17 +289,73 @@ for (const [lang, user] of [['ja', 'walkuser01'], ['en', 'walkuser02']]) {
   });
 }
 
-test('[ja] the master user\'s first registration and a general user added in the browser', async (t) => {
+test('[ja] マスターユーザーの初期登録 → ⑤ → ⑥⑦⑧ → log in → 一般ユーザー管理 adds a general user', async (t) => {
   const ctx = await context('ja');
-  if (!(await routeExists(ctx, '/certgate/register/master'))) {
-    t.skip('the account screens are not served yet');
-    return;
-  }
   const page = await ctx.newPage();
   await page.goto(url('/certgate/'));
   await page.getByRole('button', { name: 'マスターユーザーの初期登録', exact: true }).click();
   await page.waitForURL(/\/certgate\/register\/master/);
-  await checkPage(ctx, page, 'master registration (ja)');
-  assert.ok(await page.locator('.cg-keyboard-open[data-target="new_password"]').isVisible(),
-    'the new password has the keyboard');
+  for (const field of ['password', 'new_password', 'new_password_confirm']) {
+    assert.ok(await page.locator(`.cg-keyboard-open[data-target="${field}"]`).isVisible(), `${field} has the keyboard`);
+  }
+  await checkPage(ctx, page, 'マスターユーザー初期登録 (ja)');
+
+  const newPassword = 'Mst@2026new';
+  await page.fill('#user_id', server.master);
+  await lib.typeWithKeyboard(page, 'password', server.master_initial);
+  await lib.typeWithKeyboard(page, 'new_password', newPassword);
+  await lib.typeWithKeyboard(page, 'new_password_confirm', newPassword);
+  await page.fill('#mail', 'master-new@example.test');
+  await page.fill('#mail_confirm', 'master-new@example.test');
+  const mailedAfter = Date.now() - 1000;
+  await page.getByRole('button', { name: '登録', exact: true }).click();
+  await page.waitForURL(/\/certgate\/issue\/code$/);
+  await checkPage(ctx, page, '⑤ after the registration (ja)');
+  const code = await lib.authCode(server, 'master-new@example.test', mailedAfter);
+  assert.match(code, /^\d{6}$/, 'the code went to the new address');
+  if (!(await routeExists(ctx, '/certgate/issue/confirm'))) {
+    t.skip('issuance ⑥⑦⑧ is not served yet');
+    return;
+  }
+  await page.fill('#code', code);
+  await page.getByRole('button', { name: '認証', exact: true }).click();
+  const p12 = await issueFromConfirm(ctx, page, 'ja', server.master);
+  if (!(await routeExists(ctx, '/certgate/login', 'POST'))) {
+    t.skip('login is not served yet');
+    return;
+  }
+  const login = await loginWithCertificate('ja', server.master, p12, newPassword);
+  await login.page.goto(url('/certgate/admin/users'));
+  await checkPage(login.ctx, login.page, '一般ユーザー管理 (ja)');
+  await login.page.fill('#user_id', 'added0001');
+  await login.page.fill('#name', 'Added Jiro');
+  await login.page.fill('#mail', 'added0001@example.test');
+  await login.page.getByRole('button', { name: '登録', exact: true }).click();
+  await login.page.waitForLoadState();
+  assert.match(await login.page.locator('main').textContent(), /added0001/, 'the new user is shown');
+  await checkPage(login.ctx, login.page, 'the initial password of the new user (ja)');
+  await login.page.goto(url('/certgate/admin/users'));
+  assert.equal(await login.page.locator('th[scope="row"]', { hasText: 'added0001' }).count(), 1, 'listed');
+});
+
+test('[en] 一般ユーザーの初期登録: ④ with the initial password → new password by keyboard → ⑤', async () => {
+  const ctx = await context('en');
+  const page = await ctx.newPage();
+  await page.goto(url('/certgate/'));
+  await page.getByRole('button', { name: WORDS.en.buttons[2], exact: true }).click();
+  await page.waitForURL(/\/certgate\/issue\?first=1$/);
+  await checkPage(ctx, page, '④ for the first registration (en)');
+  await page.fill('#user_id', server.general);
+  await lib.typeWithKeyboard(page, 'password', server.general_initial);
+  await page.getByRole('button', { name: WORDS.en.authenticate, exact: true }).click();
+  await page.waitForURL(/\/certgate\/register\/password/);
+  await checkPage(ctx, page, 'new password (en)');
+  const newPassword = 'Gen!2026new';
+  await lib.typeWithKeyboard(page, 'new_password', newPassword);
+  await lib.typeWithKeyboard(page, 'new_password_confirm', newPassword);
+  const mailedAfter = Date.now() - 1000;
+  await page.getByRole('button', { name: 'Register', exact: true }).click();
+  await page.waitForURL(/\/certgate\/issue\/code$/);
+  const code = await lib.authCode(server, server.general, mailedAfter);
+  assert.match(code, /^\d{6}$/);
 });

@@ -49,6 +49,12 @@ my ($rc, $out) = $t->certgatectl('--json', 'user', 'add-master', 'E2EORG1', 'e2e
     '--mail', 'e2emaster1@example.test', '--name', 'Master Taro');
 die "add-master: $out" if $rc;
 my $master = decode_json($out);
+# A general user added by the bank's tool with an initial password, for
+# 一般ユーザーの初期登録.
+($rc, $out) = $t->certgatectl('--json', 'user', 'add-general', 'E2EORG1', 'newuser01',
+    '--mail', 'newuser01@example.test', '--name', 'General Hanako');
+die "add-general: $out" if $rc;
+my $general = decode_json($out);
 my $password = 'Kb#2026pass';
 my @users = map { $t->add_user('E2EORG1', $_, $password) }
     qw(kbduser01 walkuser01 walkuser02 lockuser01);
@@ -66,6 +72,8 @@ print encode_json({
     users            => \@users,
     master           => 'e2emaster1',
     master_initial   => $master->{initial_password},
+    general          => 'newuser01',
+    general_initial  => $general->{initial_password},
 }), "\n";
 
 # Until the test runner is done with us.
