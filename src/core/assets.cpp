@@ -74,6 +74,14 @@ th{background:#e8edf3}
 .cg-progress-bar span{display:block;height:100%;width:35%;background:#0b4f8a;border-radius:.4em;animation:cg-progress 1.4s ease-in-out infinite}
 @keyframes cg-progress{0%{margin-left:-35%}100%{margin-left:100%}}
 @media (prefers-reduced-motion:reduce){.cg-progress-bar span{animation:none;width:100%}}
+.cg-progress-title{font-weight:bold;margin:0 0 .3em}
+a.cg-button{display:inline-block;box-sizing:border-box;min-height:44px;padding:.55em 1.2em;border:1px solid #6b7785;border-radius:3px;text-decoration:none}
+a.cg-primary,a.cg-primary:visited{color:#fff}
+a.cg-primary:hover{color:#fff;background:#083a66}
+.cg-result th{width:12em}
+.cg-import li{margin:.3em 0}
+.cg-danger{background:#fff;color:#a30000;border-color:#a30000}
+.cg-danger:hover{background:#fbeaea}
 .cg-download{display:inline-block;margin:.5em 0;padding:.6em 1.2em;min-height:24px;background:#0b4f8a;color:#fff;font-weight:bold;border-radius:3px}
 .cg-download:hover{background:#083a66;color:#fff}
 @media (max-width:40em){.cg-main{margin:0;padding:1em;border:0}.cg-field input{width:100%}}
@@ -346,8 +354,8 @@ const char *const kScript = R"JS(/* certgate: comfort only; every step works wit
   // ⑥ → ⑦: while the certificate is made, the form gives way to the
   // 発行中 panel; a second click cannot send the form twice.
   function setUpProgress() {
-    each(doc.querySelectorAll('form[data-progress]'), function (form) {
-      var panel = doc.getElementById(form.getAttribute('data-progress'));
+    each(doc.querySelectorAll('form[data-progress], form.cg-issue-form'), function (form) {
+      var panel = doc.getElementById(form.getAttribute('data-progress') || 'cg-progress');
       var sent = false;
       on(form, 'submit', function (ev) {
         if (sent) { ev.preventDefault(); return; }
@@ -362,7 +370,7 @@ const char *const kScript = R"JS(/* certgate: comfort only; every step works wit
         }
         window.setTimeout(function () {
           each(form.querySelectorAll('button'), function (b) { b.disabled = true; });
-          each(doc.querySelectorAll('[data-hide-on-progress]'), hide);
+          each(doc.querySelectorAll('[data-hide-on-progress], .cg-cancel'), hide);
         }, 0);
       });
     });

@@ -218,9 +218,22 @@ async function issueFromConfirm(ctx, page, lang, user) {
   assert.match(await page.locator('.cg-steps [aria-current="step"]').textContent(), /⑥/);
   await checkPage(ctx, page, `⑥ (${lang})`);
 
+  // ⑦: the script shows the 発行中 panel and disables 発行 as the form goes.
+  const seen = [];
+  await page.exposeFunction('cgProgressSeen', (text, disabled) => seen.push({ text, disabled }));
+  await page.evaluate(() => {
+    const form = document.querySelector('form.cg-issue-form');
+    form.addEventListener('submit', () => setTimeout(() => {
+      const panel = document.getElementById('cg-progress');
+      window.cgProgressSeen(panel.hidden ? '' : panel.textContent, form.querySelector('button').disabled);
+    }, 0));
+  });
   const download = page.waitForEvent('download', { timeout: 30000 });
   await page.getByRole('button', { name: WORDS[lang].issue, exact: true }).click();
   const dl = await download;
+  assert.equal(seen.length, 1, '⑦ seen once');
+  assert.match(seen[0].text, lang === 'ja' ? /発行中/ : /Issuing/, '⑦ 発行中 shows');
+  assert.ok(seen[0].disabled, 'no second 発行');
   const name = dl.suggestedFilename();
   assert.match(name, new RegExp(`^${user}\\d{14}\\.p12$`), `R11: the file name ${name}`);
   const y = Number(name.slice(user.length, user.length + 4));

@@ -31,11 +31,23 @@ $t->write_conf(<<'EOF');
 %%TLS%%
         location = / { return 302 /certgate/; }
         location /certgate/ { certgate_portal; }
+        # The business application behind certgate, as in a real
+        # deployment: certgate_require runs in the access phase, and the
+        # upstream learns who is logged in from the request headers.
         location /app/ {
             certgate_require;
+            proxy_set_header X-Certgate-User $certgate_user;
+            proxy_set_header X-Certgate-Org $certgate_org;
+            proxy_set_header X-Certgate-Role $certgate_role;
+            proxy_pass http://127.0.0.1:%%HTTP_PORT%%;
+        }
+    }
+    server {
+        listen 127.0.0.1:%%HTTP_PORT%%;
+        location /app/ {
             default_type text/html;
             add_header Content-Security-Policy "default-src 'none'" always;
-            return 200 '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Business application</title></head><body><main><h1>Business application</h1><p>Logged in as <strong id="user">$certgate_user</strong> of <span id="org">$certgate_org</span> ($certgate_role).</p></main></body></html>';
+            return 200 '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Business application</title></head><body><main><h1>Business application</h1><p>Logged in as <strong id="user">$http_x_certgate_user</strong> of <span id="org">$http_x_certgate_org</span> ($http_x_certgate_role).</p></main></body></html>';
         }
     }
 EOF
