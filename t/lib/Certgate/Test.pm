@@ -554,7 +554,7 @@ sub submit {
 sub code_for {
     my ($self, $user, $after) = @_;
     $after //= 0;
-    for (1 .. 100) {
+    for (1 .. 300) {
         my @m = grep { ($_->{to} // '') =~ /^\Q$user\E\@/ && $_->{subject} =~ /認証コード|authentication code/i }
             $self->decoded_mails;
         if (@m > $after) {
@@ -575,7 +575,8 @@ sub issue_certificate {
         $self->decoded_mails;
     my $r = $self->submit('/certgate/issue', { user_id => $user, password => $password }, jar => $jar);
     return { error => $r->{json}{error} // "status $r->{status}", json => $r->{json} } unless $r->{json}{ok};
-    my $code = $self->code_for($user, $mails_before);
+    my $code = $self->code_for($user, $mails_before)
+        // return { error => 'no code mail arrived', json => $r->{json} };
     $r = $self->submit('/certgate/issue/code', { code => $code }, jar => $jar);
     return { error => $r->{json}{error}, json => $r->{json} } unless $r->{json}{ok};
     $r = $self->submit('/certgate/issue/confirm', {}, jar => $jar);
