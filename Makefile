@@ -152,7 +152,7 @@ test-run:
 	echo "== prove suites"; \
 	CERTGATE_BUILD=$(BDIR) CERTGATE_SANITIZE=$(SANITIZE) prove -j$(JOBS) -I t/lib t/ || rc=1; \
 	if [ -d t/e2e ] && [ -f t/e2e/run ]; then \
-	  echo "== browser suite"; CERTGATE_BUILD=$(BDIR) t/e2e/run || rc=1; \
+	  echo "== browser suite"; CERTGATE_BUILD=$(BDIR) CERTGATE_SANITIZE=$(SANITIZE) t/e2e/run || rc=1; \
 	fi; \
 	exit $$rc
 
