@@ -32,7 +32,8 @@ const std::map<std::string, bool> kOptions = {
     {"--status", true},   {"--reason", true},      {"--pem", false},
     {"--der", false},     {"--next-update", true}, {"--since", true},
     {"--limit", true},    {"--minutes", true},     {"--state", true},
-    {"--now", true},
+    {"--now", true},      {"--hsm", false},        {"--pin-file", true},
+    {"--pkcs11-module", true},
 };
 const std::set<std::string> kGlobalOptions = {"-c", "--store", "--json", "--actor", "--help", "-h"};
 
@@ -46,11 +47,18 @@ struct Command {
 
 const std::vector<Command> kCommands = {
     {{"init"},
-     "init [--demo-ca [--ca-cn NAME] [--ca-days N] [--key-type T]] [--ca-cert F --ca-key F]",
+     "init [--demo-ca | --hsm [--pin-file F] [--pkcs11-module SO]] [--ca-cn NAME]\n"
+     "     [--ca-days N] [--key-type T] [--ca-cert F --ca-key F]",
      "Creates the store (schema included) if it does not exist; an existing store is\n"
      "migrated. With --demo-ca, also creates a self-signed CA at certgate_ca_certificate\n"
-     "and certgate_ca_key (or --ca-cert/--ca-key); existing CA files are kept.",
-     {"--demo-ca", "--ca-cert", "--ca-key", "--ca-cn", "--ca-days", "--key-type"},
+     "and certgate_ca_key (or --ca-cert/--ca-key); existing CA files are kept.\n"
+     "With --hsm, certgate_ca_key (or --ca-key) is engine:pkcs11:<pkcs11 URI>: the key\n"
+     "is generated inside that token by OpenSC's pkcs11-tool (sensitive, never\n"
+     "extractable; a key already there is used), logged in with the PIN of\n"
+     "certgate_ca_key_pin_file (--pin-file), through certgate_pkcs11_module\n"
+     "(--pkcs11-module); then the self-signed CA certificate is written.",
+     {"--demo-ca", "--hsm", "--pin-file", "--pkcs11-module", "--ca-cert", "--ca-key", "--ca-cn",
+      "--ca-days", "--key-type"},
      cmd_init},
     {{"migrate"},
      "migrate",
