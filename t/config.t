@@ -81,6 +81,9 @@ my @cases = (
     ['bad role', '', qr{invalid parameter "role=admin"},
         undef, 'location /x/ { certgate_require role=admin;  # <- here
         }'],
+    ['a template with an error', '', qr{templates/login\.mustache: .*(?:Unclosed|unclosed)},
+        sub { mkdir "$d/templates"; Certgate::Test::write_file("$d/templates/login.mustache", "{{#open}} never closed");
+              $_[0] =~ s{(certgate_secret \S+;)}{$1\n    certgate_templates $d/templates;  # <- here}; }],
     ['session timeouts reversed', 'certgate_session_timeout 9h 8h;  # <- here',
         qr{idle timeout "9h" is longer than the absolute timeout "8h"}],
 );
