@@ -192,7 +192,8 @@ PortalResponse Portal::handle(const PortalRequest &req) const {
         return res;
     } catch (const std::exception &e) {
         // Nothing half-done leaks out: the user sees "unavailable", the
-        // sysadmin reads why.
+        // sysadmin reads why. A store that failed is opened afresh next time.
+        if (dynamic_cast<const StoreError *>(&e)) drop_thread_store(rt_.settings.store_uri);
         PortalResponse res;
         res.status = status_of(ErrorCode::unavailable);
         res.log_error = e.what();
