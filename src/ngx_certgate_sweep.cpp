@@ -1,4 +1,5 @@
-// The mail timer of each worker: every 30 s one worker (of all that share
+// The worker's housekeeping timer. It replaces a worker whose HSM session
+// broke (see Runtime::hsm_broken). And every 30 s one worker (of all that share
 // the revocation zone) sends what waits in the outbox, and every
 // certgate_notify_interval one queues the expiry notices of R3 first. The
 // work runs in the thread pool; the store's claims make sure that workers,
@@ -34,6 +35,15 @@ void sweep_arm(ngx_certgate_sweep_t *sweep) {
 void sweep_run(ngx_event_t *ev) noexcept {
     auto *sweep = static_cast<ngx_certgate_sweep_t *>(ev->data);
     ngx_certgate_main_conf_t *cmcf = sweep->cmcf;
+    if (cmcf->runtime->hsm_broken && !ngx_exiting) {
+        // A fresh process gets a fresh PKCS#11 session: exit gracefully and
+        // let the master start a new worker (it reopens the key).
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "certgate: the CA key in the HSM failed; this worker is replaced by a "
+                      "new one that opens the key again");
+        ngx_quit = 1;
+        return;
+    }
     if (sweep->busy || cmcf->runtime->settings.mail.empty()) {
         sweep_arm(sweep);
         return;

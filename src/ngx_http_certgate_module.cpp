@@ -376,8 +376,11 @@ static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept {
                 rt->settings.ca_certificate, rt->settings.ca_key, options));
             rt->client_check = std::make_unique<certgate::ClientCertCheck>(rt->ca->certificate());
         } catch (const std::exception &e) {
-            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "certgate: %s", e.what());
-            return NGX_ERROR;
+            // The HSM does not answer now. The worker serves all the same
+            // (issuance answers "unavailable") and is replaced by a fresh
+            // one on its timer, until the key opens again.
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "certgate: %s", e.what());
+            rt->hsm_broken = true;
         }
     }
 

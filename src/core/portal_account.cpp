@@ -433,10 +433,12 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
     };
 
     if (action == "unlock") {
-        store.write([&] {
-            if (u->blocked) store.unblock_user(target, actor);
-            if (u->locked_at(c.req.now) || u->failure_streak > 0) store.unlock_user(target, actor);
-        });
+        // An unblock lifts the lock with the block.
+        if (u->blocked) {
+            store.unblock_user(target, actor);
+        } else if (u->locked_at(c.req.now) || u->failure_streak > 0) {
+            store.unlock_user(target, actor);
+        }
         forget_failures();
         return go_next(c, c.url(kAdminUsers));
     }

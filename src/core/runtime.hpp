@@ -4,6 +4,7 @@
 // loop and the thread-pool tasks.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,12 @@ struct Runtime {
         std::vector<uint8_t> der;
     };
     mutable CrlCache crl;
+
+    // A signature through the HSM (an engine key) failed: the PKCS#11
+    // session of this process is stale, and only a fresh process gets a
+    // fresh one. The worker's timer sees this and has the worker replaced.
+    mutable std::atomic<bool> hsm_broken{false};
+    bool hsm_key() const { return settings.ca_key.rfind("engine:", 0) == 0; }
 };
 
 // Reads certgate_secret: at least 32 bytes, not readable by others.
