@@ -22,6 +22,11 @@ struct ngx_certgate_peer_t {
     X509 *cert;  // the peer certificate this was computed for (not owned)
     bool ours;
     certgate::CertificateIdentity id;
+    // The session cookie last verified on this connection, so a keep-alive
+    // client's HMAC is checked once, not per request (the timeouts and the
+    // revocation set still are).
+    std::string session_value;
+    certgate::Session session;
 };
 
 static int ngx_certgate_ssl_index = -1;
@@ -38,8 +43,7 @@ ngx_int_t ngx_certgate_require_init() noexcept {
     return ngx_certgate_ssl_index == -1 ? NGX_ERROR : NGX_OK;
 }
 
-const ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r,
-                                            ngx_certgate_main_conf_t *cmcf) {
+ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf) {
     if (r->connection->ssl == nullptr) return nullptr;
     SSL *ssl = r->connection->ssl->connection;
     X509 *cert = SSL_get0_peer_certificate(ssl);
@@ -82,8 +86,18 @@ std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r
     *why = certgate::ErrorCode::login_required;
     std::string value = certgate::find_cookie(cookies, certgate::kSessionCookie);
     if (value.empty()) return std::nullopt;
-    auto session = certgate::decode_session(s.secret, value);
-    if (!session) return std::nullopt;
+    ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
+    std::optional<certgate::Session> session;
+    if (peer != nullptr && !peer->session_value.empty() && peer->session_value == value) {
+        session = peer->session;
+    } else {
+        session = certgate::decode_session(s.secret, value);
+        if (!session) return std::nullopt;
+        if (peer != nullptr) {
+            peer->session_value = value;
+            peer->session = *session;
+        }
+    }
     auto check = certgate::check_session(*session, serial, ngx_time(), s.session_idle_s,
                                          s.session_absolute_s);
     if (check == certgate::SessionCheck::wrong_certificate) {

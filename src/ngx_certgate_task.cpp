@@ -9,9 +9,30 @@
 
 #include "ngx_certgate_task.hpp"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <exception>
 
 std::atomic<long> ngx_certgate_task_t::alive{0};
+
+// A graceful shutdown (nginx -s quit, a reload) waits only for timers that
+// are not cancelable: while requests wait on tasks, this one keeps the
+// worker alive, so no connection is left open when it exits.
+static ngx_event_t ngx_certgate_task_guard;
+static ngx_uint_t ngx_certgate_request_tasks;
+
+static void ngx_certgate_guard_tick(ngx_event_t *ev) noexcept {
+    if (ngx_certgate_request_tasks > 0) ngx_add_timer(ev, 100);
+}
+
+static void ngx_certgate_guard_arm() {
+    if (ngx_certgate_task_guard.timer_set) return;
+    ngx_certgate_task_guard.handler = ngx_certgate_guard_tick;
+    ngx_certgate_task_guard.log = ngx_cycle->log;
+    ngx_add_timer(&ngx_certgate_task_guard, 100);
+}
 
 ngx_certgate_task_t::ngx_certgate_task_t(work_t work, finish_t finish)
     : task_(), work_(std::move(work)), finish_(std::move(finish)) {
@@ -39,6 +60,8 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
 
     r->main->blocked++;
     r->main->count++;
+    ngx_certgate_request_tasks++;
+    ngx_certgate_guard_arm();
     return NGX_OK;
 }
 
@@ -50,6 +73,13 @@ ngx_int_t ngx_certgate_task_t::post_background(ngx_thread_pool_t *pool, ngx_log_
 
 void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
     auto *self = static_cast<ngx_certgate_task_t *>(data);
+    // Pool threads yield to the event loop: key generation on every core
+    // must not starve the requests that need microseconds.
+    thread_local bool yielding = false;
+    if (!yielding) {
+        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
+        yielding = true;
+    }
     try {
         self->work_();
     } catch (const std::exception &e) {
@@ -80,6 +110,7 @@ void ngx_certgate_task_t::completed(ngx_event_t *ev) noexcept {
         delete self;
         return;
     }
+    ngx_certgate_request_tasks--;
     if (r == nullptr) {
         delete self;
         return;

@@ -65,5 +65,15 @@ subtest 'clients that leave mid-task leave nothing behind' => sub {
     unlike($log, qr{exited on signal}, 'no worker crashed');
 };
 
+subtest 'a graceful shutdown waits for the tasks' => sub {
+    my @pids = map { background_get('/certgate/health?delay=1500', 10) } 1 .. 5;
+    sleep 0.3;
+    $t->stop_nginx;    # QUIT: graceful
+    my $ok = 0;
+    for my $pid (@pids) { waitpid($pid, 0); $ok++ if $? == 0 }
+    is($ok, 5, 'the 5 requests waiting on tasks were answered before the worker left');
+    unlike($t->error_log, qr/open socket .* left in connection/, 'no connection left open');
+};
+
 $t->done;
 done_testing;

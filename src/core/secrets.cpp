@@ -2,7 +2,8 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include <memory>
@@ -30,12 +31,46 @@ std::string random_digits(size_t n) {
     return out;
 }
 
+namespace {
+struct MacFree {
+    void operator()(EVP_MAC *m) const { EVP_MAC_free(m); }
+    void operator()(EVP_MAC_CTX *c) const { EVP_MAC_CTX_free(c); }
+};
+
+// OpenSSL 3 looks algorithms up by name on every one-shot HMAC(); the
+// protected path checks a cookie per request, so each thread keeps an HMAC
+// context keyed once (the key is certgate_secret) and copies it per use.
+struct KeyedMac {
+    std::unique_ptr<EVP_MAC, MacFree> mac;
+    std::string key;
+    std::unique_ptr<EVP_MAC_CTX, MacFree> ctx;
+};
+}  // namespace
+
 std::string hmac_sha256(std::string_view key, std::string_view message) {
+    thread_local KeyedMac keyed;
+    if (!keyed.mac) keyed.mac.reset(EVP_MAC_fetch(nullptr, "HMAC", nullptr));
+    if (!keyed.mac) throw std::runtime_error("HMAC is not available in this OpenSSL");
+    if (!keyed.ctx || keyed.key != key) {
+        keyed.ctx.reset(EVP_MAC_CTX_new(keyed.mac.get()));
+        char digest[] = "SHA256";
+        OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", digest, 0),
+                               OSSL_PARAM_construct_end()};
+        if (!keyed.ctx ||
+            EVP_MAC_init(keyed.ctx.get(), reinterpret_cast<const unsigned char *>(key.data()),
+                         key.size(), params) != 1) {
+            keyed.ctx.reset();
+            throw std::runtime_error("HMAC-SHA256 failed");
+        }
+        keyed.key.assign(key.data(), key.size());
+    }
+    std::unique_ptr<EVP_MAC_CTX, MacFree> ctx(EVP_MAC_CTX_dup(keyed.ctx.get()));
     unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-             reinterpret_cast<const unsigned char *>(message.data()), message.size(), md,
-             &len) == nullptr) {
+    size_t len = 0;
+    if (!ctx ||
+        EVP_MAC_update(ctx.get(), reinterpret_cast<const unsigned char *>(message.data()),
+                       message.size()) != 1 ||
+        EVP_MAC_final(ctx.get(), md, &len, sizeof(md)) != 1) {
         throw std::runtime_error("HMAC-SHA256 failed");
     }
     return std::string(reinterpret_cast<char *>(md), len);

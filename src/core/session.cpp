@@ -1,6 +1,5 @@
 #include "core/session.hpp"
 
-#include <sstream>
 #include <vector>
 
 #include "core/secrets.hpp"
@@ -56,10 +55,16 @@ std::optional<Session> decode_session(const std::string &secret, const std::stri
         return std::nullopt;
     }
     if (!equal_secrets(mac, mac_of(secret, payload))) return std::nullopt;
+    // Nine fields split at '|' (none can hold one: they are base64url or digits).
     std::vector<std::string> f;
-    std::stringstream in(payload);
-    std::string part;
-    while (std::getline(in, part, '|')) f.push_back(part);
+    f.reserve(9);
+    size_t start = 0;
+    for (;;) {
+        size_t bar = payload.find('|', start);
+        f.emplace_back(payload, start, bar == std::string::npos ? std::string::npos : bar - start);
+        if (bar == std::string::npos || f.size() > 9) break;
+        start = bar + 1;
+    }
     if (f.size() != 9 || f[0] != "1") return std::nullopt;
     Session s;
     s.id = f[1];

@@ -40,6 +40,15 @@ static void base64url_round_trips(void **) {
     assert_false(base64url_decode("AB", &out));     // non-zero leftover bits
 }
 
+static void hmac_known_answer(void **) {
+    // RFC 4231, test case 2; twice, and with another key between, for the
+    // per-thread keyed context.
+    const char *expect = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+    assert_string_equal(hex_encode(hmac_sha256("Jefe", "what do ya want for nothing?")).c_str(), expect);
+    assert_false(hex_encode(hmac_sha256("Jeff", "what do ya want for nothing?")) == expect);
+    assert_string_equal(hex_encode(hmac_sha256("Jefe", "what do ya want for nothing?")).c_str(), expect);
+}
+
 static void sealing_needs_the_key(void **) {
     std::string key = random_bytes(32), other = random_bytes(32), out;
     std::string box = seal(key, "Passw0rd!");
@@ -211,6 +220,7 @@ static void revocation_feed_reads_events(void **) {
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(base64url_round_trips),
+        cmocka_unit_test(hmac_known_answer),
         cmocka_unit_test(sealing_needs_the_key),
         cmocka_unit_test(digits_are_digits_and_vary),
         cmocka_unit_test(flow_state_round_trips),
