@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/form.hpp"
 #include "core/secrets.hpp"
 
 namespace certgate {
@@ -45,16 +46,6 @@ const FlowKind kKinds[] = {FlowKind::issue, FlowKind::register_general, FlowKind
 const FlowStep kSteps[] = {FlowStep::need_password, FlowStep::code_sent, FlowStep::code_ok,
                            FlowStep::issuing, FlowStep::issued};
 
-bool parse_int(const std::string &s, int64_t *out) {
-    if (s.empty() || s.size() > 19) return false;
-    int64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + (c - '0');
-    }
-    *out = v;
-    return true;
-}
 
 constexpr const char kFlowMagic[] = "certgate-flow 1";
 
@@ -112,10 +103,10 @@ bool parse_flow(const std::string &text, Flow *flow) {
     f.file_name = v["file"];
     f.download_token = v["download"];
     if (f.id.empty() || f.user_id.empty() || !parse_enum(v["kind"], kKinds, &f.kind) ||
-        !parse_enum(v["step"], kSteps, &f.step) || !parse_int(v["created"], &f.created_at) ||
-        !parse_int(v["expires"], &f.expires_at) ||
-        !parse_int(v["code_expires"], &f.code_expires) || !parse_int(v["mail_id"], &f.mail_id) ||
-        !parse_int(v["not_before"], &f.not_before) || !parse_int(v["not_after"], &f.not_after)) {
+        !parse_enum(v["step"], kSteps, &f.step) || !parse_decimal(v["created"], &f.created_at) ||
+        !parse_decimal(v["expires"], &f.expires_at) ||
+        !parse_decimal(v["code_expires"], &f.code_expires) || !parse_decimal(v["mail_id"], &f.mail_id) ||
+        !parse_decimal(v["not_before"], &f.not_before) || !parse_decimal(v["not_after"], &f.not_after)) {
         return false;
     }
     *flow = std::move(f);

@@ -77,6 +77,17 @@ std::string find_cookie(std::string_view header, std::string_view name) {
     return {};
 }
 
+bool parse_decimal(const std::string &text, int64_t *out) {
+    if (text.empty() || text.size() > 18) return false;
+    int64_t v = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + (c - '0');
+    }
+    *out = v;
+    return true;
+}
+
 std::string url_encode(std::string_view s) {
     static const char hex[] = "0123456789ABCDEF";
     std::string out;

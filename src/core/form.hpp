@@ -2,6 +2,7 @@
 // strings and Cookie headers, parsed strictly and with limits.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -15,6 +16,9 @@ bool parse_form(std::string_view text, std::map<std::string, std::string> *field
 
 // The value of cookie `name` in one Cookie header value; empty when absent.
 std::string find_cookie(std::string_view header, std::string_view name);
+
+// A non-negative decimal integer of at most 19 digits, nothing else.
+bool parse_decimal(const std::string &text, int64_t *out);
 
 // "%XX" escapes for a query string value.
 std::string url_encode(std::string_view s);

@@ -148,28 +148,9 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
         return go_next(c, c.url("register/password"));
     }
 
-    // ⑤: the code, drawn from the CSPRNG, kept only as a hash bound to the flow.
-    std::string auth_code = random_digits(static_cast<size_t>(s.code_digits));
-    flow.step = FlowStep::code_sent;
-    flow.code_hash = code_hash(s.secret, flow.id, auth_code);
-    flow.code_expires = c.req.now + s.code_lifetime_s;
-
-    MailFields f;
-    f.to = user.mail;
-    f.user_id = user.id;
-    f.code = auth_code;
-    f.minutes = (s.code_lifetime_s + 59) / 60;
-    f.timezone = s.timezone;
-    f.helpdesk = s.helpdesk;
-    MailMessage m = compose_mail(MailKind::auth_code, c.lang, f);
-    wipe(auth_code);
-    flow.mail_id = queue_mail(store, m, user.id, user.id);
-    save_flow(mc, flow, c.req.now);
-
-    // Sent now if the relay takes it; the outbox keeps it otherwise.
-    std::string why;
-    bool sent = deliver_mail(store, mail_settings(s), flow.mail_id, c.req.now, &why);
-    if (!sent) c.res.log_error = "auth code mail not sent: " + why;
+    // ⑤: the code, drawn from the CSPRNG, kept only as a hash bound to the
+    // flow, mailed now if the relay takes it (the outbox keeps it otherwise).
+    bool sent = mail_flow_code(c, store, mc, flow);
     if (!sent) {
         code = ErrorCode::mail_not_sent;
         return code_screen(rt_, c, &code, error_message(code, c.lang));

@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "core/form.hpp"
 #include "core/secrets.hpp"
 
 namespace certgate {
@@ -25,16 +26,6 @@ std::string mac_of(const std::string &secret, const std::string &payload) {
     return hmac_sha256(secret, "session|" + payload).substr(0, 20);
 }
 
-bool parse_i64(const std::string &s, int64_t *out) {
-    if (s.empty() || s.size() > 19) return false;
-    int64_t v = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + (c - '0');
-    }
-    *out = v;
-    return true;
-}
 }  // namespace
 
 // Fields joined by '|', each base64url: no separator can appear inside one.
@@ -70,8 +61,8 @@ std::optional<Session> decode_session(const std::string &secret, const std::stri
     s.id = f[1];
     auto role = parse_role(f[4]);
     if (!base64url_decode(f[2], &s.user_id) || !base64url_decode(f[3], &s.org) || !role ||
-        !parse_i64(f[6], &s.started_at) || !parse_i64(f[7], &s.last_seen) ||
-        !parse_i64(f[8], &s.cert_not_after) || s.id.size() != 22 || f[5].empty()) {
+        !parse_decimal(f[6], &s.started_at) || !parse_decimal(f[7], &s.last_seen) ||
+        !parse_decimal(f[8], &s.cert_not_after) || s.id.size() != 22 || f[5].empty()) {
         return std::nullopt;
     }
     s.role = *role;
