@@ -6,6 +6,7 @@ use utf8;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use Time::HiRes qw(sleep);
 use Certgate::Test;
 
 my $t = Certgate::Test->new;

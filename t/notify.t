@@ -8,6 +8,7 @@ use utf8;
 use warnings;
 use lib 't/lib';
 use Test::More;
+use Time::HiRes qw(sleep);
 use Certgate::Test;
 
 my $t = Certgate::Test->new;
@@ -31,9 +32,10 @@ sub notify {
 
 $t->add_org('ORG001');
 my $now = time;
-my %serial;
-# A certificate of 60 days for each user, recorded in the store.
-for my $user (qw(soon0001 gone0001 down0001)) {
+# A user with a certificate recorded in the store, valid until $not_after;
+# its serial.
+sub user_with_certificate {
+    my ($user, $not_after) = @_;
     $t->add_user('ORG001', $user, 'Passw0rd!');
     my $name = $t->client_cert($user, days => 400);
     my $s = `openssl x509 -noout -serial -in @{[$t->dir]}/$name.crt`;
@@ -41,11 +43,12 @@ for my $user (qw(soon0001 gone0001 down0001)) {
     chomp $s;
     my ($rc, $out) = $t->certgatectl('cert', 'import', $t->dir . "/$name.crt", '--user', $user);
     die "cert import: $out" if $rc;
-    my $not_after = $now + 60 * 86400;
     system('sqlite3', $t->dir . '/certgate.db',
         "UPDATE certificates SET not_after = $not_after WHERE serial = '$s'") == 0 or die;
-    $serial{$user} = $s;
+    return $s;
 }
+
+my %serial = map { $_ => user_with_certificate($_, $now + 60 * 86400) } qw(soon0001 gone0001 down0001);
 
 sub mails_to {
     my ($user) = @_;
@@ -97,19 +100,9 @@ subtest 'once expired: one notice, from four sweeps at once' => sub {
 };
 
 subtest 'SMTP stopped: notices stay queued, go once it is back' => sub {
-    # A certificate that expires soon, recorded now.
-    $t->add_user('ORG001', 'late0001', 'Passw0rd!');
-    my $name = $t->client_cert('late0001', days => 400);
-    my ($rc, $out) = $t->certgatectl('cert', 'import', $t->dir . "/$name.crt", '--user', 'late0001');
-    die $out if $rc;
-    my $s = `openssl x509 -noout -serial -in @{[$t->dir]}/$name.crt`;
-    $s =~ s/^serial=//;
-    chomp $s;
-    my $not_after = $now + 80 * 86400;
-    system('sqlite3', $t->dir . '/certgate.db',
-        "UPDATE certificates SET not_after = $not_after WHERE serial = '$s'") == 0 or die;
-
+    user_with_certificate('late0001', $now + 80 * 86400);
     $t->stop_smtp;
+    my ($rc, $out);
     my $at = $now + 55 * 86400;
     my $r = notify('--now', $at);
     is($r->{expiring}, 1, 'the notice is queued');
@@ -128,6 +121,57 @@ subtest 'SMTP stopped: notices stay queued, go once it is back' => sub {
     $t->wait_mails(7);
     my @late = mails_to('late0001');
     is(scalar @late, 1, 'late0001 got one mail');
+};
+
+subtest 'the module sweeps on its timer: 2 workers and the CLI at once send each notice once' => sub {
+    $t->start_memcached;
+    my %cert = (tsoon001 => $now + 10 * 86400, tgone001 => $now - 86400);
+    user_with_certificate($_, $cert{$_}) for sort keys %cert;
+    $t->write_conf(<<'EOF', workers => 2);
+    %%CERTGATE%%
+    certgate_notify_interval 1s;
+    server {
+%%TLS%%
+        location /certgate/ { certgate_portal; }
+    }
+EOF
+    $t->start_nginx;
+    my @pids;
+    for (1 .. 3) {
+        my $pid = fork() // die "fork: $!";
+        if ($pid == 0) {
+            Certgate::Test::run(Certgate::Test::build_dir() . '/certgatectl', '-c', $conf, 'notify');
+            exit 0;
+        }
+        push @pids, $pid;
+    }
+    waitpid($_, 0) for @pids;
+    my $before = () = $t->decoded_mails;
+    $t->wait_mails($before + 2, 10);
+    sleep 3;  # a few more turns of the timer
+    is(scalar(mails_to('tsoon001')), 1, 'one notice 10 days before expiry');
+    is(scalar(mails_to('tgone001')), 1, 'one notice once expired');
+    my @claims = grep { $_->{kind} eq 'cert.notice' } $t->audit;
+    is(scalar @claims, 9, 'one claim per notice in the whole suite');
+
+    # The relay down: the timer queues the notice; once the relay is back,
+    # `certgatectl mail retry` makes it due and the timer sends it, no reload.
+    $t->stop_smtp;
+    user_with_certificate('tdown001', $now + 5 * 86400);
+    my $queued;
+    for (1 .. 50) {
+        my ($rc, $out) = $t->certgatectl('--json', 'mail', 'list', '--state', 'queued');
+        ($queued) = $out =~ /"id":(\d+),"to":"tdown001\@/;
+        last if $queued;
+        sleep 0.2;
+    }
+    ok($queued, 'the notice waits in the outbox');
+    $t->start_smtp;
+    my ($rc, $out) = $t->certgatectl('mail', 'retry', $queued // 0);
+    is($rc, 0, 'certgatectl mail retry') or diag $out;
+    for (1 .. 50) { last if mails_to('tdown001'); sleep 0.2 }
+    sleep 2;
+    is(scalar(mails_to('tdown001')), 1, 'the timer delivers it once');
 };
 
 $t->done;
