@@ -19,15 +19,15 @@ constexpr const char *kAdminUsers = "admin/users";
 bool ja(const Portal::Context &c) { return c.lang == Language::ja; }
 
 // A screen of this file, fresh or with a refusal.
-PortalResponse screen(const Runtime &rt, Portal::Context &c, const std::string &name,
-                      PageData data, ErrorCode *error, const std::string &message) {
+PortalResponse screen(const Runtime &rt, Portal::Context &c, const std::string &name, PageData data,
+                      ErrorCode *error, const std::string &message) {
     int status = error ? status_of(*error) : 200;
-    return render_page(rt, c, name, page_words(c.lang).at(name + "_title"), std::move(data),
-                       status, message, error);
+    return render_page(rt, c, name, page_words(c.lang).at(name + "_title"), std::move(data), status,
+                       message, error);
 }
 
-PortalResponse refuse(const Runtime &rt, Portal::Context &c, const std::string &name,
-                      PageData data, ErrorCode code, const std::string &message = "") {
+PortalResponse refuse(const Runtime &rt, Portal::Context &c, const std::string &name, PageData data,
+                      ErrorCode code, const std::string &message = "") {
     return screen(rt, c, name, std::move(data), &code,
                   message.empty() ? error_message(code, c.lang) : message);
 }
@@ -116,13 +116,23 @@ PortalResponse to_code_screen(const Runtime &rt, Portal::Context &c, bool sent) 
 ErrorCode auth_refusal(const Portal::Context &c, const AuthResult &ar, std::string *message) {
     ErrorCode code = ErrorCode::unavailable;
     switch (ar.status) {
-    case AuthStatus::ok:
-    case AuthStatus::already_issued:  // only for registered users: refused by the caller
-    case AuthStatus::unavailable: code = ErrorCode::unavailable; break;
-    case AuthStatus::bad_credentials: code = ErrorCode::bad_credentials; break;
-    case AuthStatus::locked: code = ErrorCode::locked; break;
-    case AuthStatus::blocked: code = ErrorCode::blocked; break;
-    case AuthStatus::initial_password_expired: code = ErrorCode::initial_password_expired; break;
+        case AuthStatus::ok:
+        case AuthStatus::already_issued:  // only for registered users: refused by the caller
+        case AuthStatus::unavailable:
+            code = ErrorCode::unavailable;
+            break;
+        case AuthStatus::bad_credentials:
+            code = ErrorCode::bad_credentials;
+            break;
+        case AuthStatus::locked:
+            code = ErrorCode::locked;
+            break;
+        case AuthStatus::blocked:
+            code = ErrorCode::blocked;
+            break;
+        case AuthStatus::initial_password_expired:
+            code = ErrorCode::initial_password_expired;
+            break;
     }
     *message = error_message(code, c.lang);
     if (code == ErrorCode::locked && ar.locked_until) {
@@ -157,7 +167,8 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
 
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
-        RuleViolation v = c.req.default_userid_rule ? check_user_id(user_id) : RuleViolation::pattern;
+        RuleViolation v =
+            c.req.default_userid_rule ? check_user_id(user_id) : RuleViolation::pattern;
         return refuse(rt, c, page, registration_data(c), ErrorCode::invalid_user_id,
                       rule_message(ErrorCode::invalid_user_id, v, c.lang));
     }
@@ -190,19 +201,21 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
                       (ar.status == AuthStatus::ok && !ar.initial_password);
     if (registered) {
         return refuse(rt, c, page, registration_data(c), ErrorCode::forbidden,
-                      ja(c) ? "このユーザーは初期登録済みです。ログイン画面からログインしてください。"
-                            : "This user has already registered. Please log in from the login "
-                              "screen.");
+                      ja(c)
+                          ? "このユーザーは初期登録済みです。ログイン画面からログインしてください。"
+                          : "This user has already registered. Please log in from the login "
+                            "screen.");
     }
     if (ar.status != AuthStatus::ok) {
         code = auth_refusal(c, ar, &message);
         return refuse(rt, c, page, registration_data(c), code, message);
     }
     if (ar.user->role != Role::master) {
-        return refuse(rt, c, page, registration_data(c), ErrorCode::forbidden,
-                      ja(c) ? "一般ユーザーは、ログイン画面の［一般ユーザーの初期登録］から登録してください。"
-                            : "General users register with \"General user's first "
-                              "registration\" on the login screen.");
+        return refuse(
+            rt, c, page, registration_data(c), ErrorCode::forbidden,
+            ja(c) ? "一般ユーザーは、ログイン画面の［一般ユーザーの初期登録］から登録してください。"
+                  : "General users register with \"General user's first "
+                    "registration\" on the login screen.");
     }
 
     // The flow holds the new password for ⑥ (the .p12's password), sealed
@@ -317,8 +330,8 @@ PortalResponse admin_list(const Runtime &rt, Portal::Context &c, ErrorCode *erro
         }
         rows.push_back(row);
         json += std::string(json.empty() ? "" : ",") + "{\"user_id\":\"" + json_escape(u.id) +
-                "\",\"name\":\"" + json_escape(u.name) + "\",\"mail\":\"" +
-                json_escape(u.mail) + "\",\"state\":\"" + to_string(u.state) +
+                "\",\"name\":\"" + json_escape(u.name) + "\",\"mail\":\"" + json_escape(u.mail) +
+                "\",\"state\":\"" + to_string(u.state) +
                 "\",\"locked_until\":" + std::to_string(locked ? u.locked_until : 0) +
                 ",\"blocked\":" + (u.blocked ? "true" : "false") + ",\"certificate\":" +
                 (cert ? "{\"serial\":\"" + json_escape(cert->serial) +
@@ -372,7 +385,8 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
         code = ErrorCode::invalid_user_id;
-        RuleViolation v = c.req.default_userid_rule ? check_user_id(user_id) : RuleViolation::pattern;
+        RuleViolation v =
+            c.req.default_userid_rule ? check_user_id(user_id) : RuleViolation::pattern;
         return admin_list(rt, c, &code, rule_message(code, v, c.lang));
     }
     if (!plausible_mail(mail)) {
@@ -400,9 +414,10 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
         store.add_user(u, c.req.session->user_id, "initial password issued by the master user");
     } catch (const StoreConflict &) {
         code = ErrorCode::invalid_user_id;
-        return admin_list(rt, c, &code,
-                          ja(c) ? "このユーザーIDは既に使われています。別のユーザーIDを指定してください。"
-                                : "This user ID is taken. Please choose another.");
+        return admin_list(
+            rt, c, &code,
+            ja(c) ? "このユーザーIDは既に使われています。別のユーザーIDを指定してください。"
+                  : "This user ID is taken. Please choose another.");
     }
     PortalResponse res = show_initial_password(rt, c, u, password, true);
     wipe(password);
@@ -497,8 +512,7 @@ bool admin_action_path(const std::string &path) {
 bool complete_registration_flow(Store &store, const Flow &flow, std::string *error) {
     if (flow.kind == FlowKind::issue) return true;
     try {
-        store.complete_registration(flow.user_id, flow.new_password_hash, flow.mail,
-                                    flow.user_id);
+        store.complete_registration(flow.user_id, flow.new_password_hash, flow.mail, flow.user_id);
         return true;
     } catch (const StoreError &e) {
         // Registered meanwhile by another flow, or reset, or disabled.

@@ -10,7 +10,8 @@ namespace certgate {
 
 std::map<std::string, std::string> account_templates() {
     return {
-        {"register_master", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+        {"register_master",
+         R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
 <p class="cg-lead">{{t.register_master_lead}}</p>
 <form class="cg-form" method="post" action="{{prefix}}register/master" autocomplete="off">
   <input type="hidden" name="csrf_token" value="{{csrf_token}}">
@@ -57,7 +58,8 @@ std::map<std::string, std::string> account_templates() {
   <li>{{t.lock_note}}</li>
 </ul>
 )HTML"},
-        {"register_password", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+        {"register_password",
+         R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
 <p class="cg-lead">{{t.register_password_lead}}</p>
 <form class="cg-form" method="post" action="{{prefix}}register/password" autocomplete="off">
   <input type="hidden" name="csrf_token" value="{{csrf_token}}">
@@ -120,7 +122,8 @@ std::map<std::string, std::string> account_templates() {
 </form>
 <p><a href="{{prefix}}">{{t.back_to_login}}</a></p>
 )HTML"},
-        {"admin_password", R"HTML(<p class="cg-lead">{{#added}}{{t.admin_added_lead}}{{/added}}{{#reset}}{{t.admin_reset_lead}}{{/reset}}</p>
+        {"admin_password",
+         R"HTML(<p class="cg-lead">{{#added}}{{t.admin_added_lead}}{{/added}}{{#reset}}{{t.admin_reset_lead}}{{/reset}}</p>
 <dl class="cg-initial-password">
   <dt>{{t.user_id}}</dt><dd>{{user_id}}</dd>
   {{#name}}<dt>{{t.name}}</dt><dd>{{name}}</dd>{{/name}}
@@ -136,21 +139,31 @@ std::map<std::string, std::string> account_words(Language lang) {
     if (lang == Language::en) {
         return {
             {"register_master_title", "Master user's first registration"},
-            {"register_master_lead", "Enter the user ID and the initial password printed on the bank's letter, choose a new password and enter your mail address twice, then press [Register]. An authentication code is sent to that address."},
+            {"register_master_lead",
+             "Enter the user ID and the initial password printed on the bank's letter, choose a "
+             "new password and enter your mail address twice, then press [Register]. An "
+             "authentication code is sent to that address."},
             {"initial_password", "Initial password"},
             {"initial_password_rule", "As printed on the letter (case-sensitive)."},
-            {"initial_password_note", "An initial password works for one registration only and expires 30 days after it was issued. If it has expired, ask the bank for a new one."},
+            {"initial_password_note",
+             "An initial password works for one registration only and expires 30 days after it was "
+             "issued. If it has expired, ask the bank for a new one."},
             {"new_password", "New password"},
             {"new_password_confirm", "New password (again)"},
-            {"new_password_rule", "It must differ from the initial password. It also protects your certificate file."},
+            {"new_password_rule",
+             "It must differ from the initial password. It also protects your certificate file."},
             {"mail", "Mail address"},
             {"mail_confirm", "Mail address (again)"},
             {"mail_rule", "Authentication codes and notices go to this address."},
             {"button_register", "Register"},
             {"register_password_title", "General user's first registration: new password"},
-            {"register_password_lead", "Choose a new password and press [Register]. An authentication code is then sent to your registered mail address."},
+            {"register_password_lead",
+             "Choose a new password and press [Register]. An authentication code is then sent to "
+             "your registered mail address."},
             {"admin_users_title", "General users"},
-            {"admin_users_lead", "The general users of your organisation. You can add a user, release a lock or block, reset a password or stop a user."},
+            {"admin_users_lead",
+             "The general users of your organisation. You can add a user, release a lock or block, "
+             "reset a password or stop a user."},
             {"admin_users_caption", "General users"},
             {"org", "Organisation"},
             {"name", "Name"},
@@ -168,29 +181,45 @@ std::map<std::string, std::string> account_words(Language lang) {
             {"add_user_heading", "Add a general user"},
             {"button_add_user", "Add"},
             {"admin_password_title", "Initial password"},
-            {"admin_added_lead", "The general user was added. Give the user ID and this initial password to the user."},
-            {"admin_reset_lead", "The password was reset and the user's sessions end. Give this new initial password to the user."},
-            {"admin_password_note", "The initial password is shown only now. The user registers with \"General user's first registration\" on the login screen within 30 days."},
+            {"admin_added_lead",
+             "The general user was added. Give the user ID and this initial password to the user."},
+            {"admin_reset_lead",
+             "The password was reset and the user's sessions end. Give this new initial password "
+             "to the user."},
+            {"admin_password_note",
+             "The initial password is shown only now. The user registers with \"General user's "
+             "first registration\" on the login screen within 30 days."},
             {"back_to_users", "Back to the general users"},
         };
     }
     return {
         {"register_master_title", "マスターユーザー初期登録ログイン"},
-        {"register_master_lead", "労金からの書面に記載のユーザーIDと初期パスワードを入力し、新しいパスワードとメールアドレス（確認用を含め2回）を入力して［登録］ボタンを押してください。入力したメールアドレスに認証コードを送信します。"},
+        {"register_master_lead",
+         "労金からの書面に記載のユーザーIDと初期パスワードを入力し、新しいパスワードとメールアドレ"
+         "ス（確認用を含め2回）を入力して［登録］ボタンを押してください。入力したメールアドレスに認"
+         "証コードを送信します。"},
         {"initial_password", "初期パスワード"},
-        {"initial_password_rule", "書面に記載のとおり入力します。（英字は大文字と小文字を区別します。）"},
-        {"initial_password_note", "初期パスワードは1回の初期登録にのみ使え、発行から30日で有効期限が切れます。期限が切れた場合は労金にお問い合わせください。"},
+        {"initial_password_rule",
+         "書面に記載のとおり入力します。（英字は大文字と小文字を区別します。）"},
+        {"initial_password_note",
+         "初期パスワードは1回の初期登録にのみ使え、発行から30日で有効期限が切れます。期限が切れた場"
+         "合は労金にお問い合わせください。"},
         {"new_password", "新しいパスワード"},
         {"new_password_confirm", "新しいパスワード（確認用）"},
-        {"new_password_rule", "初期パスワードと同じものは登録できません。電子証明書ファイルのパスワードにもなります。"},
+        {"new_password_rule",
+         "初期パスワードと同じものは登録できません。電子証明書ファイルのパスワードにもなります。"},
         {"mail", "メールアドレス"},
         {"mail_confirm", "メールアドレス（確認用）"},
         {"mail_rule", "認証コードやお知らせをこのアドレスに送信します。"},
         {"button_register", "登録"},
         {"register_password_title", "一般ユーザーの初期登録 パスワード登録"},
-        {"register_password_lead", "新しいパスワードを入力し、［登録］ボタンを押してください。登録メールアドレスに認証コードを送信します。"},
+        {"register_password_lead",
+         "新しいパスワードを入力し、［登録］ボタンを押してください。登録メールアドレスに認証コード"
+         "を送信します。"},
         {"admin_users_title", "一般ユーザー管理"},
-        {"admin_users_lead", "団体の一般ユーザーの一覧です。一般ユーザーの登録、ロック・閉塞の解除、パスワードの初期化、利用停止ができます。"},
+        {"admin_users_lead",
+         "団体の一般ユーザーの一覧です。一般ユーザーの登録、ロック・閉塞の解除、パスワードの初期化"
+         "、利用停止ができます。"},
         {"admin_users_caption", "一般ユーザー一覧"},
         {"org", "団体"},
         {"name", "氏名"},
@@ -208,9 +237,15 @@ std::map<std::string, std::string> account_words(Language lang) {
         {"add_user_heading", "一般ユーザーの登録"},
         {"button_add_user", "登録"},
         {"admin_password_title", "初期パスワード"},
-        {"admin_added_lead", "一般ユーザーを登録しました。ユーザーIDと次の初期パスワードを該当ユーザーにお伝えください。"},
-        {"admin_reset_lead", "パスワードを初期化しました。該当ユーザーのログイン中のセッションは終了します。次の初期パスワードをお伝えください。"},
-        {"admin_password_note", "初期パスワードはこの画面でのみ表示されます。一般ユーザーは30日以内にログイン画面の［一般ユーザーの初期登録］から登録してください。"},
+        {"admin_added_lead",
+         "一般ユーザーを登録しました。ユーザーIDと次の初期パスワードを該当ユーザーにお伝えください"
+         "。"},
+        {"admin_reset_lead",
+         "パスワードを初期化しました。該当ユーザーのログイン中のセッションは終了します。次の初期パ"
+         "スワードをお伝えください。"},
+        {"admin_password_note",
+         "初期パスワードはこの画面でのみ表示されます。一般ユーザーは30日以内にログイン画面の［一般"
+         "ユーザーの初期登録］から登録してください。"},
         {"back_to_users", "一般ユーザー管理へ戻る"},
     };
 }
