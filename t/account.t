@@ -56,7 +56,7 @@ sub register_master {
              new_password_confirm => $new_pw, mail => "new-$user\@example.test",
              mail_confirm => "new-$user\@example.test");
     $f{$_} = $o{$_} for grep { exists $f{$_} } keys %o;
-    return $t->submit('/certgate/register/master', \%f, jar => $o{jar});
+    return $t->submit('/certgate/register/master', \%f, jar => $o{jar}, html => $o{html});
 }
 
 sub auth { my ($user, $password, %o) = @_; return $t->submit('/certgate/issue', { user_id => $user, password => $password }, %o) }
@@ -80,6 +80,9 @@ subtest 'マスターユーザー初期登録ログイン as a clerk sees it' =>
     like($r->{body}, qr{>登録</button>}, '登録');
     like($r->{body}, qr{>キャンセル</button>}, 'キャンセル');
     unlike($r->{body}, qr{<script>|style="}, 'no inline script or style');
+    $r = $t->get('/certgate/register/master?lang=en');
+    like($r->{body}, qr{<h1>Master user&apos;s first registration</h1>}, 'in English too');
+    like($r->{body}, qr{<label for="password">Initial password }, 'with English labels');
 };
 
 subtest 'the new password and mail are checked before the initial password is tried' => sub {
@@ -102,6 +105,9 @@ subtest 'the new password and mail are checked before the initial password is tr
     $r = $t->request('/certgate/register/master', method => 'POST', json => 1,
         body => { user_id => 'master01', password => $initial, csrf_token => 'forged' });
     is(Certgate::Test::json_of($r)->{error}, 'csrf', 'a forged token: csrf');
+    $r = register_master('master01', $initial, new_password_confirm => 'Other1!pw', html => 1);
+    like($r->{body}, qr{新しいパスワードと確認用パスワードが一致しません}, 'a browser sees the refusal on the screen');
+    like($r->{body}, qr{value="master01"}, 'with the user ID kept');
 };
 
 subtest 'the master registers: code to the new address, account active, on to ⑥' => sub {
@@ -369,6 +375,9 @@ subtest 'a master of another organisation cannot list or change these users' => 
         is($r->{status}, 404, "$action: 404");
         is($r->{json}{error}, 'not_found', "$action: not_found, as for an unknown ID");
     }
+    $r = $t->request('/certgate/admin/users/general05/disable', method => 'POST', json => 1,
+        cookies => $session{master05}, cert => 'master05', body => { csrf_token => 'forged' });
+    is(Certgate::Test::json_of($r)->{error}, 'csrf', 'the owner with a forged token: csrf');
     $r = admin('master06', 'admin/users/nosuch01/reset', {});
     is($r->{json}{error}, 'not_found', 'an unknown ID answers the same');
     $r = admin('master06', 'admin/users/master05/reset', {});
@@ -377,7 +386,10 @@ subtest 'a master of another organisation cannot list or change these users' => 
 };
 
 subtest 'the master resets and disables a general user' => sub {
-    my $r = admin('master05', 'admin/users/general05/reset', {});
+    my $r = admin('master05', 'admin/users/general05/reset', {}, html => 1);
+    is($r->{status}, 200, 'reset in a browser');
+    like($r->{body}, qr{<dd class="cg-secret">[^<]{12}</dd>}, 'the page shows the new initial password');
+    $r = admin('master05', 'admin/users/general05/reset', {});
     ok($r->{json}{ok}, 'reset');
     like($r->{json}{initial_password} // '', qr/^.{12}$/, 'a new initial password, given once');
     is(user_json('general05')->{state}, 'must_register', 'the user must register again');
