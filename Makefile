@@ -106,7 +106,7 @@ $(B)/ctl/%.o: src/ctl/%.cpp $(wildcard src/core/*.hpp src/ctl/*.hpp)
 	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
 
 $(CTL): $(CTL_OBJS) $(CORE_LIB)
-	$(CXX) $(SAN_FLAGS) -o $@ $(CTL_OBJS) $(CORE_LIB) $(LIBS)
+	$(CXX) $(SAN_FLAGS) -o $@.tmp $(CTL_OBJS) $(CORE_LIB) $(LIBS) && mv -f $@.tmp $@
 
 # --- the nginx module, built against Debian's nginx-dev sources -------------
 
@@ -124,7 +124,8 @@ $(B)/nginx/objs/Makefile: $(NGX_SRC)/conf_flags config config.make
 
 $(MODULE): $(B)/nginx/objs/Makefile $(CORE_LIB) $(GLUE_SRCS)
 	$(MAKE) -s -C $(B)/nginx -f objs/Makefile modules
-	cp $(B)/nginx/objs/ngx_http_certgate_module.so $@
+	@# A new file renamed into place: a running nginx keeps the old one mapped.
+	cp $(B)/nginx/objs/ngx_http_certgate_module.so $@.tmp && mv -f $@.tmp $@
 
 module: $(MODULE)
 ctl: $(CTL)

@@ -84,6 +84,19 @@ subtest 'the sixth wrong password locks; the lock lifts by itself' => sub {
     is($r->{json}{next}, '/certgate/issue/code', 'and goes on to ⑤');
 };
 
+subtest 'released by the bank, the user starts a new streak' => sub {
+    $t->add_user('ORG001', 'release01', $pw);
+    my $r;
+    $r = auth('release01', 'Wrong0!pw') for 1 .. 6;
+    is($r->{json}{error}, 'locked', 'six wrong passwords lock');
+    my ($rc, $out) = $t->certgatectl('user', 'unlock', 'release01');
+    is($rc, 0, 'certgatectl user unlock') or diag $out;
+    $r = auth('release01', $pw);
+    ok($r->{json}{ok}, 'the right password passes at once') or diag explain $r->{json};
+    $r = auth('release01', 'Wrong0!pw') for 1 .. 5;
+    is($r->{json}{error}, 'bad_credentials', 'five wrong ones after a success do not lock');
+};
+
 subtest 'the third lock blocks' => sub {
     for my $lock (1 .. 3) {
         my $last;

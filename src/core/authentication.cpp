@@ -20,9 +20,18 @@ const char *to_string(AuthStatus s) {
     return "unavailable";
 }
 
-std::string failure_counter_key(const User &user) {
-    return "cg:fail:" + user.id + ":" + std::to_string(user.lock_count) + ":" +
-           std::to_string(user.locked_until) + ":" + std::to_string(user.last_login_at);
+namespace {
+std::string streak_key(const std::string &user_id) { return "cg:streak:" + user_id; }
+const long kStreakTtl = 30L * 86400;  // memcached's longest relative expiry
+}  // namespace
+
+std::string failure_counter_key(Memcache &mc, const std::string &user_id) {
+    auto streak = mc.get(streak_key(user_id));
+    return "cg:fail:" + user_id + ":" + (streak ? *streak : std::string("0"));
+}
+
+void start_new_streak(Memcache &mc, const std::string &user_id) {
+    mc.incr_or_create(streak_key(user_id), 1, kStreakTtl);
 }
 
 namespace {
@@ -68,6 +77,10 @@ AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const Aut
     std::optional<User> user;
     uint64_t attempt = 0;
     try {
+        // The streak is read before the user's state: a lock is written
+        // before its streak ends, so an attempt that sees the new streak also
+        // sees the lock.
+        std::string key = failure_counter_key(mc, req.user_id);
         user = store.find_user(req.user_id);
         if (user && user->state == UserState::disabled) user.reset();
 
@@ -90,9 +103,6 @@ AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const Aut
         }
 
         // Take the failure slot before the hash is checked.
-        User unknown;
-        unknown.id = req.user_id;
-        std::string key = failure_counter_key(user ? *user : unknown);
         attempt = mc.incr_or_create(key, 1, 7 * 86400);
         if (attempt > static_cast<uint64_t>(s.lockout_failures)) {
             // Parallel attempts beyond the limit: the one that reached it locks.
@@ -109,7 +119,7 @@ AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const Aut
             result.status = AuthStatus::bad_credentials;
             if (attempt == static_cast<uint64_t>(s.lockout_failures)) {
                 mc.set(ghost_lock, "1", s.lockout_time_s);
-                mc.remove(key);
+                start_new_streak(mc, req.user_id);
                 result.status = AuthStatus::locked;
                 result.locked_until = req.now + s.lockout_time_s;
             }
@@ -125,6 +135,9 @@ AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const Aut
             if (attempt == static_cast<uint64_t>(s.lockout_failures)) {
                 int64_t until = req.now + s.lockout_time_s;
                 LockResult lr = store.lock_user(user->id, until, s.lockout_locks, "certgate");
+                // Attempts still in flight count on the old streak (and are
+                // refused); after the lock the user starts from zero.
+                start_new_streak(mc, user->id);
                 result.status = lr.blocked ? AuthStatus::blocked : AuthStatus::locked;
                 result.locked_until = until;
                 queue_lock_mail(s, store, *user, lr.blocked, until, &result);
@@ -133,6 +146,7 @@ AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const Aut
         }
 
         // The right password: the streak ends here.
+        start_new_streak(mc, user->id);
         mc.remove(key);
         if (user->state == UserState::must_register) {
             if (user->initial_password_at != 0 &&

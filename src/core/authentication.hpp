@@ -58,8 +58,13 @@ inline constexpr int64_t kInitialPasswordLifetime = 30 * 86400;
 AuthResult authenticate(const Settings &settings, Store &store, Memcache &mc,
                         const AuthRequest &request);
 
-// The memcached key of a user's consecutive-failure counter. It changes with
-// every lock, unlock and successful login, so each streak starts from zero.
-std::string failure_counter_key(const User &user);
+// The memcached key of a user's consecutive-failure counter for the current
+// streak. A streak ends (and the next starts from zero) with every lock and
+// every success, and when a master or the bank releases the user: the streak
+// number is kept in memcached beside the counter.
+std::string failure_counter_key(Memcache &mc, const std::string &user_id);
+
+// Ends the user's current streak: the next attempt counts from zero.
+void start_new_streak(Memcache &mc, const std::string &user_id);
 
 }  // namespace certgate

@@ -438,10 +438,9 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
 
     Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
     auto forget_failures = [&] {
-        // The counter key is derived from the lock state just cleared, and an
-        // old streak may sit under it: this user starts from zero.
+        // Released by the master: this user starts from zero.
         try {
-            if (auto now_u = store.find_user(target)) mc.remove(failure_counter_key(*now_u));
+            start_new_streak(mc, target);
         } catch (const MemcacheError &e) {
             c.res.log_error = e.what();
         }
