@@ -158,8 +158,6 @@ void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
                           certgate::PresentedCertificate *pc);
 std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r,
                                                           ngx_certgate_main_conf_t *cmcf,
-                                                          const std::string &cookies,
-                                                          const std::string &serial,
                                                           certgate::ErrorCode *why);
 
 // Every Cookie header of the request, joined with "; ".

@@ -395,7 +395,7 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
     ngx_certgate_present(r, cmcf, &req->cert);
     if (req->cert.ours && !req->cert.expired) {
         certgate::ErrorCode why;
-        req->session = ngx_certgate_live_session(r, cmcf, req->cookies, req->cert.serial, &why);
+        req->session = ngx_certgate_live_session(r, cmcf, &why);
     }
 
     const certgate::Runtime *rt = cmcf->runtime;

@@ -77,39 +77,68 @@ void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
     pc->not_after = peer->id.not_after;
 }
 
-std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r,
-                                                          ngx_certgate_main_conf_t *cmcf,
-                                                          const std::string &cookies,
-                                                          const std::string &serial,
-                                                          certgate::ErrorCode *why) {
-    const certgate::Settings &s = cmcf->runtime->settings;
-    *why = certgate::ErrorCode::login_required;
-    std::string value = certgate::find_cookie(cookies, certgate::kSessionCookie);
-    if (value.empty()) return std::nullopt;
-    ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
-    std::optional<certgate::Session> session;
-    if (peer != nullptr && !peer->session_value.empty() && peer->session_value == value) {
-        session = peer->session;
-    } else {
-        session = certgate::decode_session(s.secret, value);
-        if (!session) return std::nullopt;
-        if (peer != nullptr) {
-            peer->session_value = value;
-            peer->session = *session;
+// The session cookie's value, a view into the request's Cookie headers.
+static std::string_view ngx_certgate_session_cookie(ngx_http_request_t *r) {
+    ngx_list_part_t *part = &r->headers_in.headers.part;
+    auto *h = static_cast<ngx_table_elt_t *>(part->elts);
+    for (ngx_uint_t i = 0;; i++) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) break;
+            part = part->next;
+            h = static_cast<ngx_table_elt_t *>(part->elts);
+            i = 0;
+        }
+        if (h[i].key.len == 6 && ngx_strncasecmp(h[i].key.data, (u_char *)"cookie", 6) == 0) {
+            std::string_view v = certgate::find_cookie_view(
+                std::string_view(reinterpret_cast<char *>(h[i].value.data), h[i].value.len),
+                certgate::kSessionCookie);
+            if (!v.empty()) return v;
         }
     }
-    auto check = certgate::check_session(*session, serial, ngx_time(), s.session_idle_s,
-                                         s.session_absolute_s);
-    if (check == certgate::SessionCheck::wrong_certificate) {
-        *why = serial.empty() ? certgate::ErrorCode::no_certificate
-                              : certgate::ErrorCode::certificate_mismatch;
-        return std::nullopt;
+    return {};
+}
+
+// The live session of this request, kept with its TLS connection (so a
+// keep-alive client's HMAC is checked once); nullptr and *why otherwise.
+static const certgate::Session *ngx_certgate_session(ngx_http_request_t *r,
+                                                     ngx_certgate_main_conf_t *cmcf,
+                                                     ngx_certgate_peer_t *peer,
+                                                     certgate::ErrorCode *why) {
+    const certgate::Settings &s = cmcf->runtime->settings;
+    *why = certgate::ErrorCode::login_required;
+    std::string_view value = ngx_certgate_session_cookie(r);
+    if (value.empty() || peer == nullptr) return nullptr;
+    if (peer->session_value.empty() || value != peer->session_value) {
+        auto decoded = certgate::decode_session(s.secret, std::string(value));
+        if (!decoded) return nullptr;
+        peer->session_value.assign(value.data(), value.size());
+        peer->session = std::move(*decoded);
     }
-    if (check == certgate::SessionCheck::expired) return std::nullopt;
+    const certgate::Session *session = &peer->session;
+    auto check = certgate::check_session(*session, peer->id.serial_hex, ngx_time(),
+                                         s.session_idle_s, s.session_absolute_s);
+    if (check == certgate::SessionCheck::wrong_certificate) {
+        *why = certgate::ErrorCode::certificate_mismatch;
+        return nullptr;
+    }
+    if (check == certgate::SessionCheck::expired) return nullptr;
     if (ngx_certgate_session_ended(cmcf, session->id, session->user_id, session->started_at)) {
-        return std::nullopt;
+        return nullptr;
     }
     return session;
+}
+
+std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r,
+                                                          ngx_certgate_main_conf_t *cmcf,
+                                                          certgate::ErrorCode *why) {
+    ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
+    if (peer == nullptr || !peer->ours) {
+        *why = certgate::ErrorCode::no_certificate;
+        return std::nullopt;
+    }
+    const certgate::Session *session = ngx_certgate_session(r, cmcf, peer, why);
+    if (session == nullptr) return std::nullopt;
+    return *session;
 }
 
 static ngx_uint_t ngx_certgate_status(certgate::ErrorCode code) {
@@ -172,23 +201,24 @@ ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
             return ngx_certgate_deny(r, cmcf, ErrorCode::unavailable);
         }
 
-        certgate::PresentedCertificate pc;
-        ngx_certgate_present(r, cmcf, &pc);
-        if (!pc.present) return ngx_certgate_deny(r, cmcf, ErrorCode::no_certificate);
-        if (!pc.ours) return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_mismatch);
-        if (pc.expired) return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_expired);
-        if (ngx_certgate_serial_revoked(cmcf, pc.serial)) {
+        ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
+        if (peer == nullptr) return ngx_certgate_deny(r, cmcf, ErrorCode::no_certificate);
+        if (!peer->ours) return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_mismatch);
+        time_t now = ngx_time();
+        if (now > peer->id.not_after || now < peer->id.not_before) {
+            return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_expired);
+        }
+        if (ngx_certgate_serial_revoked(cmcf, peer->id.serial_hex)) {
             return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_revoked);
         }
 
         ErrorCode why;
-        std::string cookies = ngx_certgate_cookie_header(r);
-        auto session = ngx_certgate_live_session(r, cmcf, cookies, pc.serial, &why);
+        const certgate::Session *session = ngx_certgate_session(r, cmcf, peer, &why);
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "certgate require: certificate ok, session %s (%s)",
                        session ? "live" : "none", session ? "" : certgate::error_name(why));
-        if (!session) return ngx_certgate_deny(r, cmcf, why);
-        if (session->user_id != pc.user_id) {
+        if (session == nullptr) return ngx_certgate_deny(r, cmcf, why);
+        if (session->user_id != peer->id.common_name) {
             return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_mismatch);
         }
         if (lcf->require_master && session->role != certgate::Role::master) {
@@ -196,11 +226,11 @@ ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
         }
 
         const certgate::Settings &s = cmcf->runtime->settings;
-        time_t now = ngx_time();
         if (certgate::session_needs_refresh(*session, now, s.session_idle_s)) {
-            session->last_seen = now;
-            if (ngx_certgate_set_cookie(r, certgate::kSessionCookie,
-                                        certgate::encode_session(s.secret, *session)) != NGX_OK) {
+            peer->session.last_seen = now;
+            peer->session_value = certgate::encode_session(s.secret, peer->session);
+            if (ngx_certgate_set_cookie(r, certgate::kSessionCookie, peer->session_value) !=
+                NGX_OK) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
         }
@@ -210,10 +240,14 @@ ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
         if (!ctx->identity_set) {
             ctx->user = ngx_certgate_pstr(r->pool, session->user_id);
             ctx->org = ngx_certgate_pstr(r->pool, session->org);
-            ctx->role = ngx_certgate_pstr(r->pool, certgate::to_string(session->role));
-            ctx->serial = ngx_certgate_pstr(r->pool, pc.serial);
-            long days = pc.not_after > now ? static_cast<long>((pc.not_after - now) / 86400) : 0;
-            ctx->days_left = ngx_certgate_pstr(r->pool, std::to_string(days));
+            const char *role = certgate::to_string(session->role);
+            ctx->role.data = (u_char *)role;
+            ctx->role.len = ngx_strlen(role);
+            ctx->serial = ngx_certgate_pstr(r->pool, peer->id.serial_hex);
+            long days = peer->id.not_after > now ? static_cast<long>((peer->id.not_after - now) / 86400) : 0;
+            ctx->days_left.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
+            if (ctx->days_left.data == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            ctx->days_left.len = ngx_sprintf(ctx->days_left.data, "%l", days) - ctx->days_left.data;
             ctx->identity_set = 1;
         }
         return NGX_OK;

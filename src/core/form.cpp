@@ -58,6 +58,10 @@ bool parse_form(std::string_view text, std::map<std::string, std::string> *field
 }
 
 std::string find_cookie(std::string_view header, std::string_view name) {
+    return std::string(find_cookie_view(header, name));
+}
+
+std::string_view find_cookie_view(std::string_view header, std::string_view name) {
     size_t pos = 0;
     while (pos < header.size()) {
         size_t semi = header.find(';', pos);
@@ -71,7 +75,7 @@ std::string find_cookie(std::string_view header, std::string_view name) {
         if (part.substr(0, eq) == name) {
             std::string_view v = part.substr(eq + 1);
             if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-            return std::string(v);
+            return v;
         }
     }
     return {};

@@ -16,6 +16,8 @@ bool parse_form(std::string_view text, std::map<std::string, std::string> *field
 
 // The value of cookie `name` in one Cookie header value; empty when absent.
 std::string find_cookie(std::string_view header, std::string_view name);
+// The same, as a view into `header` (the protected path allocates nothing).
+std::string_view find_cookie_view(std::string_view header, std::string_view name);
 
 // A non-negative decimal integer of at most 19 digits, nothing else.
 bool parse_decimal(const std::string &text, int64_t *out);
