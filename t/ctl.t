@@ -13,7 +13,7 @@ use File::Temp qw(tempdir);
 use Test::More;
 use Certgate::Ctl;
 
-plan skip_all => 'certgatectl not built (' . Certgate::Ctl::binary() . ')'
+BAIL_OUT('certgatectl not built (' . Certgate::Ctl::binary() . '): run make first')
     unless -x Certgate::Ctl::binary();
 
 my $dir = tempdir('certgate-ctl-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CERTGATE_KEEP});

@@ -15,10 +15,10 @@ use Certgate::Test;
 my $softhsm = '/usr/lib/softhsm/libsofthsm2.so';
 my ($engines_dir) = `openssl version -e 2>/dev/null` =~ /ENGINESDIR: "([^"]+)"/;
 sub on_path { my ($cmd) = @_; return grep { -x "$_/$cmd" } split /:/, $ENV{PATH} }
-plan skip_all => "softhsm2 is not installed ($softhsm)"
+BAIL_OUT "softhsm2 is not installed ($softhsm)"
     unless -r $softhsm && on_path('softhsm2-util');
-plan skip_all => 'opensc is not installed (pkcs11-tool)' unless on_path('pkcs11-tool');
-plan skip_all => 'libengine-pkcs11-openssl is not installed (no pkcs11.so in OpenSSL\'s ENGINESDIR)'
+BAIL_OUT 'opensc is not installed (pkcs11-tool)' unless on_path('pkcs11-tool');
+BAIL_OUT 'libengine-pkcs11-openssl is not installed (no pkcs11.so in OpenSSL\'s ENGINESDIR)'
     unless $engines_dir && -r "$engines_dir/pkcs11.so";
 
 my $t = Certgate::Test->new;    # the store, and a PEM CA for the server certificate
