@@ -122,7 +122,7 @@ static const certgate::Session *ngx_certgate_session(ngx_http_request_t *r,
         return nullptr;
     }
     if (check == certgate::SessionCheck::expired) return nullptr;
-    if (ngx_certgate_session_ended(cmcf, session->id, session->user_id, session->started_at)) {
+    if (ngx_certgate_session_ended(cmcf, session->id, session->user_id, session->epoch)) {
         return nullptr;
     }
     return session;

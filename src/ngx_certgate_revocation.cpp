@@ -18,7 +18,7 @@ enum : u_char { kSerial = 's', kUser = 'u', kSession = 'x' };
 
 struct ngx_certgate_entry_t {
     ngx_rbtree_node_t node;  // node.key: crc32 of the kind and key
-    int64_t at;              // user: sessions before it end; session: when it ended
+    int64_t at;              // user: event id; sessions of earlier logins end. session: when it ended
     u_char kind;
     u_char blocked;  // user: blocked or disabled now
     u_short len;
@@ -198,7 +198,7 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
         case K::user_blocked: e->blocked = 1; break;
         case K::user_unblocked: e->blocked = 0; break;
         case K::user_invalidated:
-            if (u.at > e->at) e->at = u.at;
+            if (u.event_id > e->at) e->at = u.event_id;
             break;
         }
     }
@@ -333,14 +333,14 @@ bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::stri
 }
 
 bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::string &session_id,
-                                const std::string &user_id, int64_t started_at) noexcept {
+                                const std::string &user_id, int64_t epoch) noexcept {
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return true;
     ngx_shmtx_lock(&z->shpool->mutex);
     bool ended = entry_find(z->sh, kSession, session_id) != nullptr;
     if (!ended) {
         ngx_certgate_entry_t *u = entry_find(z->sh, kUser, user_id);
-        ended = u != nullptr && (u->blocked || u->at >= started_at);
+        ended = u != nullptr && (u->blocked || u->at > epoch);
     }
     ngx_shmtx_unlock(&z->shpool->mutex);
     return ended;

@@ -20,8 +20,10 @@ ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle, ngx_certgate_main_co
 // The protected path's questions; microseconds, no I/O.
 ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t *cmcf) noexcept;
 bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::string &serial) noexcept;
+// A session ends with a logout of its own, or a reset, block or disable of
+// its user recorded after its login (event ids, which order exactly).
 bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::string &session_id,
-                                const std::string &user_id, int64_t started_at) noexcept;
+                                const std::string &user_id, int64_t epoch) noexcept;
 
 // Work one worker of all does per interval: true for the worker whose turn
 // it is (and marks the turn taken).

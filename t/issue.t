@@ -137,7 +137,7 @@ subtest 'renewal (R2)' => sub {
     my $jar = $t->jar;
     ok($t->login('renew001', $pw, cert => $first->{name}, jar => $jar)->{json}{ok}, 'logged in with the old certificate');
     my $second = $t->issue_certificate('renew001', $pw, name => 'renew001-new');
-    ok($second->{ok}, '30 days before expiry: renewed');
+    ok($second->{ok}, '30 days before expiry: renewed') or diag explain $second;
     my ($rc, $out) = $t->certgatectl('--json', 'cert', 'show', $first->{serial});
     like($out, qr/"status":"superseded"/, 'the old certificate is superseded');
     my $g = $t->get('/app/', cert => $first->{name}, cookies => $jar, json => 1);

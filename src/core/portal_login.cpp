@@ -135,8 +135,9 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
     if (cert->status == CertStatus::expired) return refuse(ErrorCode::certificate_expired);
 
     Session session = new_session(*ar.user, pc.serial, pc.not_after, c.req.now);
-    store.append_event(user_id, "session.login", user_id,
-                       "session=" + session.id + " serial=" + pc.serial + " client=" + c.req.client);
+    session.epoch = store.append_event(user_id, "session.login", user_id,
+                                       "session=" + session.id + " serial=" + pc.serial +
+                                           " client=" + c.req.client);
     c.res.set_cookies.push_back(cookie(kSessionCookie, encode_session(s.secret, session), -1));
 
     std::string next = safe_return(field(c.req, "return"));

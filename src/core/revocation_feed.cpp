@@ -6,6 +6,7 @@ bool interpret_event(const Event &e, RevocationUpdate *u) {
     using K = RevocationUpdate::Kind;
     u->key = e.subject;
     u->at = e.at;
+    u->event_id = e.id;
     if (e.kind == event_kind::kCertRevoked) {
         u->kind = K::serial_revoked;
     } else if (e.kind == event_kind::kUserBlocked || e.kind == event_kind::kUserDisabled) {
@@ -30,11 +31,11 @@ FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
     FeedBatch batch;
     batch.last_event_id = store.last_event_id();
     for (const Certificate &c : store.revoked_certificates()) {
-        batch.updates.push_back({RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at});
+        batch.updates.push_back({RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at, 0});
     }
     for (const User &u : store.list_users()) {
         if (u.blocked || u.state == UserState::disabled) {
-            batch.updates.push_back({RevocationUpdate::Kind::user_blocked, u.id, 0});
+            batch.updates.push_back({RevocationUpdate::Kind::user_blocked, u.id, 0, 0});
         }
     }
     // Resets and logouts matter while a session from before them could live.
@@ -72,7 +73,8 @@ FeedBatch feed_since(Store &store, int64_t after_id, int limit) {
             batch.updates.push_back(u);
             // A block also ends the sessions that started before it.
             if (u.kind == RevocationUpdate::Kind::user_blocked) {
-                batch.updates.push_back({RevocationUpdate::Kind::user_invalidated, u.key, u.at});
+                batch.updates.push_back(
+                    {RevocationUpdate::Kind::user_invalidated, u.key, u.at, u.event_id});
             }
         }
     }

@@ -22,7 +22,8 @@ struct RevocationUpdate {
     };
     Kind kind;
     std::string key;
-    int64_t at = 0;
+    int64_t at = 0;        // when (session_ended: the logout's time)
+    int64_t event_id = 0;  // user_*: the event's id, which orders it against logins
 };
 
 struct FeedBatch {

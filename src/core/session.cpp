@@ -30,10 +30,10 @@ std::string mac_of(const std::string &secret, const std::string &payload) {
 
 // Fields joined by '|', each base64url: no separator can appear inside one.
 std::string encode_session(const std::string &secret, const Session &s) {
-    std::string payload = "1|" + s.id + "|" + base64url_encode(s.user_id) + "|" +
+    std::string payload = "2|" + s.id + "|" + base64url_encode(s.user_id) + "|" +
                           base64url_encode(s.org) + "|" + to_string(s.role) + "|" + s.serial +
                           "|" + std::to_string(s.started_at) + "|" + std::to_string(s.last_seen) +
-                          "|" + std::to_string(s.cert_not_after);
+                          "|" + std::to_string(s.cert_not_after) + "|" + std::to_string(s.epoch);
     return base64url_encode(payload) + "." + base64url_encode(mac_of(secret, payload));
 }
 
@@ -46,23 +46,24 @@ std::optional<Session> decode_session(const std::string &secret, const std::stri
         return std::nullopt;
     }
     if (!equal_secrets(mac, mac_of(secret, payload))) return std::nullopt;
-    // Nine fields split at '|' (none can hold one: they are base64url or digits).
+    // Ten fields split at '|' (none can hold one: they are base64url or digits).
     std::vector<std::string> f;
-    f.reserve(9);
+    f.reserve(10);
     size_t start = 0;
     for (;;) {
         size_t bar = payload.find('|', start);
         f.emplace_back(payload, start, bar == std::string::npos ? std::string::npos : bar - start);
-        if (bar == std::string::npos || f.size() > 9) break;
+        if (bar == std::string::npos || f.size() > 10) break;
         start = bar + 1;
     }
-    if (f.size() != 9 || f[0] != "1") return std::nullopt;
+    if (f.size() != 10 || f[0] != "2") return std::nullopt;
     Session s;
     s.id = f[1];
     auto role = parse_role(f[4]);
     if (!base64url_decode(f[2], &s.user_id) || !base64url_decode(f[3], &s.org) || !role ||
         !parse_decimal(f[6], &s.started_at) || !parse_decimal(f[7], &s.last_seen) ||
-        !parse_decimal(f[8], &s.cert_not_after) || s.id.size() != 22 || f[5].empty()) {
+        !parse_decimal(f[8], &s.cert_not_after) || !parse_decimal(f[9], &s.epoch) ||
+        s.id.size() != 22 || f[5].empty()) {
         return std::nullopt;
     }
     s.role = *role;

@@ -22,6 +22,9 @@ struct Session {
     int64_t started_at = 0;
     int64_t last_seen = 0;
     int64_t cert_not_after = 0;  // for $certgate_cert_days_left
+    // The store's event id of this login: a reset or block with a later
+    // event id ends the session (event ids order exactly; seconds do not).
+    int64_t epoch = 0;
 };
 
 // A fresh session for a user who just logged in with certificate `serial`.

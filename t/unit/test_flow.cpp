@@ -144,12 +144,13 @@ static void sessions(void **) {
     u.org = "ORG|001";
     u.role = Role::master;
     Session s = new_session(u, "4A1F", 5000, 1000);
+    s.epoch = 4242;
     std::string value = encode_session(kSecret, s);
     auto back = decode_session(kSecret, value);
     assert_true(back.has_value());
     assert_true(back->id == s.id && back->user_id == "master01" && back->org == "ORG|001");
     assert_true(back->role == Role::master && back->serial == "4A1F");
-    assert_true(back->started_at == 1000 && back->cert_not_after == 5000);
+    assert_true(back->started_at == 1000 && back->cert_not_after == 5000 && back->epoch == 4242);
 
     assert_int_equal(static_cast<int>(check_session(s, "4A1F", 1100, 1200, 28800)),
                      static_cast<int>(SessionCheck::ok));
@@ -199,7 +200,10 @@ static void revocation_feed_reads_events(void **) {
     e.subject = "4A1F";
     e.at = 77;
     assert_true(interpret_event(e, &u));
+    e.id = 99;
+    assert_true(interpret_event(e, &u));
     assert_true(u.kind == RevocationUpdate::Kind::serial_revoked && u.key == "4A1F" && u.at == 77);
+    assert_int_equal(u.event_id, 99);
     e.kind = event_kind::kUserReset;
     e.subject = "alice001";
     assert_true(interpret_event(e, &u) && u.kind == RevocationUpdate::Kind::user_invalidated);
