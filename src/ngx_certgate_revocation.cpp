@@ -20,7 +20,7 @@ struct ngx_certgate_entry_t {
     ngx_rbtree_node_t node;  // node.key: crc32 of the kind and key
     int64_t at;              // user: event id; sessions of earlier logins end. session: when it ended
     u_char kind;
-    u_char blocked;  // user: blocked or disabled now
+    u_char blocked;  // user: blocked or disabled now (for the record; see session_ended)
     u_short len;
     u_char data[1];
 };
@@ -195,7 +195,10 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
         switch (u.kind) {
         case K::serial_revoked: break;
         case K::session_ended: e->at = u.at; break;
-        case K::user_blocked: e->blocked = 1; break;
+        case K::user_blocked:
+            e->blocked = 1;
+            if (u.event_id > e->at) e->at = u.event_id;
+            break;
         case K::user_unblocked: e->blocked = 0; break;
         case K::user_invalidated:
             if (u.event_id > e->at) e->at = u.event_id;
@@ -340,7 +343,11 @@ bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::strin
     bool ended = entry_find(z->sh, kSession, session_id) != nullptr;
     if (!ended) {
         ngx_certgate_entry_t *u = entry_find(z->sh, kUser, user_id);
-        ended = u != nullptr && (u->blocked || u->at > epoch);
+        // Sessions that began before the user's latest reset, block or
+        // disable end; a login after an unblock starts a good one (no login
+        // passes while the user is blocked, so none can be newer than a block
+        // still in force).
+        ended = u != nullptr && u->at > epoch;
     }
     ngx_shmtx_unlock(&z->shpool->mutex);
     return ended;

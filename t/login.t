@@ -172,6 +172,13 @@ subtest 'revocation and reset end sessions without reload' => sub {
     $cert{revoke02} = $t->issue_certificate('revoke02', $pw);
     ends_within_3s('revoke02', sub { $t->certgatectl('cert', 'revoke', $cert{revoke02}{serial}, '--reason', 'keyCompromise') }, 'certgatectl cert revoke');
     ends_within_3s('reset001', sub { $t->certgatectl('user', 'reset', 'reset001') }, 'certgatectl user reset');
+    $t->add_user('ORG001', 'block002', $pw);
+    $cert{block002} = $t->issue_certificate('block002', $pw);
+    ends_within_3s('block002', sub { $t->certgatectl('user', 'block', 'block002') }, 'certgatectl user block');
+    $t->certgatectl('user', 'unblock', 'block002');
+    my $jar = $t->jar;
+    ok($t->login('block002', $pw, cert => $cert{block002}{name}, jar => $jar)->{json}{ok}, 'unblocked: logs in again');
+    is(app($cert{block002}{name}, $jar)->{status}, 200, 'and the new session passes at once');
 };
 
 subtest 'an expired certificate is refused on an open keepalive connection' => sub {

@@ -33,9 +33,12 @@ FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
     for (const Certificate &c : store.revoked_certificates()) {
         batch.updates.push_back({RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at, 0});
     }
+    // A user blocked or disabled now: every session that exists began before
+    // (no login passes for such a user), so all of them end.
     for (const User &u : store.list_users()) {
         if (u.blocked || u.state == UserState::disabled) {
-            batch.updates.push_back({RevocationUpdate::Kind::user_blocked, u.id, 0, 0});
+            batch.updates.push_back(
+                {RevocationUpdate::Kind::user_blocked, u.id, 0, batch.last_event_id});
         }
     }
     // Resets and logouts matter while a session from before them could live.
