@@ -274,7 +274,7 @@ subtest 'an expired code is refused' => sub {
     my $r = auth('codeuser1', $pw, jar => $jar);
     ok($r->{json}{ok}, '④ passes') or diag explain $r;
     my $code = code_from_mail('codeuser1');
-    sleep 2.5;
+    sleep 3.2;    # times are whole seconds: 3.2 s is past a 2 s lifetime whenever it began
     $r = $t->submit('/certgate/issue/code', { code => $code }, jar => $jar);
     is($r->{json}{error}, 'code_expired', 'code_expired');
     is($r->{status}, 410, 'status 410');
