@@ -160,6 +160,27 @@ std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r
                                                           ngx_certgate_main_conf_t *cmcf,
                                                           certgate::ErrorCode *why);
 
+// Calls f(value) for each request header called `name` (lower case, e.g.
+// "cookie") until f returns true.
+template <class F>
+void ngx_certgate_each_header(ngx_http_request_t *r, const char *name, F f) {
+    size_t len = ngx_strlen(name);
+    ngx_list_part_t *part = &r->headers_in.headers.part;
+    auto *h = static_cast<ngx_table_elt_t *>(part->elts);
+    for (ngx_uint_t i = 0;; i++) {
+        if (i >= part->nelts) {
+            if (part->next == nullptr) return;
+            part = part->next;
+            h = static_cast<ngx_table_elt_t *>(part->elts);
+            i = 0;
+        }
+        if (h[i].key.len == len && ngx_strncasecmp(h[i].key.data, (u_char *)name, len) == 0 &&
+            f(h[i].value)) {
+            return;
+        }
+    }
+}
+
 // Every Cookie header of the request, joined with "; ".
 std::string ngx_certgate_cookie_header(ngx_http_request_t *r);
 // Adds Set-Cookie: name=value with certgate's attributes (Secure, HttpOnly, ...).

@@ -44,22 +44,12 @@ ngx_str_t ngx_certgate_pstr(ngx_pool_t *pool, const std::string &s) noexcept {
 
 // The value of request header `name` (lower case), or an empty string.
 static ngx_str_t ngx_certgate_header(ngx_http_request_t *r, const char *name) {
-    size_t len = ngx_strlen(name);
-    ngx_list_part_t *part = &r->headers_in.headers.part;
-    auto *h = static_cast<ngx_table_elt_t *>(part->elts);
-    for (ngx_uint_t i = 0;; i++) {
-        if (i >= part->nelts) {
-            if (part->next == nullptr) break;
-            part = part->next;
-            h = static_cast<ngx_table_elt_t *>(part->elts);
-            i = 0;
-        }
-        if (h[i].key.len == len && ngx_strncasecmp(h[i].key.data, (u_char *)name, len) == 0) {
-            return h[i].value;
-        }
-    }
-    ngx_str_t none = ngx_null_string;
-    return none;
+    ngx_str_t found = ngx_null_string;
+    ngx_certgate_each_header(r, name, [&](const ngx_str_t &v) {
+        found = v;
+        return true;
+    });
+    return found;
 }
 
 bool ngx_certgate_wants_json(ngx_http_request_t *r) noexcept {
@@ -274,20 +264,11 @@ static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
 // Every Cookie header of the request, joined.
 std::string ngx_certgate_cookie_header(ngx_http_request_t *r) {
     std::string out;
-    ngx_list_part_t *part = &r->headers_in.headers.part;
-    auto *h = static_cast<ngx_table_elt_t *>(part->elts);
-    for (ngx_uint_t i = 0;; i++) {
-        if (i >= part->nelts) {
-            if (part->next == nullptr) break;
-            part = part->next;
-            h = static_cast<ngx_table_elt_t *>(part->elts);
-            i = 0;
-        }
-        if (h[i].key.len == 6 && ngx_strncasecmp(h[i].key.data, (u_char *)"cookie", 6) == 0) {
-            if (!out.empty()) out += "; ";
-            out += ngx_certgate_str(h[i].value);
-        }
-    }
+    ngx_certgate_each_header(r, "cookie", [&](const ngx_str_t &v) {
+        if (!out.empty()) out += "; ";
+        out += ngx_certgate_str(v);
+        return false;
+    });
     return out;
 }
 

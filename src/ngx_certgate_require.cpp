@@ -79,23 +79,13 @@ void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
 
 // The session cookie's value, a view into the request's Cookie headers.
 static std::string_view ngx_certgate_session_cookie(ngx_http_request_t *r) {
-    ngx_list_part_t *part = &r->headers_in.headers.part;
-    auto *h = static_cast<ngx_table_elt_t *>(part->elts);
-    for (ngx_uint_t i = 0;; i++) {
-        if (i >= part->nelts) {
-            if (part->next == nullptr) break;
-            part = part->next;
-            h = static_cast<ngx_table_elt_t *>(part->elts);
-            i = 0;
-        }
-        if (h[i].key.len == 6 && ngx_strncasecmp(h[i].key.data, (u_char *)"cookie", 6) == 0) {
-            std::string_view v = certgate::find_cookie_view(
-                std::string_view(reinterpret_cast<char *>(h[i].value.data), h[i].value.len),
-                certgate::kSessionCookie);
-            if (!v.empty()) return v;
-        }
-    }
-    return {};
+    std::string_view found;
+    ngx_certgate_each_header(r, "cookie", [&](const ngx_str_t &v) {
+        found = certgate::find_cookie_view(
+            std::string_view(reinterpret_cast<char *>(v.data), v.len), certgate::kSessionCookie);
+        return !found.empty();
+    });
+    return found;
 }
 
 // The live session of this request, kept with its TLS connection (so a

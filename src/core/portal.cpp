@@ -177,6 +177,23 @@ PortalResponse refusal(const Runtime &rt, Portal::Context &c, ErrorCode code,
 
 
 
+AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
+                             const std::string &password, AuthPurpose purpose) {
+    const Settings &s = c.s;
+    AuthRequest areq;
+    areq.user_id = user_id;
+    areq.password = password;
+    areq.purpose = purpose;
+    areq.now = c.req.now;
+    areq.client = c.req.client;
+    AuthResult ar =
+        authenticate(s, thread_store(s.store_uri),
+                     thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms), areq);
+    if (!ar.error.empty()) c.res.log_error = ar.error;
+    if (ar.status == AuthStatus::unavailable) drop_thread_store(s.store_uri);
+    return ar;
+}
+
 bool Portal::routes(const std::string &path) {
     return login_routes(path) || issue_routes(path) || account_routes(path);
 }

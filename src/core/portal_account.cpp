@@ -188,15 +188,7 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
     // The initial password counts toward the lockout like any password.
     Store &store = thread_store(s.store_uri);
     Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
-    AuthRequest areq;
-    areq.user_id = user_id;
-    areq.password = initial;
-    areq.purpose = AuthPurpose::issuance;
-    areq.now = c.req.now;
-    areq.client = c.req.client;
-    AuthResult ar = authenticate(s, store, mc, areq);
-    if (!ar.error.empty()) c.res.log_error = ar.error;
-    if (ar.status == AuthStatus::unavailable) drop_thread_store(s.store_uri);
+    AuthResult ar = authenticate_form(c, user_id, initial, AuthPurpose::issuance);
     bool registered = ar.status == AuthStatus::already_issued ||
                       (ar.status == AuthStatus::ok && !ar.initial_password);
     if (registered) {

@@ -72,19 +72,10 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     Store &store = thread_store(s.store_uri);
     Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
 
-    AuthRequest areq;
-    areq.user_id = user_id;
-    areq.password = password;
-    areq.purpose = AuthPurpose::issuance;
-    areq.now = c.req.now;
-    areq.client = c.req.client;
-    AuthResult ar = authenticate(s, store, mc, areq);
-    if (!ar.error.empty()) c.res.log_error = ar.error;
-
+    AuthResult ar = authenticate_form(c, user_id, password, AuthPurpose::issuance);
     switch (ar.status) {
     case AuthStatus::ok: break;
     case AuthStatus::unavailable:
-        drop_thread_store(s.store_uri);
         code = ErrorCode::unavailable;
         return auth_screen(rt_, c, &code, error_message(code, c.lang));
     case AuthStatus::bad_credentials:

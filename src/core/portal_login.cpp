@@ -89,21 +89,10 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
         return refuse(ErrorCode::certificate_mismatch, msg);
     }
 
-    Store &store = thread_store(s.store_uri);
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
-    AuthRequest areq;
-    areq.user_id = user_id;
-    areq.password = password;
-    areq.purpose = AuthPurpose::login;
-    areq.now = c.req.now;
-    areq.client = c.req.client;
-    AuthResult ar = authenticate(s, store, mc, areq);
-    if (!ar.error.empty()) c.res.log_error = ar.error;
+    AuthResult ar = authenticate_form(c, user_id, password, AuthPurpose::login);
     switch (ar.status) {
     case AuthStatus::ok: break;
-    case AuthStatus::unavailable:
-        drop_thread_store(s.store_uri);
-        return refuse(ErrorCode::unavailable);
+    case AuthStatus::unavailable: return refuse(ErrorCode::unavailable);
     case AuthStatus::bad_credentials: return refuse(ErrorCode::bad_credentials);
     case AuthStatus::locked: {
         std::string msg = error_message(ErrorCode::locked, c.lang);
@@ -121,6 +110,7 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
     if (ar.initial_password) return refuse(ErrorCode::must_register);
 
     // The certificate must be the user's live one: not revoked, not replaced.
+    Store &store = thread_store(s.store_uri);
     auto cert = store.find_certificate(pc.serial);
     if (!cert || cert->user_id != user_id) return refuse(ErrorCode::certificate_mismatch);
     if (cert->status == CertStatus::revoked) return refuse(ErrorCode::certificate_revoked);

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "core/authentication.hpp"
 #include "core/flow.hpp"
 #include "core/health.hpp"
 #include "core/form.hpp"
@@ -78,6 +79,12 @@ struct Portal::Context {
     }
     std::string url(const std::string &path) const { return s.portal_prefix + path; }
 };
+
+// A password check of a form (login, ④, a first registration) with the
+// lockout of R10: the store and memcached of this thread, the reason of an
+// `unavailable` kept for the error log, a failed store dropped.
+AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
+                             const std::string &password, AuthPurpose purpose);
 
 // The screens, by area. Each *_routes says whether a path is its own.
 bool issue_routes(const std::string &path);
