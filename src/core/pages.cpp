@@ -71,6 +71,8 @@ std::string Pages::render(const std::string &name, Language lang, PageData data,
     data.set("other_lang_label", lang == Language::en ? "日本語" : "English");
     data.set("self", self_path);
 
+    // The step bar ①…⑨ is a template of its own, shared by the issuance screens.
+    if (data.get("steps")) data.set("step_bar", mustache(templates_.at("step_bar")).render(data));
     std::string body = mustache(it->second).render(data);
     data.set("body", body);
     return mustache(templates_.at("layout")).render(data);

@@ -194,6 +194,14 @@ AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
     return ar;
 }
 
+std::optional<Flow> current_flow(Portal::Context &c, Memcache &mc, FlowCookie *cookie_out) {
+    auto fc = decode_flow_cookie(c.s.secret, c.cookie_value(kFlowCookie), c.req.now);
+    if (!fc) return std::nullopt;
+    auto flow = load_flow(mc, fc->id);
+    if (flow && cookie_out) *cookie_out = *fc;
+    return flow;
+}
+
 bool Portal::routes(const std::string &path) {
     return login_routes(path) || issue_routes(path) || account_routes(path);
 }

@@ -234,11 +234,11 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
 PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
     const Settings &s = c.s;
     const char *page = "register_password";
-    auto fc = decode_flow_cookie(s.secret, c.cookie_value(kFlowCookie), c.req.now);
     Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    FlowCookie flow_cookie;
     std::optional<Flow> flow;
     try {
-        if (fc) flow = load_flow(mc, fc->id);
+        flow = current_flow(c, mc, &flow_cookie);
     } catch (const MemcacheError &e) {
         c.res.log_error = e.what();
         return refusal(rt, c, ErrorCode::unavailable);
@@ -255,7 +255,7 @@ PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
         return refuse(rt, c, page, std::move(data), ErrorCode::csrf);
 
     std::string initial;
-    if (!unseal(fc->key, flow->sealed_password, &initial))
+    if (!unseal(flow_cookie.key, flow->sealed_password, &initial))
         return refusal(rt, c, ErrorCode::flow_expired);
     ErrorCode code;
     std::string message;
@@ -264,7 +264,7 @@ PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
     if (!ok) return refuse(rt, c, page, std::move(data), code, message);
 
     std::string new_password = field(c.req, "new_password");
-    flow->sealed_password = seal(fc->key, new_password);
+    flow->sealed_password = seal(flow_cookie.key, new_password);
     flow->new_password_hash = hash_password(new_password);
     Store &store = thread_store(s.store_uri);
     return to_code_screen(rt, c, mail_flow_code(c, store, mc, *flow));

@@ -153,11 +153,10 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
 static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
     const Settings &s = c.s;
     ErrorCode code;
-    auto fc = decode_flow_cookie(s.secret, c.cookie_value(kFlowCookie), c.req.now);
     Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
     std::optional<Flow> flow;
     try {
-        if (fc) flow = load_flow(mc, fc->id);
+        flow = current_flow(c, mc, nullptr);
     } catch (const MemcacheError &e) {
         c.res.log_error = e.what();
         return refusal(rt_, c, ErrorCode::unavailable);
@@ -254,15 +253,6 @@ namespace {
 const char kDownloadPrefix[] = "issue/download/";
 
 std::string download_key(const std::string &token) { return "cg:dl:" + token; }
-
-// The flow this browser is in, per its cookie; nullopt when there is none.
-std::optional<Flow> current_flow(Portal::Context &c, Memcache &mc, FlowCookie *cookie_out) {
-    auto fc = decode_flow_cookie(c.s.secret, c.cookie_value(kFlowCookie), c.req.now);
-    if (!fc) return std::nullopt;
-    auto flow = load_flow(mc, fc->id);
-    if (flow && cookie_out) *cookie_out = *fc;
-    return flow;
-}
 
 PortalResponse confirm_screen(const Runtime &rt, Portal::Context &c) {
     PageData data{PageData::type::object};

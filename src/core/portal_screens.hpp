@@ -86,6 +86,11 @@ struct Portal::Context {
 AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
                              const std::string &password, AuthPurpose purpose);
 
+// The flow this browser is in, per its signed cookie (whose key goes to
+// *cookie_out); nullopt when there is none. MemcacheError when memcached
+// does not answer.
+std::optional<Flow> current_flow(Portal::Context &c, Memcache &mc, FlowCookie *cookie_out);
+
 // The screens, by area. Each *_routes says whether a path is its own.
 bool issue_routes(const std::string &path);
 PortalResponse issue_screens(const Runtime &rt, Portal::Context &c);      // portal_issue.cpp

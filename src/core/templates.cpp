@@ -63,7 +63,7 @@ static std::map<std::string, std::string> common_templates() {
 </nav>
 <p class="cg-note">{{t.login_note}}</p>
 )HTML"},
-        {"issue_auth", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+        {"issue_auth", R"HTML({{{step_bar}}}
 {{#first}}<p class="cg-lead">{{t.first_registration_lead}}</p>{{/first}}
 <p class="cg-lead">{{t.issue_auth_lead}}</p>
 <form class="cg-form" method="post" action="{{prefix}}issue" autocomplete="off">
@@ -92,7 +92,7 @@ static std::map<std::string, std::string> common_templates() {
   <li>{{t.lock_mail_note}}</li>
 </ul>
 )HTML"},
-        {"issue_code", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+        {"issue_code", R"HTML({{{step_bar}}}
 <p class="cg-lead">{{t.issue_code_lead}}</p>
 <form class="cg-form" method="post" action="{{prefix}}issue/code" autocomplete="off">
   <input type="hidden" name="csrf_token" value="{{csrf_token}}">
@@ -110,7 +110,7 @@ static std::map<std::string, std::string> common_templates() {
 </form>
 <p class="cg-note">{{t.code_note}}</p>
 )HTML"},
-        {"issue_confirm", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+        {"issue_confirm", R"HTML({{{step_bar}}}
 <p class="cg-lead">{{t.issue_confirm_lead}}</p>
 <form class="cg-form cg-issue-form" method="post" action="{{prefix}}issue/confirm">
   <input type="hidden" name="csrf_token" value="{{csrf_token}}">
@@ -127,14 +127,14 @@ static std::map<std::string, std::string> common_templates() {
   <div class="cg-progress-bar" aria-hidden="true"><span></span></div>
 </div>
 )HTML"},
-        {"issue_progress", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+        {"issue_progress", R"HTML({{{step_bar}}}
 <div class="cg-progress" role="status" aria-live="polite">
   <p>{{t.issue_progress_lead}}</p>
   <div class="cg-progress-bar" aria-hidden="true"><span></span></div>
 </div>
 <p><a href="{{prefix}}issue/confirm">{{t.reload}}</a></p>
 )HTML"},
-        {"issue_result", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+        {"issue_result", R"HTML({{{step_bar}}}
 <p class="cg-lead">{{t.issue_result_lead}}</p>
 <table class="cg-result">
   <tr><th scope="row">{{t.user_id}}</th><td>{{user_id}}</td></tr>
@@ -161,6 +161,8 @@ static std::map<std::string, std::string> common_templates() {
 <p class="cg-expiry">{{t.expires_label}} {{expires}}</p>
 <p class="cg-buttons"><a class="cg-button cg-primary" href="{{prefix}}issue">{{t.go_renew}}</a>
 <a class="cg-button" href="{{next}}">{{t.continue}}</a></p>
+)HTML"},
+        {"step_bar", R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
 )HTML"},
         {"error", R"HTML(<p class="cg-error-code">{{t.error_code_label}} {{error}}</p>
 <p><a href="{{prefix}}">{{t.back_to_login}}</a></p>

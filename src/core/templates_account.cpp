@@ -11,7 +11,7 @@ namespace certgate {
 std::map<std::string, std::string> account_templates() {
     return {
         {"register_master",
-         R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+         R"HTML({{{step_bar}}}
 <p class="cg-lead">{{t.register_master_lead}}</p>
 <form class="cg-form" method="post" action="{{prefix}}register/master" autocomplete="off">
   <input type="hidden" name="csrf_token" value="{{csrf_token}}">
@@ -59,7 +59,7 @@ std::map<std::string, std::string> account_templates() {
 </ul>
 )HTML"},
         {"register_password",
-         R"HTML(<ol class="cg-steps" aria-label="{{t.steps_label}}">{{#steps}}<li{{#current}} class="cg-current" aria-current="step"{{/current}}{{#done}} class="cg-done"{{/done}}><span class="cg-step-mark">{{mark}}</span>{{label}}</li>{{/steps}}</ol>
+         R"HTML({{{step_bar}}}
 <p class="cg-lead">{{t.register_password_lead}}</p>
 <form class="cg-form" method="post" action="{{prefix}}register/password" autocomplete="off">
   <input type="hidden" name="csrf_token" value="{{csrf_token}}">
