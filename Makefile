@@ -147,15 +147,7 @@ test:
 test-build: build unit
 
 test-run:
-	@rc=0; \
-	echo "== unit tests (cmocka)"; \
-	for t in $(UNIT_BINS); do $$t || rc=1; done; \
-	echo "== prove suites"; \
-	CERTGATE_BUILD=$(BDIR) CERTGATE_SANITIZE=$(SANITIZE) prove -j$(JOBS) -I t/lib t/ || rc=1; \
-	if [ -d t/e2e ] && [ -f t/e2e/run ]; then \
-	  echo "== browser suite"; CERTGATE_BUILD=$(BDIR) CERTGATE_SANITIZE=$(SANITIZE) t/e2e/run || rc=1; \
-	fi; \
-	exit $$rc
+	@CERTGATE_BUILD=$(BDIR) CERTGATE_SANITIZE=$(SANITIZE) JOBS=$(JOBS) t/run-all $(UNIT_BINS)
 
 # --- demo ------------------------------------------------------------------------
 

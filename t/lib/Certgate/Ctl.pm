@@ -14,7 +14,7 @@ use warnings;
 
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
-use File::Temp qw(tempfile);
+use File::Temp qw(tempdir);
 use Encode qw(decode);
 use JSON::PP;
 
@@ -38,11 +38,15 @@ sub run {
     my @global = $opts->{global} ? @{ $opts->{global} }
                : $self->{conf}   ? ('-c', $self->{conf})
                :                   ();
-    my ($in_fh, $in) = tempfile(UNLINK => 1);
+    # Plain files in a private directory, removed after each run: File::Temp's
+    # tempfile(UNLINK => 1) keeps every handle open until exit, and a suite
+    # of a few hundred runs would reach a 1024 open-files limit.
+    my $dir = ($self->{tmp} //= tempdir('certgatectl-XXXXXX', TMPDIR => 1, CLEANUP => 1));
+    my $n = ++$self->{runs};
+    my ($in, $out, $err) = map { "$dir/$$.$n.$_" } qw(in out err);    # forked writers share $dir
+    open my $in_fh, '>', $in or die "$in: $!";
     print $in_fh $opts->{stdin} // '';
     close $in_fh;
-    my (undef, $out) = tempfile(UNLINK => 1);
-    my (undef, $err) = tempfile(UNLINK => 1);
     my $pid = fork // die "fork: $!";
     if (!$pid) {
         open STDIN,  '<', $in  or die;
@@ -54,8 +58,10 @@ sub run {
     my $rc = $? >> 8;
     $rc = 128 + ($? & 127) if $? & 127;
     # Text, not bytes: the letters and names are Japanese.
-    return { rc => $rc, out => decode('UTF-8', slurp($out)), err => decode('UTF-8', slurp($err)),
-             args => [@args] };
+    my %result = (rc => $rc, out => decode('UTF-8', slurp($out)), err => decode('UTF-8', slurp($err)),
+                  args => [@args]);
+    unlink $in, $out, $err;
+    return \%result;
 }
 
 # The parsed JSON of a --json run that must succeed.
