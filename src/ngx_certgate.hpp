@@ -35,6 +35,7 @@ struct ngx_certgate_main_conf_t {
     ngx_str_t thread_pool_name;
     ngx_str_t secret_file;
     ngx_str_t ca_certificate;
+    ngx_str_t ca_certificate_previous;
     ngx_str_t ca_key;
     ngx_str_t ca_key_passphrase_file;
     ngx_str_t ca_key_pin_file;
@@ -74,6 +75,7 @@ struct ngx_certgate_main_conf_t {
     ngx_certgate_conf_place_t store_place;
     ngx_certgate_conf_place_t secret_place;
     ngx_certgate_conf_place_t ca_place;
+    ngx_certgate_conf_place_t ca_previous_place;
     ngx_certgate_conf_place_t ca_key_place;
     ngx_certgate_conf_place_t templates_place;
     ngx_certgate_conf_place_t use_place;  // first certgate_portal/_require

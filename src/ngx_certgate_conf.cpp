@@ -29,11 +29,14 @@ static ngx_str_t *ngx_certgate_field(void *conf, ngx_command_t *cmd) {
 
 // A file named in nginx.conf must be there when nginx starts, readable by
 // the master (which reads it before workers start).
-static char *ngx_certgate_check_file(ngx_conf_t *cf, ngx_str_t *name, const char *what) {
+// The file must be readable now; the message names the directive:
+// cannot read the certgate_secret file "/etc/certgate/secret" (13: Permission denied).
+static char *ngx_certgate_check_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *directive) {
     if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) return CG_CONF_ERROR;
     std::string path = ngx_certgate_str(*name);
     if (access(path.c_str(), R_OK) != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "cannot read %s \"%V\"", what, name);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno, "cannot read the %V file \"%V\"", directive,
+                           name);
         return CG_CONF_ERROR;
     }
     return NGX_CONF_OK;
@@ -97,19 +100,12 @@ char *ngx_certgate_set_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noex
 
     ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
     *field = value[1];
-    // The directive name without its "certgate_" prefix, with spaces: "ca certificate".
-    char what[64];
-    size_t n = ngx_min(cmd->name.len - 9, sizeof(what) - 1);
-    ngx_memcpy(what, cmd->name.data + 9, n);
-    what[n] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        if (what[i] == '_') what[i] = ' ';
-    }
-    char *rv = ngx_certgate_check_file(cf, field, what);
+    char *rv = ngx_certgate_check_file(cf, field, &cmd->name);
     if (rv != NGX_CONF_OK) return rv;
 
     if (field == &cmcf->secret_file) ngx_certgate_remember(cf, &cmcf->secret_place);
     if (field == &cmcf->ca_certificate) ngx_certgate_remember(cf, &cmcf->ca_place);
+    if (field == &cmcf->ca_certificate_previous) ngx_certgate_remember(cf, &cmcf->ca_previous_place);
     return NGX_CONF_OK;
 }
 
@@ -136,7 +132,7 @@ char *ngx_certgate_set_ca_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) no
         }
         return NGX_CONF_OK;
     }
-    return ngx_certgate_check_file(cf, field, "CA key");
+    return ngx_certgate_check_file(cf, field, &cmd->name);
 }
 
 char *ngx_certgate_set_key_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept {
@@ -555,6 +551,7 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
             s.memcached_host = mc;
         }
         s.ca_certificate = ngx_certgate_str(cmcf->ca_certificate);
+        s.ca_certificate_previous = ngx_certgate_str(cmcf->ca_certificate_previous);
         s.ca_key = ngx_certgate_str(cmcf->ca_key);
         s.ca_key_passphrase_file = ngx_certgate_str(cmcf->ca_key_passphrase_file);
         s.ca_key_pin_file = ngx_certgate_str(cmcf->ca_key_pin_file);
@@ -598,7 +595,15 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         key_options.pkcs11_module = s.pkcs11_module;
         rt->ca = std::make_unique<certgate::CaSigner>(
             certgate::CaSigner::load(s.ca_certificate, s.ca_key, key_options));
-        rt->client_check = std::make_unique<certgate::ClientCertCheck>(rt->ca->certificate());
+
+        std::vector<certgate::X509Ptr> previous;
+        if (!s.ca_certificate_previous.empty()) {
+            place = &cmcf->ca_previous_place;
+            previous = certgate::load_previous_ca_certificates(s.ca_certificate_previous,
+                                                               ca_cert.get());
+        }
+        rt->client_check =
+            std::make_unique<certgate::ClientCertCheck>(rt->ca->certificate(), previous);
 
         place = cmcf->templates.len ? &cmcf->templates_place : &cmcf->use_place;
         rt->pages = std::make_unique<certgate::Pages>(s);

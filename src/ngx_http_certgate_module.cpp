@@ -62,6 +62,9 @@ static ngx_command_t ngx_certgate_commands[] = {
     {ngx_string("certgate_ca_certificate"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file,
      CG_MAIN_OFF, CG_FIELD(ca_certificate), nullptr},
 
+    {ngx_string("certgate_ca_certificate_previous"), CG_MAIN | NGX_CONF_TAKE1,
+     ngx_certgate_set_file, CG_MAIN_OFF, CG_FIELD(ca_certificate_previous), nullptr},
+
     {ngx_string("certgate_ca_key"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_ca_key,
      CG_MAIN_OFF, CG_FIELD(ca_key), nullptr},
 
@@ -372,9 +375,10 @@ static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept {
             options.passphrase_file = rt->settings.ca_key_passphrase_file;
             options.pin_file = rt->settings.ca_key_pin_file;
             options.pkcs11_module = rt->settings.pkcs11_module;
+            // The protected path's check keeps its own references to the
+            // CA certificates; only the key is opened again.
             rt->ca = std::make_unique<certgate::CaSigner>(certgate::CaSigner::load(
                 rt->settings.ca_certificate, rt->settings.ca_key, options));
-            rt->client_check = std::make_unique<certgate::ClientCertCheck>(rt->ca->certificate());
         } catch (const std::exception &e) {
             // The HSM does not answer now. The worker serves all the same
             // (issuance answers "unavailable") and is replaced by a fresh

@@ -340,6 +340,33 @@ X509Ptr read_certificate(const std::string& path, const std::string& what) {
 
 X509Ptr load_certificate(const std::string& path) { return read_certificate(path, "certificate"); }
 
+std::vector<X509Ptr> load_previous_ca_certificates(const std::string& path, X509* current) {
+    BioPtr bio = open_for_reading(path, "previous CA certificates");
+    std::vector<X509Ptr> certs;
+    ERR_clear_error();
+    for (;;) {
+        const std::string which = "certificate " + std::to_string(certs.size() + 1) + " in " + path;
+        X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+        if (!cert) {
+            // No further BEGIN line is the end of the list; anything else is damage.
+            unsigned long err = ERR_peek_last_error();
+            if (ERR_GET_LIB(err) == ERR_LIB_PEM && ERR_GET_REASON(err) == PEM_R_NO_START_LINE) {
+                ERR_clear_error();
+                break;
+            }
+            throw CaError("cannot read " + which + ": " + openssl_errors());
+        }
+        if (X509_check_ca(cert.get()) < 1)
+            throw CaError(which + " is not a CA certificate (basicConstraints CA:TRUE)");
+        if (current && X509_cmp(cert.get(), current) == 0)
+            throw CaError(which + " is the current CA certificate (certgate_ca_certificate); " +
+                          "list only the CAs being retired");
+        certs.push_back(std::move(cert));
+    }
+    if (certs.empty()) throw CaError("no PEM certificate in " + path);
+    return certs;
+}
+
 // ---- certificate facts -------------------------------------------------------------
 
 std::string serial_hex(const X509* cert) {
@@ -389,21 +416,32 @@ CertificateIdentity certificate_identity(const X509* cert) {
 
 // ---- the protected path's check ---------------------------------------------------------
 
-ClientCertCheck::ClientCertCheck(X509* ca_cert) {
-    if (!ca_cert || !X509_up_ref(ca_cert)) throw CaError("no CA certificate to check against");
-    ca_.reset(ca_cert);
-    ca_public_key_ = X509_get0_pubkey(ca_cert);
-    if (!ca_public_key_) fail("CA certificate has no usable public key");
+ClientCertCheck::ClientCertCheck(X509* ca_cert, const std::vector<X509Ptr>& previous) {
+    if (!ca_cert) throw CaError("no CA certificate to check against");
+    trust(ca_cert);
+    for (const X509Ptr& cert : previous) trust(cert.get());
+}
+
+void ClientCertCheck::trust(X509* cert) {
+    if (!X509_up_ref(cert)) fail("cannot take a reference to a CA certificate");
+    X509Ptr owned(cert);
+    EVP_PKEY* key = X509_get0_pubkey(cert);
+    if (!key) fail("CA certificate has no usable public key");
+    cas_.push_back(Trusted{std::move(owned), key});
+}
+
+bool ClientCertCheck::signed_by_ours(X509* peer) const {
+    const X509_NAME* issuer = X509_get_issuer_name(peer);
+    for (const Trusted& ca : cas_) {
+        if (X509_NAME_cmp(issuer, X509_get_subject_name(ca.cert.get())) != 0) continue;
+        if (X509_verify(peer, ca.public_key) == 1) return true;
+        ERR_clear_error();
+    }
+    return false;
 }
 
 ClientCertCheck::Result ClientCertCheck::check(X509* peer, time_t now) const {
-    if (!peer) return Result::not_ours;
-    if (X509_NAME_cmp(X509_get_issuer_name(peer), X509_get_subject_name(ca_.get())) != 0)
-        return Result::not_ours;
-    if (X509_verify(peer, ca_public_key_) != 1) {
-        ERR_clear_error();
-        return Result::not_ours;
-    }
+    if (!peer || !signed_by_ours(peer)) return Result::not_ours;
     // The CA certificate itself (or any sub-CA) is never a login certificate.
     if (X509_check_ca(peer) != 0) return Result::not_ours;
     // notBefore and notAfter are both inclusive (RFC 5280 4.1.2.5).

@@ -97,6 +97,11 @@ void create_ca_certificate(const std::string& cert_path, const std::string& key_
 // certgate_ca_certificate without touching the key.
 X509Ptr load_certificate(const std::string& path);
 
+// Reads the CA certificates of certgate_ca_certificate_previous: one or more
+// PEM certificates, each a CA (basicConstraints CA:TRUE), none of them
+// `current`. Throws CaError naming the file and what is wrong.
+std::vector<X509Ptr> load_previous_ca_certificates(const std::string& path, X509* current);
+
 // ---- certificate facts -------------------------------------------------------------
 
 // Serial as upper-case hex without separators ("4A1F..."): the form the store,
@@ -123,19 +128,31 @@ CertificateIdentity certificate_identity(const X509* cert);
 // issuer name, signature with the CA public key, not a CA itself (the CA
 // certificate is public), validity window (both ends inclusive). No I/O, no
 // allocation beyond OpenSSL's verify context; tens of microseconds.
+//
+// During a CA rotation the previous CA certificates are trusted too, so
+// certificates of the old CA keep working until they expire; a new and an
+// old CA may share a subject name, so each CA of that name is tried.
 class ClientCertCheck {
   public:
     enum class Result { ok, not_ours, expired, not_yet_valid };
 
-    // Takes its own reference to ca_cert; the caller keeps its own.
-    explicit ClientCertCheck(X509* ca_cert);
+    // Takes its own references to the certificates; the caller keeps its own.
+    explicit ClientCertCheck(X509* ca_cert, const std::vector<X509Ptr>& previous = {});
 
     // Decides for one peer certificate at `now` (passed in so tests fix the clock).
     Result check(X509* peer, time_t now) const;
 
+    // How many CA certificates are trusted (1 + the previous ones).
+    size_t trusted() const { return cas_.size(); }
+
   private:
-    X509Ptr ca_;
-    EVP_PKEY* ca_public_key_;  // owned by ca_
+    struct Trusted {
+        X509Ptr cert;
+        EVP_PKEY* public_key;  // owned by cert
+    };
+    void trust(X509* cert);
+    bool signed_by_ours(X509* peer) const;
+    std::vector<Trusted> cas_;
 };
 
 // The short word for a Result, for debug logs and JSON errors.

@@ -23,6 +23,7 @@ struct Settings {
     std::string secret;  // raw bytes from certgate_secret, never logged
 
     std::string ca_certificate;
+    std::string ca_certificate_previous;  // CAs being retired: still trusted, never signing
     std::string ca_key;
     std::string ca_key_passphrase_file;
     std::string ca_key_pin_file;

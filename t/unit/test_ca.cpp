@@ -95,6 +95,16 @@ std::string extension_text(X509* cert, int nid, bool* critical = nullptr) {
     return out;
 }
 
+std::string certificate_pem(X509* cert) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509(bio, cert);
+    char* data;
+    long len = BIO_get_mem_data(bio, &data);
+    std::string out(data, static_cast<size_t>(len));
+    BIO_free(bio);
+    return out;
+}
+
 // ---- key types ----------------------------------------------------------------------------
 
 void key_types_parse_exactly_the_three_allowed(void**) {
@@ -364,6 +374,58 @@ void client_cert_check(void**) {
     assert_true(check.check(foreign.get(), issue_time) == R::not_ours);
 }
 
+// A CA rotation: the previous CA's certificates stay good until they expire;
+// the new CA may carry the same subject name.
+void client_cert_check_during_rotation(void**) {
+    create_ca(path("old.pem"), path("old.key"), "certgate test CA", *parse_key_type("ec:P-256"),
+              30);
+    CaSigner old_ca = CaSigner::load(path("old.pem"), path("old.key"), "");
+    X509Ptr old_cert =
+        parse_pem(old_ca.issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256).cert_pem);
+    X509Ptr new_cert =
+        parse_pem(ca->issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256).cert_pem);
+    using R = ClientCertCheck::Result;
+
+    ClientCertCheck alone(ca->certificate());
+    assert_true(alone.check(old_cert.get(), issue_time) == R::not_ours);
+
+    std::vector<X509Ptr> previous = load_previous_ca_certificates(path("old.pem"), ca->certificate());
+    assert_int_equal(previous.size(), 1);
+    ClientCertCheck overlap(ca->certificate(), previous);
+    assert_int_equal(overlap.trusted(), 2);
+    assert_true(overlap.check(old_cert.get(), issue_time) == R::ok);
+    assert_true(overlap.check(new_cert.get(), issue_time) == R::ok);
+    assert_true(overlap.check(old_cert.get(), r1_not_after + 1) == R::expired);
+    assert_true(overlap.check(old_ca.certificate(), issue_time) == R::not_ours);
+    CaSigner other = CaSigner::load(path("other.pem"), path("other.key"), "");
+    X509Ptr foreign =
+        parse_pem(other.issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256).cert_pem);
+    assert_true(overlap.check(foreign.get(), issue_time) == R::not_ours);
+
+    // Several CAs in one file.
+    std::string old_pem = certificate_pem(old_ca.certificate());
+    std::string other_pem = certificate_pem(other.certificate());
+    write_file(path("two.pem"), old_pem + other_pem);
+    assert_int_equal(load_previous_ca_certificates(path("two.pem"), ca->certificate()).size(), 2);
+
+    // What the file may not hold, each with its message.
+    write_file(path("current.pem"), old_pem + certificate_pem(ca->certificate()));
+    expect_contains(error_of([&] { load_previous_ca_certificates(path("current.pem"), ca->certificate()); }),
+                    "certificate 2 in " + path("current.pem") + " is the current CA certificate");
+    write_file(path("leaf.pem"), certificate_pem(new_cert.get()));
+    expect_contains(error_of([&] { load_previous_ca_certificates(path("leaf.pem"), ca->certificate()); }),
+                    "is not a CA certificate");
+    write_file(path("empty.pem"), "nothing here\n");
+    expect_contains(error_of([&] { load_previous_ca_certificates(path("empty.pem"), ca->certificate()); }),
+                    "no PEM certificate in");
+    std::string broken = old_pem + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    write_file(path("broken.pem"), broken);
+    expect_contains(error_of([&] { load_previous_ca_certificates(path("broken.pem"), ca->certificate()); }),
+                    "cannot read certificate 2 in");
+    expect_contains(error_of([&] { load_previous_ca_certificates(path("missing.pem"), ca->certificate()); }),
+                    "missing.pem");
+}
+
 // ---- CRL ----------------------------------------------------------------------------------------
 
 void crl_lists_revoked_serials_and_verifies(void**) {
@@ -460,6 +522,7 @@ int main() {
         cmocka_unit_test(issue_refuses_bad_input),
         cmocka_unit_test(issue_from_several_threads),
         cmocka_unit_test(client_cert_check),
+        cmocka_unit_test(client_cert_check_during_rotation),
         cmocka_unit_test(crl_lists_revoked_serials_and_verifies),
         cmocka_unit_test(openssl_command_line_agrees),
     };

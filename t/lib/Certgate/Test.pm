@@ -195,6 +195,7 @@ sub write_file {
     my ($path, $content) = @_;
     open my $fh, '>', $path or die "$path: $!";
     binmode $fh;
+    utf8::encode($content) if utf8::is_utf8($content);    # text (use utf8) goes out as UTF-8
     print $fh $content;
     close $fh;
 }
@@ -422,6 +423,25 @@ sub start_nginx {
 }
 
 sub stop_nginx { $_[0]->stop('nginx', 'QUIT') }
+
+# nginx -s reload, as an operator does after editing nginx.conf: HUP to the
+# master; returns once the new workers have started (or dies with the log).
+sub reload_nginx {
+    my ($self, %o) = @_;
+    my $workers = $o{workers} || 1;
+    my $count = sub { scalar(() = (read_file("$self->{dir}/logs/error.log") // '') =~ /start worker process/g) };
+    my $before = $count->();
+    kill 'HUP', $self->{pids}{nginx} or die "no nginx to reload";
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        if ($count->() >= $before + $workers) {
+            sleep 0.3;    # the old workers finish their keep-alive connections
+            return 1;
+        }
+        sleep 0.05;
+    }
+    die "nginx did not reload:\n" . (read_file("$self->{dir}/logs/error.log") // '');
+}
 
 sub error_log {
     my ($self) = @_;
