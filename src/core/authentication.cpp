@@ -60,9 +60,9 @@ void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blo
         f.helpdesk = s.helpdesk;
         MailMessage m = compose_mail(blocked ? MailKind::blocked : MailKind::locked,
                                      Language::ja, f);
-        int64_t id = queue_mail(store, m, "certgate", user.id);
         std::string why;
-        if (!deliver_mail(store, mail_settings(s), id, store.now(), &why)) {
+        if (!send_mail_now(store, mail_settings(s), m, "certgate", user.id, store.now(), nullptr,
+                           &why)) {
             result->error = "lock mail queued, not sent yet: " + why;
         }
     } catch (const std::exception &e) {

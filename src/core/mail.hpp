@@ -142,11 +142,14 @@ struct OutboxResult {
 // A StoreError propagates (the claimed mail is retried after its lease).
 OutboxResult deliver_outbox(Store& store, const MailSettings& settings, int64_t now, int max_mails);
 
-// Sends one queued mail now, whatever waits before it (an auth code must not
-// queue behind a backlog): true when the relay took it. On failure the mail
-// stays in the outbox with its backoff, and `error` says why.
-bool deliver_mail(Store& store, const MailSettings& settings, int64_t id, int64_t now,
-                  std::string* error);
+// Puts the message in the outbox already claimed (queue_mail's checks and
+// event) and sends it at once: an auth code or a lock notice, which a
+// concurrent outbox run must not take first. true when the relay took it; on
+// failure the mail stays in the outbox with its backoff and `error` says why.
+// Returns the mail's id in *id.
+bool send_mail_now(Store& store, const MailSettings& settings, const MailMessage& message,
+                   const std::string& actor, const std::string& about, int64_t now, int64_t* id,
+                   std::string* error);
 
 // certgate_mail and certgate_mail_from, as MailSettings.
 MailSettings mail_settings(const Settings& settings);

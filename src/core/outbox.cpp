@@ -31,13 +31,21 @@ int64_t outbox_backoff(int attempts) {
     return std::min(wait, kOutboxMaxRetrySeconds);
 }
 
-int64_t queue_mail(Store& store, const MailMessage& message, const std::string& actor,
-                   const std::string& about) {
-    // Refuse a bad recipient or subject now, not at every try later. The sender is
-    // checked when sending: it comes from the configuration, not from the mail.
+namespace {
+
+// Refuse a bad recipient or subject now, not at every try later. The sender is
+// checked when sending: it comes from the configuration, not from the mail.
+void check_before_queueing(const MailMessage& message) {
     MailSettings probe;
     probe.from = "check@certgate.invalid";
     format_mail(probe, message);
+}
+
+}  // namespace
+
+int64_t queue_mail(Store& store, const MailMessage& message, const std::string& actor,
+                   const std::string& about) {
+    check_before_queueing(message);
     return store.enqueue_mail(message.to, message.subject, message.body, actor, about);
 }
 
@@ -94,14 +102,14 @@ OutboxResult deliver_outbox(Store& store, const MailSettings& settings, int64_t 
     return result;
 }
 
-bool deliver_mail(Store& store, const MailSettings& settings, int64_t id, int64_t now,
-                  std::string* error) {
-    std::optional<Mail> mail = store.claim_mail(id, outbox_lease(settings));
-    if (!mail) {
-        if (error) *error = "mail " + std::to_string(id) + " is not waiting in the outbox";
-        return false;
-    }
-    return attempt_mail(store, settings, *mail, now, error) == Attempt::sent;
+bool send_mail_now(Store& store, const MailSettings& settings, const MailMessage& message,
+                   const std::string& actor, const std::string& about, int64_t now, int64_t* id,
+                   std::string* error) {
+    check_before_queueing(message);
+    Mail mail = store.enqueue_claimed_mail(message.to, message.subject, message.body, actor, about,
+                                           outbox_lease(settings));
+    if (id) *id = mail.id;
+    return attempt_mail(store, settings, mail, now, error) == Attempt::sent;
 }
 
 MailSettings mail_settings(const Settings& settings) {

@@ -89,11 +89,13 @@ bool mail_flow_code(Portal::Context &c, Store &store, Memcache &mc, Flow &flow) 
     f.helpdesk = s.helpdesk;
     MailMessage m = compose_mail(MailKind::auth_code, c.lang, f);
     wipe(auth_code);
-    flow.mail_id = queue_mail(store, m, flow.user_id, flow.user_id);
-    save_flow(mc, flow, c.req.now);
-
+    // Claimed as it is queued: an outbox run of another worker cannot take it
+    // between the queueing and the sending. The flow is saved after: no one
+    // can use the code before this answer brings the flow cookie.
     std::string why;
-    bool sent = deliver_mail(store, mail_settings(s), flow.mail_id, c.req.now, &why);
+    bool sent = send_mail_now(store, mail_settings(s), m, flow.user_id, flow.user_id, c.req.now,
+                              &flow.mail_id, &why);
+    save_flow(mc, flow, c.req.now);
     if (!sent) c.res.log_error = "auth code mail not sent: " + why;
     return sent;
 }

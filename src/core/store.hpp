@@ -258,12 +258,16 @@ class Store {
     virtual int64_t enqueue_mail(const std::string& to, const std::string& subject,
                                  const std::string& body, const std::string& actor,
                                  const std::string& about) = 0;
+    // Puts a mail in the outbox already claimed by the caller (state sending,
+    // one attempt, until now + lease_seconds), who sends it at once: no
+    // outbox run can take it first. If the caller dies, the lease runs out
+    // and the outbox sends it.
+    virtual Mail enqueue_claimed_mail(const std::string& to, const std::string& subject,
+                                      const std::string& body, const std::string& actor,
+                                      const std::string& about, int lease_seconds) = 0;
     // Takes up to limit due mails (queued, or sending with an expired lease) and
     // marks them sending until now + lease_seconds, so no one else sends them.
     virtual std::vector<Mail> claim_due_mails(int limit, int lease_seconds) = 0;
-    // Claims one mail (queued, or sending with an expired lease) like
-    // claim_due_mails, whatever its next attempt time: a code mail sent at once.
-    virtual std::optional<Mail> claim_mail(int64_t id, int lease_seconds) = 0;
     virtual void mark_mail_sent(int64_t id) = 0;
     // The relay refused or was down: try again at retry_at (0: give up, failed).
     virtual void mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) = 0;

@@ -222,8 +222,10 @@ class SqliteStore final : public Store {
 
     int64_t enqueue_mail(const std::string& to, const std::string& subject, const std::string& body,
                          const std::string& actor, const std::string& about) override;
+    Mail enqueue_claimed_mail(const std::string& to, const std::string& subject,
+                              const std::string& body, const std::string& actor,
+                              const std::string& about, int lease_seconds) override;
     std::vector<Mail> claim_due_mails(int limit, int lease_seconds) override;
-    std::optional<Mail> claim_mail(int64_t id, int lease_seconds) override;
     void mark_mail_sent(int64_t id) override;
     void mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) override;
     std::vector<Mail> list_mails(std::optional<MailState> state) override;
@@ -881,6 +883,31 @@ int64_t SqliteStore::enqueue_mail(const std::string& to, const std::string& subj
     return id;
 }
 
+Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string& subject,
+                                       const std::string& body, const std::string& actor,
+                                       const std::string& about, int lease_seconds) {
+    Mail m;
+    write([&] {
+        const int64_t t = now();
+        Statement s(*this,
+                    "INSERT INTO outbox (recipient, subject, body, state, attempts, "
+                    "next_attempt_at, created_at) VALUES (?, ?, ?, 'sending', 1, ?, ?)");
+        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t + lease_seconds).bind(4, t).run();
+        m = Mail{};
+        m.id = sqlite3_last_insert_rowid(db_);
+        m.to = to;
+        m.subject = subject;
+        m.body = body;
+        m.state = MailState::sending;
+        m.attempts = 1;
+        m.next_attempt_at = t + lease_seconds;
+        m.created_at = t;
+        append_event(actor, event_kind::kMailQueued, about,
+                     "mail=" + std::to_string(m.id) + " to=" + to);
+    });
+    return m;
+}
+
 std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
     std::vector<Mail> out;
     write([&] {
@@ -901,30 +928,6 @@ std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
             m.attempts += 1;
             m.next_attempt_at = t + lease_seconds;
         }
-    });
-    return out;
-}
-
-std::optional<Mail> SqliteStore::claim_mail(int64_t id, int lease_seconds) {
-    std::optional<Mail> out;
-    write([&] {
-        out.reset();
-        const int64_t t = now();
-        std::string sql = std::string("SELECT ") + kMailColumns +
-                          " FROM outbox WHERE id = ? AND (state = 'queued' OR "
-                          "(state = 'sending' AND next_attempt_at <= ?))";
-        Statement s(*this, sql.c_str());
-        s.bind(0, id).bind(1, t);
-        if (!s.step()) return;
-        Mail m = read_mail(s);
-        Statement up(*this,
-                     "UPDATE outbox SET state = 'sending', attempts = attempts + 1, "
-                     "next_attempt_at = ? WHERE id = ?");
-        up.bind(0, t + lease_seconds).bind(1, id).run();
-        m.state = MailState::sending;
-        m.attempts += 1;
-        m.next_attempt_at = t + lease_seconds;
-        out = m;
     });
     return out;
 }

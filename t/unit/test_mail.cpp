@@ -835,6 +835,52 @@ void outbox_lease_of_a_crashed_sender(void**) {
     fake_now = t0;
 }
 
+// An auth code is queued already claimed and sent at once: an outbox run of
+// another worker in between finds nothing to take (it used to be able to
+// claim the fresh mail first, and the page then said "not sent").
+void send_now_is_never_taken_by_an_outbox_run(void**) {
+    auto store = open_store(fresh_dir("o") + ".db", true);
+    const std::string md = fresh_dir("omd");
+    const int64_t t0 = fake_now;
+    Mail held = store->enqueue_claimed_mail("a@example.jp", "s", "b", "user01", "user01",
+                                            kOutboxLeaseSeconds);
+    assert_true(held.state == MailState::sending);
+    assert_int_equal(held.attempts, 1);
+    assert_int_equal(deliver_outbox(*store, maildir_settings(md), t0, 10).sent, 0);
+    assert_int_equal(store->claim_due_mails(10, 60).size(), 0);
+    assert_int_equal(count_events(*store, "mail.queued"), 1);
+    // Its sender died: after the lease the outbox sends it.
+    fake_now = t0 + kOutboxLeaseSeconds;
+    assert_int_equal(deliver_outbox(*store, maildir_settings(md), fake_now, 10).sent, 1);
+    fake_now = t0;
+
+    // send_mail_now: sent at once, once.
+    int64_t id = 0;
+    std::string why;
+    assert_true(send_mail_now(*store, maildir_settings(md), sample("b@example.jp"), "user02",
+                              "user02", t0, &id, &why));
+    assert_true(id > held.id);
+    assert_int_equal(deliver_outbox(*store, maildir_settings(md), t0, 10).sent, 0);
+    assert_int_equal(files_in(md + "/new").size(), 2);
+    auto mail = store->find_mail(id);
+    assert_true(mail && mail->state == MailState::sent && mail->attempts == 1);
+
+    // The relay down: the mail stays in the outbox with its backoff.
+    assert_false(send_mail_now(*store, smtp_settings(free_port()), sample("c@example.jp"), "user03",
+                               "user03", t0, &id, &why));
+    assert_contains(why, "cannot connect to SMTP relay");
+    mail = store->find_mail(id);
+    assert_true(mail && mail->state == MailState::queued);
+    assert_int_equal(mail->next_attempt_at, t0 + 30);
+    // A bad recipient never enters the outbox.
+    const size_t before = store->list_mails().size();
+    assert_true(mail_error_of([&] {
+                    send_mail_now(*store, maildir_settings(md), sample("x@y\r\nBcc: z@w"), "u", "u",
+                                  t0, nullptr, nullptr);
+                }).permanent());
+    assert_int_equal(store->list_mails().size(), before);
+}
+
 void outbox_two_workers_send_each_mail_once(void**) {
     const std::string path = fresh_dir("o") + ".db";
     const int kMails = 60;
@@ -1035,6 +1081,7 @@ int main() {
         cmocka_unit_test(outbox_relay_down_retries_later),
         cmocka_unit_test(outbox_permanent_and_temporary_refusals),
         cmocka_unit_test(outbox_lease_of_a_crashed_sender),
+        cmocka_unit_test(send_now_is_never_taken_by_an_outbox_run),
         cmocka_unit_test(outbox_two_workers_send_each_mail_once),
         cmocka_unit_test(outbox_through_smtp),
         cmocka_unit_test(expiry_notices_once_each),
