@@ -142,8 +142,7 @@ subtest 'the master registers: code to the new address, account active, on to â‘
 subtest 'an initial password expires after 30 days' => sub {
     my $initial = letter('ORG002', 'master02');
     my $old = time - 31 * 86400;
-    system('sqlite3', $t->dir . '/certgate.db',
-        "UPDATE users SET initial_password_at = $old WHERE id = 'master02'") == 0 or die;
+    $t->sql("UPDATE users SET initial_password_at = $old WHERE id = 'master02'");
     my $r = register_master('master02', $initial);
     is($r->{json}{error}, 'initial_password_expired', 'initial_password_expired');
     is($r->{status}, 403, 'status 403');

@@ -122,7 +122,7 @@ subtest 'a revoked user can reissue (R5)' => sub {
 
 sub set_not_after {
     my ($serial, $not_after) = @_;
-    system('sqlite3', "$d/certgate.db", "UPDATE certificates SET not_after = $not_after WHERE serial = '$serial'") == 0 or die;
+    $t->sql("UPDATE certificates SET not_after = $not_after WHERE serial = '$serial'");
 }
 
 subtest 'renewal (R2)' => sub {

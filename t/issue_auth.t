@@ -182,15 +182,15 @@ subtest 'R2: a valid certificate far from expiry is already issued' => sub {
         $serial =~ s/^serial=//; chomp $serial;
         my ($rc, $out) = $t->certgatectl('cert', 'import', $t->dir . "/$name.crt", '--user', $user);
         is($rc, 0, "$user: certificate recorded") or diag $out;
-        system('sqlite3', $t->dir . '/certgate.db',
-            "UPDATE certificates SET not_after = $not_after WHERE serial = '$serial'") == 0 or die;
+        $t->sql("UPDATE certificates SET not_after = $not_after WHERE serial = '$serial'");
         my $r = auth($user, $pw);
         if ($expect) {
-            is($r->{json}{error}, $expect, "$days days before expiry: $expect");
+            is($r->{json}{error}, $expect, "$days days before expiry: $expect") or diag explain $r->{json};
             is($r->{status}, 409, 'status 409');
             like($r->{json}{message}, qr/から更新できます/, 'says from when renewal opens');
         } else {
-            ok($r->{json}{ok}, ($days < 0 ? 'after expiry' : "$days days before expiry") . ': authentication goes on');
+            ok($r->{json}{ok}, ($days < 0 ? 'after expiry' : "$days days before expiry") . ': authentication goes on')
+                or diag explain $r->{json};
         }
     }
     # revoked: authentication goes on
@@ -200,7 +200,7 @@ subtest 'R2: a valid certificate far from expiry is already issued' => sub {
     my ($rc, $out) = $t->certgatectl('cert', 'revoke', '--user', 'revoked01', '--reason', 'keyCompromise');
     is($rc, 0, 'revoked') or diag $out;
     my $r = auth('revoked01', $pw);
-    ok($r->{json}{ok}, 'after revocation: authentication goes on');
+    ok($r->{json}{ok}, 'after revocation: authentication goes on') or diag explain $r->{json};
 };
 
 subtest 'an unknown user gets the answer of a wrong password, in the same time' => sub {

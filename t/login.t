@@ -223,8 +223,8 @@ subtest 'role=master' => sub {
 };
 
 subtest 'inside the renewal window: login passes with a notice' => sub {
-    system('sqlite3', $t->dir . '/certgate.db', "UPDATE certificates SET not_after = " . (int(time) + 20 * 86400)
-        . " WHERE serial = '$cert{renewin1}{serial}'") == 0 or die;
+    $t->sql("UPDATE certificates SET not_after = " . (int(time) + 20 * 86400)
+        . " WHERE serial = '$cert{renewin1}{serial}'");
     my $r = $t->login('renewin1', $pw, cert => $cert{renewin1}{name});
     ok($r->{json}{ok}, 'login passes');
     ok($r->{json}{renewal}{expires}, "JSON names the expiry ($r->{json}{renewal}{expires})");

@@ -43,8 +43,7 @@ sub user_with_certificate {
     chomp $s;
     my ($rc, $out) = $t->certgatectl('cert', 'import', $t->dir . "/$name.crt", '--user', $user);
     die "cert import: $out" if $rc;
-    system('sqlite3', $t->dir . '/certgate.db',
-        "UPDATE certificates SET not_after = $not_after WHERE serial = '$s'") == 0 or die;
+    $t->sql("UPDATE certificates SET not_after = $not_after WHERE serial = '$s'");
     return $s;
 }
 

@@ -641,6 +641,16 @@ sub add_user {
     return $user;
 }
 
+# Changes the store behind certgate's back (ages a row, say), as a test must.
+# The sqlite3 shell waits for the lock like certgate does: nginx may be
+# writing (an event, the outbox) at that moment.
+sub sql {
+    my ($self, $statement) = @_;
+    my ($rc, $out) = run('sqlite3', '-cmd', '.timeout 10000', "$self->{dir}/certgate.db", $statement);
+    die "sqlite3 $statement: $out" if $rc;
+    return $out;
+}
+
 sub add_org {
     my ($self, $org) = @_;
     my ($rc, $out) = $self->certgatectl('org', 'add', $org, '--name', "Org $org");
