@@ -27,6 +27,11 @@ struct ngx_certgate_peer_t {
     // revocation set still are).
     std::string session_value;
     certgate::Session session;
+    // The revocation set's change count (ngx_certgate_set_changes) when this
+    // certificate and session last passed every check against the set; while
+    // the count is the same, the serial is still not revoked and the session
+    // not ended. 0: check again.
+    ngx_atomic_uint_t clean_changes = 0;
 };
 
 static int ngx_certgate_ssl_index = -1;
@@ -90,10 +95,15 @@ static std::string_view ngx_certgate_session_cookie(ngx_http_request_t *r) {
 
 // The live session of this request, kept with its TLS connection (so a
 // keep-alive client's HMAC is checked once); nullptr and *why otherwise.
+//
+// `changes` is the set's change count read at the start of the request; the
+// set is asked whether the session ended unless this connection's session
+// passed that check at the same count (0: always ask).
 static const certgate::Session *ngx_certgate_session(ngx_http_request_t *r,
                                                      ngx_certgate_main_conf_t *cmcf,
                                                      ngx_certgate_peer_t *peer,
-                                                     certgate::ErrorCode *why) {
+                                                     certgate::ErrorCode *why,
+                                                     ngx_atomic_uint_t changes = 0) {
     const certgate::Settings &s = cmcf->runtime->settings;
     *why = certgate::ErrorCode::login_required;
     std::string_view value = ngx_certgate_session_cookie(r);
@@ -103,6 +113,7 @@ static const certgate::Session *ngx_certgate_session(ngx_http_request_t *r,
         if (!decoded) return nullptr;
         peer->session_value.assign(value.data(), value.size());
         peer->session = std::move(*decoded);
+        peer->clean_changes = 0;  // a new session: ask the set about it
     }
     const certgate::Session *session = &peer->session;
     auto check = certgate::check_session(*session, peer->id.serial_hex, ngx_time(),
@@ -112,7 +123,9 @@ static const certgate::Session *ngx_certgate_session(ngx_http_request_t *r,
         return nullptr;
     }
     if (check == certgate::SessionCheck::expired) return nullptr;
-    if (ngx_certgate_session_ended(cmcf, session->id, session->user_id, session->epoch)) {
+    bool known_live = changes != 0 && peer->clean_changes == changes;
+    if (!known_live &&
+        ngx_certgate_session_ended(cmcf, session->id, session->user_id, session->epoch)) {
         return nullptr;
     }
     return session;
@@ -186,24 +199,29 @@ ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
         if (cmcf->runtime == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
         using certgate::ErrorCode;
 
+        // The set's change count, read before anything is decided: a change
+        // after this read makes the next request check again.
+        ngx_atomic_uint_t changes = ngx_certgate_set_changes(cmcf);
+        ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
+        // This connection's certificate passed the set at this count already.
+        bool known_clean = changes != 0 && peer != nullptr && peer->clean_changes == changes;
+
         // Until the set is loaded, nothing proves a certificate is not revoked.
-        if (ngx_certgate_revocation_state(cmcf) != NGX_CERTGATE_SET_READY) {
+        if (!known_clean && ngx_certgate_revocation_state(cmcf) != NGX_CERTGATE_SET_READY) {
             return ngx_certgate_deny(r, cmcf, ErrorCode::unavailable);
         }
-
-        ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
         if (peer == nullptr) return ngx_certgate_deny(r, cmcf, ErrorCode::no_certificate);
         if (!peer->ours) return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_mismatch);
         time_t now = ngx_time();
         if (now > peer->id.not_after || now < peer->id.not_before) {
             return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_expired);
         }
-        if (ngx_certgate_serial_revoked(cmcf, peer->id.serial_hex)) {
+        if (!known_clean && ngx_certgate_serial_revoked(cmcf, peer->id.serial_hex)) {
             return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_revoked);
         }
 
         ErrorCode why;
-        const certgate::Session *session = ngx_certgate_session(r, cmcf, peer, &why);
+        const certgate::Session *session = ngx_certgate_session(r, cmcf, peer, &why, changes);
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "certgate require: certificate ok, session %s (%s)",
                        session ? "live" : "none", session ? "" : certgate::error_name(why));
@@ -224,6 +242,9 @@ ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
         }
+
+        // Every check against the set passed at `changes`.
+        peer->clean_changes = changes;
 
         ngx_certgate_ctx_t *ctx = ngx_certgate_get_ctx(r);
         if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;

@@ -33,6 +33,10 @@ struct ngx_certgate_shctx_t {
     ngx_uint_t loaded;     // the initial load is done
     ngx_uint_t full;       // an entry could not be stored: fail closed
     int64_t generation;    // changes with every revocation (the CRL cache)
+    // Bumped (under the mutex) by every batch that changes anything and by
+    // the initial load; read without the lock by the protected path, whose
+    // per-connection verdict holds while this stays the same. 0: not loaded.
+    ngx_atomic_t changes;
     ngx_msec_t turns[NGX_CERTGATE_TURNS];  // ngx_certgate_take_turn()
     ngx_uint_t turn_taken[NGX_CERTGATE_TURNS];
 };
@@ -210,6 +214,11 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
     }
     if (batch.revocations) z->sh->generation++;
     if (initial) z->sh->loaded = 1;
+    if (initial || !batch.updates.empty()) {
+        // After the entries: a reader that sees the new count looks again.
+        ngx_memory_barrier();
+        z->sh->changes = z->sh->changes + 1;
+    }
     ngx_uint_t full = z->sh->full;
     ngx_shmtx_unlock(&z->shpool->mutex);
     if (full) {
@@ -365,6 +374,14 @@ bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e 
     }
     ngx_shmtx_unlock(&z->shpool->mutex);
     return mine;
+}
+
+ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept {
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr) return 0;
+    ngx_atomic_uint_t changes = z->sh->changes;
+    ngx_memory_barrier();
+    return changes;
 }
 
 int64_t ngx_certgate_revocation_generation(ngx_certgate_main_conf_t *cmcf) noexcept {

@@ -35,5 +35,11 @@ bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e 
 // 30 s, the expiry notices every certgate_notify_interval.
 ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept;
 
+// A count that changes whenever the set does (any revocation, logout, reset,
+// block, unblock, disable, the initial load); 0 before the initial load. The
+// protected path keeps its verdict for a connection while the count stays
+// the same, so a keep-alive client costs no lock. One atomic read.
+ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept;
+
 // Changes whenever a certificate is revoked (the CRL cache key); -1 before load.
 int64_t ngx_certgate_revocation_generation(ngx_certgate_main_conf_t *cmcf) noexcept;
