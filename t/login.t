@@ -181,18 +181,18 @@ subtest 'revocation and reset end sessions without reload' => sub {
     is(app($cert{block002}{name}, $jar)->{status}, 200, 'and the new session passes at once');
 };
 
-subtest 'an expired certificate is refused on an open keepalive connection' => sub {
-    my $name = $t->client_cert_until('expire01', time + 5, store_user => 'expire01');
-    my $jar = $t->jar;
-    ok($t->login('expire01', $pw, cert => $name, jar => $jar)->{json}{ok}, 'logged in with a certificate valid for seconds');
+# One keep-alive TLS connection presenting certificate $name with the session
+# cookie of $jar; returns a function that asks GET /app/x on it: (status, body).
+sub keepalive {
+    my ($name, $jar) = @_;
     my ($cookie) = Certgate::Test::read_file($jar) =~ /__Host-certgate_session\t(\S+)/;
     my $sock = IO::Socket::SSL->new(
         PeerAddr => '127.0.0.1', PeerPort => $t->port('https'),
         SSL_ca_file => $t->dir . '/ca.crt', SSL_cert_file => $t->dir . "/$name.crt",
         SSL_key_file => $t->dir . "/$name.key", SSL_verifycn_name => 'localhost',
     ) or die "connect: $SSL_ERROR";
-    local $SIG{PIPE} = 'IGNORE';
-    my $ask = sub {
+    return sub {
+        local $SIG{PIPE} = 'IGNORE';
         print $sock "GET /app/x HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nCookie: __Host-certgate_session=$cookie\r\n\r\n";
         my ($head, $len) = ('', 0);
         while (my $line = <$sock>) { $head .= $line; last if $line eq "\r\n" }
@@ -200,15 +200,51 @@ subtest 'an expired certificate is refused on an open keepalive connection' => s
         my $body = '';
         read($sock, $body, $len) if $len;
         my ($status) = $head =~ m{^HTTP/1\.1 (\d+)};
-        return ($status, $body);
+        return ($status // 0, $body);
     };
+}
+
+subtest 'an expired certificate is refused on an open keepalive connection' => sub {
+    my $name = $t->client_cert_until('expire01', time + 5, store_user => 'expire01');
+    my $jar = $t->jar;
+    ok($t->login('expire01', $pw, cert => $name, jar => $jar)->{json}{ok}, 'logged in with a certificate valid for seconds');
+    my $ask = keepalive($name, $jar);
     my ($s1) = $ask->();
     is($s1, 200, 'first request on the connection passes');
     sleep 6;
     my ($s2, $b2) = $ask->();
     is($s2, 401, 'after expiry, the same connection is refused');
     like($b2, qr/certificate_expired/, 'certificate_expired');
-    close $sock;
+};
+
+# A connection that has passed keeps its verdict only while the revocation
+# set is unchanged: each of these reaches it within 3 s.
+subtest 'revoke, reset and block reach an open keep-alive connection' => sub {
+    my @cases = (
+        ['revoke03', sub { $t->certgatectl('cert', 'revoke', $_[0], '--reason', 'keyCompromise') }, 'certificate_revoked'],
+        ['reset003', sub { $t->certgatectl('user', 'reset', 'reset003') }, 'login_required'],
+        ['block003', sub { $t->certgatectl('user', 'block', 'block003') }, 'login_required'],
+    );
+    for my $case (@cases) {
+        my ($user, $action, $error) = @$case;
+        $t->add_user('ORG001', $user, $pw);
+        my $c = $t->issue_certificate($user, $pw);
+        my $jar = $t->jar;
+        ok($t->login($user, $pw, cert => $c->{name}, jar => $jar)->{json}{ok}, "$user logged in");
+        my $ask = keepalive($c->{name}, $jar);
+        is(($ask->())[0], 200, "$user: the connection passes") for 1 .. 3;
+        my ($rc, $out) = $action->($c->{serial});
+        is($rc, 0, "$user: certgatectl done") or diag $out;
+        my $start = time;
+        my ($status, $body) = (200, '');
+        while (time - $start < 3) {
+            ($status, $body) = $ask->();
+            last if $status != 200;
+            sleep 0.1;
+        }
+        is($status, 401, sprintf('%s: the same connection is refused after %.1f s', $user, time - $start));
+        like($body, qr/"error":"$error"/, "$user: $error");
+    }
 };
 
 subtest 'role=master' => sub {
