@@ -157,14 +157,20 @@ sub ends_within_3s {
     ok($t->login($user, $pw, cert => $cert{$user}{name}, jar => $jar)->{json}{ok}, "$user logged in");
     is(app($cert{$user}{name}, $jar)->{status}, 200, 'passes');
     $action->();
+    # When the first of four refusals in a row was asked: that is when the
+    # session had ended everywhere, however long the asking took on a busy
+    # machine. Asked for up to 10 s so a slow poll shows its real figure.
     my $start = time;
-    my $ended = 0;
-    while (time - $start < 3) {
+    my $ended_at;
+    while (time - $start < 10) {
+        my $asked = time;
         my $n = grep { app($cert{$user}{name}, $jar, json => 1)->{status} == 401 } 1 .. 4;
-        if ($n == 4) { $ended = 1; last }
+        if ($n == 4) { $ended_at = $asked; last }
         sleep 0.2;
     }
-    ok($ended, sprintf('%s ends the session on both workers within 3 s (%.1f s), no reload', $what, time - $start));
+    ok(defined $ended_at && $ended_at - $start <= 3,
+        sprintf('%s ends the session on both workers within 3 s (%s), no reload', $what,
+            defined $ended_at ? sprintf('%.1f s', $ended_at - $start) : 'not in 10 s'));
 }
 
 subtest 'revocation and reset end sessions without reload' => sub {
@@ -236,13 +242,15 @@ subtest 'revoke, reset and block reach an open keep-alive connection' => sub {
         my ($rc, $out) = $action->($c->{serial});
         is($rc, 0, "$user: certgatectl done") or diag $out;
         my $start = time;
-        my ($status, $body) = (200, '');
-        while (time - $start < 3) {
+        my ($status, $body, $asked) = (200, '');
+        while (time - $start < 10) {
+            $asked = time;
             ($status, $body) = $ask->();
             last if $status != 200;
             sleep 0.1;
         }
-        is($status, 401, sprintf('%s: the same connection is refused after %.1f s', $user, time - $start));
+        is($status, 401, "$user: the same connection is refused");
+        cmp_ok($asked - $start, '<=', 3, sprintf('%s: within 3 s (%.1f s)', $user, $asked - $start));
         like($body, qr/"error":"$error"/, "$user: $error");
     }
 };

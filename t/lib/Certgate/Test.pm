@@ -41,6 +41,8 @@ sub nginx_bin { $ENV{CERTGATE_NGINX} || '/usr/sbin/nginx' }
 
 sub new {
     my ($class, %opts) = @_;
+    # A suite stopped by a signal still stops what it started (DESTROY).
+    $SIG{$_} ||= sub { exit 1 } for qw(TERM INT HUP);
     my $dir = tempdir('certgate-t-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CERTGATE_KEEP});
     my $self = bless {
         dir   => $dir,
@@ -216,6 +218,8 @@ sub spawn {
     my ($self, $name, @cmd) = @_;
     my $pid = fork() // die "fork: $!";
     if ($pid == 0) {
+        # Its own process group, so a stop can take nginx's workers along.
+        setpgrp(0, 0);
         open STDOUT, '>>', "$self->{dir}/logs/$name.log";
         open STDERR, '>&', \*STDOUT;
         exec @cmd or die "exec @cmd: $!";
@@ -244,7 +248,8 @@ sub stop {
         return if waitpid($pid, WNOHANG) == $pid;
         sleep 0.05;
     }
-    kill 'KILL', $pid;
+    # The whole group: a killed nginx master would leave its workers running.
+    kill 'KILL', -$pid;
     waitpid($pid, 0);
 }
 
@@ -271,7 +276,13 @@ sub stop_smtp { $_[0]->stop('smtp') }
 # The mails in the Maildir, oldest first, as raw text.
 sub mails {
     my ($self) = @_;
-    my @files = sort { (stat $a)[9] <=> (stat $b)[9] || $a cmp $b }
+    # Maildir names are <seconds>.M<microseconds>P<pid>Q<n>.<host>: numbers,
+    # not text ("M80885" is earlier than "M670856"), and a second holds many.
+    my $when = sub {
+        my ($name) = $_[0] =~ m{([^/]+)\z};
+        return $name =~ /^(\d+)\.M(\d+)/ ? $1 + $2 / 1e6 : (stat $_[0])[9];
+    };
+    my @files = sort { $when->($a) <=> $when->($b) || $a cmp $b }
         glob("$self->{dir}/maildir/new/*"), glob("$self->{dir}/maildir/cur/*");
     return map { read_file($_) } @files;
 }
@@ -482,7 +493,7 @@ sub DESTROY {
     return if ($self->{owner} || 0) != $$;
     local $?;
     for my $name (keys %{$self->{pids} || {}}) {
-        kill 'KILL', $self->{pids}{$name};
+        kill 'KILL', -$self->{pids}{$name};    # the process group: nginx's workers too
         waitpid($self->{pids}{$name}, 0);
     }
 }
