@@ -550,6 +550,15 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         } else {
             s.memcached_host = mc;
         }
+        // The http-level certgate_language: the language of the expiry
+        // notices (this runs in init_main_conf, where cf->ctx is http{}'s).
+        auto *http_scf = static_cast<ngx_certgate_srv_conf_t *>(
+            ngx_http_conf_get_module_srv_conf(cf, ngx_http_certgate_module));
+        if (http_scf != nullptr && http_scf->language != NGX_CONF_UNSET_UINT) {
+            s.mail_language = http_scf->language == NGX_CERTGATE_LANG_EN ? certgate::Language::en
+                                                                          : certgate::Language::ja;
+            s.mail_bilingual = http_scf->language == NGX_CERTGATE_LANG_AUTO;
+        }
         s.ca_certificate = ngx_certgate_str(cmcf->ca_certificate);
         s.ca_certificate_previous = ngx_certgate_str(cmcf->ca_certificate_previous);
         s.ca_key = ngx_certgate_str(cmcf->ca_key);

@@ -72,6 +72,7 @@ subtest '30 days before expiry: one notice, however often the sweep runs' => sub
     is(scalar @soon, 1, 'one mail to soon0001');
     like($soon[0]{subject}, qr/有効期限/, 'about the expiry');
     like($soon[0]{body}, qr/Labour Bank Help Desk/, 'the help desk is named');
+    unlike($soon[0]{body}, qr/English follows/, 'in Japanese only (certgate_language ja, the default)');
 };
 
 subtest 'once expired: one notice, from four sweeps at once' => sub {
@@ -126,11 +127,15 @@ subtest 'the module sweeps on its timer: 2 workers and the CLI at once send each
     $t->start_memcached;
     my %cert = (tsoon001 => $now + 10 * 86400, tgone001 => $now - 86400);
     user_with_certificate($_, $cert{$_}) for sort keys %cert;
+    # certgate_language auto at the http level: notices in both languages
+    # (a server's own certgate_language is for its pages only).
     $t->write_conf(<<'EOF', workers => 2);
     %%CERTGATE%%
     certgate_notify_interval 1s;
+    certgate_language auto;
     server {
 %%TLS%%
+        certgate_language ja;
         location /certgate/ { certgate_portal; }
     }
 EOF
@@ -150,6 +155,9 @@ EOF
     sleep 3;  # a few more turns of the timer
     is(scalar(mails_to('tsoon001')), 1, 'one notice 10 days before expiry');
     is(scalar(mails_to('tgone001')), 1, 'one notice once expired');
+    my ($soon) = mails_to('tsoon001');
+    like($soon->{subject}, qr{有効期限.* / .*[Cc]ertificate}, 'certgate_language auto: a subject in both languages');
+    like($soon->{body}, qr/有効期限：.*English follows.*Valid until:/s, 'and the body: Japanese, then English');
     my @claims = grep { $_->{kind} eq 'cert.notice' } $t->audit;
     is(scalar @claims, 9, 'one claim per notice in the whole suite');
 

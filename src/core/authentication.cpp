@@ -58,8 +58,12 @@ void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blo
         f.role = user.role;
         f.timezone = s.timezone;
         f.helpdesk = s.helpdesk;
-        MailMessage m = compose_mail(blocked ? MailKind::blocked : MailKind::locked,
-                                     Language::ja, f);
+        // The user's language is not known here (the failing tries may not
+        // be theirs): the http-level certgate_language decides, as for the
+        // expiry notices.
+        const MailKind kind = blocked ? MailKind::blocked : MailKind::locked;
+        MailMessage m = s.mail_bilingual ? compose_bilingual_mail(kind, f)
+                                         : compose_mail(kind, s.mail_language, f);
         std::string why;
         if (!send_mail_now(store, mail_settings(s), m, "certgate", user.id, store.now(), nullptr,
                            &why)) {

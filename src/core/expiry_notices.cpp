@@ -28,9 +28,10 @@ bool queue_notice(Store& store, const NoticeSettings& settings, const Certificat
     f.portal_url = settings.portal_url;
     f.helpdesk = settings.helpdesk;
     try {
-        const MailMessage m =
-            compose_mail(notice == kNoticeExpiring ? MailKind::expiry_soon : MailKind::expired,
-                         settings.language, f);
+        const MailKind kind =
+            notice == kNoticeExpiring ? MailKind::expiry_soon : MailKind::expired;
+        const MailMessage m = settings.bilingual ? compose_bilingual_mail(kind, f)
+                                                 : compose_mail(kind, settings.language, f);
         bool claimed = false;
         store.write([&] {
             claimed = store.claim_notice(cert.serial, notice, actor);

@@ -100,6 +100,11 @@ struct MailFields {
 // is missing, CaError for an unknown time zone.
 MailMessage compose_mail(MailKind kind, Language lang, const MailFields& fields);
 
+// The Japanese and the English mail in one, for a reader whose language
+// nobody knows (expiry notices with certgate_language auto): subject
+// "<ja> / <en>", the Japanese body, a divider, the English body.
+MailMessage compose_bilingual_mail(MailKind kind, const MailFields& fields);
+
 // ---- outbox ----------------------------------------------------------------------
 
 // A claimed mail is "sending" for this long; if the process dies meanwhile, the
@@ -166,6 +171,7 @@ struct NoticeSettings {
     std::string portal_url;  // where to renew; empty: the mail names the button
     HelpDesk helpdesk;
     Language language = Language::ja;
+    bool bilingual = false;  // both languages in one mail (language is ignored)
 };
 
 struct NoticeResult {

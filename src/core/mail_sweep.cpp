@@ -12,6 +12,8 @@ SweepResult sweep_mail(const Settings& settings, Store& store, int64_t now) {
     ns.renew_before_days = settings.renew_before_days;
     ns.timezone = settings.timezone;
     ns.helpdesk = settings.helpdesk;
+    ns.language = settings.mail_language;
+    ns.bilingual = settings.mail_bilingual;
     SweepResult r;
     r.notices = queue_expiry_notices(store, ns, now, "certgate");
     if (!settings.mail.empty()) r.outbox = deliver_outbox(store, mail_settings(settings), now, 100);

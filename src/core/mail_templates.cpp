@@ -291,4 +291,13 @@ MailMessage compose_mail(MailKind kind, Language lang, const MailFields& f) {
     return m;
 }
 
+MailMessage compose_bilingual_mail(MailKind kind, const MailFields& f) {
+    MailMessage ja = compose_mail(kind, Language::ja, f);
+    const MailMessage en = compose_mail(kind, Language::en, f);
+    ja.subject += " / " + en.subject;
+    while (!ja.body.empty() && ja.body.back() == '\n') ja.body.pop_back();
+    ja.body += "\n\n---------------------------------------- English follows\n\n" + en.body;
+    return ja;
+}
+
 }  // namespace certgate

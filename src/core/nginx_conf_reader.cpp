@@ -90,7 +90,10 @@ void NginxConf::parse_file(const std::string& path, int depth) {
     std::vector<Token> stmt;
     for (const auto& t : tokens) {
         if (!t.quoted && (t.text == "{" || t.text == "}")) {
-            stmt.clear();  // a block opens or closes: whatever came before was its name
+            // A block opens or closes: whatever came before was its name.
+            if (t.text == "{") blocks_.push_back(stmt.empty() ? "" : stmt[0].text);
+            else if (!blocks_.empty()) blocks_.pop_back();
+            stmt.clear();
             continue;
         }
         if (!(!t.quoted && t.text == ";")) {
@@ -115,12 +118,20 @@ void NginxConf::parse_file(const std::string& path, int depth) {
                                     ": cannot expand include " + pattern);
             }
         } else if (name.rfind("certgate_", 0) == 0) {
-            ConfDirective d{name, {}, path, stmt[0].line};
+            ConfDirective d{name, {}, path, stmt[0].line, false};
+            for (const auto& b : blocks_)
+                if (b == "server" || b == "location") d.in_server = true;
             for (size_t k = 1; k < stmt.size(); ++k) d.args.push_back(stmt[k].text);
             directives_.push_back(std::move(d));
         }
         stmt.clear();
     }
+}
+
+std::string NginxConf::get_http_level(const std::string& name) const {
+    for (auto it = directives_.rbegin(); it != directives_.rend(); ++it)
+        if (it->name == name && !it->in_server) return it->args.empty() ? "" : it->args[0];
+    return "";
 }
 
 std::vector<std::string> NginxConf::args(const std::string& name) const {

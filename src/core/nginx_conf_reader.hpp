@@ -22,6 +22,7 @@ struct ConfDirective {
     std::vector<std::string> args;
     std::string file;
     int line = 0;
+    bool in_server = false;  // inside a server{} (or location{}) block, not at the http level
 };
 
 class NginxConf {
@@ -36,10 +37,14 @@ class NginxConf {
     std::string get(const std::string& name) const;
     std::vector<std::string> args(const std::string& name) const;
     bool has(const std::string& name) const;
+    // As get(), but only occurrences at the http level (not in a server{}):
+    // for directives of http and server context, such as certgate_language.
+    std::string get_http_level(const std::string& name) const;
 
   private:
     void parse_file(const std::string& path, int depth);
     std::string prefix_;  // the directory of the main file: includes are relative to it
+    std::vector<std::string> blocks_;  // the names of the blocks open where the parser is
     std::vector<ConfDirective> directives_;
 };
 

@@ -37,6 +37,10 @@ struct Settings {
     long cert_validity_days = 366;
     long renew_before_days = 30;
     std::string timezone = "Asia/Tokyo";
+    // certgate_language at the http level, for mails no page asks for (the
+    // expiry notices): ja, en, or with auto both (Japanese first).
+    Language mail_language = Language::ja;
+    bool mail_bilingual = false;
 
     int lockout_failures = 6;
     long lockout_time_s = 60 * 60;

@@ -16,6 +16,11 @@ Settings mail_conf(Context& ctx) {
     s.mail_from = ctx.setting("", "certgate_mail_from");
     std::string tz = ctx.setting("", "certgate_timezone");
     if (!tz.empty()) s.timezone = tz;
+    // The http-level certgate_language, as the module reads it for notices.
+    const NginxConf* conf = ctx.conf();
+    const std::string lang = conf ? conf->get_http_level("certgate_language") : "";
+    if (lang == "en") s.mail_language = Language::en;
+    s.mail_bilingual = lang == "auto";
     std::string renew = ctx.setting("", "certgate_renew_before");
     if (!renew.empty()) s.renew_before_days = static_cast<long>(parse_duration(renew) / 86400);
     if (const NginxConf* conf = ctx.conf(); conf && conf->has("certgate_helpdesk")) {

@@ -1027,6 +1027,37 @@ void expiry_notices_once_each(void**) {
     fake_now = t0;
 }
 
+// certgate_language at the http level: en gives English notices; auto gives
+// both languages in one mail, Japanese first.
+void expiry_notices_in_english_or_both(void**) {
+    auto store = notice_store(fresh_dir("n") + ".db");
+    NoticeSettings ns;
+    ns.language = Language::en;
+    queue_expiry_notices(*store, ns, fake_now, "certgate");
+    auto mails = store->list_mails();
+    assert_int_equal(mails.size(), 2);
+    assert_contains(mails[0].subject, "certificate");
+    assert_false(contains(mails[0].subject, "電子証明書"));
+    assert_contains(mails[0].body, "Valid until:");
+
+    auto store2 = notice_store(fresh_dir("n") + ".db");
+    NoticeSettings both;
+    both.bilingual = true;
+    queue_expiry_notices(*store2, both, fake_now, "certgate");
+    mails = store2->list_mails();
+    assert_int_equal(mails.size(), 2);
+    const Mail& m = mails[0];
+    assert_contains(m.subject, "電子証明書の有効期限のお知らせ / ");
+    const size_t ja = m.body.find("有効期限：");
+    const size_t divider = m.body.find("English follows");
+    const size_t en = m.body.find("Valid until:");
+    assert_true(ja != std::string::npos && divider != std::string::npos && en != std::string::npos);
+    assert_true(ja < divider && divider < en);
+    // Both go out as one well-formed mail.
+    const std::string md = fresh_dir("nmd");
+    assert_int_equal(deliver_outbox(*store2, maildir_settings(md), fake_now, 10).sent, 2);
+}
+
 void expiry_notices_from_two_sweepers(void**) {
     const std::string path = fresh_dir("n") + ".db";
     notice_store(path);
@@ -1085,6 +1116,7 @@ int main() {
         cmocka_unit_test(outbox_two_workers_send_each_mail_once),
         cmocka_unit_test(outbox_through_smtp),
         cmocka_unit_test(expiry_notices_once_each),
+        cmocka_unit_test(expiry_notices_in_english_or_both),
         cmocka_unit_test(expiry_notices_from_two_sweepers),
     };
     const int failed = cmocka_run_group_tests(tests, start_smtpd, stop_smtpd);
