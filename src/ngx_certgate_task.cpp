@@ -9,6 +9,7 @@
 
 #include "ngx_certgate_task.hpp"
 
+#include <openssl/crypto.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -16,6 +17,40 @@
 #include <exception>
 
 std::atomic<long> ngx_certgate_task_t::alive{0};
+
+// Pool threads that have run a task of ours and not yet finished exiting.
+//
+// nginx ends a worker's pool threads by a task that lets the worker go on
+// and then calls pthread_exit(): the worker may reach exit(), and with it
+// OPENSSL_cleanup(), while a pool thread still runs its thread_local
+// destructors (an HMAC context, a store, a memcached client) and OpenSSL's
+// own thread cleanup. That race freed OpenSSL state twice (seen once under
+// AddressSanitizer). So each pool thread holds this guard, made before any
+// other thread_local of ours and so destroyed after them: it ends the
+// thread's use of OpenSSL itself and then counts the thread out, and the
+// module's exit_process waits for the count to reach zero.
+static std::atomic<long> ngx_certgate_pool_threads{0};
+
+namespace {
+struct PoolThreadGuard {
+    PoolThreadGuard() { ngx_certgate_pool_threads.fetch_add(1); }
+    ~PoolThreadGuard() {
+        OPENSSL_thread_stop();
+        ngx_certgate_pool_threads.fetch_sub(1);
+    }
+};
+}  // namespace
+
+void ngx_certgate_wait_for_pool_threads(ngx_log_t *log) noexcept {
+    // nginx has asked every pool thread to exit (ngx_thread_pool's
+    // exit_process runs before a dynamic module's); give them a moment.
+    for (int i = 0; i < 2000 && ngx_certgate_pool_threads.load() > 0; ++i) ngx_msleep(1);
+    long left = ngx_certgate_pool_threads.load();
+    if (left > 0) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "certgate: %l thread pool threads still exiting after 2 s", left);
+    }
+}
 
 // A graceful shutdown (nginx -s quit, a reload) waits only for timers that
 // are not cancelable: while requests wait on tasks, this one keeps the
@@ -73,6 +108,9 @@ ngx_int_t ngx_certgate_task_t::post_background(ngx_thread_pool_t *pool, ngx_log_
 
 void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
     auto *self = static_cast<ngx_certgate_task_t *>(data);
+    // First, so it is destroyed last (see PoolThreadGuard).
+    thread_local PoolThreadGuard guard;
+    (void)guard;
     // Pool threads yield to the event loop: key generation on every core
     // must not starve the requests that need microseconds.
     thread_local bool yielding = false;

@@ -50,6 +50,10 @@ private:
     bool background_ = false;
 };
 
+// Worker exit: waits (at most 2 s) until the pool threads that ran our tasks
+// have finished exiting, so exit() does not tear OpenSSL down under them.
+void ngx_certgate_wait_for_pool_threads(ngx_log_t *log) noexcept;
+
 // Posts work for the worker itself; false when the pool refused it.
 bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
                                   ngx_certgate_task_t::work_t work,

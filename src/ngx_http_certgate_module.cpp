@@ -15,6 +15,7 @@
 #include "core/errors.hpp"
 #include "ngx_certgate_ctx.hpp"
 #include "ngx_certgate_revocation.hpp"
+#include "ngx_certgate_task.hpp"
 
 static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept;
 static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept;
@@ -143,6 +144,12 @@ static ngx_command_t ngx_certgate_commands[] = {
 
     ngx_null_command};
 
+// After nginx's thread pools were told to stop (their exit_process runs
+// first): wait until their threads are gone, see ngx_certgate_task.cpp.
+static void ngx_certgate_exit_process(ngx_cycle_t *cycle) noexcept {
+    ngx_certgate_wait_for_pool_threads(cycle->log);
+}
+
 static ngx_http_module_t ngx_certgate_module_ctx = {
     ngx_certgate_add_variables,    // preconfiguration
     ngx_certgate_init,             // postconfiguration
@@ -164,7 +171,7 @@ ngx_module_t ngx_http_certgate_module = {
     ngx_certgate_init_process, // init process
     nullptr,                  // init thread
     nullptr,                  // exit thread
-    nullptr,                  // exit process
+    ngx_certgate_exit_process, // exit process
     nullptr,                  // exit master
     NGX_MODULE_V1_PADDING};
 
