@@ -42,7 +42,8 @@ sub nginx_bin { $ENV{CERTGATE_NGINX} || '/usr/sbin/nginx' }
 sub new {
     my ($class, %opts) = @_;
     # A suite stopped by a signal still stops what it started (DESTROY).
-    $SIG{$_} ||= sub { exit 1 } for qw(TERM INT HUP);
+    # (PIPE: prove itself went away while the suite printed.)
+    $SIG{$_} ||= sub { exit 1 } for qw(TERM INT HUP PIPE);
     my $dir = tempdir('certgate-t-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{CERTGATE_KEEP});
     my $self = bless {
         dir   => $dir,
