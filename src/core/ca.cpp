@@ -6,6 +6,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -115,11 +117,33 @@ std::optional<KeyType> parse_key_type(std::string_view spec) {
     return std::nullopt;
 }
 
+namespace {
+// OpenSSL calls this for each prime candidate and test round of an RSA key
+// generation, every millisecond or so. Yielding there lets a thread of
+// higher priority that shares the core (nginx's event loop, when the key is
+// made in a pool thread) run at once instead of after this thread's time
+// slice; with no one waiting it costs a system call.
+int yield_during_keygen(EVP_PKEY_CTX*) {
+    sched_yield();
+    return 1;
+}
+}  // namespace
+
 PKey generate_key(const KeyType& type) {
-    EVP_PKEY* key = type.alg == KeyAlgorithm::rsa
-                        ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(type.bits))
-                        : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", type.curve.c_str());
-    if (!key) fail("cannot generate a " + type.name() + " key");
+    if (type.alg == KeyAlgorithm::ec) {
+        EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", type.curve.c_str());
+        if (!key) fail("cannot generate a " + type.name() + " key");
+        return PKey(key);
+    }
+    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(
+        EVP_PKEY_CTX_new_from_name(nullptr, "RSA", nullptr), &EVP_PKEY_CTX_free);
+    EVP_PKEY* key = nullptr;
+    if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1 ||
+        EVP_PKEY_CTX_set_rsa_keygen_bits(ctx.get(), type.bits) != 1)
+        fail("cannot generate a " + type.name() + " key");
+    EVP_PKEY_CTX_set_cb(ctx.get(), yield_during_keygen);
+    if (EVP_PKEY_keygen(ctx.get(), &key) != 1 || !key)
+        fail("cannot generate a " + type.name() + " key");
     return PKey(key);
 }
 
