@@ -19,7 +19,8 @@ std::string find_cookie(std::string_view header, std::string_view name);
 // The same, as a view into `header` (the protected path allocates nothing).
 std::string_view find_cookie_view(std::string_view header, std::string_view name);
 
-// A non-negative decimal integer of at most 19 digits, nothing else.
+// A non-negative decimal integer of at most 18 digits (so it cannot
+// overflow int64_t), nothing else.
 bool parse_decimal(const std::string &text, int64_t *out);
 
 // "%XX" escapes for a query string value.
