@@ -65,6 +65,8 @@ DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         libio-socket-ssl-perl libjson-pp-perl perl curl \
         libkainjow-mustache-dev libnss3-tools tzdata \
         softhsm2 opensc libengine-pkcs11-openssl chromium \
+        libtest-base-perl liburi-perl libtext-diff-perl libtest-longstring-perl \
+        liblist-moreutils-perl libhttp-message-perl \
         $(if $(shell command -v npm),,nodejs npm)
 
 .PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \

@@ -25,7 +25,10 @@ package Test::Nginx::Certgate;
 #                   /session/<user>/...   <user>'s certificate and session cookie
 #                   /foreign/...          a certificate of another CA
 #                 every front also sends the CSRF cookie, whose token is
-#                 $TEST_NGINX_CERTGATE_CSRF (for the csrf_token form field).
+#                 $ENV{TEST_NGINX_CERTGATE_CSRF} (for the csrf_token form
+#                 field: write the POST as `--- request eval`);
+#   no_error_log  [alert], [crit] and [emerg], unless the block sets its own
+#                 or is a `--- must_die` block.
 #
 # In the block's http_config, $TEST_NGINX_CERTGATE_TLS is the TLS server's
 # listen and ssl_* lines (the supported setup: ssl_verify_client optional,
@@ -319,6 +322,9 @@ sub preprocess {
     $block->set_value(main_config => "load_module $Module;\n" . ($block->main_config // ''));
     $block->set_value(http_config => certgate_lines() . ($block->http_config // ''));
     $block->set_value(config => front_lines() . ($block->config // ''));
+    # Every block that starts nginx fails on an [alert], [crit] or [emerg].
+    $block->set_value(no_error_log => "[alert]\n[crit]\n[emerg]")
+        unless defined $block->no_error_log || defined $block->must_die;
 }
 
 1;
