@@ -8,6 +8,7 @@
 // the task forgets the request and the completion handler only frees.
 
 #include "ngx_certgate_task.hpp"
+#include "ngx_certgate_metrics.hpp"
 
 #include <openssl/crypto.h>
 #include <sys/resource.h>
@@ -93,6 +94,7 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
         return NGX_ERROR;
     }
 
+    ngx_certgate_metrics_tasks(1, 0);
     r->main->blocked++;
     r->main->count++;
     ngx_certgate_request_tasks++;
@@ -103,7 +105,9 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
 ngx_int_t ngx_certgate_task_t::post_background(ngx_thread_pool_t *pool, ngx_log_t *log) {
     background_ = true;
     task_.event.log = log;
-    return ngx_thread_task_post(pool, &task_);
+    if (ngx_thread_task_post(pool, &task_) != NGX_OK) return NGX_ERROR;
+    ngx_certgate_metrics_tasks(1, 0);
+    return NGX_OK;
 }
 
 void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
@@ -118,6 +122,7 @@ void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
         setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
         yielding = true;
     }
+    ngx_certgate_metrics_tasks(-1, 1);
     try {
         self->work_();
     } catch (const std::exception &e) {
@@ -127,6 +132,7 @@ void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
         self->failed_ = true;
         self->error_ = "unknown exception in thread task";
     }
+    ngx_certgate_metrics_tasks(0, -1);
 }
 
 void ngx_certgate_task_t::request_gone(void *data) noexcept {
