@@ -234,6 +234,38 @@ subtest 'audit: one JSON line per event at the syslog listener, no secret' => su
     is($m->{'certgate_audit_events_total{result=exported}'}, scalar(@lines), 'exported are counted');
 };
 
+subtest 'certgatectl audit: --since/--until times, --jsonl lines' => sub {
+    my @all = $t->audit;
+    ok(@all > 10, 'events are there');
+    my ($rc, $out) = $t->certgatectl('audit', '--jsonl');
+    is($rc, 0, 'audit --jsonl') or diag($out);
+    my @lines = split /\n/, $out;
+    is(scalar(@lines), scalar(@all), 'one line per event');
+    my @parsed = map { eval { decode_json($_) } } @lines;
+    is(scalar(@parsed), scalar(@lines), 'every line is JSON');
+    ok(!(grep { !defined $_->{node} || $_->{time} !~ /Z\z/ } @parsed), 'with node and a UTC time');
+    is(scalar(grep { /\Q$pw\E|\Q$wrong\E/ } @lines), 0, 'no password');
+
+    # A window by time: the events of the lock subtest's second and after.
+    my $mid = $all[int(@all / 2)]{at};
+    my @iso = gmtime($mid);
+    my $since = sprintf('%04d-%02d-%02dT%02d:%02d:%02dZ', $iso[5] + 1900, $iso[4] + 1, @iso[3, 2, 1, 0]);
+    my @window = $t->audit('--since', $since, '--until', '@' . ($mid + 1));
+    my @want = grep { $_->{at} == $mid } @all;
+    is_deeply([map { $_->{id} } @window], [map { $_->{id} } @want], '--since TIME --until TIME picks that second')
+        or diag("since $since");
+    ok(!(grep { !$_->{time} } @window), '--json adds the RFC 3339 time');
+    my @since_id = $t->audit('--since', $all[-2]{id});
+    is(scalar(@since_id), 1, '--since N still means after event N');
+    @iso = gmtime($mid + 9 * 3600);
+    my $jst = sprintf('%04d-%02d-%02dT%02d:%02d:%02d+09:00', $iso[5] + 1900, $iso[4] + 1, @iso[3, 2, 1, 0]);
+    ($rc, $out) = $t->certgatectl('audit', '--since', 'yesterday');
+    isnt($rc, 0, 'a bad time is refused');
+    like($out, qr/--since 'yesterday' is not an event number, a time/, 'and says what it takes');
+    my @jst = $t->audit('--since', $jst, '--until', '@' . ($mid + 1));
+    is_deeply([map { $_->{id} } @jst], [map { $_->{id} } @want], 'the same second written in +09:00');
+};
+
 subtest 'nginx -t: bad certgate_audit and certgate_metrics name the file and line' => sub {
     my $d = $t->dir;
     my $module = Certgate::Test::build_dir() . '/ngx_http_certgate_module.so';
