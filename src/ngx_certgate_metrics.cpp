@@ -33,11 +33,13 @@ struct ngx_certgate_step_t {
     const char *help;
 };
 const ngx_certgate_step_t kSteps[] = {
-    {"login", "certgate_logins_total", "Logins (POST login) by result: ok or the refusal's error code."},
+    {"login", "certgate_logins_total",
+     "Logins (POST login) by result: ok or the refusal's error code."},
     {"issue", "certgate_issue_auth_total",
      "Issuance user authentications (4, POST issue) by result: ok or the error code."},
     {"issue/code", "certgate_auth_codes_checked_total",
-     "Authentication codes entered (5, POST issue/code) by result: ok (accepted) or the error code."},
+     "Authentication codes entered (5, POST issue/code) by result: ok (accepted) or the error "
+     "code."},
     {"issue/confirm", "certgate_issue_confirm_total",
      "Issue button presses (6, POST issue/confirm) by result: ok or the error code."},
     {"register/master", "certgate_register_master_total",
@@ -68,13 +70,14 @@ struct ngx_certgate_metrics_sh_t {
     counter_t downloads;
     counter_t revocations;
     counter_t issued[kKeyTypeCount];
-    counter_t issue_buckets[kKeyTypeCount][kBucketCount + 1];  // per bucket, not cumulative; last +Inf
+    counter_t issue_buckets[kKeyTypeCount]
+                           [kBucketCount + 1];  // per bucket, not cumulative; last +Inf
     counter_t issue_micros[kKeyTypeCount];
     counter_t dependency_errors[3];
     counter_t feed_polls_failed;
     gauge_t tasks_queued;
     gauge_t tasks_running;
-    gauge_t outbox_mails;  // -1: not counted yet
+    gauge_t outbox_mails;    // -1: not counted yet
     gauge_t feed_synced_at;  // unix time of the last successful poll, 0: never
     counter_t audit_exported;
     counter_t audit_dropped;
@@ -119,20 +122,25 @@ int key_type_index(const std::string &name) {
 // The process's observer: events committed by this worker's tasks and
 // dependency failures become counters; events also go to the audit export.
 class ngx_certgate_observer_t final : public certgate::Observer {
-public:
+  public:
     std::unique_ptr<certgate::AuditExport> audit;
 
     void event(const certgate::Event &e) noexcept override {
         if (ngx_certgate_metrics_sh_t *m = metrics_sh) {
-            if (e.kind == certgate::event_kind::kUserLocked) m->locks.fetch_add(1);
-            else if (e.kind == certgate::event_kind::kUserBlocked) m->blocks.fetch_add(1);
-            else if (e.kind == "cert.downloaded") m->downloads.fetch_add(1);
-            else if (e.kind == certgate::event_kind::kMailFailed) dependency_error(certgate::Dependency::smtp);
+            if (e.kind == certgate::event_kind::kUserLocked)
+                m->locks.fetch_add(1);
+            else if (e.kind == certgate::event_kind::kUserBlocked)
+                m->blocks.fetch_add(1);
+            else if (e.kind == "cert.downloaded")
+                m->downloads.fetch_add(1);
+            else if (e.kind == certgate::event_kind::kMailFailed)
+                dependency_error(certgate::Dependency::smtp);
         }
         if (audit) audit->offer(e);
     }
     void dependency_error(certgate::Dependency d) noexcept override {
-        if (ngx_certgate_metrics_sh_t *m = metrics_sh) m->dependency_errors[static_cast<int>(d)].fetch_add(1);
+        if (ngx_certgate_metrics_sh_t *m = metrics_sh)
+            m->dependency_errors[static_cast<int>(d)].fetch_add(1);
     }
 };
 
@@ -183,15 +191,16 @@ std::string render_metrics(ngx_certgate_main_conf_t *cmcf) {
         x.head(kSteps[s].metric, "counter", kSteps[s].help);
         x.sample(kSteps[s].metric, "result=\"ok\"", m->results[s][0].load());
         for (int c = 0; c < kErrorCount; ++c) {
-            x.sample(kSteps[s].metric,
-                     std::string("result=\"") + certgate::error_name(static_cast<ErrorCode>(c)) + "\"",
-                     m->results[s][1 + c].load());
+            x.sample(
+                kSteps[s].metric,
+                std::string("result=\"") + certgate::error_name(static_cast<ErrorCode>(c)) + "\"",
+                m->results[s][1 + c].load());
         }
     }
     x.one("certgate_auth_codes_sent_total", "counter",
           "Authentication codes mailed (handed to the relay at once).", m->codes_sent.load());
-    x.one("certgate_locks_total", "counter", "Users locked after consecutive wrong passwords (R10).",
-          m->locks.load());
+    x.one("certgate_locks_total", "counter",
+          "Users locked after consecutive wrong passwords (R10).", m->locks.load());
     x.one("certgate_blocks_total", "counter",
           "Users blocked: by the lock count of R10, a master or the bank.", m->blocks.load());
     x.one("certgate_downloads_total", "counter", "One-time .p12 download tokens used.",
@@ -294,7 +303,8 @@ ngx_int_t metrics_handler(ngx_http_request_t *r) noexcept {
 
 ngx_int_t ngx_certgate_metrics_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept {
     static ngx_str_t name = ngx_string("certgate_metrics");
-    cmcf->metrics_zone = ngx_shared_memory_add(cf, &name, 16 * ngx_pagesize, &ngx_http_certgate_module);
+    cmcf->metrics_zone =
+        ngx_shared_memory_add(cf, &name, 16 * ngx_pagesize, &ngx_http_certgate_module);
     if (cmcf->metrics_zone == nullptr) return NGX_ERROR;
     cmcf->metrics_zone->init = metrics_zone_init;
     return NGX_OK;
@@ -427,17 +437,19 @@ ngx_int_t ngx_certgate_health_ready(ngx_http_request_t *r) noexcept {
         int64_t synced = m ? m->feed_synced_at.load() : 0;
         int64_t stale_after = static_cast<int64_t>(3 * cmcf->sync_interval / 1000) + 2;
         int64_t lag = synced > 0 ? static_cast<int64_t>(ngx_time()) - synced : -1;
-        bool feed_ok = ngx_certgate_revocation_state(cmcf) == NGX_CERTGATE_SET_READY && synced > 0 &&
-                       lag <= stale_after;
+        bool feed_ok = ngx_certgate_revocation_state(cmcf) == NGX_CERTGATE_SET_READY &&
+                       synced > 0 && lag <= stale_after;
         bool ca_ok = rt->ca != nullptr && !rt->hsm_broken.load();
 
         auto health = std::make_shared<certgate::Health>();
         return ngx_certgate_post_task(
             r, [health, settings]() { *health = certgate::check_health(*settings, true); },
-            [health, feed_ok, ca_ok, lag](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+            [health, feed_ok, ca_ok, lag](ngx_http_request_t *r,
+                                          const std::string *error) -> ngx_int_t {
                 if (error != nullptr) health->memcached_up = health->store_up = false;
                 if (!health->memcached_up && !health->memcached_error.empty()) {
-                    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "certgate: ready: memcached: %s",
+                    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                                  "certgate: ready: memcached: %s",
                                   health->memcached_error.c_str());
                 }
                 if (!health->store_up && !health->store_error.empty()) {
@@ -445,12 +457,15 @@ ngx_int_t ngx_certgate_health_ready(ngx_http_request_t *r) noexcept {
                                   health->store_error.c_str());
                 }
                 bool ready = health->ok() && feed_ok && ca_ok;
-                auto up = [](bool b) { return std::string("{\"up\":") + (b ? "true" : "false") + "}"; };
-                std::string body = std::string("{\"status\":\"") + (ready ? "ready" : "unavailable") +
-                                   "\",\"memcached\":" + up(health->memcached_up) +
-                                   ",\"store\":" + up(health->store_up) + ",\"feed\":{\"fresh\":" +
-                                   (feed_ok ? "true" : "false") + ",\"lag_seconds\":" +
-                                   std::to_string(lag) + "},\"ca_key\":" + up(ca_ok) + "}\n";
+                auto up = [](bool b) {
+                    return std::string("{\"up\":") + (b ? "true" : "false") + "}";
+                };
+                std::string body =
+                    std::string("{\"status\":\"") + (ready ? "ready" : "unavailable") +
+                    "\",\"memcached\":" + up(health->memcached_up) +
+                    ",\"store\":" + up(health->store_up) +
+                    ",\"feed\":{\"fresh\":" + (feed_ok ? "true" : "false") +
+                    ",\"lag_seconds\":" + std::to_string(lag) + "},\"ca_key\":" + up(ca_ok) + "}\n";
                 return ngx_certgate_send(r, ready ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "application/json", body, true);
             });

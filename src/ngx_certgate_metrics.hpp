@@ -32,7 +32,9 @@ void ngx_certgate_metrics_tasks(int queued, int running) noexcept;
 
 // The revocation feed polled the store: ok, and what it brought (nullptr:
 // the initial load, whose revocations are not new).
-namespace certgate { struct FeedBatch; }
+namespace certgate {
+struct FeedBatch;
+}
 void ngx_certgate_metrics_feed(bool ok, const certgate::FeedBatch *batch) noexcept;
 // The mail sweep counted the outbox (mails waiting or being sent).
 void ngx_certgate_metrics_outbox(long mails) noexcept;

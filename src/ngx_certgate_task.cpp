@@ -8,7 +8,6 @@
 // the task forgets the request and the completion handler only frees.
 
 #include "ngx_certgate_task.hpp"
-#include "ngx_certgate_metrics.hpp"
 
 #include <openssl/crypto.h>
 #include <sys/resource.h>
@@ -16,6 +15,8 @@
 #include <unistd.h>
 
 #include <exception>
+
+#include "ngx_certgate_metrics.hpp"
 
 std::atomic<long> ngx_certgate_task_t::alive{0};
 
@@ -89,12 +90,13 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
     request_ = r;
     task_.event.log = r->connection->log;
 
+    ngx_certgate_metrics_tasks(1, 0);  // before: a thread may take it at once
     if (ngx_thread_task_post(pool, &task_) != NGX_OK) {
+        ngx_certgate_metrics_tasks(-1, 0);
         cleanup_->handler = nullptr;
         return NGX_ERROR;
     }
 
-    ngx_certgate_metrics_tasks(1, 0);
     r->main->blocked++;
     r->main->count++;
     ngx_certgate_request_tasks++;
@@ -105,8 +107,11 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
 ngx_int_t ngx_certgate_task_t::post_background(ngx_thread_pool_t *pool, ngx_log_t *log) {
     background_ = true;
     task_.event.log = log;
-    if (ngx_thread_task_post(pool, &task_) != NGX_OK) return NGX_ERROR;
     ngx_certgate_metrics_tasks(1, 0);
+    if (ngx_thread_task_post(pool, &task_) != NGX_OK) {
+        ngx_certgate_metrics_tasks(-1, 0);
+        return NGX_ERROR;
+    }
     return NGX_OK;
 }
 

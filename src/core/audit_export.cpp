@@ -18,8 +18,8 @@ namespace certgate {
 namespace {
 
 int facility_number(const std::string &name) {
-    static const char *names[] = {"kern",   "user",   "mail",   "daemon", "auth",   "syslog",
-                                  "lpr",    "news",   "uucp",   "cron",   "authpriv", "ftp"};
+    static const char *names[] = {"kern", "user", "mail", "daemon", "auth",     "syslog",
+                                  "lpr",  "news", "uucp", "cron",   "authpriv", "ftp"};
     for (int i = 0; i < 12; ++i)
         if (name == names[i]) return i;
     if (name.size() == 6 && name.compare(0, 5, "local") == 0 && name[5] >= '0' && name[5] <= '7')
@@ -103,7 +103,8 @@ AuditTarget parse_audit_target(const std::string &spec) {
                 port = v.substr(v.find(':') + 1);
             }
             unsigned char buf[16];
-            if (inet_pton(AF_INET, host.c_str(), buf) != 1 && inet_pton(AF_INET6, host.c_str(), buf) != 1)
+            if (inet_pton(AF_INET, host.c_str(), buf) != 1 &&
+                inet_pton(AF_INET6, host.c_str(), buf) != 1)
                 throw std::invalid_argument("\"" + spec + "\": server \"" + host +
                                             "\" is not an IP address");
             char *endp = nullptr;
@@ -120,8 +121,10 @@ AuditTarget parse_audit_target(const std::string &spec) {
         } else if (k == "tag") {
             if (v.size() > 48) throw std::invalid_argument("\"" + spec + "\": tag is too long");
             for (char c : v)
-                if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
-                    throw std::invalid_argument("\"" + spec + "\": tag may hold letters, digits, - _ . only");
+                if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' &&
+                    c != '.')
+                    throw std::invalid_argument("\"" + spec +
+                                                "\": tag may hold letters, digits, - _ . only");
             t.tag = v;
         } else {
             throw std::invalid_argument("\"" + spec + "\": unknown parameter \"" + k + "\"");
@@ -198,7 +201,8 @@ void AuditExport::offer(const Event &e) noexcept {
 bool AuditExport::write_line(const std::string &line, int64_t at) noexcept {
     if (target_.kind == AuditTarget::Kind::file) {
         // Opened at the first line, and anew after a failed write.
-        if (fd_ < 0) fd_ = open(target_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd_ < 0)
+            fd_ = open(target_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (fd_ < 0) return false;
         std::string l = line + "\n";
         ssize_t n = ::write(fd_, l.data(), l.size());  // O_APPEND: one write, one line
@@ -214,7 +218,8 @@ bool AuditExport::write_line(const std::string &line, int64_t at) noexcept {
         std::memset(&hints, 0, sizeof hints);
         hints.ai_socktype = SOCK_DGRAM;
         hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-        if (getaddrinfo(target_.host.c_str(), std::to_string(target_.port).c_str(), &hints, &ai) != 0)
+        if (getaddrinfo(target_.host.c_str(), std::to_string(target_.port).c_str(), &hints, &ai) !=
+            0)
             return false;
         fd_ = socket(ai->ai_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd_ >= 0 && connect(fd_, ai->ai_addr, ai->ai_addrlen) != 0) {
@@ -246,7 +251,8 @@ void AuditExport::run() noexcept {
         }
         try {
             bool ok = write_line(audit_json(e, node_), e.at);
-            if (!ok && target_.kind == AuditTarget::Kind::syslog) ok = write_line(audit_json(e, node_), e.at);
+            if (!ok && target_.kind == AuditTarget::Kind::syslog)
+                ok = write_line(audit_json(e, node_), e.at);
             std::atomic<uint64_t> *c = ok ? exported : failed;
             if (c) c->fetch_add(1);
         } catch (...) {

@@ -19,10 +19,10 @@ namespace certgate {
 
 struct AuditTarget {
     enum class Kind { file, syslog } kind = Kind::file;
-    std::string path;         // file
-    std::string host;         // syslog: an IPv4 or IPv6 address
-    int port = 514;           // syslog
-    int facility = 16;        // syslog: local0
+    std::string path;              // file
+    std::string host;              // syslog: an IPv4 or IPv6 address
+    int port = 514;                // syslog
+    int facility = 16;             // syslog: local0
     std::string tag = "certgate";  // syslog APP-NAME
 };
 
@@ -44,7 +44,7 @@ std::string syslog_message(const AuditTarget &t, const std::string &node, int64_
                            const std::string &json);
 
 class AuditExport {
-public:
+  public:
     // Counts go to `exported`, `dropped`, `failed` (the glue's
     // shared-memory counters); any may be null.
     AuditExport(AuditTarget target, size_t capacity);
@@ -52,7 +52,7 @@ public:
     AuditExport(const AuditExport &) = delete;
     AuditExport &operator=(const AuditExport &) = delete;
 
-    void start();  // the writer thread (in the worker, after fork)
+    void start();          // the writer thread (in the worker, after fork)
     void stop() noexcept;  // sends what is queued, then ends the thread
     // From any thread; never blocks on I/O.
     void offer(const Event &e) noexcept;
@@ -61,7 +61,7 @@ public:
     std::atomic<uint64_t> *dropped = nullptr;
     std::atomic<uint64_t> *failed = nullptr;
 
-private:
+  private:
     void run() noexcept;
     bool write_line(const std::string &line, int64_t at) noexcept;
 

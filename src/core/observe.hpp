@@ -12,7 +12,7 @@ struct Event;
 enum class Dependency { memcached, store, smtp };
 
 class Observer {
-public:
+  public:
     virtual ~Observer() = default;
     virtual void event(const Event &e) noexcept = 0;  // after its transaction committed
     virtual void dependency_error(Dependency d) noexcept = 0;

@@ -1,10 +1,11 @@
 // The backend-independent part of the store: names of states, the write
 // transaction with its retry, the schema check and the URI dispatch.
 #include "core/store.hpp"
-#include "core/observe.hpp"
 
 #include <chrono>
 #include <thread>
+
+#include "core/observe.hpp"
 
 namespace certgate {
 
