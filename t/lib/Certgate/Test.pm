@@ -376,9 +376,9 @@ EOF
 load_module $module;
 ${user}worker_processes $workers;
 daemon off;
-master_process on;
+master_process @{[$o{master_process} || 'on']};
 pid $d/nginx.pid;
-error_log $d/logs/error.log @{[$o{log_level} || 'info']};
+error_log $d/logs/error.log @{[$o{log_level} || $ENV{CERTGATE_LOG_LEVEL} || 'debug']};
 events { worker_connections 1024; }
 http {
     access_log $d/logs/access.log;
