@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -200,7 +201,15 @@ void AuditExport::offer(const Event &e) noexcept {
 
 bool AuditExport::write_line(const std::string &line, int64_t at) noexcept {
     if (target_.kind == AuditTarget::Kind::file) {
-        // Opened at the first line, and anew after a failed write.
+        // Opened at the first line, anew after a failed write, and anew when
+        // the path names another file (logrotate moved this one away).
+        struct stat at_path, open_file;
+        if (fd_ >= 0 &&
+            (stat(target_.path.c_str(), &at_path) != 0 || fstat(fd_, &open_file) != 0 ||
+             at_path.st_ino != open_file.st_ino || at_path.st_dev != open_file.st_dev)) {
+            close(fd_);
+            fd_ = -1;
+        }
         if (fd_ < 0)
             fd_ = open(target_.path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
         if (fd_ < 0) return false;

@@ -1,6 +1,7 @@
 // The audit export's pure parts: certgate_audit targets (and their errors),
 // the JSON line and its redaction, the RFC 5424 frame, the file writer, the
 // bounded queue, and that only committed events reach the observer.
+#include <stdio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -108,6 +109,22 @@ void file_export_and_bounded_queue(void **) {
         assert_non_null(strstr(line.c_str(), ("\"id\":" + std::to_string(n) + ",").c_str()));
     }
     assert_int_equal(n, 3);
+
+    // logrotate moves the file away: the next line goes to a new file.
+    std::string rotated = path + ".1";
+    assert_int_equal(rename(path.c_str(), rotated.c_str()), 0);
+    {
+        AuditExport x(parse_audit_target("file:" + path), 10);
+        x.start();
+        x.offer(Event{6, 1795680000, "a", "k", "s", "d"});
+        for (int i = 0; i < 200 && access(path.c_str(), F_OK) != 0; ++i) usleep(5000);
+        assert_int_equal(rename(path.c_str(), rotated.c_str()), 0);  // rotated while open
+        x.offer(Event{7, 1795680000, "a", "k", "s", "d"});
+        x.stop();
+    }
+    std::ifstream fresh(path);
+    assert_true(static_cast<bool>(std::getline(fresh, line)));
+    assert_non_null(strstr(line.c_str(), "\"id\":7,"));
 
     AuditExport bad(parse_audit_target("file:" + dir + "/no/such/dir/audit.json"), 10);
     bad.failed = &failed;
