@@ -64,7 +64,7 @@ CTL      := $(B)/certgatectl
 # Debian packages for build, test and demo.
 DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         libargon2-dev argon2 libssl-dev openssl libcurl4-openssl-dev \
-        libpcre2-dev zlib1g-dev libcmocka-dev python3-aiosmtpd \
+        libpcre2-dev zlib1g-dev libcmocka-dev python3-aiosmtpd python3-prometheus-client \
         libio-socket-ssl-perl libjson-pp-perl perl curl \
         libkainjow-mustache-dev libnss3-tools tzdata \
         softhsm2 opensc libengine-pkcs11-openssl chromium \

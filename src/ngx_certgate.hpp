@@ -86,6 +86,10 @@ struct ngx_certgate_main_conf_t {
     size_t revocation_zone_size;
     ngx_shm_zone_t *revocation_zone;
 
+    ngx_shm_zone_t *metrics_zone;  // ngx_certgate_metrics.cpp
+    ngx_flag_t metrics;            // some location has certgate_metrics
+    ngx_str_t audit;               // certgate_audit target, validated
+
     ngx_flag_t used;  // some location has certgate_portal or certgate_require
     ngx_thread_pool_t *thread_pool;
 
@@ -108,6 +112,7 @@ struct ngx_certgate_loc_conf_t {
     ngx_str_t portal_prefix;
     ngx_flag_t require;
     ngx_flag_t require_master;
+    ngx_flag_t metrics;  // certgate_metrics (set by ngx_pcalloc to 0)
 };
 
 static_assert(std::is_trivially_destructible<ngx_certgate_main_conf_t>::value,

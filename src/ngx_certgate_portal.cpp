@@ -4,6 +4,7 @@
 
 #include <openssl/ssl.h>
 
+#include <chrono>
 #include <exception>
 #include <map>
 #include <memory>
@@ -13,6 +14,7 @@
 #include "core/health.hpp"
 #include "core/portal.hpp"
 #include "ngx_certgate_ctx.hpp"
+#include "ngx_certgate_metrics.hpp"
 #include "ngx_certgate_revocation.hpp"
 #include "ngx_certgate_task.hpp"
 
@@ -370,9 +372,16 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
 
     const certgate::Runtime *rt = cmcf->runtime;
     auto res = std::make_shared<certgate::PortalResponse>();
+    auto seconds = std::make_shared<double>(0);
     return ngx_certgate_post_task(
-        r, [rt, req, res]() { *res = certgate::Portal(*rt).handle(*req); },
-        [res](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+        r,
+        [rt, req, res, seconds]() {
+            auto t0 = std::chrono::steady_clock::now();
+            *res = certgate::Portal(*rt).handle(*req);
+            *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        },
+        [res, req, cmcf, seconds](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+            if (req->method == "POST") ngx_certgate_metrics_portal(cmcf, req->path, res->outcome, *seconds);
             if (error != nullptr) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", error->c_str());
                 return ngx_certgate_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -440,6 +449,8 @@ ngx_int_t ngx_certgate_portal_handler(ngx_http_request_t *r) noexcept {
         if (rc != NGX_OK) return rc;
 
         if (path == "health") return ngx_certgate_health(r);
+        if (path == "health/live") return ngx_certgate_health_live(r);
+        if (path == "health/ready") return ngx_certgate_health_ready(r);
         if (path.rfind("assets/", 0) == 0) return ngx_certgate_asset(r, path.substr(7));
         if (certgate::Portal::routes(path)) return ngx_certgate_screen(r, path, "");
         return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);

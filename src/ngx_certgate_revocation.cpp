@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "core/revocation_feed.hpp"
+#include "ngx_certgate_metrics.hpp"
 #include "ngx_certgate_task.hpp"
 
 namespace {
@@ -282,6 +283,7 @@ void sync_poll(ngx_event_t *ev) noexcept {
         },
         [sync, batch, initial, ev](ngx_http_request_t *, const std::string *error) -> ngx_int_t {
             sync->busy = false;
+            ngx_certgate_metrics_feed(error == nullptr, initial ? nullptr : batch.get());
             if (error) {
                 ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                               "certgate: revocation feed: cannot read the store: %s",

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "core/mail.hpp"
+#include "ngx_certgate_metrics.hpp"
 #include "ngx_certgate_revocation.hpp"
 #include "ngx_certgate_task.hpp"
 
@@ -76,6 +77,9 @@ void sweep_run(ngx_event_t *ev) noexcept {
                 } else {
                     certgate::deliver_outbox(store, certgate::mail_settings(*s), now, 100);
                 }
+                ngx_certgate_metrics_outbox(
+                    static_cast<long>(store.list_mails(certgate::MailState::queued).size() +
+                                      store.list_mails(certgate::MailState::sending).size()));
             } catch (...) {
                 certgate::drop_thread_store(s->store_uri);
                 throw;

@@ -16,6 +16,8 @@
 
 #include <exception>
 
+#include "ngx_certgate_metrics.hpp"
+
 std::atomic<long> ngx_certgate_task_t::alive{0};
 
 // Pool threads that have run a task of ours and not yet finished exiting.
@@ -112,7 +114,9 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
     request_ = r;
     task_.event.log = r->connection->log;
 
+    ngx_certgate_metrics_tasks(1, 0);  // before: a thread may take it at once
     if (ngx_thread_task_post(pool, &task_) != NGX_OK) {
+        ngx_certgate_metrics_tasks(-1, 0);
         cleanup_->handler = nullptr;
         return NGX_ERROR;
     }
@@ -127,7 +131,12 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
 ngx_int_t ngx_certgate_task_t::post_background(ngx_thread_pool_t *pool, ngx_log_t *log) {
     background_ = true;
     task_.event.log = log;
-    return ngx_thread_task_post(pool, &task_);
+    ngx_certgate_metrics_tasks(1, 0);
+    if (ngx_thread_task_post(pool, &task_) != NGX_OK) {
+        ngx_certgate_metrics_tasks(-1, 0);
+        return NGX_ERROR;
+    }
+    return NGX_OK;
 }
 
 void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
@@ -142,6 +151,7 @@ void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
         setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
         yielding = true;
     }
+    ngx_certgate_metrics_tasks(-1, 1);
     try {
         self->work_();
     } catch (const std::exception &e) {
@@ -151,6 +161,7 @@ void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
         self->failed_ = true;
         self->error_ = "unknown exception in thread task";
     }
+    ngx_certgate_metrics_tasks(0, -1);
 }
 
 void ngx_certgate_task_t::request_gone(void *data) noexcept {

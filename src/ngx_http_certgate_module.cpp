@@ -14,6 +14,7 @@
 
 #include "core/errors.hpp"
 #include "ngx_certgate_ctx.hpp"
+#include "ngx_certgate_metrics.hpp"
 #include "ngx_certgate_revocation.hpp"
 #include "ngx_certgate_task.hpp"
 
@@ -147,6 +148,12 @@ static ngx_command_t ngx_certgate_commands[] = {
      NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_certgate_srv_conf_t, expired_pass),
      ngx_certgate_expired_modes},
 
+    {ngx_string("certgate_audit"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_audit, CG_MAIN_OFF, 0,
+     nullptr},
+
+    {ngx_string("certgate_metrics"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_certgate_set_metrics,
+     NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
+
     {ngx_string("certgate_portal"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_certgate_set_portal,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
 
@@ -159,6 +166,7 @@ static ngx_command_t ngx_certgate_commands[] = {
 // first): wait until their threads are gone, see ngx_certgate_task.cpp.
 static void ngx_certgate_exit_process(ngx_cycle_t *cycle) noexcept {
     ngx_certgate_wait_for_pool_threads(cycle->log);
+    ngx_certgate_metrics_stop();
 }
 
 static ngx_http_module_t ngx_certgate_module_ctx = {
@@ -312,6 +320,9 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
         return static_cast<char *>(NGX_CONF_ERROR);
     }
 
+    if (cmcf->used || cmcf->metrics) {
+        if (ngx_certgate_metrics_zone(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
+    }
     if (!cmcf->used) return NGX_CONF_OK;
 
     if (ngx_certgate_default_rules(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
@@ -419,7 +430,8 @@ static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
 static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept {
     auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
         ngx_http_cycle_get_module_main_conf(cycle, ngx_http_certgate_module));
-    if (cmcf == nullptr || !cmcf->used) return NGX_OK;
+    if (cmcf == nullptr) return NGX_OK;
+    if (!cmcf->used) return cmcf->metrics ? ngx_certgate_metrics_start(cycle, cmcf) : NGX_OK;
 
     // A key in an HSM is opened again in each worker: PKCS#11 sessions do
     // not survive fork(). nginx -t and the master checked it already.
@@ -443,6 +455,7 @@ static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept {
         }
     }
 
+    if (ngx_certgate_metrics_start(cycle, cmcf) != NGX_OK) return NGX_ERROR;
     if (ngx_certgate_revocation_start(cycle, cmcf) != NGX_OK) return NGX_ERROR;
     return ngx_certgate_sweep_start(cycle, cmcf);
 }

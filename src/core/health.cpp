@@ -1,6 +1,11 @@
 #include "core/health.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <stdexcept>
 #include <exception>
 
 #include "core/memcache.hpp"
@@ -8,7 +13,16 @@
 
 namespace certgate {
 
-Health check_health(const Settings &settings) {
+namespace {
+// The path of a SQLite store URI, or "" for another kind.
+std::string sqlite_path(const std::string &uri) {
+    if (uri.rfind("sqlite:", 0) == 0) return uri.substr(7);
+    if (uri.find(':') == std::string::npos || uri[0] == '/') return uri;
+    return "";
+}
+}  // namespace
+
+Health check_health(const Settings &settings, bool check_file) {
     Health h;
     try {
         thread_memcache(settings.memcached_host, settings.memcached_port,
@@ -19,6 +33,10 @@ Health check_health(const Settings &settings) {
         h.memcached_error = e.what();
     }
     try {
+        std::string path = check_file ? sqlite_path(settings.store_uri) : "";
+        if (!path.empty() && access(path.c_str(), R_OK | W_OK) != 0) {
+            throw std::runtime_error("store " + path + ": " + std::strerror(errno));
+        }
         thread_store(settings.store_uri).ping();
         h.store_up = true;
     } catch (const std::exception &e) {

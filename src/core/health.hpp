@@ -18,7 +18,9 @@ struct Health {
     bool ok() const { return memcached_up && store_up; }
 };
 
-Health check_health(const Settings &settings);
+// check_file: also that the SQLite file is still there and readable and
+// writable (an open connection keeps working on a file moved away).
+Health check_health(const Settings &settings, bool check_file = false);
 
 // {"status":"ok"|"unavailable","memcached":{"up":true},"store":{"up":false}}
 // tasks_alive >= 0 adds "tasks_alive" (test builds).

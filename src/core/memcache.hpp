@@ -8,10 +8,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/observe.hpp"
+
 namespace certgate {
 
+// Counted as a memcached failure where it is made (metrics).
 struct MemcacheError : std::runtime_error {
-    using std::runtime_error::runtime_error;
+    explicit MemcacheError(const std::string &what) : std::runtime_error(what) {
+        note_dependency_error(Dependency::memcached);
+    }
 };
 
 class Memcache {

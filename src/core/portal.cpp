@@ -6,6 +6,7 @@
 #include "core/ca.hpp"
 #include "core/form.hpp"
 #include "core/health.hpp"
+#include "core/observe.hpp"
 #include "core/portal_screens.hpp"
 
 namespace certgate {
@@ -133,6 +134,10 @@ PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::str
                                   const std::string &message, ErrorCode *error) {
     PortalResponse &res = c.res;
     res.status = status;
+    if (error) {
+        res.outcome.result = PortalOutcome::Result::refused;
+        res.outcome.error = *error;
+    }
     if (c.req.json) {
         res.content_type = "application/json";
         if (error) {
@@ -154,6 +159,7 @@ PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::str
 // A POST that passed: 303 to the next screen, or {"ok":true,"next":...}.
 PortalResponse go_next(Portal::Context &c, const std::string &next) {
     PortalResponse &res = c.res;
+    if (res.outcome.result == PortalOutcome::Result::none) res.outcome.result = PortalOutcome::Result::ok;
     if (c.req.json) {
         res.status = 200;
         res.content_type = "application/json";
@@ -222,6 +228,8 @@ PortalResponse Portal::handle(const PortalRequest &req) const {
         PortalResponse res;
         res.status = status_of(ErrorCode::unavailable);
         res.log_error = e.what();
+        res.outcome.result = PortalOutcome::Result::refused;
+        if (dynamic_cast<const StoreError *>(&e)) note_dependency_error(Dependency::store);
         PageData data{PageData::type::object};
         data.set("title", page_words(c.lang).at("error_title"));
         data.set("message", error_message(ErrorCode::unavailable, c.lang));

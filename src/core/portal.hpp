@@ -57,7 +57,19 @@ struct PortalRequest {
     int64_t revocation_generation = -1;
 };
 
+// What a screen decided, in fixed values only (no user ID), for the glue's
+// metrics: the result of a POST, whether a code was mailed or a certificate
+// issued.
+struct PortalOutcome {
+    enum class Result { none, ok, refused };
+    Result result = Result::none;
+    ErrorCode error = ErrorCode::unavailable;  // when refused
+    bool code_sent = false;
+    bool issued = false;  // a certificate was made (key type: certgate_key_type)
+};
+
 struct PortalResponse {
+    PortalOutcome outcome;
     int status = 200;
     std::string content_type = "text/html; charset=utf-8";
     std::string body;

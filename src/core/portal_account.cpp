@@ -97,6 +97,7 @@ bool mail_flow_code(Portal::Context &c, Store &store, Memcache &mc, Flow &flow) 
                               &flow.mail_id, &why);
     save_flow(mc, flow, c.req.now);
     if (!sent) c.res.log_error = "auth code mail not sent: " + why;
+    c.res.outcome.code_sent = sent;
     return sent;
 }
 

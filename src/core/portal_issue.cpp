@@ -359,6 +359,7 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         issued = rt.ca->issue(ireq, password,
                               s.p12_legacy ? P12Encryption::legacy : P12Encryption::aes256);
         wipe(password);
+        c.res.outcome.issued = true;
 
         // Recorded before the .p12 leaves; renewal supersedes the old one.
         Certificate cert;

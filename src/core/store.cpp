@@ -5,6 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include "core/observe.hpp"
+
 namespace certgate {
 
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, bool create);
@@ -120,18 +122,31 @@ void Store::write(const std::function<void()>& body) {
             body();
             commit();
             depth_ = 0;
+            events_committed();
             return;
         } catch (const StoreBusy&) {
             rollback();
             depth_ = 0;
+            written_.clear();
             if (attempt == attempts) throw;
             std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
         } catch (...) {
             rollback();
             depth_ = 0;
+            written_.clear();
             throw;
         }
     }
+}
+
+void Store::event_written(Event e) {
+    written_.push_back(std::move(e));
+    if (depth_ == 0) events_committed();
+}
+
+void Store::events_committed() noexcept {
+    for (const Event& e : written_) note_event(e);
+    written_.clear();
 }
 
 void check_schema(Store& store) {

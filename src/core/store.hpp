@@ -277,12 +277,19 @@ class Store {
     virtual void retry_mail(int64_t id, const std::string& actor) = 0;
 
   protected:
+    // An event just written: handed to the observer (core/observe.hpp) once
+    // its transaction commits, dropped if it rolls back.
+    void event_written(Event e);
+
     virtual void begin_write() = 0;  // BEGIN IMMEDIATE; throws StoreBusy after the timeout
     virtual void commit() = 0;
     virtual void rollback() noexcept = 0;
 
   private:
+    void events_committed() noexcept;
+
     int depth_ = 0;
+    std::vector<Event> written_;
     std::function<int64_t()> clock_;
 };
 

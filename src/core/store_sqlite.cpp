@@ -800,12 +800,14 @@ bool SqliteStore::claim_notice(const std::string& serial, CertNotice notice,
 int64_t SqliteStore::append_event(const std::string& actor, const std::string& kind,
                                   const std::string& subject, const std::string& detail) {
     int64_t id = 0;
+    int64_t at = now();
     write([&] {
         Statement s(*this,
                     "INSERT INTO events (at, actor, kind, subject, detail) VALUES (?, ?, ?, ?, ?)");
-        s.bind(0, now()).bind(1, actor).bind(2, kind).bind(3, subject).bind(4, detail).run();
+        s.bind(0, at).bind(1, actor).bind(2, kind).bind(3, subject).bind(4, detail).run();
         id = sqlite3_last_insert_rowid(db_);
     });
+    event_written(Event{id, at, actor, kind, subject, detail});
     return id;
 }
 

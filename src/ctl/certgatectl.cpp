@@ -12,6 +12,7 @@
 
 #include "core/ca.hpp"
 #include "core/health.hpp"
+#include "core/audit_export.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {
@@ -33,7 +34,7 @@ const std::map<std::string, bool> kOptions = {
     {"--der", false},     {"--next-update", true}, {"--since", true},
     {"--limit", true},    {"--minutes", true},     {"--state", true},
     {"--now", true},      {"--hsm", false},        {"--pin-file", true},
-    {"--pkcs11-module", true},
+    {"--pkcs11-module", true}, {"--until", true},    {"--jsonl", false},
 };
 const std::set<std::string> kGlobalOptions = {"-c", "--store", "--json", "--actor", "--help", "-h"};
 
@@ -164,9 +165,12 @@ const std::vector<Command> kCommands = {
      {"--out", "--pem", "--der", "--next-update", "--ca-cert", "--ca-key", "--ca-passphrase-file"},
      cmd_crl},
     {{"audit"},
-     "audit [--since N] [--user USER_ID] [--limit N]",
-     "Shows the event table (the audit trail) oldest first, after event N.",
-     {"--since", "--user", "--limit"},
+     "audit [--since N|TIME] [--until TIME] [--user USER_ID] [--limit N] [--jsonl]",
+     "Shows the event table (the audit trail) oldest first, after event N or from TIME\n"
+     "(2026-12-01T09:00:00Z, 2026-12-01T18:00:00+09:00, 2026-12-01 or @unixtime) until\n"
+     "TIME (not included). --jsonl prints one JSON line per event, as certgate_audit\n"
+     "sends them (time, id, kind, actor, subject, detail, node; secrets redacted).",
+     {"--since", "--until", "--user", "--limit", "--jsonl"},
      cmd_audit},
     {{"mail", "list"},
      "mail list [--state queued|sending|sent|failed]",
@@ -486,7 +490,7 @@ JsonObject cert_json(const Certificate& c) {
 
 JsonObject event_json(const Event& e) {
     JsonObject o;
-    o.add("id", e.id).add("at", e.at).add("actor", e.actor).add("kind", e.kind);
+    o.add("id", e.id).add("at", e.at).add("time", rfc3339_utc(e.at)).add("actor", e.actor).add("kind", e.kind);
     o.add("subject", e.subject).add("detail", e.detail);
     return o;
 }
