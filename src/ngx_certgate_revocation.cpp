@@ -51,6 +51,7 @@ struct ngx_certgate_shctx_t {
     // An entry could not be stored: fail closed; the next polls load the set
     // again from the store until everything fits.
     ngx_uint_t full;
+    ngx_uint_t losses;  // entries that did not fit, ever (see apply_batch)
     // Logouts are kept per user, not per session, for lack of room (a
     // logout then ends every earlier session of its user).
     ngx_uint_t folding;
@@ -197,7 +198,6 @@ bool entry_evict_sessions(ngx_certgate_zone_t *z, ngx_uint_t n) {
             entry_enqueue(sh, u);
             q = ngx_queue_head(&sh->timed);
         }
-        sh->folding = 1;
     }
     return evicted > 0;
 }
@@ -268,8 +268,10 @@ ngx_certgate_zone_t *zone_of(ngx_certgate_main_conf_t *cmcf) {
 
 // Applies a batch from the store (event loop, under the mutex). An initial
 // batch is also what a full zone loads again, to recover what did not fit.
+// `losses` is sh->losses when the poll began: an entry lost since then may
+// be missing from the batch read, so the zone stays full until the next one.
 void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batch, bool initial,
-                 ngx_log_t *log) {
+                 ngx_uint_t losses, ngx_log_t *log) {
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return;
     int64_t now = static_cast<int64_t>(ngx_time());
@@ -278,7 +280,7 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
     ngx_certgate_shctx_t *sh = z->sh;
     entry_expire(z, now, cmcf->session_absolute);
     ngx_uint_t was_full = sh->full, was_folding = sh->folding;
-    if (initial) sh->full = 0;
+    if (initial && sh->losses == losses) sh->full = 0;
     bool folded_now = false, session_fit = false;
     for (const auto &u : batch.updates) {
         u_char kind = u.kind == K::serial_revoked ? kSerial
@@ -307,6 +309,7 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
         }
         if (e == nullptr) {
             sh->full = 1;
+            sh->losses++;
             continue;
         }
         switch (u.kind) {
@@ -400,6 +403,7 @@ void sync_poll(ngx_event_t *ev) noexcept {
     // A full zone lost an entry: load everything again until it fits.
     bool initial = !z->sh->loaded || z->sh->full;
     int64_t after = z->sh->last_event_id;
+    ngx_uint_t losses = z->sh->losses;
     if (due) z->sh->last_poll = ngx_current_msec;
     ngx_shmtx_unlock(&z->shpool->mutex);
     if (!due) {
@@ -423,14 +427,15 @@ void sync_poll(ngx_event_t *ev) noexcept {
                 throw;
             }
         },
-        [sync, batch, initial, ev](ngx_http_request_t *, const std::string *error) -> ngx_int_t {
+        [sync, batch, initial, losses, ev](ngx_http_request_t *,
+                                           const std::string *error) -> ngx_int_t {
             sync->busy = false;
             if (error) {
                 ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                               "certgate: revocation feed: cannot read the store: %s",
                               error->c_str());
             } else {
-                apply_batch(sync->cmcf, *batch, initial, ev->log);
+                apply_batch(sync->cmcf, *batch, initial, losses, ev->log);
             }
             sync_arm(sync);
             return NGX_OK;
