@@ -33,7 +33,7 @@ struct ngx_certgate_entry_t {
     // later); serial: the certificate's notAfter (the entry leaves then)
     int64_t when;
     u_char kind;
-    u_char blocked;  // user: blocked or disabled now (for the record; see session_ended)
+    u_char blocked;   // user: blocked or disabled now (for the record; see session_ended)
     u_char user_len;  // session: the user ID after the key (see entry_evict_sessions)
     u_short len;
     u_char data[1];
@@ -55,7 +55,7 @@ struct ngx_certgate_shctx_t {
     // Logouts are kept per user, not per session, for lack of room (a
     // logout then ends every earlier session of its user).
     ngx_uint_t folding;
-    int64_t generation;    // changes with every revocation (the CRL cache)
+    int64_t generation;  // changes with every revocation (the CRL cache)
     // Bumped (under the mutex) by every batch that changes anything and by
     // the initial load; read without the lock by the protected path, whose
     // per-connection verdict holds while this stays the same. 0: not loaded.
@@ -128,7 +128,7 @@ ngx_certgate_entry_t *entry_find(ngx_certgate_shctx_t *sh, u_char kind, const st
 
 ngx_certgate_entry_t *entry_of(ngx_queue_t *q) {
     return reinterpret_cast<ngx_certgate_entry_t *>(reinterpret_cast<u_char *>(q) -
-                                                     offsetof(ngx_certgate_entry_t, queue));
+                                                    offsetof(ngx_certgate_entry_t, queue));
 }
 
 // Keeps each queue ordered by `when`; new entries are nearly always the
@@ -283,12 +283,15 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
     if (initial && sh->losses == losses) sh->full = 0;
     bool folded_now = false, session_fit = false;
     for (const auto &u : batch.updates) {
-        u_char kind = u.kind == K::serial_revoked ? kSerial
+        u_char kind = u.kind == K::serial_revoked  ? kSerial
                       : u.kind == K::session_ended ? kSession
                                                    : kUser;
         int64_t when = u.kind == K::serial_revoked ? u.not_after : u.at;
         if (u.kind == K::serial_revoked && u.not_after != 0 && u.not_after < now - kClockSlack) {
             continue;  // expired already: refused for that alone
+        }
+        if (u.kind == K::user_unblocked && entry_find(sh, kUser, u.key) == nullptr) {
+            continue;  // nothing to lift
         }
         ngx_certgate_entry_t *e =
             entry_upsert(z, kind, u.key, kind == kSession ? u.user_id : std::string(), when);
@@ -313,19 +316,22 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
             continue;
         }
         switch (u.kind) {
-        case K::serial_revoked: break;
-        case K::session_ended:
-            e->at = u.event_id;
-            session_fit = true;
-            break;
-        case K::user_blocked:
-            e->blocked = 1;
-            if (u.event_id > e->at) e->at = u.event_id;
-            break;
-        case K::user_unblocked: e->blocked = 0; break;
-        case K::user_invalidated:
-            if (u.event_id > e->at) e->at = u.event_id;
-            break;
+            case K::serial_revoked:
+                break;
+            case K::session_ended:
+                e->at = u.event_id;
+                session_fit = true;
+                break;
+            case K::user_blocked:
+                e->blocked = 1;
+                if (u.event_id > e->at) e->at = u.event_id;
+                break;
+            case K::user_unblocked:
+                e->blocked = 0;
+                break;
+            case K::user_invalidated:
+                if (u.event_id > e->at) e->at = u.event_id;
+                break;
         }
         if (kind == kUser && when > e->when) {
             e->when = when;
@@ -450,7 +456,8 @@ void sync_poll(ngx_event_t *ev) noexcept {
 
 ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept {
     static ngx_str_t name = ngx_string("certgate_revocation");
-    auto *z = static_cast<ngx_certgate_zone_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_zone_t)));
+    auto *z =
+        static_cast<ngx_certgate_zone_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_zone_t)));
     if (z == nullptr) return NGX_ERROR;
     cmcf->revocation_zone =
         ngx_shared_memory_add(cf, &name, cmcf->revocation_zone_size, &ngx_http_certgate_module);
@@ -462,8 +469,8 @@ ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t 
 
 ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle,
                                         ngx_certgate_main_conf_t *cmcf) noexcept {
-    auto *sync = static_cast<ngx_certgate_sync_t *>(
-        ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sync_t)));
+    auto *sync =
+        static_cast<ngx_certgate_sync_t *>(ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sync_t)));
     if (sync == nullptr) return NGX_ERROR;
     sync->cmcf = cmcf;
     sync->cycle = cycle;
@@ -489,7 +496,8 @@ ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t 
     return state;
 }
 
-bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::string &serial) noexcept {
+bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf,
+                                 const std::string &serial) noexcept {
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return true;
     ngx_shmtx_lock(&z->shpool->mutex);

@@ -33,7 +33,8 @@ bool interpret_event(const Event &e, RevocationUpdate *u) {
         auto end = e.detail.find(' ', pos);
         u->kind = K::session_ended;
         u->user_id = e.subject;
-        u->key = e.detail.substr(pos + 8, end == std::string::npos ? std::string::npos : end - pos - 8);
+        u->key =
+            e.detail.substr(pos + 8, end == std::string::npos ? std::string::npos : end - pos - 8);
     } else {
         return false;
     }
@@ -46,7 +47,8 @@ FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
     for (const Certificate &c : store.revoked_certificates()) {
         // An expired certificate is refused for its notAfter alone.
         if (c.not_after < now) continue;
-        RevocationUpdate u = update(RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at, 0);
+        RevocationUpdate u =
+            update(RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at, 0);
         u.not_after = c.not_after;
         batch.updates.push_back(u);
     }

@@ -22,8 +22,8 @@ struct RevocationUpdate {
     };
     Kind kind;
     std::string key;
-    int64_t at = 0;        // when (session_ended: the logout's time)
-    int64_t event_id = 0;  // the event's id, which orders it against logins
+    int64_t at = 0;                 // when (session_ended: the logout's time)
+    int64_t event_id = 0;           // the event's id, which orders it against logins
     int64_t not_after = INT64_MAX;  // serial_revoked: the certificate's notAfter (0: unknown)
     std::string user_id;            // session_ended: whose session it was
 };
