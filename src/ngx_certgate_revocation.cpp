@@ -167,7 +167,7 @@ void entry_expire(ngx_certgate_zone_t *z, int64_t now, int64_t session_absolute)
 }
 
 ngx_certgate_entry_t *entry_upsert(ngx_certgate_zone_t *z, u_char kind, const std::string &key,
-                                   const std::string &user, int64_t when);
+                                   const std::string &user, int64_t when, bool may_evict = true);
 
 // Makes room for a revocation, block or reset by folding the oldest logouts
 // into their users' entries: such a user entry ends the ended session and
@@ -187,7 +187,7 @@ bool entry_evict_sessions(ngx_certgate_zone_t *z, ngx_uint_t n) {
         ngx_certgate_entry_t *u = entry_find(sh, kUser, user);
         if (u == nullptr) {
             // The room just freed takes the user entry (smaller than a session's).
-            u = entry_upsert(z, kUser, user, "", when);
+            u = entry_upsert(z, kUser, user, "", when, false);
             if (u == nullptr) return false;
             q = ngx_queue_head(&sh->timed);  // the queue changed under the walk
         }
@@ -205,7 +205,7 @@ bool entry_evict_sessions(ngx_certgate_zone_t *z, ngx_uint_t n) {
 // Finds or makes the entry; nullptr when it does not fit. A session entry
 // never pushes anything out; anything else pushes out old logouts.
 ngx_certgate_entry_t *entry_upsert(ngx_certgate_zone_t *z, u_char kind, const std::string &key,
-                                   const std::string &user, int64_t when) {
+                                   const std::string &user, int64_t when, bool may_evict) {
     ngx_certgate_entry_t *e = entry_find(z->sh, kind, key);
     if (e) return e;
     if (key.size() + user.size() > 256 || user.size() > 255) return nullptr;
@@ -213,7 +213,7 @@ ngx_certgate_entry_t *entry_upsert(ngx_certgate_zone_t *z, u_char kind, const st
     for (;;) {
         e = static_cast<ngx_certgate_entry_t *>(ngx_slab_alloc_locked(z->shpool, size));
         if (e != nullptr) break;
-        if (kind == kSession || !entry_evict_sessions(z, 16)) return nullptr;
+        if (kind == kSession || !may_evict || !entry_evict_sessions(z, 16)) return nullptr;
     }
     e->node.key = entry_hash(kind, key);
     e->kind = kind;
