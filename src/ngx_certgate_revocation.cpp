@@ -17,11 +17,25 @@ namespace {
 
 enum : u_char { kSerial = 's', kUser = 'u', kSession = 'x' };
 
+// How much later than its session an entry leaves: clocks of the nodes that
+// stamp logins, logouts and checks may differ by this much.
+#if (CERTGATE_TEST_HOOKS)
+const int64_t kClockSlack = 1;  // suites age entries out in seconds
+#else
+const int64_t kClockSlack = 60;
+#endif
+
 struct ngx_certgate_entry_t {
     ngx_rbtree_node_t node;  // node.key: crc32 of the kind and key
-    int64_t at;              // user: event id; sessions of earlier logins end. session: when it ended
+    ngx_queue_t queue;       // in sh->timed (sessions, users) or sh->serials, oldest first
+    // user: event id; sessions of earlier logins end. session: the logout's event id
+    int64_t at;
+    // session, user: the event's time (the entry leaves session_absolute
+    // later); serial: the certificate's notAfter (the entry leaves then)
+    int64_t when;
     u_char kind;
-    u_char blocked;  // user: blocked or disabled now (for the record; see session_ended)
+    u_char blocked;   // user: blocked or disabled now (for the record; see session_ended)
+    u_char user_len;  // session: the user ID after the key (see entry_evict_sessions)
     u_short len;
     u_char data[1];
 };
@@ -29,11 +43,20 @@ struct ngx_certgate_entry_t {
 struct ngx_certgate_shctx_t {
     ngx_rbtree_t rbtree;
     ngx_rbtree_node_t sentinel;
+    ngx_queue_t timed;    // sessions and users by `when`
+    ngx_queue_t serials;  // revoked serials by notAfter
+    ngx_uint_t entries;
     int64_t last_event_id;
     ngx_msec_t last_poll;  // ngx_current_msec of the last poll started
     ngx_uint_t loaded;     // the initial load is done
-    ngx_uint_t full;       // an entry could not be stored: fail closed
-    int64_t generation;    // changes with every revocation (the CRL cache)
+    // An entry could not be stored: fail closed; the next polls load the set
+    // again from the store until everything fits.
+    ngx_uint_t full;
+    ngx_uint_t losses;  // entries that did not fit, ever (see apply_batch)
+    // Logouts are kept per user, not per session, for lack of room (a
+    // logout then ends every earlier session of its user).
+    ngx_uint_t folding;
+    int64_t generation;  // changes with every revocation (the CRL cache)
     // Bumped (under the mutex) by every batch that changes anything and by
     // the initial load; read without the lock by the protected path, whose
     // per-connection verdict holds while this stays the same. 0: not loaded.
@@ -104,53 +127,115 @@ ngx_certgate_entry_t *entry_find(ngx_certgate_shctx_t *sh, u_char kind, const st
     return nullptr;
 }
 
-// Drops session entries old enough that no session they could end lives.
-void entry_expire_sessions(ngx_certgate_zone_t *z, int64_t older_than) {
-    ngx_rbtree_node_t *sentinel = z->sh->rbtree.sentinel;
-    for (;;) {
-        ngx_rbtree_node_t *node = z->sh->rbtree.root;
-        if (node == sentinel) return;
-        ngx_certgate_entry_t *victim = nullptr;
-        for (node = ngx_rbtree_min(node, sentinel); node;
-             node = ngx_rbtree_next(&z->sh->rbtree, node)) {
-            auto *e = reinterpret_cast<ngx_certgate_entry_t *>(node);
-            if (e->kind == kSession && e->at < older_than) {
-                victim = e;
-                break;
-            }
-        }
-        if (victim == nullptr) return;
-        ngx_rbtree_delete(&z->sh->rbtree, &victim->node);
-        ngx_slab_free_locked(z->shpool, victim);
+ngx_certgate_entry_t *entry_of(ngx_queue_t *q) {
+    return reinterpret_cast<ngx_certgate_entry_t *>(reinterpret_cast<u_char *>(q) -
+                                                    offsetof(ngx_certgate_entry_t, queue));
+}
+
+// Keeps each queue ordered by `when`; new entries are nearly always the
+// latest, so the walk from the tail stops at once.
+void entry_enqueue(ngx_certgate_shctx_t *sh, ngx_certgate_entry_t *e) {
+    ngx_queue_t *queue = e->kind == kSerial ? &sh->serials : &sh->timed;
+    ngx_queue_t *q = ngx_queue_last(queue);
+    while (q != ngx_queue_sentinel(queue) && entry_of(q)->when > e->when) q = ngx_queue_prev(q);
+    ngx_queue_insert_after(q, &e->queue);
+}
+
+void entry_free(ngx_certgate_zone_t *z, ngx_certgate_entry_t *e) {
+    ngx_queue_remove(&e->queue);
+    ngx_rbtree_delete(&z->sh->rbtree, &e->node);
+    ngx_slab_free_locked(z->shpool, e);
+    z->sh->entries--;
+}
+
+// Drops what can no longer change a verdict: a session or user entry once
+// every session it could end has passed certgate_session_timeout's absolute
+// limit, a serial once its certificate's notAfter passed. The change count
+// stays: the protected path refuses such sessions and certificates for their
+// age alone, so no refusal becomes a pass.
+void entry_expire(ngx_certgate_zone_t *z, int64_t now, int64_t session_absolute) {
+    ngx_certgate_shctx_t *sh = z->sh;
+    while (!ngx_queue_empty(&sh->timed)) {
+        ngx_certgate_entry_t *e = entry_of(ngx_queue_head(&sh->timed));
+        if (e->when + session_absolute + kClockSlack >= now) break;
+        entry_free(z, e);
+    }
+    while (!ngx_queue_empty(&sh->serials)) {
+        ngx_certgate_entry_t *e = entry_of(ngx_queue_head(&sh->serials));
+        if (e->when >= now - kClockSlack) break;  // when: INT64_MAX if unknown
+        entry_free(z, e);
     }
 }
 
 ngx_certgate_entry_t *entry_upsert(ngx_certgate_zone_t *z, u_char kind, const std::string &key,
-                                   int64_t expire_before) {
+                                   const std::string &user, int64_t when, bool may_evict = true);
+
+// Makes room for a revocation, block or reset by folding the oldest logouts
+// into their users' entries: such a user entry ends the ended session and
+// every other session of that user begun before the logout (a re-login).
+bool entry_evict_sessions(ngx_certgate_zone_t *z, ngx_uint_t n) {
+    ngx_certgate_shctx_t *sh = z->sh;
+    ngx_uint_t evicted = 0;
+    ngx_queue_t *q = ngx_queue_head(&sh->timed);
+    while (evicted < n && q != ngx_queue_sentinel(&sh->timed)) {
+        ngx_certgate_entry_t *e = entry_of(q);
+        q = ngx_queue_next(q);
+        if (e->kind != kSession) continue;
+        std::string user(reinterpret_cast<char *>(e->data) + e->len, e->user_len);
+        int64_t at = e->at, when = e->when;
+        entry_free(z, e);
+        evicted++;
+        ngx_certgate_entry_t *u = entry_find(sh, kUser, user);
+        if (u == nullptr) {
+            // The room just freed takes the user entry (smaller than a session's).
+            u = entry_upsert(z, kUser, user, "", when, false);
+            if (u == nullptr) return false;
+            q = ngx_queue_head(&sh->timed);  // the queue changed under the walk
+        }
+        if (at > u->at) u->at = at;
+        if (when > u->when) {
+            u->when = when;
+            ngx_queue_remove(&u->queue);
+            entry_enqueue(sh, u);
+            q = ngx_queue_head(&sh->timed);
+        }
+    }
+    return evicted > 0;
+}
+
+// Finds or makes the entry; nullptr when it does not fit. A session entry
+// never pushes anything out; anything else pushes out old logouts.
+ngx_certgate_entry_t *entry_upsert(ngx_certgate_zone_t *z, u_char kind, const std::string &key,
+                                   const std::string &user, int64_t when, bool may_evict) {
     ngx_certgate_entry_t *e = entry_find(z->sh, kind, key);
     if (e) return e;
-    if (key.size() > 256) return nullptr;
-    size_t size = offsetof(ngx_certgate_entry_t, data) + key.size();
-    e = static_cast<ngx_certgate_entry_t *>(ngx_slab_alloc_locked(z->shpool, size));
-    if (e == nullptr) {
-        entry_expire_sessions(z, expire_before);
+    if (key.size() + user.size() > 256 || user.size() > 255) return nullptr;
+    size_t size = offsetof(ngx_certgate_entry_t, data) + key.size() + user.size();
+    for (;;) {
         e = static_cast<ngx_certgate_entry_t *>(ngx_slab_alloc_locked(z->shpool, size));
-        if (e == nullptr) return nullptr;
+        if (e != nullptr) break;
+        if (kind == kSession || !may_evict || !entry_evict_sessions(z, 16)) return nullptr;
     }
     e->node.key = entry_hash(kind, key);
     e->kind = kind;
     e->blocked = 0;
     e->at = 0;
+    e->when = when;
     e->len = static_cast<u_short>(key.size());
+    e->user_len = static_cast<u_char>(user.size());
     ngx_memcpy(e->data, key.data(), key.size());
+    if (!user.empty()) ngx_memcpy(e->data + key.size(), user.data(), user.size());
     ngx_rbtree_insert(&z->sh->rbtree, &e->node);
+    entry_enqueue(z->sh, e);
+    z->sh->entries++;
     return e;
 }
 
 ngx_int_t ngx_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data) noexcept {
     auto *z = static_cast<ngx_certgate_zone_t *>(shm_zone->data);
     if (data) {
-        // A reload: the set lives on.
+        // A reload with the same size: the set lives on. Another size makes
+        // a new zone, which the workers load from the store.
         auto *old = static_cast<ngx_certgate_zone_t *>(data);
         z->sh = old->sh;
         z->shpool = old->shpool;
@@ -166,6 +251,8 @@ ngx_int_t ngx_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data) noexcept 
     if (z->sh == nullptr) return NGX_ERROR;
     z->shpool->data = z->sh;
     ngx_rbtree_init(&z->sh->rbtree, &z->sh->sentinel, entry_insert_value);
+    ngx_queue_init(&z->sh->timed);
+    ngx_queue_init(&z->sh->serials);
     z->shpool->log_nomem = 0;
     static const char ctx[] = " in certgate revocation zone";
     z->shpool->log_ctx = static_cast<u_char *>(ngx_slab_alloc(z->shpool, sizeof(ctx)));
@@ -180,52 +267,116 @@ ngx_certgate_zone_t *zone_of(ngx_certgate_main_conf_t *cmcf) {
     return z->sh ? z : nullptr;
 }
 
-// Applies a batch from the store (event loop, under the mutex).
+// Applies a batch from the store (event loop, under the mutex). An initial
+// batch is also what a full zone loads again, to recover what did not fit.
+// `losses` is sh->losses when the poll began: an entry lost since then may
+// be missing from the batch read, so the zone stays full until the next one.
 void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batch, bool initial,
-                 ngx_log_t *log) {
+                 ngx_uint_t losses, ngx_log_t *log) {
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return;
-    int64_t expire_before = static_cast<int64_t>(ngx_time()) - cmcf->session_absolute - 60;
+    int64_t now = static_cast<int64_t>(ngx_time());
     using K = certgate::RevocationUpdate::Kind;
     ngx_shmtx_lock(&z->shpool->mutex);
+    ngx_certgate_shctx_t *sh = z->sh;
+    entry_expire(z, now, cmcf->session_absolute);
+    ngx_uint_t was_full = sh->full, was_folding = sh->folding;
+    if (initial && sh->losses == losses) sh->full = 0;
+    bool folded_now = false, session_fit = false;
     for (const auto &u : batch.updates) {
-        u_char kind = u.kind == K::serial_revoked ? kSerial
+        u_char kind = u.kind == K::serial_revoked  ? kSerial
                       : u.kind == K::session_ended ? kSession
                                                    : kUser;
-        ngx_certgate_entry_t *e = entry_upsert(z, kind, u.key, expire_before);
+        int64_t when = u.kind == K::serial_revoked ? u.not_after : u.at;
+        if (u.kind == K::serial_revoked && u.not_after != 0 && u.not_after < now - kClockSlack) {
+            continue;  // expired already: refused for that alone
+        }
+        if (u.kind == K::user_unblocked && entry_find(sh, kUser, u.key) == nullptr) {
+            continue;  // nothing to lift
+        }
+        ngx_certgate_entry_t *e =
+            entry_upsert(z, kind, u.key, kind == kSession ? u.user_id : std::string(), when);
+        if (e == nullptr && kind == kSession && !u.user_id.empty()) {
+            // No room for one more session: end the user's sessions up to
+            // this logout instead (one entry per user, however many logouts).
+            e = entry_upsert(z, kUser, u.user_id, "", u.at);
+            if (e != nullptr) {
+                folded_now = true;
+                if (u.event_id > e->at) e->at = u.event_id;
+                if (u.at > e->when) {
+                    e->when = u.at;
+                    ngx_queue_remove(&e->queue);
+                    entry_enqueue(sh, e);
+                }
+                continue;
+            }
+        }
         if (e == nullptr) {
-            z->sh->full = 1;
+            sh->full = 1;
+            sh->losses++;
             continue;
         }
         switch (u.kind) {
-        case K::serial_revoked: break;
-        case K::session_ended: e->at = u.at; break;
-        case K::user_blocked:
-            e->blocked = 1;
-            if (u.event_id > e->at) e->at = u.event_id;
-            break;
-        case K::user_unblocked: e->blocked = 0; break;
-        case K::user_invalidated:
-            if (u.event_id > e->at) e->at = u.event_id;
-            break;
+            case K::serial_revoked:
+                break;
+            case K::session_ended:
+                e->at = u.event_id;
+                session_fit = true;
+                break;
+            case K::user_blocked:
+                e->blocked = 1;
+                if (u.event_id > e->at) e->at = u.event_id;
+                break;
+            case K::user_unblocked:
+                e->blocked = 0;
+                break;
+            case K::user_invalidated:
+                if (u.event_id > e->at) e->at = u.event_id;
+                break;
+        }
+        if (kind == kUser && when > e->when) {
+            e->when = when;
+            ngx_queue_remove(&e->queue);
+            entry_enqueue(sh, e);
         }
     }
-    if (batch.last_event_id > z->sh->last_event_id || initial) {
-        z->sh->last_event_id = batch.last_event_id;
+    if (folded_now) sh->folding = 1;
+    if (session_fit && !folded_now) sh->folding = 0;
+    if (batch.last_event_id > sh->last_event_id || initial) {
+        sh->last_event_id = batch.last_event_id;
     }
-    if (batch.revocations) z->sh->generation++;
-    if (initial) z->sh->loaded = 1;
+    if (batch.revocations) sh->generation++;
+    if (initial) sh->loaded = 1;
     if (initial || !batch.updates.empty()) {
         // After the entries: a reader that sees the new count looks again.
         ngx_memory_barrier();
-        z->sh->changes = z->sh->changes + 1;
+        sh->changes = sh->changes + 1;
     }
-    ngx_uint_t full = z->sh->full;
+    ngx_uint_t full = sh->full, folding = sh->folding, entries = sh->entries;
     ngx_shmtx_unlock(&z->shpool->mutex);
-    if (full) {
-        ngx_log_error(NGX_LOG_ALERT, log, 0,
-                      "certgate: the revocation zone is full; protected locations refuse "
-                      "every request until certgate_revocation_zone is made larger");
+    if (full && !was_full) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "certgate: the revocation zone is full (%ui entries): protected locations "
+                      "refuse every request until entries age out or certgate_revocation_zone "
+                      "is made larger",
+                      entries);
+    } else if (!full && was_full) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "certgate: the revocation zone has room again (%ui entries): protected "
+                      "locations serve again",
+                      entries);
+    }
+    if (folding && !was_folding) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "certgate: the revocation zone is full of logouts (%ui entries): a logout "
+                      "now ends every earlier session of its user; make certgate_revocation_zone "
+                      "larger",
+                      entries);
+    } else if (!folding && was_folding) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "certgate: the revocation zone keeps logouts per session again "
+                      "(%ui entries)",
+                      entries);
     }
 }
 
@@ -256,8 +407,10 @@ void sync_poll(ngx_event_t *ev) noexcept {
     // One poll per interval across the workers.
     ngx_shmtx_lock(&z->shpool->mutex);
     bool due = !z->sh->loaded || ngx_current_msec - z->sh->last_poll >= cmcf->sync_interval;
-    bool initial = !z->sh->loaded;
+    // A full zone lost an entry: load everything again until it fits.
+    bool initial = !z->sh->loaded || z->sh->full;
     int64_t after = z->sh->last_event_id;
+    ngx_uint_t losses = z->sh->losses;
     if (due) z->sh->last_poll = ngx_current_msec;
     ngx_shmtx_unlock(&z->shpool->mutex);
     if (!due) {
@@ -281,7 +434,8 @@ void sync_poll(ngx_event_t *ev) noexcept {
                 throw;
             }
         },
-        [sync, batch, initial, ev](ngx_http_request_t *, const std::string *error) -> ngx_int_t {
+        [sync, batch, initial, losses, ev](ngx_http_request_t *,
+                                           const std::string *error) -> ngx_int_t {
             sync->busy = false;
             ngx_certgate_metrics_feed(error == nullptr, initial ? nullptr : batch.get());
             if (error) {
@@ -289,7 +443,7 @@ void sync_poll(ngx_event_t *ev) noexcept {
                               "certgate: revocation feed: cannot read the store: %s",
                               error->c_str());
             } else {
-                apply_batch(sync->cmcf, *batch, initial, ev->log);
+                apply_batch(sync->cmcf, *batch, initial, losses, ev->log);
             }
             sync_arm(sync);
             return NGX_OK;
@@ -304,7 +458,8 @@ void sync_poll(ngx_event_t *ev) noexcept {
 
 ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept {
     static ngx_str_t name = ngx_string("certgate_revocation");
-    auto *z = static_cast<ngx_certgate_zone_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_zone_t)));
+    auto *z =
+        static_cast<ngx_certgate_zone_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_zone_t)));
     if (z == nullptr) return NGX_ERROR;
     cmcf->revocation_zone =
         ngx_shared_memory_add(cf, &name, cmcf->revocation_zone_size, &ngx_http_certgate_module);
@@ -316,8 +471,8 @@ ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t 
 
 ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle,
                                         ngx_certgate_main_conf_t *cmcf) noexcept {
-    auto *sync = static_cast<ngx_certgate_sync_t *>(
-        ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sync_t)));
+    auto *sync =
+        static_cast<ngx_certgate_sync_t *>(ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sync_t)));
     if (sync == nullptr) return NGX_ERROR;
     sync->cmcf = cmcf;
     sync->cycle = cycle;
@@ -343,7 +498,8 @@ ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t 
     return state;
 }
 
-bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::string &serial) noexcept {
+bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf,
+                                 const std::string &serial) noexcept {
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return true;
     ngx_shmtx_lock(&z->shpool->mutex);

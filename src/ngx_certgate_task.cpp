@@ -99,6 +99,8 @@ ngx_certgate_task_t::ngx_certgate_task_t(work_t work, finish_t finish)
     : task_(), work_(std::move(work)), finish_(std::move(finish)) {
     task_.ctx = this;
     task_.handler = run_in_thread;
+    // Never in a timer: nginx's thread pool calls the handler directly, as
+    // its own tasks (ngx_http_copy_filter) with a request in event.data.
     task_.event.data = this;
     task_.event.handler = completed;
     alive.fetch_add(1, std::memory_order_relaxed);

@@ -409,6 +409,18 @@ static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
         ngx_http_conf_get_module_main_conf(cf, ngx_http_certgate_module));
     if (ngx_certgate_tls_dates(cf) != NGX_OK) return NGX_ERROR;
     if (!cmcf->used) return NGX_OK;
+    // With master_process off, a reload makes the new cycle in the same
+    // process and nginx starts no thread pools for it (their init_process
+    // runs once): our tasks would wait forever and the set would go stale.
+    // Refused, the running configuration stays in force.
+    if (ngx_process == NGX_PROCESS_SINGLE && cf->cycle->old_cycle != nullptr &&
+        !ngx_is_init_cycle(cf->cycle->old_cycle)) {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "certgate: a reload with \"master_process off\" is not possible (nginx "
+                      "starts no thread pools for it); the running configuration stays, restart "
+                      "nginx to change it");
+        return NGX_ERROR;
+    }
     if (ngx_certgate_require_init() != NGX_OK) return NGX_ERROR;
 
     auto *hcmcf =

@@ -2,7 +2,7 @@
 # (master_process off; daemon off) and error_log debug. The portal, a login,
 # the protected path, the issuance endpoints, logout and a revocation reaching
 # the set all work, the module's timers fire with debug logging on, and QUIT
-# stops nginx cleanly.
+# stops nginx cleanly. A reload (HUP) is refused with a clear message.
 use strict;
 use warnings;
 use utf8;
@@ -39,6 +39,15 @@ $t->add_org('ORG001');
 $t->add_user('ORG001', $_, $pw) for qw(single01 single02);
 
 sub alive { return waitpid($pid, WNOHANG) == 0 }
+
+sub eventually_log {
+    my ($re) = @_;
+    for (1 .. 50) {
+        return 1 if $t->error_log =~ $re;
+        sleep 0.1;
+    }
+    return 0;
+}
 
 my $r = $t->get('/certgate/');
 is($r->{status}, 200, 'the login screen answers');
@@ -83,9 +92,21 @@ cmp_ok($fires, '>', 5, "the module's timers fired under debug logging ($fires ti
 unlike($log, qr/exited on signal|\[alert\]/, 'no crash');
 ok(alive(), 'the single nginx process is alive');
 
+# A reload (HUP) without a master: nginx would start no thread pools for the
+# new configuration, so certgate refuses it and the running one stays.
+kill 'HUP', $pid;
+ok(eventually_log(qr/reload with "master_process off" is not possible/), 'a reload is refused, and the log says why');
+$r = $t->get('/certgate/');
+is($r->{status}, 200, 'the portal still answers after the refused reload');
+my $jar3 = $t->jar;
+ok($t->login('single01', $pw, cert => $cert{single01}{name}, jar => $jar3)->{json}{ok},
+    'a login (a thread task) still works');
+is($t->get('/app/x', cert => $cert{single01}{name}, cookies => $jar3)->{status}, 200, 'and passes');
+ok(alive(), 'still the same process');
+
 $t->stop_nginx;
 ok(!kill(0, $pid), 'QUIT stops it');
 like($t->error_log, qr/exit\s*$/m, 'nginx logged its exit');
 
-$t->done;
+$t->done(allow => qr/reload with "master_process off" is not possible/);
 done_testing;

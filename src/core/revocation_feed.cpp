@@ -2,6 +2,18 @@
 
 namespace certgate {
 
+namespace {
+RevocationUpdate update(RevocationUpdate::Kind kind, const std::string &key, int64_t at,
+                        int64_t event_id) {
+    RevocationUpdate u;
+    u.kind = kind;
+    u.key = key;
+    u.at = at;
+    u.event_id = event_id;
+    return u;
+}
+}  // namespace
+
 bool interpret_event(const Event &e, RevocationUpdate *u) {
     using K = RevocationUpdate::Kind;
     u->key = e.subject;
@@ -20,7 +32,9 @@ bool interpret_event(const Event &e, RevocationUpdate *u) {
         if (pos == std::string::npos) return false;
         auto end = e.detail.find(' ', pos);
         u->kind = K::session_ended;
-        u->key = e.detail.substr(pos + 8, end == std::string::npos ? std::string::npos : end - pos - 8);
+        u->user_id = e.subject;
+        u->key =
+            e.detail.substr(pos + 8, end == std::string::npos ? std::string::npos : end - pos - 8);
     } else {
         return false;
     }
@@ -31,14 +45,19 @@ FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
     FeedBatch batch;
     batch.last_event_id = store.last_event_id();
     for (const Certificate &c : store.revoked_certificates()) {
-        batch.updates.push_back({RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at, 0});
+        // An expired certificate is refused for its notAfter alone.
+        if (c.not_after < now) continue;
+        RevocationUpdate u =
+            update(RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at, 0);
+        u.not_after = c.not_after;
+        batch.updates.push_back(u);
     }
     // A user blocked or disabled now: every session that exists began before
     // (no login passes for such a user), so all of them end.
     for (const User &u : store.list_users()) {
         if (u.blocked || u.state == UserState::disabled) {
             batch.updates.push_back(
-                {RevocationUpdate::Kind::user_blocked, u.id, 0, batch.last_event_id});
+                update(RevocationUpdate::Kind::user_blocked, u.id, now, batch.last_event_id));
         }
     }
     // Resets and logouts matter while a session from before them could live.
@@ -72,12 +91,16 @@ FeedBatch feed_since(Store &store, int64_t after_id, int limit) {
         batch.last_event_id = e.id;
         RevocationUpdate u;
         if (interpret_event(e, &u)) {
-            if (u.kind == RevocationUpdate::Kind::serial_revoked) batch.revocations = true;
+            if (u.kind == RevocationUpdate::Kind::serial_revoked) {
+                batch.revocations = true;
+                auto cert = store.find_certificate(u.key);
+                if (cert) u.not_after = cert->not_after;
+            }
             batch.updates.push_back(u);
             // A block also ends the sessions that started before it.
             if (u.kind == RevocationUpdate::Kind::user_blocked) {
                 batch.updates.push_back(
-                    {RevocationUpdate::Kind::user_invalidated, u.key, u.at, u.event_id});
+                    update(RevocationUpdate::Kind::user_invalidated, u.key, u.at, u.event_id));
             }
         }
     }

@@ -22,8 +22,10 @@ struct RevocationUpdate {
     };
     Kind kind;
     std::string key;
-    int64_t at = 0;        // when (session_ended: the logout's time)
-    int64_t event_id = 0;  // user_*: the event's id, which orders it against logins
+    int64_t at = 0;                 // when (session_ended: the logout's time)
+    int64_t event_id = 0;           // the event's id, which orders it against logins
+    int64_t not_after = INT64_MAX;  // serial_revoked: the certificate's notAfter (0: unknown)
+    std::string user_id;            // session_ended: whose session it was
 };
 
 struct FeedBatch {
@@ -32,11 +34,13 @@ struct FeedBatch {
     bool revocations = false;   // a certificate was revoked: the CRL changed
 };
 
-// Everything in force now: revoked certificates, blocked and disabled users,
-// and resets and logouts recent enough to matter for live sessions.
+// Everything in force now: revoked certificates not yet expired, blocked and
+// disabled users, and resets and logouts recent enough to matter for live
+// sessions.
 FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s);
 
-// What happened after event `after_id`, at most `limit` events.
+// What happened after event `after_id`, at most `limit` events; a
+// revocation carries its certificate's notAfter, read from the store.
 FeedBatch feed_since(Store &store, int64_t after_id, int limit);
 
 // One event's effect on the set, if any.

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/revocation_feed.hpp"
 #include "core/store.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".
@@ -376,6 +377,47 @@ void certificates_issue_supersede_revoke(void**) {
     assert_int_equal(s->list_certificates(f).size(), 1);
 }
 
+// The revocation feed says how long each entry matters (issue 12): a revoked
+// serial until its notAfter, a logout with its user.
+void revocation_feed_carries_lifetimes(void**) {
+    using K = RevocationUpdate::Kind;
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    s->add_certificate(make_cert("0A01", "general01", fake_now + 86400), false, "general01");
+    s->add_certificate(make_cert("0A02", "general01", fake_now - 86400), false, "general01");
+    s->revoke_certificate("0A01", "keyCompromise", "op");
+    s->revoke_certificate("0A02", "keyCompromise", "op");
+    s->append_event("general01", event_kind::kLogout, "general01", "session=abc client=::1");
+
+    FeedBatch initial = initial_feed(*s, fake_now, 8 * 3600);
+    int serials = 0;
+    for (const auto& u : initial.updates) {
+        if (u.kind != K::serial_revoked) continue;
+        serials++;
+        assert_string_equal(u.key.c_str(), "0A01");  // the expired one is left out
+        assert_int_equal(u.not_after, fake_now + 86400);
+    }
+    assert_int_equal(serials, 1);
+
+    FeedBatch since = feed_since(*s, 0, 100);
+    bool logout = false, revoked = false;
+    for (const auto& u : since.updates) {
+        if (u.kind == K::session_ended) {
+            logout = true;
+            assert_string_equal(u.key.c_str(), "abc");
+            assert_string_equal(u.user_id.c_str(), "general01");
+            assert_true(u.event_id > 0);
+        }
+        if (u.kind == K::serial_revoked && u.key == "0A01") {
+            revoked = true;
+            assert_int_equal(u.not_after, fake_now + 86400);
+        }
+    }
+    assert_true(logout);
+    assert_true(revoked);
+}
+
 void notices_are_claimed_once(void**) {
     auto s = fresh_store();
     s->add_org({"ORG1", "One", 0}, "op");
@@ -545,6 +587,7 @@ int main() {
         cmocka_unit_test(certificates_issue_supersede_revoke),
         cmocka_unit_test(notices_are_claimed_once),
         cmocka_unit_test(events_are_numbered_in_order),
+        cmocka_unit_test(revocation_feed_carries_lifetimes),
         cmocka_unit_test(events_are_append_only),
         cmocka_unit_test(failed_write_rolls_back),
         cmocka_unit_test(concurrent_writers),
