@@ -58,14 +58,14 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
         code = ErrorCode::invalid_user_id;
-        RuleViolation v = c.req.default_userid_rule ? check_user_id(user_id) : RuleViolation::pattern;
+        RuleViolation v = rule_violation(c.req, true, user_id);
         return auth_screen(rt_, c, &code, rule_message(code, v, c.lang));
     }
     rule = c.req.rules.find("password");
     if (password.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
         code = ErrorCode::invalid_password;
         RuleViolation v =
-            c.req.default_password_rule ? check_password(password) : RuleViolation::pattern;
+            rule_violation(c.req, false, password);
         return auth_screen(rt_, c, &code, rule_message(code, v, c.lang));
     }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/ca.hpp"
+#include "core/mail.hpp"
 #include "core/password.hpp"
 #include "ctl/ctl.hpp"
 
@@ -20,6 +21,8 @@ namespace {
 // certgate_userid_rule / certgate_password_rule when nginx.conf sets them, else R8 / R9.
 void check_rule(Context& ctx, const std::string& directive, const std::string& value,
                 const std::string& what, RuleViolation (*builtin)(std::string_view)) {
+    if (has_control_character(value))
+        throw UsageError(what + " holds a control character (CR, LF, tab or similar)");
     const NginxConf* conf = ctx.conf();
     if (conf && conf->has(directive)) {
         PatternRule rule(conf->args(directive));
@@ -38,12 +41,12 @@ void check_user_id_rule(Context& ctx, const std::string& id) {
                check_user_id);
 }
 
+// The mailer's rule (check_mail_address), so every address it stores can be sent.
 void check_mail(const std::string& mail) {
-    auto at = mail.find('@');
-    bool ok = at != std::string::npos && at > 0 && at + 1 < mail.size() &&
-              mail.find('@', at + 1) == std::string::npos && mail.size() <= 254;
-    for (char c : mail) ok = ok && c > 0x20 && c < 0x7f && c != '<' && c != '>' && c != ',';
-    if (!ok) throw UsageError("mail address '" + mail + "' is not a valid address");
+    MailAddressProblem problem = check_mail_address(mail);
+    if (problem != MailAddressProblem::none)
+        throw UsageError("'" + mail + "' is not a valid mail address: " +
+                         mail_address_message(problem, Language::en));
 }
 
 std::string read_password_stdin() {
