@@ -30,6 +30,13 @@ namespace certgate {
 struct CaError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+// The CA key itself failed to sign a certificate or a CRL. With the key in an
+// HSM this is the token or its session failing, the one CA error after which
+// a worker is replaced (Runtime::hsm_broken); a key that could not be made, a
+// bad request or an encoding error is a CaError and recycles nothing.
+struct CaKeyError : CaError {
+    using CaError::CaError;
+};
 
 // Drains the calling thread's OpenSSL error queue into one readable line
 // ("bad decrypt; ..."), so a CaError says what OpenSSL refused; "" if empty.

@@ -371,7 +371,8 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         store.add_certificate(cert, true, user->id);
     } catch (const std::exception &e) {
         // Nothing recorded: the flow goes back to ⑥ so 発行 can be pressed again.
-        if (dynamic_cast<const CaError *>(&e) && rt.hsm_key()) rt.hsm_broken = true;
+        // Only a failed signature of the CA key is the HSM failing (issue 12.8).
+        if (dynamic_cast<const CaKeyError *>(&e) && rt.hsm_key()) rt.hsm_broken = true;
         wipe(password);
         flow->step = FlowStep::code_ok;
         save_flow(mc, *flow, c.req.now);

@@ -101,7 +101,7 @@ std::vector<uint8_t> CaSigner::make_crl(const std::vector<RevokedEntry>& revoked
         fail("cannot add the CRL's authority key identifier");
 
     if (!X509_CRL_sign(crl.get(), key_.get(), signing_digest(key_.get())))
-        fail("cannot sign the CRL with the CA key");
+        fail_signature("cannot sign the CRL with the CA key");
     BioPtr out = memory_bio();
     if (i2d_X509_CRL_bio(out.get(), crl.get()) != 1) fail("cannot encode the CRL");
     return bio_bytes(out.get());
