@@ -622,6 +622,7 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         s.notify_interval_ms = static_cast<long>(cmcf->notify_interval);
         s.cert_validity_days = static_cast<long>(cmcf->cert_validity);
         s.renew_before_days = static_cast<long>(cmcf->renew_before);
+        s.crl_validity_seconds = static_cast<long>(cmcf->crl_validity);
         s.timezone = ngx_certgate_str(cmcf->timezone);
         s.lockout_failures = static_cast<int>(cmcf->lockout_failures);
         s.lockout_time_s = static_cast<long>(cmcf->lockout_time);

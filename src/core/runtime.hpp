@@ -25,15 +25,6 @@ struct Runtime {
     std::unique_ptr<ClientCertCheck> client_check;
     std::unique_ptr<Pages> pages;
 
-    // The CRL last made, for the revocation generation it reflects; each
-    // worker keeps its own and remakes it when a revocation arrives.
-    struct CrlCache {
-        std::mutex mutex;
-        int64_t generation = -2;
-        std::vector<uint8_t> der;
-    };
-    mutable CrlCache crl;
-
     // A signature through the HSM (an engine key) failed: the PKCS#11
     // session of this process is stale, and only a fresh process gets a
     // fresh one. The worker's timer sees this and has the worker replaced.
