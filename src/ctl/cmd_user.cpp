@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
@@ -17,6 +18,22 @@
 namespace certgate::ctl {
 
 namespace {
+
+// A value for a message: control characters as \xNN, so a CR cannot hide
+// the rest of the line on a terminal.
+std::string shown(const std::string& value) {
+    std::string out;
+    for (unsigned char c : value) {
+        if (c < 0x20 || c == 0x7f) {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
 
 // certgate_userid_rule / certgate_password_rule when nginx.conf sets them, else R8 / R9.
 void check_rule(Context& ctx, const std::string& directive, const std::string& value,
@@ -37,7 +54,7 @@ void check_rule(Context& ctx, const std::string& directive, const std::string& v
 
 void check_user_id_rule(Context& ctx, const std::string& id) {
     check_rule(ctx, "certgate_userid_rule", id,
-               "user ID '" + id + "' breaks R8 (6-12 letters and digits, at least one of each):",
+               "user ID '" + shown(id) + "' breaks R8 (6-12 letters and digits, at least one of each):",
                check_user_id);
 }
 
@@ -45,7 +62,7 @@ void check_user_id_rule(Context& ctx, const std::string& id) {
 void check_mail(const std::string& mail) {
     MailAddressProblem problem = check_mail_address(mail);
     if (problem != MailAddressProblem::none)
-        throw UsageError("'" + mail + "' is not a valid mail address: " +
+        throw UsageError("mail address '" + shown(mail) + "' is not a valid address: " +
                          mail_address_message(problem, Language::en));
 }
 
