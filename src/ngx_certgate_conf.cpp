@@ -506,8 +506,8 @@ static void ngx_certgate_place_error(ngx_conf_t *cf, const ngx_certgate_conf_pla
 // the current user otherwise. False when no switch happens (master_process
 // off) or the user is unknown (nginx itself says so).
 static bool ngx_certgate_worker_identity(ngx_conf_t *cf, certgate::WorkerIdentity *who) {
-    auto *ccf = reinterpret_cast<ngx_core_conf_t *>(
-        ngx_get_conf(cf->cycle->conf_ctx, ngx_core_module));
+    auto *ccf =
+        reinterpret_cast<ngx_core_conf_t *>(ngx_get_conf(cf->cycle->conf_ctx, ngx_core_module));
     if (ccf->master == 0) return false;
     gid_t gid;
     if (geteuid() != 0) {

@@ -482,7 +482,8 @@ MailAddressProblem check_mail_address(const std::string& addr) {
     size_t start = 0;
     for (;;) {
         size_t dot = domain.find('.', start);
-        const std::string label = domain.substr(start, dot == std::string::npos ? dot : dot - start);
+        const std::string label =
+            domain.substr(start, dot == std::string::npos ? dot : dot - start);
         if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
             return MailAddressProblem::domain;
         for (char c : label)
@@ -510,7 +511,8 @@ std::string mail_address_message(MailAddressProblem problem, Language lang) {
                       : "The mail address is not valid: it must hold exactly one \"@\".";
         case MailAddressProblem::local_part:
             return ja ? "メールアドレスの「@」より前に使えない文字があるか、長すぎます"
-                        "（英数字と ! # $ % & ' * + - / = ? ^ _ ` { | } ~ と、間の「.」、64文字まで）。"
+                        "（英数字と ! # $ % & ' * + - / = ? ^ _ ` { | } ~ "
+                        "と、間の「.」、64文字まで）。"
                       : "The part of the mail address before the \"@\" holds a character that "
                         "is not allowed or is too long (letters, digits, "
                         "! # $ % & ' * + - / = ? ^ _ ` { | } ~ and dots between them, at most 64).";
@@ -522,7 +524,6 @@ std::string mail_address_message(MailAddressProblem problem, Language lang) {
     }
     return "";
 }
-
 
 void mail_global_init() {
     static std::once_flag once;

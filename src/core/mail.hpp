@@ -69,9 +69,9 @@ enum class MailAddressProblem {
     none,
     empty,
     too_long,
-    no_at,        // no @, or more than one
-    local_part,   // empty, too long, or a character or dot that is not allowed
-    domain,       // empty, too long, or a label that is not letters, digits and hyphens
+    no_at,       // no @, or more than one
+    local_part,  // empty, too long, or a character or dot that is not allowed
+    domain,      // empty, too long, or a label that is not letters, digits and hyphens
 };
 MailAddressProblem check_mail_address(const std::string& address);
 // What is wrong, one sentence for the user (or the operator, in English).

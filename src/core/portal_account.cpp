@@ -169,8 +169,7 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
 
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
-        RuleViolation v =
-            rule_violation(c.req, true, user_id);
+        RuleViolation v = rule_violation(c.req, true, user_id);
         return refuse(rt, c, page, registration_data(c), ErrorCode::invalid_user_id,
                       rule_message(ErrorCode::invalid_user_id, v, c.lang));
     }
@@ -376,8 +375,7 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
         code = ErrorCode::invalid_user_id;
-        RuleViolation v =
-            rule_violation(c.req, true, user_id);
+        RuleViolation v = rule_violation(c.req, true, user_id);
         return admin_list(rt, c, &code, rule_message(code, v, c.lang));
     }
     std::string message;

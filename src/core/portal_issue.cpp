@@ -64,8 +64,7 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     rule = c.req.rules.find("password");
     if (password.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
         code = ErrorCode::invalid_password;
-        RuleViolation v =
-            rule_violation(c.req, false, password);
+        RuleViolation v = rule_violation(c.req, false, password);
         return auth_screen(rt_, c, &code, rule_message(code, v, c.lang));
     }
 
@@ -456,26 +455,32 @@ PortalResponse crl(const Runtime &rt, Portal::Context &c) {
     };
     std::optional<StoredCrl> current = store.current_crl();
     if (!fresh(current, c.req.now)) {
-        // One worker signs; one that waited for the lock takes its CRL.
-        store.write([&] {
-            const int64_t now = store.now();
-            current = store.current_crl();
-            if (fresh(current, now)) return;
-            std::vector<RevokedEntry> revoked;
-            for (const Certificate &cert : store.revoked_certificates()) {
-                revoked.push_back({cert.serial, static_cast<time_t>(cert.revoked_at), cert.reason});
-            }
-            StoredCrl crl;
-            crl.number = store.append_event("certgate", event_kind::kCrlSigned, "crl",
-                                            "entries=" + std::to_string(revoked.size()) +
-                                                " by=portal");
-            crl.this_update = now;
-            crl.next_update = now + validity;
-            crl.der = rt.ca->make_crl_seconds(revoked, static_cast<time_t>(now), validity,
-                                              static_cast<uint64_t>(crl.number));
-            store.save_crl(crl);
-            current = std::move(crl);
-        });
+        try {
+            // One worker signs; one that waited for the lock takes its CRL.
+            store.write([&] {
+                const int64_t now = store.now();
+                current = store.current_crl();
+                if (fresh(current, now)) return;
+                std::vector<RevokedEntry> revoked;
+                for (const Certificate &cert : store.revoked_certificates()) {
+                    revoked.push_back(
+                        {cert.serial, static_cast<time_t>(cert.revoked_at), cert.reason});
+                }
+                StoredCrl crl;
+                crl.number =
+                    store.append_event("certgate", event_kind::kCrlSigned, "crl",
+                                       "entries=" + std::to_string(revoked.size()) + " by=portal");
+                crl.this_update = now;
+                crl.next_update = now + validity;
+                crl.der = rt.ca->make_crl_seconds(revoked, static_cast<time_t>(now), validity,
+                                                  static_cast<uint64_t>(crl.number));
+                store.save_crl(crl);
+                current = std::move(crl);
+            });
+        } catch (const CaKeyError &) {
+            if (rt.hsm_key()) rt.hsm_broken = true;  // as for a certificate (issue 12.8)
+            throw;
+        }
     }
     c.res.status = 200;
     c.res.content_type = "application/pkix-crl";

@@ -44,8 +44,10 @@ std::string mode_text(const struct stat &st) {
 std::string store_access_problem(const std::string &store_uri, const WorkerIdentity &who) {
     static const char sqlite[] = "sqlite:";
     std::string path = store_uri;
-    if (path.rfind(sqlite, 0) == 0) path = path.substr(sizeof sqlite - 1);
-    else if (path.find(':') != std::string::npos && path[0] != '/') return "";
+    if (path.rfind(sqlite, 0) == 0)
+        path = path.substr(sizeof sqlite - 1);
+    else if (path.find(':') != std::string::npos && path[0] != '/')
+        return "";
     if (who.uid == 0 || path.empty()) return "";
     const std::string user = "nginx's worker user \"" + who.name + "\" (uid " +
                              std::to_string(who.uid) + ", the \"user\" directive)";

@@ -6,11 +6,10 @@
 
 #include <atomic>
 #include <cstdint>
-#include <cstdint>
 #include <memory>
 #include <mutex>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "core/ca.hpp"
 #include "core/pages.hpp"
@@ -34,7 +33,7 @@ struct Runtime {
 
 // Who nginx's workers run as, to check they can use the store (issue 12.9).
 struct WorkerIdentity {
-    std::string name;          // "nobody", for the message
+    std::string name;  // "nobody", for the message
     uint32_t uid = 0;
     std::vector<uint32_t> gids;  // primary group first, then the supplementary ones
 };

@@ -53,9 +53,10 @@ void check_rule(Context& ctx, const std::string& directive, const std::string& v
 }
 
 void check_user_id_rule(Context& ctx, const std::string& id) {
-    check_rule(ctx, "certgate_userid_rule", id,
-               "user ID '" + shown(id) + "' breaks R8 (6-12 letters and digits, at least one of each):",
-               check_user_id);
+    check_rule(
+        ctx, "certgate_userid_rule", id,
+        "user ID '" + shown(id) + "' breaks R8 (6-12 letters and digits, at least one of each):",
+        check_user_id);
 }
 
 // The mailer's rule (check_mail_address), so every address it stores can be sent.
