@@ -55,6 +55,7 @@ struct ngx_certgate_main_conf_t {
     ngx_msec_t notify_interval;  // 0 means off
     time_t cert_validity;
     time_t renew_before;
+    time_t crl_validity;  // nextUpdate - thisUpdate of the portal's CRL
 
     ngx_uint_t lockout_failures;
     time_t lockout_time;

@@ -3,11 +3,14 @@
 // (the CA key with its passphrase, the store's schema) run in
 // ngx_certgate_init_runtime() and name the line of the directive concerned.
 
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <exception>
+#include <vector>
 
 #include "core/ca.hpp"
 #include "core/password.hpp"
@@ -497,6 +500,53 @@ static void ngx_certgate_place_error(ngx_conf_t *cf, const ngx_certgate_conf_pla
     }
 }
 
+// Who nginx's workers will run as (issue 12.9), the way ngx_worker_process_init
+// switches: the "user" directive (parsed before http{}, as usual), nginx's
+// default nobody (group nobody, else nogroup) when the master runs as root,
+// the current user otherwise. False when no switch happens (master_process
+// off) or the user is unknown (nginx itself says so).
+static bool ngx_certgate_worker_identity(ngx_conf_t *cf, certgate::WorkerIdentity *who) {
+    auto *ccf =
+        reinterpret_cast<ngx_core_conf_t *>(ngx_get_conf(cf->cycle->conf_ctx, ngx_core_module));
+    if (ccf->master == 0) return false;
+    gid_t gid;
+    if (geteuid() != 0) {
+        who->uid = geteuid();
+        gid = getegid();
+        struct passwd *pw = getpwuid(who->uid);
+        who->name = pw ? pw->pw_name : std::to_string(who->uid);
+        who->gids.push_back(gid);
+        int n = getgroups(0, nullptr);
+        std::vector<gid_t> groups(n > 0 ? n : 0);
+        if (n > 0 && getgroups(n, groups.data()) == n)
+            who->gids.insert(who->gids.end(), groups.begin(), groups.end());
+        return true;
+    }
+    if (ccf->user == (uid_t)NGX_CONF_UNSET_UINT) {
+        struct passwd *pw = getpwnam("nobody");
+        if (pw == nullptr) return false;
+        struct group *gr = getgrnam("nobody");
+        if (gr == nullptr) gr = getgrnam("nogroup");
+        who->name = "nobody";
+        who->uid = pw->pw_uid;
+        gid = gr ? gr->gr_gid : pw->pw_gid;
+    } else {
+        who->name = ccf->username ? ccf->username : std::to_string(ccf->user);
+        who->uid = ccf->user;
+        gid = ccf->group;
+    }
+    int n = 64;
+    std::vector<gid_t> groups(n);
+    if (getgrouplist(who->name.c_str(), gid, groups.data(), &n) < 0) {
+        groups.resize(n);
+        if (getgrouplist(who->name.c_str(), gid, groups.data(), &n) < 0) n = 0;
+    }
+    groups.resize(n);
+    who->gids.push_back(gid);
+    who->gids.insert(who->gids.end(), groups.begin(), groups.end());
+    return true;
+}
+
 static void ngx_certgate_runtime_cleanup(void *data) noexcept {
     delete static_cast<certgate::Runtime *>(data);
 }
@@ -572,6 +622,7 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         s.notify_interval_ms = static_cast<long>(cmcf->notify_interval);
         s.cert_validity_days = static_cast<long>(cmcf->cert_validity);
         s.renew_before_days = static_cast<long>(cmcf->renew_before);
+        s.crl_validity_seconds = static_cast<long>(cmcf->crl_validity);
         s.timezone = ngx_certgate_str(cmcf->timezone);
         s.lockout_failures = static_cast<int>(cmcf->lockout_failures);
         s.lockout_time_s = static_cast<long>(cmcf->lockout_time);
@@ -620,6 +671,15 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         // The store must hold the schema this build knows; nginx -t says so
         // instead of the first request failing.
         place = &cmcf->store_place;
+        // nginx's workers must be able to write it, or every portal request
+        // would answer 503 (issue 12.9); looked at before this process opens
+        // it, so the -wal and -shm files seen are not this check's own.
+        place = &cmcf->store_place;
+        certgate::WorkerIdentity who;
+        if (ngx_certgate_worker_identity(cf, &who)) {
+            std::string problem = certgate::store_access_problem(s.store_uri, who);
+            if (!problem.empty()) throw std::runtime_error(problem);
+        }
         auto store = certgate::Store::open(s.store_uri);
         certgate::check_schema(*store);
     } catch (const std::exception &e) {

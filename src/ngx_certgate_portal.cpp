@@ -12,6 +12,7 @@
 #include "core/errors.hpp"
 #include "core/form.hpp"
 #include "core/health.hpp"
+#include "core/password.hpp"
 #include "core/portal.hpp"
 #include "ngx_certgate_ctx.hpp"
 #include "ngx_certgate_metrics.hpp"
@@ -267,6 +268,10 @@ std::string ngx_certgate_cookie_header(ngx_http_request_t *r) {
 static certgate::RuleCheck ngx_certgate_check_rule(ngx_array_t *rules, const std::string &value) {
     certgate::RuleCheck check;
     if (rules == nullptr) return check;
+    if (certgate::has_control_character(value)) {
+        check.ok = false;  // whatever the patterns say (issue 12.7)
+        return check;
+    }
     ngx_str_t subject = {value.size(), (u_char *)value.data()};
     auto **re = static_cast<ngx_regex_t **>(rules->elts);
     for (ngx_uint_t i = 0; i < rules->nelts; i++) {

@@ -135,6 +135,8 @@ static ngx_command_t ngx_certgate_commands[] = {
 
     {ngx_string("certgate_crl_url"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot, CG_MAIN_OFF,
      CG_FIELD(crl_url), nullptr},
+    {ngx_string("certgate_crl_validity"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_sec_slot,
+     CG_MAIN_OFF, CG_FIELD(crl_validity), nullptr},
 
     {ngx_string("certgate_revocation_zone"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
      CG_MAIN_OFF, CG_FIELD(revocation_zone_size), nullptr},
@@ -268,6 +270,7 @@ static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
     cmcf->notify_interval = NGX_CONF_UNSET_MSEC;
     cmcf->cert_validity = NGX_CONF_UNSET;
     cmcf->renew_before = NGX_CONF_UNSET;
+    cmcf->crl_validity = NGX_CONF_UNSET;
     cmcf->lockout_failures = NGX_CONF_UNSET_UINT;
     cmcf->lockout_time = NGX_CONF_UNSET;
     cmcf->lockout_locks = NGX_CONF_UNSET_UINT;
@@ -288,6 +291,11 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     ngx_conf_init_msec_value(cmcf->notify_interval, 3600 * 1000);
     ngx_conf_init_value(cmcf->cert_validity, 366);
     ngx_conf_init_value(cmcf->renew_before, 30);
+    ngx_conf_init_value(cmcf->crl_validity, 24 * 3600);
+    if (cmcf->crl_validity < 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "certgate_crl_validity must be at least 2s");
+        return static_cast<char *>(NGX_CONF_ERROR);
+    }
     ngx_conf_init_uint_value(cmcf->lockout_failures, 6);
     ngx_conf_init_value(cmcf->lockout_time, 60 * 60);
     ngx_conf_init_uint_value(cmcf->lockout_locks, 3);

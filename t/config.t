@@ -44,8 +44,11 @@ sub broken {
     my ($name, $extra, $location) = @_;
     $location //= 'location /certgate/ { certgate_portal; }';
     my $common = $t->certgate_common;
+    # Workers that can write the suite's store (nginx -t checks it).
+    my $user = $> == 0 ? 'user root root;' : '';
     my $text = <<"EOF";
 load_module $module;
+$user
 pid $d/nginx.pid;
 events { }
 http {
@@ -139,6 +142,71 @@ for my $case (@stores) {
     isnt($rc, 0, "store with $name: nginx -t fails");
     like($out, qr{\[emerg\].*$expect.* in \Q$path\E:$line\b}, "store with $name: names the certgate_store line")
         or diag $out;
+}
+
+# nginx -t checks that the workers' user can write the store and its folder
+# (issue 12.9): else nginx started and every portal request answered 503.
+SKIP: {
+    skip 'needs root (chown, the "user" directive)', 12 unless $> == 0;
+    my @nobody = getpwnam('nobody');
+    skip 'no user nobody', 12 unless @nobody;
+    my ($nobody_uid) = $nobody[2];
+    my $group = getgrnam('nogroup') ? 'nogroup' : 'nobody';
+    my $gid = getgrnam($group);
+    chmod 0711, $d;    # the workers may pass through the suite's folder
+    my $folder = "$d/worker-store";
+    mkdir $folder;
+    my $db = "$folder/certgate.db";
+    my ($rc, $out) = Certgate::Test::run(Certgate::Test::build_dir() . '/certgatectl', '--store', "sqlite:$db", 'init');
+    die $out if $rc;
+    my $conf_with = sub {
+        my ($name, $user) = @_;
+        my ($path) = broken("store-access-$name", '');
+        my $text = Certgate::Test::read_file($path);
+        $text =~ s{certgate_store \S+;}{certgate_store sqlite:$db;  # <- here};
+        $text =~ s{^user root root;$}{$user}m;
+        Certgate::Test::write_file($path, $text);
+        my ($n, $line) = (0);
+        for (split /\n/, $text) { $n++; $line = $n if /# <- here/ }
+        return ($path, $line);
+    };
+    my $fails = sub {
+        my ($name, $user, $expect) = @_;
+        my ($path, $line) = $conf_with->($name, $user);
+        my ($rc, $out) = $t->nginx_t($path);
+        isnt($rc, 0, "$name: nginx -t fails");
+        like($out, qr{\[emerg\].*$expect.* in \Q$path\E:$line\b}, "$name: names the user, the path and the certgate_store line")
+            or diag $out;
+    };
+    my $passes = sub {
+        my ($name, $user) = @_;
+        my ($path) = $conf_with->($name, $user);
+        my ($rc, $out) = $t->nginx_t($path);
+        is($rc, 0, "$name: nginx -t passes") or diag $out;
+    };
+
+    chown 0, 0, $folder, $db;
+    chmod 0755, $folder;
+    chmod 0600, $db;
+    $fails->('store of root, mode 0600, user nobody', "user nobody $group;",
+        qr{worker user "nobody" \(uid $nobody_uid.*cannot read and write the store file "\Q$db\E" \(owner uid 0, group gid 0, mode 0600\)});
+    $fails->('store of root, no user directive: nginx\'s default nobody', '',
+        qr{worker user "nobody".*"\Q$db\E"});
+    chown $nobody_uid, -1, $db;
+    $fails->('the store is nobody\'s, its folder root\'s 0755', "user nobody $group;",
+        qr{worker user "nobody".*cannot create files in the store's folder "\Q$folder\E".*-wal and -shm});
+    chown $nobody_uid, -1, $folder;
+    $passes->('store and folder writable by nobody', "user nobody $group;");
+    Certgate::Test::write_file("$db-wal", '');
+    chown 0, 0, "$db-wal";
+    chmod 0644, "$db-wal";
+    $fails->('a -wal file left by root', "user nobody $group;", qr{"\Q$db\E-wal"});
+    unlink "$db-wal";
+    chown 0, $gid, $folder, $db;
+    chmod 0770, $folder;
+    chmod 0660, $db;
+    $passes->("writable through the group ($group)", "user nobody $group;");
+    $passes->('user root: root writes anything', 'user root root;');
 }
 
 $t->done(allow => qr{\[emerg\]});

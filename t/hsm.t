@@ -48,6 +48,7 @@ sub hsm_conf {
     my $cert = $o{cert} // "$d/hsm-ca.crt";
     my $pin = $o{pin} // "$d/hsm.pin";
     my $port = $t->port('https');
+    my $key_type = $o{key_type} ? "certgate_key_type $o{key_type};" : '';
     my $running = Certgate::Test::read_file("$d/nginx.conf");    # write_conf replaces it
     $t->write_conf(<<"EOF", workers => $o{workers} || 2);
     certgate_store sqlite:$d/certgate.db;
@@ -59,6 +60,7 @@ sub hsm_conf {
     certgate_pkcs11_module $softhsm;
     certgate_mail smtp://127.0.0.1:@{[$t->port('smtp')]};
     certgate_mail_from certgate\@example.test;
+    $key_type
     server {
         listen 127.0.0.1:$port ssl;
         ssl_certificate $d/server.crt;
@@ -73,7 +75,7 @@ sub hsm_conf {
     }
 EOF
     my $conf = Certgate::Test::read_file("$d/nginx.conf");
-    $conf = "env SOFTHSM2_CONF;\n$conf";
+    $conf = "env SOFTHSM2_CONF;\nenv CERTGATE_TEST_KEYGEN_FAILS;\n$conf";
     my $file = $o{file} ? "$d/$o{file}" : "$d/nginx.conf";
     Certgate::Test::write_file($file, $conf);
     Certgate::Test::write_file("$d/nginx.conf", $running) if $o{file} && defined $running;
@@ -139,6 +141,50 @@ subtest '④ → ⑤ → ⑥ → ⑧ signed by the key in the token' => sub {
 
     my $login = $t->login('hsmuser1', $pw, cert => $r->{name});
     ok($login->{json}{ok}, 'and it logs in') or diag explain $login->{json};
+};
+
+# User keys are made by OpenSSL's default provider, never by the engine that
+# holds the CA key (issue 12.8): only the CA key lives in the HSM.
+subtest 'ec:P-256 user keys with the CA key in the token' => sub {
+    hsm_conf(key_type => 'ec:P-256');
+    $t->stop_nginx;
+    $t->start_nginx;
+    $t->add_user('ORG001', 'hsmecuser1', $pw);
+    my $r = $t->issue_certificate('hsmecuser1', $pw);
+    ok($r->{ok}, 'issued') or return diag explain $r;
+    my $text = `openssl x509 -in $d/$r->{name}.crt -noout -text`;
+    like($text, qr/Public Key Algorithm: id-ecPublicKey/, 'an EC key');
+    like($text, qr/NIST CURVE: P-256|prime256v1/, 'on P-256');
+    my ($rc, $out) = Certgate::Test::run('openssl', 'verify', '-CAfile', "$d/hsm-ca.crt",
+        "$d/$r->{name}.crt");
+    like($out, qr/: OK/, 'signed by the key in the token') or diag $out;
+    unlike($t->error_log, qr/unknown group|this worker is replaced/, 'no key-generation error, no recycled worker');
+    my ($pkcs11_rc, $objects) = pkcs11_tool('--list-objects', '--type', 'privkey');
+    is(() = $objects =~ /Private Key Object/g, 1, 'the token still holds only the CA key');
+    hsm_conf();
+    $t->stop_nginx;
+    $t->start_nginx;
+};
+
+# Only a failed signature with the engine key recycles a worker: a key that
+# cannot be made is an error of this issuance, not of the HSM.
+subtest 'a CA error that is not the HSM\'s does not replace the worker' => sub {
+    local $ENV{CERTGATE_TEST_KEYGEN_FAILS} = '1';
+    hsm_conf(workers => 1);
+    $t->stop_nginx;
+    $t->start_nginx;
+    $t->add_user('ORG001', 'hsmkeyfail1', $pw);
+    my $before = () = $t->error_log =~ /this worker is replaced/g;
+    my $r = $t->issue_certificate('hsmkeyfail1', $pw);
+    is($r->{error}, 'unavailable', '⑥ answers unavailable') or diag explain $r;
+    like($t->error_log, qr/issuance failed: cannot generate a rsa:2048 key/, 'the log says why');
+    sleep 2.5;    # the worker's timer looks every second in test builds
+    my $after = () = $t->error_log =~ /this worker is replaced/g;
+    is($after, $before, 'the worker is not replaced');
+    delete $ENV{CERTGATE_TEST_KEYGEN_FAILS};
+    hsm_conf();
+    $t->stop_nginx;
+    $t->start_nginx;
 };
 
 # Every nginx -t below is a fresh process: libp11 checks the PIN on the first

@@ -30,6 +30,13 @@ namespace certgate {
 struct CaError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+// The CA key itself failed to sign a certificate or a CRL. With the key in an
+// HSM this is the token or its session failing, the one CA error after which
+// a worker is replaced (Runtime::hsm_broken); a key that could not be made, a
+// bad request or an encoding error is a CaError and recycles nothing.
+struct CaKeyError : CaError {
+    using CaError::CaError;
+};
 
 // Drains the calling thread's OpenSSL error queue into one readable line
 // ("bad decrypt; ..."), so a CaError says what OpenSSL refused; "" if empty.
@@ -242,6 +249,11 @@ class CaSigner {
     // from now for next_update_hours.
     std::vector<uint8_t> make_crl(const std::vector<RevokedEntry>& revoked, time_t now,
                                   int next_update_hours, uint64_t crl_number) const;
+    // The same, valid for validity_seconds (at least 1).
+    std::vector<uint8_t> make_crl_seconds(const std::vector<RevokedEntry>& revoked, time_t now,
+                                          int64_t validity_seconds, uint64_t crl_number) const;
+    // True when `der` is a CRL whose signature this CA's key made.
+    bool signed_crl(const std::vector<uint8_t>& der) const;
 
     // The CA's private key, for tests and for signing beyond issue()/make_crl().
     EVP_PKEY* private_key() const { return key_.get(); }

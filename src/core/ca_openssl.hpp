@@ -38,6 +38,8 @@ using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, Free>;
 
 // Throws CaError("<what>: <OpenSSL error queue>"); the queue says why.
 [[noreturn]] void fail(const std::string& what);
+// The same as a CaKeyError: the CA key's signature failed.
+[[noreturn]] void fail_signature(const std::string& what);
 
 // A fresh positive serial of 127 bits from RAND_bytes (top bit clear, next
 // bit set), so it is never zero, never negative, and always >= 64 bits.

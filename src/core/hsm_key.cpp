@@ -31,6 +31,18 @@ constexpr const char default_pkcs11_module[] = "p11-kit-proxy.so";
 std::mutex engines_mutex;
 std::map<std::string, ENGINE*> engines;
 
+void unregister_defaults(ENGINE* e) {
+    ENGINE_unregister_RSA(e);
+    ENGINE_unregister_DSA(e);
+    ENGINE_unregister_EC(e);
+    ENGINE_unregister_DH(e);
+    ENGINE_unregister_RAND(e);
+    ENGINE_unregister_ciphers(e);
+    ENGINE_unregister_digests(e);
+    ENGINE_unregister_pkey_meths(e);
+    ENGINE_unregister_pkey_asn1_meths(e);
+}
+
 ENGINE* engine_for(const std::string& id, const std::string& module) {
     std::lock_guard<std::mutex> lock(engines_mutex);
     std::string cache_key = id + "\n" + module;
@@ -50,10 +62,16 @@ ENGINE* engine_for(const std::string& id, const std::string& module) {
              (id == "pkcs11" ? " with PKCS#11 module " + module : std::string()));
     }
     engines.emplace(cache_key, e);
+    unregister_defaults(e);
     return e;
 }
 
 }  // namespace
+
+void keep_engines_out_of_defaults() {
+    std::lock_guard<std::mutex> lock(engines_mutex);
+    for (auto& entry : engines) unregister_defaults(entry.second);
+}
 
 bool is_engine_key_spec(const std::string& key_spec) {
     return key_spec.compare(0, sizeof engine_prefix - 1, engine_prefix) == 0;

@@ -210,7 +210,7 @@ IssuedCertificate CaSigner::issue(const IssueRequest& req, const std::string& p1
     if (!req.crl_url.empty()) add_crl_distribution_point(cert.get(), req.crl_url);
 
     if (!X509_sign(cert.get(), key_.get(), signing_digest(key_.get())))
-        fail("cannot sign the certificate with the CA key");
+        fail_signature("cannot sign the certificate with the CA key");
 
     IssuedCertificate out;
     out.serial_hex = serial_hex(cert.get());

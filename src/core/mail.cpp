@@ -67,14 +67,12 @@ void check_header_value(const char* what, const std::string& value) {
 
 void check_address(const char* what, const std::string& addr) {
     check_header_value(what, addr);
-    const auto at = addr.rfind('@');
-    bool ok = at != std::string::npos && at > 0 && at + 1 < addr.size();
-    for (unsigned char c : addr)
-        if (c <= 0x20 || c >= 0x7f || std::strchr("<>()[],;:\"\\", c)) ok = false;
-    if (!ok)
+    MailAddressProblem problem = check_mail_address(addr);
+    if (problem != MailAddressProblem::none)
         throw MailError(MailError::Kind::permanent,
                         std::string("mail ") + what + " address \"" + addr +
-                            "\" is not of the form user@domain (ASCII, no spaces)");
+                            "\" is not of the form user@domain: " +
+                            mail_address_message(problem, Language::en));
 }
 
 struct Mailbox {
@@ -461,6 +459,71 @@ void deliver_maildir(const std::string& dir, const std::string& message) {
 }
 
 }  // namespace
+
+MailAddressProblem check_mail_address(const std::string& addr) {
+    if (addr.empty()) return MailAddressProblem::empty;
+    if (addr.size() > 254) return MailAddressProblem::too_long;
+    const auto at = addr.find('@');
+    if (at == std::string::npos || addr.find('@', at + 1) != std::string::npos)
+        return MailAddressProblem::no_at;
+    const std::string local = addr.substr(0, at), domain = addr.substr(at + 1);
+
+    if (local.empty() || local.size() > 64 || local.front() == '.' || local.back() == '.')
+        return MailAddressProblem::local_part;
+    char prev = 0;
+    for (char c : local) {
+        bool atext = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                     (c != 0 && std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr);
+        if (!(atext || (c == '.' && prev != '.'))) return MailAddressProblem::local_part;
+        prev = c;
+    }
+
+    if (domain.empty() || domain.size() > 253) return MailAddressProblem::domain;
+    size_t start = 0;
+    for (;;) {
+        size_t dot = domain.find('.', start);
+        const std::string label =
+            domain.substr(start, dot == std::string::npos ? dot : dot - start);
+        if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+            return MailAddressProblem::domain;
+        for (char c : label)
+            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '-'))
+                return MailAddressProblem::domain;
+        if (dot == std::string::npos) break;
+        start = dot + 1;
+    }
+    return MailAddressProblem::none;
+}
+
+std::string mail_address_message(MailAddressProblem problem, Language lang) {
+    const bool ja = lang == Language::ja;
+    switch (problem) {
+        case MailAddressProblem::none:
+            return "";
+        case MailAddressProblem::empty:
+            return ja ? "メールアドレスを入力してください。" : "Enter a mail address.";
+        case MailAddressProblem::too_long:
+            return ja ? "メールアドレスが長すぎます（254文字まで）。"
+                      : "The mail address is too long (at most 254 characters).";
+        case MailAddressProblem::no_at:
+            return ja ? "メールアドレスの形式が正しくありません。「@」をちょうど1つ含めてください。"
+                      : "The mail address is not valid: it must hold exactly one \"@\".";
+        case MailAddressProblem::local_part:
+            return ja ? "メールアドレスの「@」より前に使えない文字があるか、長すぎます"
+                        "（英数字と ! # $ % & ' * + - / = ? ^ _ ` { | } ~ "
+                        "と、間の「.」、64文字まで）。"
+                      : "The part of the mail address before the \"@\" holds a character that "
+                        "is not allowed or is too long (letters, digits, "
+                        "! # $ % & ' * + - / = ? ^ _ ` { | } ~ and dots between them, at most 64).";
+        case MailAddressProblem::domain:
+            return ja ? "メールアドレスの「@」より後（ドメイン）の形式が正しくありません"
+                        "（英数字とハイフンを「.」で区切ったもの）。"
+                      : "The domain of the mail address (after the \"@\") is not valid "
+                        "(letters, digits and hyphens, separated by dots).";
+    }
+    return "";
+}
 
 void mail_global_init() {
     static std::once_flag once;

@@ -56,6 +56,27 @@ class MailError : public std::runtime_error {
     Kind kind_;
 };
 
+// The one rule for a mail address, wherever one enters (registration, the
+// master's add-user page, certgatectl, certgate_mail_from, the mailer): a bare
+// user@domain that the mailer can put into RCPT TO and To: without quoting.
+// The local part is an RFC 5322 dot-atom (letters, digits and
+// !#$%&'*+-/=?^_`{|}~, dots between them, at most 64 characters), the domain
+// is dot-separated labels of letters, digits and hyphens (no hyphen at either
+// end, at most 63 each), one @, at most 254 characters in all. Quoted local
+// parts, comments, address literals, spaces and control characters are
+// refused.
+enum class MailAddressProblem {
+    none,
+    empty,
+    too_long,
+    no_at,       // no @, or more than one
+    local_part,  // empty, too long, or a character or dot that is not allowed
+    domain,      // empty, too long, or a label that is not letters, digits and hyphens
+};
+MailAddressProblem check_mail_address(const std::string& address);
+// What is wrong, one sentence for the user (or the operator, in English).
+std::string mail_address_message(MailAddressProblem problem, Language lang);
+
 // curl_global_init, once per process. send_mail() calls it too; call it early
 // (before the thread pool starts) to keep it off the request path.
 void mail_global_init();

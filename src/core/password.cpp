@@ -108,6 +108,12 @@ const char* describe(RuleViolation v) {
     return "?";
 }
 
+bool has_control_character(std::string_view value) {
+    for (unsigned char c : value)
+        if (c < 0x20 || c == 0x7f) return true;
+    return false;
+}
+
 RuleViolation check_user_id(std::string_view id) {
     if (id.size() < 6) return RuleViolation::too_short;
     if (id.size() > 12) return RuleViolation::too_long;
@@ -149,13 +155,13 @@ RuleViolation check_password(std::string_view pw) {
 }
 
 const std::vector<std::string> kDefaultUserIdRule = {
-    "^[A-Za-z0-9]{6,12}$",
+    "^[A-Za-z0-9]{6,12}\\z",
     "[A-Za-z]",
     "[0-9]",
 };
 
 const std::vector<std::string> kDefaultPasswordRule = {
-    "^[\\x21-\\x7e]{8,12}$", "[A-Z]", "[a-z]", "[0-9]", "[^A-Za-z0-9]",
+    "^[\\x21-\\x7e]{8,12}\\z", "[A-Z]", "[a-z]", "[0-9]", "[^A-Za-z0-9]",
 };
 
 struct PatternRule::Compiled {

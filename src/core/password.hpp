@@ -49,6 +49,11 @@ enum class RuleViolation {
 };
 const char* describe(RuleViolation v);  // English, one short phrase
 
+// CR, LF, tab or another C0 control character, or DEL: never part of a user
+// ID or a password, whatever certgate_userid_rule / certgate_password_rule say
+// (a pattern ending in `$` would let a trailing newline through).
+bool has_control_character(std::string_view value);
+
 // R8: 6-12 ASCII letters and digits, at least one of each.
 RuleViolation check_user_id(std::string_view id);
 // R9: 8-12 printable ASCII characters with upper, lower, digit and symbol.

@@ -82,6 +82,12 @@ std::string field(const PortalRequest &req, const char *name) {
     return it == req.form.end() ? std::string() : it->second;
 }
 
+RuleViolation rule_violation(const PortalRequest &req, bool user_id, const std::string &value) {
+    if (has_control_character(value)) return RuleViolation::bad_character;
+    if (user_id) return req.default_userid_rule ? check_user_id(value) : RuleViolation::pattern;
+    return req.default_password_rule ? check_password(value) : RuleViolation::pattern;
+}
+
 // The words of the R8/R9 violation, when the default rules are in force and
 // the violation can be named; the rule's general words otherwise.
 std::string rule_message(ErrorCode code, RuleViolation v, Language lang) {

@@ -32,13 +32,13 @@ PortalResponse refuse(const Runtime &rt, Portal::Context &c, const std::string &
                   message.empty() ? error_message(code, c.lang) : message);
 }
 
-// A mail address as the outbox will take it: one @, no spaces or controls.
-bool plausible_mail(const std::string &mail) {
-    auto at = mail.find('@');
-    bool ok = at != std::string::npos && at > 0 && at + 1 < mail.size() &&
-              mail.find('@', at + 1) == std::string::npos && mail.size() <= 254;
-    for (char ch : mail) ok = ok && ch > 0x20 && ch < 0x7f && ch != '<' && ch != '>' && ch != ',';
-    return ok;
+// A mail address as the mailer will send it (check_mail_address); *message
+// says what is wrong otherwise.
+bool mail_ok(const Portal::Context &c, const std::string &mail, std::string *message) {
+    MailAddressProblem problem = check_mail_address(mail);
+    if (problem == MailAddressProblem::none) return true;
+    *message = mail_address_message(problem, c.lang);
+    return false;
 }
 
 // R9 for a field the glue checked, with the violation named when the
@@ -47,7 +47,7 @@ bool password_rule_ok(const Portal::Context &c, const char *name, const std::str
                       std::string *message) {
     auto rule = c.req.rules.find(name);
     if (!value.empty() && (rule == c.req.rules.end() || rule->second.ok)) return true;
-    RuleViolation v = c.req.default_password_rule ? check_password(value) : RuleViolation::pattern;
+    RuleViolation v = rule_violation(c.req, false, value);
     *message = rule_message(ErrorCode::invalid_password, v, c.lang);
     return false;
 }
@@ -170,8 +170,7 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
 
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
-        RuleViolation v =
-            c.req.default_userid_rule ? check_user_id(user_id) : RuleViolation::pattern;
+        RuleViolation v = rule_violation(c.req, true, user_id);
         return refuse(rt, c, page, registration_data(c), ErrorCode::invalid_user_id,
                       rule_message(ErrorCode::invalid_user_id, v, c.lang));
     }
@@ -180,11 +179,8 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
     ErrorCode code;
     if (!new_password_ok(c, initial, &code, &message))
         return refuse(rt, c, page, registration_data(c), code, message);
-    if (!plausible_mail(mail)) {
-        return refuse(rt, c, page, registration_data(c), ErrorCode::mail_mismatch,
-                      ja(c) ? "メールアドレスの形式が正しくありません。"
-                            : "The mail address is not a valid address.");
-    }
+    if (!mail_ok(c, mail, &message))
+        return refuse(rt, c, page, registration_data(c), ErrorCode::mail_mismatch, message);
     if (mail != field(c.req, "mail_confirm"))
         return refuse(rt, c, page, registration_data(c), ErrorCode::mail_mismatch);
 
@@ -380,15 +376,13 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
         code = ErrorCode::invalid_user_id;
-        RuleViolation v =
-            c.req.default_userid_rule ? check_user_id(user_id) : RuleViolation::pattern;
+        RuleViolation v = rule_violation(c.req, true, user_id);
         return admin_list(rt, c, &code, rule_message(code, v, c.lang));
     }
-    if (!plausible_mail(mail)) {
+    std::string message;
+    if (!mail_ok(c, mail, &message)) {
         code = ErrorCode::mail_mismatch;
-        return admin_list(rt, c, &code,
-                          ja(c) ? "メールアドレスの形式が正しくありません。"
-                                : "The mail address is not a valid address.");
+        return admin_list(rt, c, &code, message);
     }
     if (c.req.form.count("mail_confirm") && field(c.req, "mail_confirm") != mail) {
         code = ErrorCode::mail_mismatch;

@@ -58,14 +58,13 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
         code = ErrorCode::invalid_user_id;
-        RuleViolation v = c.req.default_userid_rule ? check_user_id(user_id) : RuleViolation::pattern;
+        RuleViolation v = rule_violation(c.req, true, user_id);
         return auth_screen(rt_, c, &code, rule_message(code, v, c.lang));
     }
     rule = c.req.rules.find("password");
     if (password.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
         code = ErrorCode::invalid_password;
-        RuleViolation v =
-            c.req.default_password_rule ? check_password(password) : RuleViolation::pattern;
+        RuleViolation v = rule_violation(c.req, false, password);
         return auth_screen(rt_, c, &code, rule_message(code, v, c.lang));
     }
 
@@ -372,7 +371,8 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         store.add_certificate(cert, true, user->id);
     } catch (const std::exception &e) {
         // Nothing recorded: the flow goes back to ⑥ so 発行 can be pressed again.
-        if (dynamic_cast<const CaError *>(&e) && rt.hsm_key()) rt.hsm_broken = true;
+        // Only a failed signature of the CA key is the HSM failing (issue 12.8).
+        if (dynamic_cast<const CaKeyError *>(&e) && rt.hsm_key()) rt.hsm_broken = true;
         wipe(password);
         flow->step = FlowStep::code_ok;
         save_flow(mc, *flow, c.req.now);
@@ -440,24 +440,53 @@ PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
     return c.res;
 }
 
-// GET crl: the current CRL (DER), remade when a revocation arrived.
+// GET crl: the current CRL (DER), the same from every worker and node: the
+// store keeps the last one signed. It is signed again (issue 12.6) when a
+// certificate was revoked after it, when half its lifetime
+// (certgate_crl_validity) has passed, or when the CA key changed; its number
+// is the id of its crl.signed event, one sequence with `certgatectl crl`,
+// so it only grows. Runs in the thread pool.
 PortalResponse crl(const Runtime &rt, Portal::Context &c) {
-    std::lock_guard<std::mutex> lock(rt.crl.mutex);
-    int64_t g = c.req.revocation_generation;
-    if (g < 0 || rt.crl.generation != g || rt.crl.der.empty()) {
-        Store &store = thread_store(c.s.store_uri);
-        std::vector<RevokedEntry> revoked;
-        for (const Certificate &cert : store.revoked_certificates()) {
-            revoked.push_back({cert.serial, static_cast<time_t>(cert.revoked_at), cert.reason});
+    Store &store = thread_store(c.s.store_uri);
+    const int64_t validity = c.s.crl_validity_seconds;
+    auto fresh = [&](const std::optional<StoredCrl> &crl, int64_t now) {
+        return crl && !crl->der.empty() && now < crl->this_update + validity / 2 &&
+               now < crl->next_update && crl->next_update - crl->this_update <= validity &&
+               !store.revoked_since(crl->number) && rt.ca->signed_crl(crl->der);
+    };
+    std::optional<StoredCrl> current = store.current_crl();
+    if (!fresh(current, c.req.now)) {
+        try {
+            // One worker signs; one that waited for the lock takes its CRL.
+            store.write([&] {
+                const int64_t now = store.now();
+                current = store.current_crl();
+                if (fresh(current, now)) return;
+                std::vector<RevokedEntry> revoked;
+                for (const Certificate &cert : store.revoked_certificates()) {
+                    revoked.push_back(
+                        {cert.serial, static_cast<time_t>(cert.revoked_at), cert.reason});
+                }
+                StoredCrl crl;
+                crl.number =
+                    store.append_event("certgate", event_kind::kCrlSigned, "crl",
+                                       "entries=" + std::to_string(revoked.size()) + " by=portal");
+                crl.this_update = now;
+                crl.next_update = now + validity;
+                crl.der = rt.ca->make_crl_seconds(revoked, static_cast<time_t>(now), validity,
+                                                  static_cast<uint64_t>(crl.number));
+                store.save_crl(crl);
+                current = std::move(crl);
+            });
+        } catch (const CaKeyError &) {
+            if (rt.hsm_key()) rt.hsm_broken = true;  // as for a certificate (issue 12.8)
+            throw;
         }
-        rt.crl.der = rt.ca->make_crl(revoked, static_cast<time_t>(c.req.now), 24,
-                                     static_cast<uint64_t>(store.last_event_id()));
-        rt.crl.generation = g;
     }
     c.res.status = 200;
     c.res.content_type = "application/pkix-crl";
     c.res.no_store = false;
-    c.res.body.assign(rt.crl.der.begin(), rt.crl.der.end());
+    c.res.body.assign(current->der.begin(), current->der.end());
     return c.res;
 }
 

@@ -81,11 +81,15 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
     std::string password = field(c.req, "password");
     auto rule = c.req.rules.find("user_id");
     if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
-        return refuse(ErrorCode::invalid_user_id);
+        return refuse(
+            ErrorCode::invalid_user_id,
+            rule_message(ErrorCode::invalid_user_id, rule_violation(c.req, true, user_id), c.lang));
     }
     rule = c.req.rules.find("password");
     if (password.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
-        return refuse(ErrorCode::invalid_password);
+        return refuse(ErrorCode::invalid_password,
+                      rule_message(ErrorCode::invalid_password,
+                                   rule_violation(c.req, false, password), c.lang));
     }
 
     const PresentedCertificate &pc = c.req.cert;

@@ -1,5 +1,6 @@
 // Revocation: reason words and the CRL the CA signs (GET /certgate/crl,
 // `certgatectl crl`).
+#include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include "core/ca.hpp"
@@ -70,12 +71,29 @@ std::optional<int> parse_revocation_reason(std::string_view word) {
 std::vector<uint8_t> CaSigner::make_crl(const std::vector<RevokedEntry>& revoked, time_t now,
                                         int next_update_hours, uint64_t crl_number) const {
     if (next_update_hours <= 0) throw CaError("CRL next update must be at least one hour ahead");
+    return make_crl_seconds(revoked, now, static_cast<int64_t>(next_update_hours) * 3600,
+                            crl_number);
+}
+
+bool CaSigner::signed_crl(const std::vector<uint8_t>& der) const {
+    const unsigned char* p = der.data();
+    X509CrlPtr crl(d2i_X509_CRL(nullptr, &p, static_cast<long>(der.size())));
+    EVP_PKEY* pub = X509_get0_pubkey(cert_.get());
+    bool ok = crl && pub && X509_CRL_verify(crl.get(), pub) == 1;
+    ERR_clear_error();
+    return ok;
+}
+
+std::vector<uint8_t> CaSigner::make_crl_seconds(const std::vector<RevokedEntry>& revoked,
+                                                time_t now, int64_t validity_seconds,
+                                                uint64_t crl_number) const {
+    if (validity_seconds <= 0) throw CaError("CRL next update must be in the future");
     X509CrlPtr crl(X509_CRL_new());
     if (!crl || !X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2) ||
         !X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(cert_.get())))
         fail("cannot make the CRL");
     Asn1TimePtr this_update = asn1_time(now);
-    Asn1TimePtr next_update = asn1_time(now + static_cast<time_t>(next_update_hours) * 3600);
+    Asn1TimePtr next_update = asn1_time(now + static_cast<time_t>(validity_seconds));
     if (!X509_CRL_set1_lastUpdate(crl.get(), this_update.get()) ||
         !X509_CRL_set1_nextUpdate(crl.get(), next_update.get()))
         fail("cannot set the CRL dates");
@@ -101,7 +119,7 @@ std::vector<uint8_t> CaSigner::make_crl(const std::vector<RevokedEntry>& revoked
         fail("cannot add the CRL's authority key identifier");
 
     if (!X509_CRL_sign(crl.get(), key_.get(), signing_digest(key_.get())))
-        fail("cannot sign the CRL with the CA key");
+        fail_signature("cannot sign the CRL with the CA key");
     BioPtr out = memory_bio();
     if (i2d_X509_CRL_bio(out.get(), crl.get()) != 1) fail("cannot encode the CRL");
     return bio_bytes(out.get());

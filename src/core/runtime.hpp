@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "core/ca.hpp"
 #include "core/pages.hpp"
@@ -24,21 +24,26 @@ struct Runtime {
     std::unique_ptr<ClientCertCheck> client_check;
     std::unique_ptr<Pages> pages;
 
-    // The CRL last made, for the revocation generation it reflects; each
-    // worker keeps its own and remakes it when a revocation arrives.
-    struct CrlCache {
-        std::mutex mutex;
-        int64_t generation = -2;
-        std::vector<uint8_t> der;
-    };
-    mutable CrlCache crl;
-
     // A signature through the HSM (an engine key) failed: the PKCS#11
     // session of this process is stale, and only a fresh process gets a
     // fresh one. The worker's timer sees this and has the worker replaced.
     mutable std::atomic<bool> hsm_broken{false};
     bool hsm_key() const { return settings.ca_key.rfind("engine:", 0) == 0; }
 };
+
+// Who nginx's workers run as, to check they can use the store (issue 12.9).
+struct WorkerIdentity {
+    std::string name;  // "nobody", for the message
+    uint32_t uid = 0;
+    std::vector<uint32_t> gids;  // primary group first, then the supplementary ones
+};
+
+// What keeps `identity` from using the SQLite store at `store_uri` (its file,
+// and its folder, where SQLite makes the -wal and -shm files; those too when
+// they exist), or "" when nothing does. Computed from owner, group and mode
+// bits, not access(2), which asks for the caller (root, at nginx -t); root
+// (uid 0) may write anything. POSIX ACLs are not read. Non-SQLite URIs: "".
+std::string store_access_problem(const std::string &store_uri, const WorkerIdentity &identity);
 
 // Reads certgate_secret: at least 32 bytes, not readable by others.
 std::string read_secret_file(const std::string &path);

@@ -36,6 +36,8 @@ struct Settings {
     long notify_interval_ms = 3600 * 1000;  // 0: off
     long cert_validity_days = 366;
     long renew_before_days = 30;
+    // The portal's CRL: valid this long, signed again at half of it.
+    long crl_validity_seconds = 24 * 3600;
     std::string timezone = "Asia/Tokyo";
     // certgate_language at the http level, for mails no page asks for (the
     // expiry notices): ja, en, or with auto both (Japanese first).

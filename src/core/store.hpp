@@ -150,6 +150,15 @@ struct LockResult {
     bool blocked = false;  // this lock was the one that blocked the user
 };
 
+// The CRL the portal serves (GET /certgate/crl), shared by every worker and
+// node of the store, so that all serve the same one and its number only grows.
+struct StoredCrl {
+    int64_t number = 0;  // crlNumber: the id of its crl.signed event
+    int64_t this_update = 0;
+    int64_t next_update = 0;
+    std::vector<uint8_t> der;
+};
+
 struct CertificateFilter {
     std::string user_id;               // empty: every user
     std::optional<CertStatus> status;  // none: every status
@@ -238,6 +247,12 @@ class Store {
                                                               const std::string& actor) = 0;
     // Every revoked certificate, for the CRL.
     virtual std::vector<Certificate> revoked_certificates() = 0;
+    // The CRL last signed for the portal, if any.
+    virtual std::optional<StoredCrl> current_crl() = 0;
+    // Replaces it (inside write(), with the crl.signed event that numbers it).
+    virtual void save_crl(const StoredCrl& crl) = 0;
+    // True when a certificate was revoked by an event after event_id.
+    virtual bool revoked_since(int64_t event_id) = 0;
     // R3: claims a notice for a certificate; true for exactly one caller.
     virtual bool claim_notice(const std::string& serial, CertNotice notice,
                               const std::string& actor) = 0;

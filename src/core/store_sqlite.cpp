@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -211,6 +212,9 @@ class SqliteStore final : public Store {
     std::vector<Certificate> revoked_certificates() override;
     bool claim_notice(const std::string& serial, CertNotice notice,
                       const std::string& actor) override;
+    std::optional<StoredCrl> current_crl() override;
+    void save_crl(const StoredCrl& crl) override;
+    bool revoked_since(int64_t event_id) override;
 
     int64_t append_event(const std::string& actor, const std::string& kind,
                          const std::string& subject, const std::string& detail) override;
@@ -843,6 +847,53 @@ int64_t SqliteStore::first_event_since(int64_t at) {
     s.step();
     int64_t id = s.i64(0);
     return id ? id : last_event_id() + 1;
+}
+
+// The CRL is a row of certgate_meta (key 'crl'): "<number> <thisUpdate>
+// <nextUpdate> <DER in hex>"; no schema change needed.
+std::optional<StoredCrl> SqliteStore::current_crl() {
+    Statement s(*this, "SELECT value FROM certgate_meta WHERE key = 'crl'");
+    if (!s.step()) return std::nullopt;
+    const std::string v = s.text(0);
+    StoredCrl crl;
+    long long number = 0, this_update = 0, next_update = 0;
+    int used = 0;
+    if (std::sscanf(v.c_str(), "%lld %lld %lld %n", &number, &this_update, &next_update, &used) !=
+            3 ||
+        (v.size() - static_cast<size_t>(used)) % 2 != 0)
+        return std::nullopt;  // unreadable: signed again
+    crl.number = number;
+    crl.this_update = this_update;
+    crl.next_update = next_update;
+    auto nibble = [](char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    };
+    for (size_t i = static_cast<size_t>(used); i + 1 < v.size(); i += 2) {
+        int hi = nibble(v[i]), lo = nibble(v[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        crl.der.push_back(static_cast<uint8_t>(hi << 4 | lo));
+    }
+    return crl;
+}
+
+void SqliteStore::save_crl(const StoredCrl& crl) {
+    static const char hex[] = "0123456789abcdef";
+    std::string v = std::to_string(crl.number) + " " + std::to_string(crl.this_update) + " " +
+                    std::to_string(crl.next_update) + " ";
+    v.reserve(v.size() + crl.der.size() * 2);
+    for (uint8_t b : crl.der) v += hex[b >> 4], v += hex[b & 15];
+    write([&] {
+        Statement s(*this,
+                    "INSERT INTO certgate_meta (key, value) VALUES ('crl', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+        s.bind(0, v).run();
+    });
+}
+
+bool SqliteStore::revoked_since(int64_t event_id) {
+    Statement s(*this, "SELECT 1 FROM events WHERE id > ? AND kind = ? LIMIT 1");
+    s.bind(0, event_id).bind(1, std::string(event_kind::kCertRevoked));
+    return s.step();
 }
 
 int64_t SqliteStore::last_event_id() {

@@ -4,12 +4,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
 
 #include "core/ca.hpp"
+#include "core/mail.hpp"
 #include "core/password.hpp"
 #include "ctl/ctl.hpp"
 
@@ -17,9 +19,27 @@ namespace certgate::ctl {
 
 namespace {
 
+// A value for a message: control characters as \xNN, so a CR cannot hide
+// the rest of the line on a terminal.
+std::string shown(const std::string& value) {
+    std::string out;
+    for (unsigned char c : value) {
+        if (c < 0x20 || c == 0x7f) {
+            char buf[5];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
 // certgate_userid_rule / certgate_password_rule when nginx.conf sets them, else R8 / R9.
 void check_rule(Context& ctx, const std::string& directive, const std::string& value,
                 const std::string& what, RuleViolation (*builtin)(std::string_view)) {
+    if (has_control_character(value))
+        throw UsageError(what + " holds a control character (CR, LF, tab or similar)");
     const NginxConf* conf = ctx.conf();
     if (conf && conf->has(directive)) {
         PatternRule rule(conf->args(directive));
@@ -33,17 +53,18 @@ void check_rule(Context& ctx, const std::string& directive, const std::string& v
 }
 
 void check_user_id_rule(Context& ctx, const std::string& id) {
-    check_rule(ctx, "certgate_userid_rule", id,
-               "user ID '" + id + "' breaks R8 (6-12 letters and digits, at least one of each):",
-               check_user_id);
+    check_rule(
+        ctx, "certgate_userid_rule", id,
+        "user ID '" + shown(id) + "' breaks R8 (6-12 letters and digits, at least one of each):",
+        check_user_id);
 }
 
+// The mailer's rule (check_mail_address), so every address it stores can be sent.
 void check_mail(const std::string& mail) {
-    auto at = mail.find('@');
-    bool ok = at != std::string::npos && at > 0 && at + 1 < mail.size() &&
-              mail.find('@', at + 1) == std::string::npos && mail.size() <= 254;
-    for (char c : mail) ok = ok && c > 0x20 && c < 0x7f && c != '<' && c != '>' && c != ',';
-    if (!ok) throw UsageError("mail address '" + mail + "' is not a valid address");
+    MailAddressProblem problem = check_mail_address(mail);
+    if (problem != MailAddressProblem::none)
+        throw UsageError("mail address '" + shown(mail) + "' is not a valid address: " +
+                         mail_address_message(problem, Language::en));
 }
 
 std::string read_password_stdin() {

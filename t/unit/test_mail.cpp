@@ -445,6 +445,33 @@ void header_injection_refused(void**) {
     assert_int_equal(files_in(md + "/new").size(), 0);
 }
 
+// One rule for every address (13.8): what the store takes, the mailer sends.
+void one_address_rule(void**) {
+    const std::string md = fresh_dir("rule");
+    const MailSettings s = maildir_settings(md);
+    const std::string long_local(65, 'x'), label(63, 'b');
+    const std::string long_domain = label + "." + label + "." + label + "." + label + ".jp";
+    for (const std::string& bad :
+         {std::string("a;b@c.d"), std::string("a b@c.d"), std::string("a@b@c.d"),
+          std::string("\"quoted\"@c.d"), std::string("a@c..d"), std::string(".a@c.d"),
+          std::string("a.@c.d"), std::string("a..b@c.d"), std::string("a@-c.d"),
+          std::string("a@c_d.e"), std::string("a@[127.0.0.1]"), std::string("a(x)@c.d"),
+          long_local + "@c.d", "a@" + long_domain}) {
+        assert_int_not_equal(static_cast<int>(check_mail_address(bad)),
+                             static_cast<int>(MailAddressProblem::none));
+        MailError e = mail_error_of([&] { send_mail(s, sample(bad)); });
+        assert_true(e.permanent());
+        assert_false(mail_address_message(check_mail_address(bad), Language::ja).empty());
+    }
+    for (const char* good : {"a.b+tag@example.jp", "o'brien@example.jp", "x_y-z@sub.example.jp",
+                             "!#$%&'*+-/=?^_`{|}~@example.jp", "user@localhost"}) {
+        assert_int_equal(static_cast<int>(check_mail_address(good)),
+                         static_cast<int>(MailAddressProblem::none));
+        send_mail(s, sample(good));
+    }
+    assert_int_equal(files_in(md + "/new").size(), 5);
+}
+
 // ---- Maildir -----------------------------------------------------------------------------
 
 void maildir_delivery(void**) {
@@ -1098,6 +1125,7 @@ int main() {
         cmocka_unit_test(headers_and_body),
         cmocka_unit_test(long_subject_folds_between_characters),
         cmocka_unit_test(header_injection_refused),
+        cmocka_unit_test(one_address_rule),
         cmocka_unit_test(maildir_delivery),
         cmocka_unit_test(smtp_delivery),
         cmocka_unit_test(smtp_starttls_and_smtps),

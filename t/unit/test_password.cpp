@@ -174,6 +174,13 @@ void default_patterns_agree(void**) {
         assert_int_equal(!pws.first_failure(s).has_value(),
                          check_password(s) == RuleViolation::none);
     assert_int_equal(*pws.first_failure("ab1$efgh"), 1);  // the [A-Z] pattern
+    // `$` would match before a final newline; the defaults end in \z (12.7).
+    assert_true(ids.first_failure("alice001\n").has_value());
+    assert_true(pws.first_failure("Ab1$efgh\n").has_value());
+    assert_true(has_control_character("alice001\n"));
+    assert_true(has_control_character(std::string("a\0b", 3)));
+    assert_true(has_control_character("a\x7f"));
+    assert_false(has_control_character("Ab1$efgh~"));
 }
 
 void bad_pattern_is_reported(void**) {

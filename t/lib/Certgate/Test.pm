@@ -88,7 +88,7 @@ sub run {
 
 sub shell_quote {
     my ($s) = @_;
-    return $s if $s =~ m{^[\w./:=,+@%-]+$};
+    return $s if $s =~ m{^[\w./:=,+@%-]+\z};
     $s =~ s/'/'\\''/g;
     return "'$s'";
 }
