@@ -317,11 +317,29 @@ sub front_lines {
     return $out;
 }
 
+# Polls <portal>/health/ready through the front until it answers 200 (or the
+# block has no portal at /certgate/: 404), at most 10 s.
+sub wait_ready {
+    require HTTP::Tiny;
+    my $url = "http://127.0.0.1:$Test::Nginx::Util::ServerPort/anon/certgate/health/ready";
+    my $http = HTTP::Tiny->new(timeout => 2);
+    for (1 .. 200) {
+        my $status = $http->get($url)->{status};
+        return if $status == 200 || $status == 404;
+        select(undef, undef, undef, 0.05);
+    }
+    warn "Test::Nginx::Certgate: $url never answered 200\n";
+}
+
 sub preprocess {
     my ($block) = @_;
     $block->set_value(main_config => "load_module $Module;\n" . ($block->main_config // ''));
     $block->set_value(http_config => certgate_lines() . ($block->http_config // ''));
     $block->set_value(config => front_lines() . ($block->config // ''));
+    # A fresh nginx refuses protected requests (503) until its worker has
+    # loaded the revocation set: the requests wait until the portal is ready.
+    $block->set_value(init => 'Test::Nginx::Certgate::wait_ready();')
+        unless defined $block->init || defined $block->must_die;
     # Every block that starts nginx fails on an [alert], [crit] or [emerg].
     $block->set_value(no_error_log => "[alert]\n[crit]\n[emerg]")
         unless defined $block->no_error_log || defined $block->must_die;
