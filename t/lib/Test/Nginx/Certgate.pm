@@ -294,7 +294,9 @@ sub read_jar {
 # The front locations, in Test::Nginx's own server.
 sub front_lines {
     my $csrf = "__Host-certgate_csrf=$ENV{TEST_NGINX_CERTGATE_CSRF_SEED}";
-    my $common = "proxy_ssl_trusted_certificate $Dir/ca.crt;\n"
+    # The fronts share one implicit upstream (same host and port), so a TLS
+    # session saved by one would be resumed by another with its certificate.
+    my $common = "proxy_ssl_session_reuse off;\n"
         . "        proxy_set_header Host 127.0.0.1:$Port;\n";
     my $cookie = sub {
         my ($extra) = @_;
