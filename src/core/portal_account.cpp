@@ -430,16 +430,6 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
     if (!u || u->org != c.req.session->org || u->role != Role::general)
         return refusal(rt, c, ErrorCode::not_found);
 
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
-    auto forget_failures = [&] {
-        // Released by the master: this user starts from zero.
-        try {
-            start_new_streak(mc, target);
-        } catch (const MemcacheError &e) {
-            c.res.log_error = e.what();
-        }
-    };
-
     if (action == "unlock") {
         // An unblock lifts the lock with the block.
         if (u->blocked) {
@@ -447,14 +437,12 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
         } else if (u->locked_at(c.req.now) || u->failure_streak > 0) {
             store.unlock_user(target, actor);
         }
-        forget_failures();
         return go_next(c, c.url(kAdminUsers));
     }
     if (action == "reset") {
         if (u->state == UserState::disabled) return refusal(rt, c, ErrorCode::not_found);
         std::string password = generate_initial_password();
         store.reset_user(target, hash_password(password), actor);
-        forget_failures();
         PortalResponse res = show_initial_password(rt, c, *u, password, false);
         wipe(password);
         return res;
