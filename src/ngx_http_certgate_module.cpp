@@ -291,7 +291,7 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     ngx_conf_init_value(cmcf->code_budget_window, 24 * 3600);
     ngx_conf_init_uint_value(cmcf->code_budget_mails, 10);
     ngx_conf_init_uint_value(cmcf->source_failures, 15);
-    ngx_conf_init_value(cmcf->source_window, 15 * 60);
+    ngx_conf_init_value(cmcf->source_window, 60 * 60);
     ngx_conf_init_size_value(cmcf->source_zone_size, 1024 * 1024);
     ngx_conf_init_value(cmcf->session_idle, 20 * 60);
     ngx_conf_init_value(cmcf->session_absolute, 8 * 3600);

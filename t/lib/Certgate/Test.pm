@@ -325,6 +325,20 @@ sub wait_mails {
     return $self->decoded_mails;
 }
 
+# Waits until at least $n mails to an address matching $re are in the
+# Maildir (mails queued to the outbox arrive with the next sweep); returns
+# those mails, decoded.
+sub wait_mails_to {
+    my ($self, $re, $n, $timeout) = @_;
+    my $deadline = time + ($timeout || 10);
+    my @m;
+    while (1) {
+        @m = grep { ($_->{to} // '') =~ $re } $self->decoded_mails;
+        return @m if @m >= $n || time >= $deadline;
+        sleep 0.1;
+    }
+}
+
 # --- nginx ----------------------------------------------------------------------
 
 # The http{} block's common lines: the module's directives pointing at this
