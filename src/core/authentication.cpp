@@ -27,9 +27,10 @@ std::string failure_counter_key(const std::string &user_id, int64_t epoch) {
 
 namespace {
 
-// memcached's reservation counters live a week at most; the store's streak
-// seeds them again when they are gone.
-const long kCounterTtl = 7L * 86400;
+// memcached's reservation counter lives one lock time (at least a minute);
+// the store's streak seeds it again when it is gone. So a slot reserved by an
+// attempt that then failed (store down) blocks the ID no longer than a lock.
+long counter_ttl(const Settings &s) { return std::max(60L, s.lockout_time_s); }
 
 // A hash with the production parameters, so that checking a password for an
 // unknown user costs what checking a real one costs.
@@ -105,7 +106,7 @@ AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const Aut
         const std::string key = failure_counter_key(req.user_id, streak.epoch);
         std::optional<uint64_t> slot = mc.incr(key, 1);
         if (!slot) {
-            mc.add(key, std::to_string(streak.failures), kCounterTtl);
+            mc.add(key, std::to_string(streak.failures), counter_ttl(s));
             slot = mc.incr(key, 1);
             if (!slot) throw MemcacheError("memcached lost the failure counter just created");
         }
