@@ -24,8 +24,10 @@ ifeq ($(SANITIZE),1)
   B := build-asan
   TESTING := 1
   SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  HARDEN :=
 else
   SAN_FLAGS :=
+  HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
   ifeq ($(TESTING),1)
     B := build-test
   else
@@ -43,7 +45,8 @@ BDIR := $(CURDIR)/$(B)
 
 CXXSTD   := -std=c++17
 WARN     := -Wall -Wextra -Werror
-CXXFLAGS_ALL := $(CXXSTD) -O2 -g -fPIC $(WARN) $(SAN_FLAGS) $(TEST_DEFS) -Isrc
+CXXFLAGS_ALL := $(CXXSTD) -O2 -g -fPIC $(WARN) $(HARDEN) $(SAN_FLAGS) $(TEST_DEFS) -Isrc
+LINK_HARDEN  := -Wl,-z,relro -Wl,-z,now
 LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lpthread
 
 CORE_SRCS := $(wildcard src/core/*.cpp)
@@ -65,10 +68,13 @@ DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         libio-socket-ssl-perl libjson-pp-perl perl curl \
         libkainjow-mustache-dev libnss3-tools tzdata \
         softhsm2 opensc libengine-pkcs11-openssl chromium \
+        libtest-base-perl liburi-perl libtext-diff-perl libtest-longstring-perl \
+        liblist-moreutils-perl libhttp-message-perl \
+        debhelper dpkg-dev go-md2man lintian \
         $(if $(shell command -v npm),,nodejs npm)
 
 .PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \
-        demo demo-stop bench clean check-format
+        demo demo-stop bench clean check-format deb
 
 all: deps build
 
@@ -106,7 +112,7 @@ $(B)/ctl/%.o: src/ctl/%.cpp $(wildcard src/core/*.hpp src/ctl/*.hpp)
 	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
 
 $(CTL): $(CTL_OBJS) $(CORE_LIB)
-	$(CXX) $(SAN_FLAGS) -o $@.tmp $(CTL_OBJS) $(CORE_LIB) $(LIBS) && mv -f $@.tmp $@
+	$(CXX) $(SAN_FLAGS) $(LINK_HARDEN) $(LDFLAGS) -o $@.tmp $(CTL_OBJS) $(CORE_LIB) $(LIBS) && mv -f $@.tmp $@
 
 # --- the nginx module, built against Debian's nginx-dev sources -------------
 
@@ -117,7 +123,7 @@ $(B)/nginx/objs/Makefile: $(NGX_SRC)/conf_flags config config.make
 	@test -f $(NGX_SRC)/configure || { echo "certgate: $(NGX_SRC) not found; run make deps" >&2; exit 1; }
 	rm -rf $(B)/nginx && mkdir -p $(B) && cp -r $(NGX_SRC) $(B)/nginx
 	cd $(B)/nginx && . ./conf_flags && \
-	  CERTGATE_BUILD=$(BDIR) CERTGATE_LDFLAGS="$(SAN_FLAGS)" \
+	  CERTGATE_BUILD=$(BDIR) CERTGATE_LDFLAGS="$(SAN_FLAGS) $(LINK_HARDEN)" \
 	  ./configure "$${NGX_CONF_FLAGS[@]}" --with-cc-opt="$(NGX_CC_OPT)" \
 	    --add-dynamic-module=$(CURDIR) > configure.log 2>&1 \
 	  || { tail -20 configure.log; exit 1; }
@@ -142,6 +148,8 @@ unit: $(UNIT_BINS)
 test:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory TESTING=1 SANITIZE=$(SANITIZE) test-build
+	@# t/deb.t installs the package: build it as `make deb` does.
+	@mkdir -p $(BDIR) && $(MAKE) --no-print-directory deb > $(BDIR)/deb.log 2>&1 || { tail -40 $(BDIR)/deb.log; exit 1; }
 	@$(MAKE) --no-print-directory TESTING=1 SANITIZE=$(SANITIZE) test-run
 
 test-build: build unit
@@ -162,8 +170,24 @@ demo-stop:
 bench: all
 	@CERTGATE_BUILD=$(BDIR) ./bench/run
 
+# --- the Debian package ----------------------------------------------------------
+# libnginx-mod-http-certgate_<version>_amd64.deb in build-deb/, built with dh
+# from a copy of the tree (dpkg-buildpackage writes beside its source).
+
+DEB_VERSION = $(shell dpkg-parsechangelog -l debian/changelog -S Version)
+
+deb:
+	@$(MAKE) --no-print-directory deps
+	rm -rf build-deb && mkdir -p build-deb/certgate-$(DEB_VERSION)
+	git ls-files -co --exclude-standard | grep -v -e '^t/e2e/node_modules/' -e '^build' \
+	  | tar -cf - -T - | tar -xf - -C build-deb/certgate-$(DEB_VERSION)
+	cd build-deb/certgate-$(DEB_VERSION) && dpkg-buildpackage -us -uc -b > ../build.log 2>&1 \
+	  || { tail -30 $(CURDIR)/build-deb/build.log; exit 1; }
+	lintian --info --display-info build-deb/*.changes | tee build-deb/lintian.log
+	@ls build-deb/*.deb
+
 check-format:
 	clang-format --dry-run --Werror src/*.cpp src/*.hpp src/core/*.cpp src/core/*.hpp src/ctl/*.cpp
 
 clean:
-	rm -rf build build-test build-asan .demo
+	rm -rf build build-test build-asan build-deb .demo

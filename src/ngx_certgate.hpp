@@ -107,6 +107,9 @@ enum ngx_certgate_lang_e { NGX_CERTGATE_LANG_JA = 0, NGX_CERTGATE_LANG_EN, NGX_C
 
 struct ngx_certgate_srv_conf_t {
     ngx_uint_t language;
+    // certgate_expired_certificates pass: the TLS handshake of this server
+    // does not check client certificates' dates; certgate checks them per request.
+    ngx_uint_t expired_pass;
 };
 
 struct ngx_certgate_loc_conf_t {
@@ -151,6 +154,7 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
 // Handlers (ngx_certgate_portal.cpp, ngx_certgate_require.cpp).
 ngx_int_t ngx_certgate_portal_handler(ngx_http_request_t *r) noexcept;
 ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept;
+ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept;
 
 // What the client asked in: JSON for scripts, else HTML.
 bool ngx_certgate_wants_json(ngx_http_request_t *r) noexcept;

@@ -22,17 +22,6 @@ static ngx_certgate_main_conf_t *ngx_certgate_main(ngx_http_request_t *r) {
         ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
 }
 
-ngx_certgate_ctx_t *ngx_certgate_get_ctx(ngx_http_request_t *r) noexcept {
-    auto *ctx = static_cast<ngx_certgate_ctx_t *>(
-        ngx_http_get_module_ctx(r->main, ngx_http_certgate_module));
-    if (ctx == nullptr) {
-        ctx = static_cast<ngx_certgate_ctx_t *>(ngx_pcalloc(r->pool, sizeof(ngx_certgate_ctx_t)));
-        if (ctx == nullptr) return nullptr;
-        ngx_http_set_ctx(r->main, ctx, ngx_http_certgate_module);
-    }
-    return ctx;
-}
-
 ngx_str_t ngx_certgate_pstr(ngx_pool_t *pool, const std::string &s) noexcept {
     ngx_str_t out = ngx_null_string;
     if (s.empty()) return out;
@@ -127,7 +116,7 @@ ngx_int_t ngx_certgate_send(ngx_http_request_t *r, ngx_uint_t status, const char
     b->last = ngx_cpymem(b->pos, body.data(), body.size());
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
-    if (body.empty()) b->memory = 0;
+    if (body.empty()) b->temporary = 0;  // an empty last buffer: "special", not zero-size data
 
     ngx_chain_t out = {b, nullptr};
     return ngx_http_output_filter(r, &out);

@@ -80,6 +80,7 @@ void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
     pc->user_id = peer->id.common_name;
     pc->org = peer->id.organisation;
     pc->not_after = peer->id.not_after;
+    pc->revoked = ngx_certgate_serial_revoked(cmcf, peer->id.serial_hex);
 }
 
 // The session cookie's value, a view into the request's Cookie headers.
@@ -152,29 +153,53 @@ static ngx_uint_t ngx_certgate_status(certgate::ErrorCode code) {
     }
 }
 
-static ngx_int_t ngx_certgate_refusal_handler(ngx_http_request_t *r) noexcept {
-    ngx_certgate_ctx_t *ctx = ngx_certgate_get_ctx(r);
-    if (ctx == nullptr || ctx->refusal == 0) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    ngx_int_t rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) return rc;
-    auto code = static_cast<certgate::ErrorCode>(ctx->refusal - 1);
-    return ngx_certgate_refuse(r, ngx_certgate_status(code), code);
+// --- the gate's state, kept across internal and named redirects ----------------
+
+// nginx zeroes r->ctx on every internal or named redirect (try_files, index,
+// error_page, X-Accel-Redirect); the gate's state also hangs on the request
+// pool as a cleanup, which those redirects keep, and is found there again.
+static void ngx_certgate_gate_mark(void *) noexcept {}
+
+ngx_certgate_ctx_t *ngx_certgate_find_ctx(ngx_http_request_t *r) noexcept {
+    auto *ctx =
+        static_cast<ngx_certgate_ctx_t *>(ngx_http_get_module_ctx(r, ngx_http_certgate_module));
+    if (ctx != nullptr) return ctx;
+    for (ngx_pool_cleanup_t *cln = r->pool->cleanup; cln != nullptr; cln = cln->next) {
+        if (cln->handler != ngx_certgate_gate_mark) continue;
+        ctx = static_cast<ngx_certgate_ctx_t *>(cln->data);
+        if (ctx->r != r) continue;  // a subrequest's state: subrequests share the main pool
+        ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+        return ctx;
+    }
+    return nullptr;
 }
 
-static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
-                                   certgate::ErrorCode code) {
-    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "certgate: access refused: %s",
-                  certgate::error_name(code));
+ngx_certgate_ctx_t *ngx_certgate_get_ctx(ngx_http_request_t *r) noexcept {
+    ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
+    if (ctx != nullptr) return ctx;
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_certgate_ctx_t));
+    if (cln == nullptr) return nullptr;
+    ctx = static_cast<ngx_certgate_ctx_t *>(cln->data);
+    ngx_memzero(ctx, sizeof(ngx_certgate_ctx_t));
+    ctx->r = r;
+    cln->handler = ngx_certgate_gate_mark;
+    ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
+    return ctx;
+}
 
+// --- refusals -------------------------------------------------------------------
+
+// The refusal as the client gets it: JSON or a page with its status, or for a
+// browser that only needs to log in a 302 to the login screen. Sent from here,
+// never left to a later phase, so no error_page, try_files, mirror or content
+// handler of the location can turn it into something else.
+static ngx_int_t ngx_certgate_send_refusal(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                           certgate::ErrorCode code) {
+    ngx_int_t rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) return rc;
     if (ngx_certgate_wants_json(r) || code == certgate::ErrorCode::forbidden ||
         code == certgate::ErrorCode::unavailable) {
-        // The answer is written by the content phase, in place of the
-        // location's own handler, so nginx finalizes it the usual way.
-        ngx_certgate_ctx_t *ctx = ngx_certgate_get_ctx(r);
-        if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        ctx->refusal = 1 + static_cast<ngx_uint_t>(code);
-        r->content_handler = ngx_certgate_refusal_handler;
-        return NGX_OK;
+        return ngx_certgate_refuse(r, ngx_certgate_status(code), code);
     }
     // A browser goes to the login screen and comes back after login.
     std::string to = cmcf->runtime->settings.portal_prefix;
@@ -185,85 +210,159 @@ static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, ngx_certgate_main_conf
     } else {
         to += "?error=" + std::string(certgate::error_name(code));
     }
-    return ngx_certgate_redirect(r, to);
+    rc = ngx_certgate_redirect(r, to);
+    if (rc != NGX_HTTP_MOVED_TEMPORARILY) return rc;
+    return ngx_certgate_send(r, NGX_HTTP_MOVED_TEMPORARILY, "text/html; charset=utf-8", "", false);
 }
 
-ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
+// Ends a refused request here. The phase checkers take NGX_DONE as "the
+// request is handled", so neither `satisfy any` nor a later phase can let it
+// on; a subrequest (auth_request, SSI) ends with the status alone.
+static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                   certgate::ErrorCode code) {
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "certgate: access refused: %s",
+                  certgate::error_name(code));
+    ngx_int_t rc = r == r->main ? ngx_certgate_send_refusal(r, cmcf, code)
+                                : static_cast<ngx_int_t>(ngx_certgate_status(code));
+    ngx_http_finalize_request(r, rc);
+    return NGX_DONE;
+}
+
+// --- the decision ---------------------------------------------------------------
+
+// Whether this request, as it stands, may pass: the checks of the protected
+// path (no I/O). True with the identity kept in ctx, or false and the refusal.
+static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                ngx_certgate_ctx_t *ctx, bool master,
+                                certgate::ErrorCode *refusal) {
+    using certgate::ErrorCode;
+
+    // The set's change count, read before anything is decided: a change
+    // after this read makes the next request check again.
+    ngx_atomic_uint_t changes = ngx_certgate_set_changes(cmcf);
+    ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
+    // This connection's certificate passed the set at this count already.
+    bool known_clean = changes != 0 && peer != nullptr && peer->clean_changes == changes;
+
+    // Until the set is loaded, nothing proves a certificate is not revoked.
+    if (!known_clean && ngx_certgate_revocation_state(cmcf) != NGX_CERTGATE_SET_READY) {
+        *refusal = ErrorCode::unavailable;
+        return false;
+    }
+    if (peer == nullptr) {
+        *refusal = ErrorCode::no_certificate;
+        return false;
+    }
+    if (!peer->ours) {
+        *refusal = ErrorCode::certificate_mismatch;
+        return false;
+    }
+    time_t now = ngx_time();
+    if (now > peer->id.not_after || now < peer->id.not_before) {
+        *refusal = ErrorCode::certificate_expired;
+        return false;
+    }
+    if (!known_clean && ngx_certgate_serial_revoked(cmcf, peer->id.serial_hex)) {
+        *refusal = ErrorCode::certificate_revoked;
+        return false;
+    }
+
+    ErrorCode why;
+    const certgate::Session *session = ngx_certgate_session(r, cmcf, peer, &why, changes);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "certgate require: certificate ok, session %s (%s)", session ? "live" : "none",
+                   session ? "" : certgate::error_name(why));
+    if (session == nullptr) {
+        *refusal = why;
+        return false;
+    }
+    if (session->user_id != peer->id.common_name) {
+        *refusal = ErrorCode::certificate_mismatch;
+        return false;
+    }
+    if (master && session->role != certgate::Role::master) {
+        *refusal = ErrorCode::forbidden;
+        return false;
+    }
+
+    const certgate::Settings &s = cmcf->runtime->settings;
+    if (r == r->main && certgate::session_needs_refresh(*session, now, s.session_idle_s)) {
+        peer->session.last_seen = now;
+        peer->session_value = certgate::encode_session(s.secret, peer->session);
+        if (ngx_certgate_set_cookie(r, certgate::kSessionCookie, peer->session_value) != NGX_OK) {
+            *refusal = ErrorCode::unavailable;
+            return false;
+        }
+    }
+
+    // Every check against the set passed at `changes`.
+    peer->clean_changes = changes;
+
+    if (!ctx->identity_set) {
+        ctx->user = ngx_certgate_pstr(r->pool, session->user_id);
+        ctx->org = ngx_certgate_pstr(r->pool, session->org);
+        const char *role = certgate::to_string(session->role);
+        ctx->role.data = (u_char *)role;
+        ctx->role.len = ngx_strlen(role);
+        ctx->serial = ngx_certgate_pstr(r->pool, peer->id.serial_hex);
+        long days =
+            peer->id.not_after > now ? static_cast<long>((peer->id.not_after - now) / 86400) : 0;
+        ctx->days_left.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
+        if (ctx->days_left.data == nullptr) {
+            *refusal = ErrorCode::unavailable;
+            return false;
+        }
+        ctx->days_left.len = ngx_sprintf(ctx->days_left.data, "%l", days) - ctx->days_left.data;
+        ctx->identity_set = 1;
+    }
+    if (master) ctx->passed_master = 1;
+    ctx->passed = 1;
+    return true;
+}
+
+// The gate, run in the rewrite phase (before the location's own rewrite,
+// return and set directives) and again in the access phase. A request that
+// entered a protected location stays protected wherever a rewrite or an
+// internal redirect takes it; once it passed, the later checks are free.
+static ngx_int_t ngx_certgate_gate(ngx_http_request_t *r) noexcept {
     try {
         auto *lcf = static_cast<ngx_certgate_loc_conf_t *>(
             ngx_http_get_module_loc_conf(r, ngx_http_certgate_module));
-        if (!lcf->require || r != r->main) return NGX_DECLINED;
+        ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
+        if (!lcf->require && (ctx == nullptr || !ctx->required)) return NGX_DECLINED;
 
         auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
             ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
         if (cmcf->runtime == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        using certgate::ErrorCode;
-
-        // The set's change count, read before anything is decided: a change
-        // after this read makes the next request check again.
-        ngx_atomic_uint_t changes = ngx_certgate_set_changes(cmcf);
-        ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
-        // This connection's certificate passed the set at this count already.
-        bool known_clean = changes != 0 && peer != nullptr && peer->clean_changes == changes;
-
-        // Until the set is loaded, nothing proves a certificate is not revoked.
-        if (!known_clean && ngx_certgate_revocation_state(cmcf) != NGX_CERTGATE_SET_READY) {
-            return ngx_certgate_deny(r, cmcf, ErrorCode::unavailable);
-        }
-        if (peer == nullptr) return ngx_certgate_deny(r, cmcf, ErrorCode::no_certificate);
-        if (!peer->ours) return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_mismatch);
-        time_t now = ngx_time();
-        if (now > peer->id.not_after || now < peer->id.not_before) {
-            return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_expired);
-        }
-        if (!known_clean && ngx_certgate_serial_revoked(cmcf, peer->id.serial_hex)) {
-            return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_revoked);
-        }
-
-        ErrorCode why;
-        const certgate::Session *session = ngx_certgate_session(r, cmcf, peer, &why, changes);
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "certgate require: certificate ok, session %s (%s)",
-                       session ? "live" : "none", session ? "" : certgate::error_name(why));
-        if (session == nullptr) return ngx_certgate_deny(r, cmcf, why);
-        if (session->user_id != peer->id.common_name) {
-            return ngx_certgate_deny(r, cmcf, ErrorCode::certificate_mismatch);
-        }
-        if (lcf->require_master && session->role != certgate::Role::master) {
-            return ngx_certgate_deny(r, cmcf, ErrorCode::forbidden);
-        }
-
-        const certgate::Settings &s = cmcf->runtime->settings;
-        if (certgate::session_needs_refresh(*session, now, s.session_idle_s)) {
-            peer->session.last_seen = now;
-            peer->session_value = certgate::encode_session(s.secret, peer->session);
-            if (ngx_certgate_set_cookie(r, certgate::kSessionCookie, peer->session_value) !=
-                NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
-
-        // Every check against the set passed at `changes`.
-        peer->clean_changes = changes;
-
-        ngx_certgate_ctx_t *ctx = ngx_certgate_get_ctx(r);
+        if (ctx == nullptr) ctx = ngx_certgate_get_ctx(r);
         if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        if (!ctx->identity_set) {
-            ctx->user = ngx_certgate_pstr(r->pool, session->user_id);
-            ctx->org = ngx_certgate_pstr(r->pool, session->org);
-            const char *role = certgate::to_string(session->role);
-            ctx->role.data = (u_char *)role;
-            ctx->role.len = ngx_strlen(role);
-            ctx->serial = ngx_certgate_pstr(r->pool, peer->id.serial_hex);
-            long days = peer->id.not_after > now ? static_cast<long>((peer->id.not_after - now) / 86400) : 0;
-            ctx->days_left.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
-            if (ctx->days_left.data == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            ctx->days_left.len = ngx_sprintf(ctx->days_left.data, "%l", days) - ctx->days_left.data;
-            ctx->identity_set = 1;
+        if (lcf->require) {
+            ctx->required = 1;
+            if (lcf->require_master) ctx->required_master = 1;
         }
-        return NGX_OK;
+        bool master = ctx->required_master;
+        if (ctx->passed && (!master || ctx->passed_master)) return NGX_DECLINED;
+
+        certgate::ErrorCode refusal;
+        if (!ngx_certgate_decide(r, cmcf, ctx, master, &refusal)) {
+            return ngx_certgate_deny(r, cmcf, refusal);
+        }
+        return NGX_DECLINED;
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+}
+
+ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept {
+    return ngx_certgate_gate(r);
+}
+
+// In the access phase a request that passed the gate counts as allowed, so
+// under `satisfy any` the gate is one of the ways in; it is never skipped.
+ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
+    ngx_int_t rc = ngx_certgate_gate(r);
+    if (rc != NGX_DECLINED) return rc;
+    ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
+    return ctx != nullptr && ctx->passed ? NGX_OK : NGX_DECLINED;
 }

@@ -229,18 +229,22 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
 }
 
 struct ngx_certgate_sync_t {
-    ngx_event_t timer;
+    ngx_event_t timer;  // first: sync_poll finds the rest from it
     ngx_certgate_main_conf_t *cmcf;
+    ngx_cycle_t *cycle;
     bool busy;
 };
 
 void sync_arm(ngx_certgate_sync_t *sync) {
     if (ngx_exiting || ngx_terminate || ngx_quit) return;
+    // A reload in single-process mode (master_process off) makes a new cycle
+    // without a new worker: this cycle's timer stops (see docs/operations.md).
+    if (ngx_cycle != sync->cycle) return;
     ngx_add_timer(&sync->timer, sync->cmcf->sync_interval);
 }
 
 void sync_poll(ngx_event_t *ev) noexcept {
-    auto *sync = static_cast<ngx_certgate_sync_t *>(ev->data);
+    auto *sync = reinterpret_cast<ngx_certgate_sync_t *>(ev);
     ngx_certgate_main_conf_t *cmcf = sync->cmcf;
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr || sync->busy) {
@@ -314,10 +318,12 @@ ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle,
         ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sync_t)));
     if (sync == nullptr) return NGX_ERROR;
     sync->cmcf = cmcf;
+    sync->cycle = cycle;
     sync->timer.handler = sync_poll;
-    sync->timer.data = sync;
+    sync->timer.data = ngx_certgate_timer_ident();
     sync->timer.log = cycle->log;
     sync->timer.cancelable = 1;
+    if (ngx_certgate_timer_cleanup(cycle->pool, &sync->timer) != NGX_OK) return NGX_ERROR;
     // The first poll at once: until the set is loaded, protected locations
     // refuse (fail closed).
     ngx_add_timer(&sync->timer, 1);

@@ -17,13 +17,15 @@ namespace {
 const ngx_msec_t kOutboxInterval = 30 * 1000;
 
 struct ngx_certgate_sweep_t {
-    ngx_event_t timer;
+    ngx_event_t timer;  // first: sweep_run finds the rest from it
     ngx_certgate_main_conf_t *cmcf;
+    ngx_cycle_t *cycle;
     bool busy;
 };
 
 void sweep_arm(ngx_certgate_sweep_t *sweep) {
     if (ngx_exiting || ngx_terminate || ngx_quit) return;
+    if (ngx_cycle != sweep->cycle) return;  // reloaded in single-process mode
     ngx_msec_t next = kOutboxInterval;
 #if (CERTGATE_TEST_HOOKS)
     // Test builds look more often, so suites need not wait half a minute.
@@ -33,9 +35,10 @@ void sweep_arm(ngx_certgate_sweep_t *sweep) {
 }
 
 void sweep_run(ngx_event_t *ev) noexcept {
-    auto *sweep = static_cast<ngx_certgate_sweep_t *>(ev->data);
+    auto *sweep = reinterpret_cast<ngx_certgate_sweep_t *>(ev);
     ngx_certgate_main_conf_t *cmcf = sweep->cmcf;
-    if (cmcf->runtime->hsm_broken && !ngx_exiting) {
+    // Only a worker process is replaced; nginx without a master would stop.
+    if (cmcf->runtime->hsm_broken && !ngx_exiting && ngx_process == NGX_PROCESS_WORKER) {
         // A fresh process gets a fresh PKCS#11 session: exit gracefully and
         // let the master start a new worker (it reopens the key).
         ngx_log_error(NGX_LOG_WARN, ev->log, 0,
@@ -99,10 +102,12 @@ ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t 
         ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sweep_t)));
     if (sweep == nullptr) return NGX_ERROR;
     sweep->cmcf = cmcf;
+    sweep->cycle = cycle;
     sweep->timer.handler = sweep_run;
-    sweep->timer.data = sweep;
+    sweep->timer.data = ngx_certgate_timer_ident();
     sweep->timer.log = cycle->log;
     sweep->timer.cancelable = 1;
+    if (ngx_certgate_timer_cleanup(cycle->pool, &sweep->timer) != NGX_OK) return NGX_ERROR;
     ngx_add_timer(&sweep->timer, 1000);
     return NGX_OK;
 }

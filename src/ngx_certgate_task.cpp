@@ -52,6 +52,29 @@ void ngx_certgate_wait_for_pool_threads(ngx_log_t *log) noexcept {
     }
 }
 
+ngx_connection_t *ngx_certgate_timer_ident() noexcept {
+    // As nginx's own ngx_cleaner_event does (ngx_cycle.c): no socket.
+    static ngx_connection_t none = [] {
+        ngx_connection_t c{};
+        c.fd = (ngx_socket_t)-1;
+        return c;
+    }();
+    return &none;
+}
+
+static void ngx_certgate_timer_gone(void *data) noexcept {
+    auto *timer = static_cast<ngx_event_t *>(data);
+    if (timer->timer_set) ngx_del_timer(timer);
+}
+
+ngx_int_t ngx_certgate_timer_cleanup(ngx_pool_t *pool, ngx_event_t *timer) noexcept {
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(pool, 0);
+    if (cln == nullptr) return NGX_ERROR;
+    cln->handler = ngx_certgate_timer_gone;
+    cln->data = timer;
+    return NGX_OK;
+}
+
 // A graceful shutdown (nginx -s quit, a reload) waits only for timers that
 // are not cancelable: while requests wait on tasks, this one keeps the
 // worker alive, so no connection is left open when it exits.
@@ -65,6 +88,7 @@ static void ngx_certgate_guard_tick(ngx_event_t *ev) noexcept {
 static void ngx_certgate_guard_arm() {
     if (ngx_certgate_task_guard.timer_set) return;
     ngx_certgate_task_guard.handler = ngx_certgate_guard_tick;
+    ngx_certgate_task_guard.data = ngx_certgate_timer_ident();
     ngx_certgate_task_guard.log = ngx_cycle->log;
     ngx_add_timer(&ngx_certgate_task_guard, 100);
 }

@@ -54,6 +54,14 @@ private:
 // have finished exiting, so exit() does not tear OpenSSL down under them.
 void ngx_certgate_wait_for_pool_threads(ngx_log_t *log) noexcept;
 
+// What a timer of ours has as ev->data: nginx's debug logging reads every
+// timer's ev->data as a connection (ngx_event_ident), so it must be one; the
+// timer's owner is found from the event itself (the event is its first member).
+ngx_connection_t *ngx_certgate_timer_ident() noexcept;
+// Takes the timer out of the tree when the pool goes: the old cycle of a
+// reload in single-process mode is freed while the process lives on.
+ngx_int_t ngx_certgate_timer_cleanup(ngx_pool_t *pool, ngx_event_t *timer) noexcept;
+
 // Posts work for the worker itself; false when the pool refused it.
 bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
                                   ngx_certgate_task_t::work_t work,

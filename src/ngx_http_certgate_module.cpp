@@ -36,6 +36,12 @@ static ngx_conf_enum_t ngx_certgate_p12_encryptions[] = {
     {ngx_null_string, 0},
 };
 
+static ngx_conf_enum_t ngx_certgate_expired_modes[] = {
+    {ngx_string("reject"), 0},
+    {ngx_string("pass"), 1},
+    {ngx_null_string, 0},
+};
+
 static ngx_conf_enum_t ngx_certgate_languages[] = {
     {ngx_string("ja"), NGX_CERTGATE_LANG_JA},
     {ngx_string("en"), NGX_CERTGATE_LANG_EN},
@@ -143,6 +149,11 @@ static ngx_command_t ngx_certgate_commands[] = {
      ngx_conf_set_enum_slot, NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_certgate_srv_conf_t, language),
      ngx_certgate_languages},
 
+    {ngx_string("certgate_expired_certificates"),
+     NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
+     NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_certgate_srv_conf_t, expired_pass),
+     ngx_certgate_expired_modes},
+
     {ngx_string("certgate_portal"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_certgate_set_portal,
      NGX_HTTP_LOC_CONF_OFFSET, 0, nullptr},
 
@@ -218,8 +229,9 @@ static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept {
 // not found (empty in logs, no header from proxy_set_header).
 static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
                                        uintptr_t data) noexcept {
-    auto *ctx =
-        static_cast<ngx_certgate_ctx_t *>(ngx_http_get_module_ctx(r->main, ngx_http_certgate_module));
+    // A subrequest that did not pass the gate itself shows its main request's identity.
+    ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
+    if ((ctx == nullptr || !ctx->identity_set) && r != r->main) ctx = ngx_certgate_find_ctx(r->main);
     ngx_str_t *value = nullptr;
     if (ctx != nullptr && ctx->identity_set) {
         switch (data) {
@@ -337,6 +349,7 @@ static void *ngx_certgate_create_srv_conf(ngx_conf_t *cf) noexcept {
         static_cast<ngx_certgate_srv_conf_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_srv_conf_t)));
     if (cscf == nullptr) return nullptr;
     cscf->language = NGX_CONF_UNSET_UINT;
+    cscf->expired_pass = NGX_CONF_UNSET_UINT;
     return cscf;
 }
 
@@ -345,6 +358,7 @@ static char *ngx_certgate_merge_srv_conf(ngx_conf_t *, void *parent, void *child
     auto *conf = static_cast<ngx_certgate_srv_conf_t *>(child);
     ngx_conf_merge_uint_value(conf->language, prev->language,
                               static_cast<ngx_uint_t>(NGX_CERTGATE_LANG_JA));
+    ngx_conf_merge_uint_value(conf->expired_pass, prev->expired_pass, 0);
     return NGX_CONF_OK;
 }
 
@@ -373,15 +387,49 @@ static char *ngx_certgate_merge_loc_conf(ngx_conf_t *, void *parent, void *child
     return NGX_CONF_OK;
 }
 
+// certgate_expired_certificates pass: the handshake of that server accepts
+// a client certificate outside its dates (X509_V_FLAG_NO_CHECK_TIME on the
+// server's verification store), so its owner reaches the portal and is told
+// why instead of getting nginx's 400 page; certgate_require still refuses it,
+// since it checks the dates at every request. Runs after the servers merged.
+static ngx_int_t ngx_certgate_tls_dates(ngx_conf_t *cf) {
+    auto *hcmcf = static_cast<ngx_http_core_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    auto **servers = static_cast<ngx_http_core_srv_conf_t **>(hcmcf->servers.elts);
+    for (ngx_uint_t i = 0; i < hcmcf->servers.nelts; i++) {
+        ngx_http_conf_ctx_t *ctx = servers[i]->ctx;
+        auto *cscf = static_cast<ngx_certgate_srv_conf_t *>(
+            ctx->srv_conf[ngx_http_certgate_module.ctx_index]);
+        if (cscf->expired_pass != 1) continue;
+        auto *sscf = static_cast<ngx_http_ssl_srv_conf_t *>(
+            ctx->srv_conf[ngx_http_ssl_module.ctx_index]);
+        if (sscf->ssl.ctx == nullptr || sscf->verify == 0) continue;  // no client certificates here
+        if (X509_STORE_set_flags(SSL_CTX_get_cert_store(sscf->ssl.ctx), X509_V_FLAG_NO_CHECK_TIME) != 1) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "certgate_expired_certificates: cannot change the TLS verification");
+            return NGX_ERROR;
+        }
+    }
+    return NGX_OK;
+}
+
 static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
     auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_certgate_module));
+    if (ngx_certgate_tls_dates(cf) != NGX_OK) return NGX_ERROR;
     if (!cmcf->used) return NGX_OK;
     if (ngx_certgate_require_init() != NGX_OK) return NGX_ERROR;
 
     auto *hcmcf =
         static_cast<ngx_http_core_main_conf_t *>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    // The gate runs in the rewrite phase too, before the location's own
+    // rewrite, return and set (this module registers after them, so its
+    // handler comes first), and in the access phase.
     auto *h = static_cast<ngx_http_handler_pt *>(
+        ngx_array_push(&hcmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers));
+    if (h == nullptr) return NGX_ERROR;
+    *h = ngx_certgate_require_rewrite_handler;
+    h = static_cast<ngx_http_handler_pt *>(
         ngx_array_push(&hcmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers));
     if (h == nullptr) return NGX_ERROR;
     *h = ngx_certgate_require_handler;

@@ -28,6 +28,7 @@ struct PresentedCertificate {
     bool present = false;
     bool ours = false;     // signed by our CA
     bool expired = false;  // outside its validity now
+    bool revoked = false;  // in the revocation set (revoked or replaced)
     std::string serial;
     std::string user_id;  // CN
     std::string org;      // O

@@ -45,6 +45,21 @@ PortalResponse login_screen(const Runtime &rt, Portal::Context &c) {
     if (it != c.req.query.end() && parse_error_code(it->second, &code)) {
         return login_form(rt, c, &code, error_message(code, c.lang));
     }
+    // A certificate of ours that can no longer log in (R4, R5): say why and
+    // how to get a new one, before the clerk types a password in vain.
+    const PresentedCertificate &pc = c.req.cert;
+    if (!c.req.json && pc.ours && (pc.expired || pc.revoked)) {
+        code = pc.revoked ? ErrorCode::certificate_revoked : ErrorCode::certificate_expired;
+        std::string msg = error_message(code, c.lang);
+        if (!pc.revoked) {
+            msg += (c.lang == Language::en ? " (valid until " : "（有効期限：") +
+                   local_date_time(pc.not_after, c.s.timezone, c.lang) +
+                   (c.lang == Language::en ? ")" : "）");
+        }
+        PortalResponse res = login_form(rt, c, &code, msg);
+        res.status = 200;
+        return res;
+    }
     PortalResponse res = login_form(rt, c, nullptr, "");
     res.status = 200;
     return res;

@@ -62,15 +62,20 @@ sub new {
 sub dir  { $_[0]{dir} }
 sub port { $_[0]{ports}{$_[1]} }
 
-# A TCP port nobody listens on now.
+# A TCP port nobody listens on now, below the kernel's ephemeral range
+# (32768 up): an ephemeral port picked by the kernel may be taken by any
+# outgoing connection (a client of another suite) before our server binds it.
+# Each call tries another port of a random sequence, so parallel suites
+# rarely meet; a port some server holds fails to bind and is skipped.
 sub free_port {
-    for (1 .. 50) {
+    for (1 .. 200) {
+        my $p = 10000 + int(rand(22000));
+        next if $Certgate::Test::used_port{$p}++;
         my $s = IO::Socket::INET->new(
-            LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', ReuseAddr => 0
+            LocalAddr => '127.0.0.1', LocalPort => $p, Proto => 'tcp', ReuseAddr => 0
         ) or next;
-        my $p = $s->sockport;
         close $s;
-        return $p if $p > 1024;
+        return $p;
     }
     die "no free port";
 }
@@ -388,9 +393,9 @@ EOF
 load_module $module;
 ${user}worker_processes $workers;
 daemon off;
-master_process on;
+master_process @{[$o{master_process} || 'on']};
 pid $d/nginx.pid;
-error_log $d/logs/error.log @{[$o{log_level} || 'info']};
+error_log $d/logs/error.log @{[$o{log_level} || $ENV{CERTGATE_LOG_LEVEL} || 'debug']};
 events { worker_connections 1024; }
 http {
     access_log $d/logs/access.log;
