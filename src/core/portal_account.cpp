@@ -226,6 +226,7 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
     flow.sealed_password = seal(fc.key, new_password);
     flow.new_password_hash = hash_password(new_password);
     flow.mail = mail;
+    if (auto refused = code_mail_refusal(rt, c, store, flow.user_id)) return *refused;
     c.res.set_cookies.push_back(
         cookie(kFlowCookie, encode_flow_cookie(s.secret, fc), static_cast<long>(lifetime)));
     return to_code_screen(rt, c, mail_flow_code(c, store, mc, flow));
@@ -269,6 +270,7 @@ PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
     flow->sealed_password = seal(flow_cookie.key, new_password);
     flow->new_password_hash = hash_password(new_password);
     Store &store = thread_store(s.store_uri);
+    if (auto refused = code_mail_refusal(rt, c, store, flow->user_id)) return *refused;
     return to_code_screen(rt, c, mail_flow_code(c, store, mc, *flow));
 }
 

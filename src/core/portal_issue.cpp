@@ -84,6 +84,24 @@ PortalResponse budget_refusal(const Runtime &rt, Portal::Context &c, int64_t res
 
 }  // namespace
 
+std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c,
+                                                Store &store, const std::string &user_id) {
+    const Settings &s = c.s;
+    BudgetTake tries =
+        store.peek_budget(budget_key("code_try", user_id), s.code_budget_tries, s.code_budget_window_s);
+    if (!tries.allowed) {
+        queue_budget_notice(c, store, user_id, tries.resets_at);
+        return budget_refusal(rt, c, tries.resets_at);
+    }
+    BudgetTake mails =
+        store.take_budget(budget_key("code_mail", user_id), s.code_budget_mails, s.code_budget_window_s);
+    if (!mails.allowed) {
+        queue_budget_notice(c, store, user_id, mails.resets_at);
+        return budget_refusal(rt, c, mails.resets_at);
+    }
+    return std::nullopt;
+}
+
 // ④ ユーザー認証: user ID and password, then the code goes by mail.
 static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     const Settings &s = c.s;
@@ -186,18 +204,7 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     }
 
     // Issue 13: no code mail when the window's code tries or mails are used up.
-    BudgetTake tries =
-        store.peek_budget(budget_key("code_try", user.id), s.code_budget_tries, s.code_budget_window_s);
-    if (!tries.allowed) {
-        queue_budget_notice(c, store, user.id, tries.resets_at);
-        return budget_refusal(rt_, c, tries.resets_at);
-    }
-    BudgetTake mails =
-        store.take_budget(budget_key("code_mail", user.id), s.code_budget_mails, s.code_budget_window_s);
-    if (!mails.allowed) {
-        queue_budget_notice(c, store, user.id, mails.resets_at);
-        return budget_refusal(rt_, c, mails.resets_at);
-    }
+    if (auto refused = code_mail_refusal(rt_, c, store, user.id)) return *refused;
 
     // ⑤: the code, drawn from the CSPRNG, kept only as a hash bound to the
     // flow, mailed now if the relay takes it (the outbox keeps it otherwise).
