@@ -65,6 +65,15 @@ struct ngx_certgate_main_conf_t {
     time_t code_lifetime;
     ngx_uint_t code_attempts;
 
+    ngx_uint_t code_budget_tries;  // issue 13: per user and window
+    time_t code_budget_window;
+    ngx_uint_t code_budget_mails;
+
+    ngx_uint_t source_failures;  // issue 13: per-source throttle; 0 means off
+    time_t source_window;
+    size_t source_zone_size;
+    ngx_shm_zone_t *source_zone;
+
     ngx_array_t *userid_rules;    // of ngx_regex_t *
     ngx_array_t *password_rules;  // of ngx_regex_t *
 
@@ -132,6 +141,8 @@ char *ngx_certgate_set_days(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noex
 char *ngx_certgate_set_timezone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_code(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_code_budget(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_source_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_mail(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_session_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;

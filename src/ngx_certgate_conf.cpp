@@ -285,6 +285,85 @@ char *ngx_certgate_set_code(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcep
     return NGX_CONF_OK;
 }
 
+// certgate_code_budget <tries> <window> [mails=<n>] (issue 13).
+char *ngx_certgate_set_code_budget(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept {
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
+    if (cmcf->code_budget_tries != NGX_CONF_UNSET_UINT) return const_cast<char *>("is duplicate");
+
+    ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
+    if (!ngx_certgate_count(&value[1], 1, 1000, &cmcf->code_budget_tries)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid number of code tries \"%V\" (1 to 1000)",
+                           &value[1]);
+        return CG_CONF_ERROR;
+    }
+    if (!ngx_certgate_duration(&value[2], &cmcf->code_budget_window)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid code budget window \"%V\": expected a time such as 24h",
+                           &value[2]);
+        return CG_CONF_ERROR;
+    }
+    if (cf->args->nelts == 4) {
+        ngx_str_t v = value[3];
+        if (v.len <= 6 || ngx_strncmp(v.data, "mails=", 6) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid parameter \"%V\": expected mails=<n>",
+                               &value[3]);
+            return CG_CONF_ERROR;
+        }
+        v.data += 6;
+        v.len -= 6;
+        if (!ngx_certgate_count(&v, 1, 1000, &cmcf->code_budget_mails)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid number of code mails \"%V\" (1 to 1000)", &value[3]);
+            return CG_CONF_ERROR;
+        }
+    }
+    return NGX_CONF_OK;
+}
+
+// certgate_source_limit <failures> <window> [zone=<size>] | off (issue 13).
+char *ngx_certgate_set_source_limit(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept {
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
+    if (cmcf->source_failures != NGX_CONF_UNSET_UINT) return const_cast<char *>("is duplicate");
+
+    ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
+    if (cf->args->nelts == 2 && ngx_strcmp(value[1].data, "off") == 0) {
+        cmcf->source_failures = 0;
+        return NGX_CONF_OK;
+    }
+    if (cf->args->nelts < 3) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "expected \"off\" or <failures> <window> [zone=<size>]");
+        return CG_CONF_ERROR;
+    }
+    if (!ngx_certgate_count(&value[1], 1, 100000, &cmcf->source_failures)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid number of failures \"%V\" (1 to 100000)",
+                           &value[1]);
+        return CG_CONF_ERROR;
+    }
+    if (!ngx_certgate_duration(&value[2], &cmcf->source_window)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid window \"%V\": expected a time such as 15m", &value[2]);
+        return CG_CONF_ERROR;
+    }
+    if (cf->args->nelts == 4) {
+        ngx_str_t v = value[3];
+        ssize_t size = NGX_ERROR;
+        if (v.len > 5 && ngx_strncmp(v.data, "zone=", 5) == 0) {
+            v.data += 5;
+            v.len -= 5;
+            size = ngx_parse_size(&v);
+        }
+        if (size == NGX_ERROR || size < 32 * 1024) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\": expected zone=<size> of at least 32k",
+                               &value[3]);
+            return CG_CONF_ERROR;
+        }
+        cmcf->source_zone_size = static_cast<size_t>(size);
+    }
+    return NGX_CONF_OK;
+}
+
 static ngx_regex_t *ngx_certgate_compile(ngx_conf_t *cf, ngx_str_t *pattern) {
     u_char errstr[NGX_MAX_CONF_ERRSTR];
     ngx_regex_compile_t rc;
@@ -630,6 +709,9 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         s.code_digits = static_cast<int>(cmcf->code_digits);
         s.code_lifetime_s = static_cast<long>(cmcf->code_lifetime);
         s.code_attempts = static_cast<int>(cmcf->code_attempts);
+        s.code_budget_tries = static_cast<int>(cmcf->code_budget_tries);
+        s.code_budget_window_s = static_cast<long>(cmcf->code_budget_window);
+        s.code_budget_mails = static_cast<int>(cmcf->code_budget_mails);
         s.mail = ngx_certgate_str(cmcf->mail);
         s.mail_from = ngx_certgate_str(cmcf->mail_from);
         s.session_idle_s = static_cast<long>(cmcf->session_idle);

@@ -17,6 +17,7 @@
 #include "ngx_certgate_ctx.hpp"
 #include "ngx_certgate_metrics.hpp"
 #include "ngx_certgate_revocation.hpp"
+#include "ngx_certgate_source.hpp"
 #include "ngx_certgate_task.hpp"
 
 static ngx_certgate_main_conf_t *ngx_certgate_main(ngx_http_request_t *r) {
@@ -302,8 +303,23 @@ ngx_int_t ngx_certgate_set_cookie(ngx_http_request_t *r, const char *name,
     return ngx_certgate_add_header_str(r, "Set-Cookie", certgate::set_cookie_value(name, value, -1));
 }
 
+// Retry-After: seconds (429).
+static ngx_int_t ngx_certgate_retry_after(ngx_http_request_t *r, long seconds) {
+    return ngx_certgate_add_header_str(r, "Retry-After", std::to_string(seconds));
+}
+
+// The POSTs that authenticate (a password or a code): the per-source
+// throttle stands in front of them.
+static bool ngx_certgate_authenticates(const std::string &path) {
+    return path == "login" || path == "issue" || path == "issue/code" ||
+           path == "register/master" || path == "register/password";
+}
+
 // Writes what the core decided.
 static ngx_int_t ngx_certgate_answer(ngx_http_request_t *r, const certgate::PortalResponse &res) {
+    if (res.retry_after > 0 && ngx_certgate_retry_after(r, res.retry_after) != NGX_OK) {
+        return NGX_ERROR;
+    }
     for (const std::string &c : res.set_cookies) {
         if (ngx_certgate_add_header_str(r, "Set-Cookie", c) != NGX_OK) return NGX_ERROR;
     }
@@ -375,6 +391,20 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
         req->session = ngx_certgate_live_session(r, cmcf, &why);
     }
 
+    // Issue 13: an address that failed too often waits, whatever the ID.
+    ngx_certgate_source_pending_t *pending = nullptr;
+    if (req->method == "POST" && ngx_certgate_authenticates(path)) {
+        long wait = ngx_certgate_source_check(r, cmcf, &pending);
+        if (wait < 0) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (wait > 0) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "certgate: too many failed authentications from %V: 429 for %l s",
+                          &r->connection->addr_text, wait);
+            if (ngx_certgate_retry_after(r, wait) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return ngx_certgate_refuse(r, 429, certgate::ErrorCode::too_many_requests);
+        }
+    }
+
     const certgate::Runtime *rt = cmcf->runtime;
     auto res = std::make_shared<certgate::PortalResponse>();
     auto seconds = std::make_shared<double>(0);
@@ -385,7 +415,8 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
             *res = certgate::Portal(*rt).handle(*req);
             *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         },
-        [res, req, cmcf, seconds](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+        [res, req, cmcf, seconds, pending](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+            if (res->auth_failure) ngx_certgate_source_failed(pending);
             if (req->method == "POST") ngx_certgate_metrics_portal(cmcf, req->path, res->outcome, *seconds);
             if (error != nullptr) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", error->c_str());

@@ -16,6 +16,7 @@
 #include "ngx_certgate_ctx.hpp"
 #include "ngx_certgate_metrics.hpp"
 #include "ngx_certgate_revocation.hpp"
+#include "ngx_certgate_source.hpp"
 #include "ngx_certgate_task.hpp"
 
 static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept;
@@ -114,6 +115,12 @@ static ngx_command_t ngx_certgate_commands[] = {
 
     {ngx_string("certgate_code"), CG_MAIN | NGX_CONF_TAKE3, ngx_certgate_set_code, CG_MAIN_OFF, 0,
      nullptr},
+
+    {ngx_string("certgate_code_budget"), CG_MAIN | NGX_CONF_TAKE23, ngx_certgate_set_code_budget,
+     CG_MAIN_OFF, 0, nullptr},
+
+    {ngx_string("certgate_source_limit"), CG_MAIN | NGX_CONF_TAKE123,
+     ngx_certgate_set_source_limit, CG_MAIN_OFF, 0, nullptr},
 
     {ngx_string("certgate_userid_rule"), CG_MAIN | NGX_CONF_1MORE, ngx_certgate_set_rule,
      CG_MAIN_OFF, CG_FIELD(userid_rules), nullptr},
@@ -277,6 +284,12 @@ static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
     cmcf->code_digits = NGX_CONF_UNSET_UINT;
     cmcf->code_lifetime = NGX_CONF_UNSET;
     cmcf->code_attempts = NGX_CONF_UNSET_UINT;
+    cmcf->code_budget_tries = NGX_CONF_UNSET_UINT;
+    cmcf->code_budget_window = NGX_CONF_UNSET;
+    cmcf->code_budget_mails = NGX_CONF_UNSET_UINT;
+    cmcf->source_failures = NGX_CONF_UNSET_UINT;
+    cmcf->source_window = NGX_CONF_UNSET;
+    cmcf->source_zone_size = NGX_CONF_UNSET_SIZE;
     cmcf->session_idle = NGX_CONF_UNSET;
     cmcf->session_absolute = NGX_CONF_UNSET;
     cmcf->revocation_zone_size = NGX_CONF_UNSET_SIZE;
@@ -302,6 +315,12 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     ngx_conf_init_uint_value(cmcf->code_digits, 6);
     ngx_conf_init_value(cmcf->code_lifetime, 30 * 60);
     ngx_conf_init_uint_value(cmcf->code_attempts, 5);
+    ngx_conf_init_uint_value(cmcf->code_budget_tries, 30);
+    ngx_conf_init_value(cmcf->code_budget_window, 24 * 3600);
+    ngx_conf_init_uint_value(cmcf->code_budget_mails, 10);
+    ngx_conf_init_uint_value(cmcf->source_failures, 15);
+    ngx_conf_init_value(cmcf->source_window, 60 * 60);
+    ngx_conf_init_size_value(cmcf->source_zone_size, 1024 * 1024);
     ngx_conf_init_value(cmcf->session_idle, 20 * 60);
     ngx_conf_init_value(cmcf->session_absolute, 8 * 3600);
     ngx_conf_init_size_value(cmcf->revocation_zone_size, 8 * 1024 * 1024);
@@ -340,6 +359,7 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
 
     if (ngx_certgate_init_runtime(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
     if (ngx_certgate_revocation_zone(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
+    if (ngx_certgate_source_zone(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
     return NGX_CONF_OK;
 }
 

@@ -161,7 +161,7 @@ subtest 'six wrong initial passwords lock the master (R10)' => sub {
     $r = register_master('master03', $initial);
     is($r->{json}{error}, 'locked', 'the right initial password during the lock is refused');
     ok(user_json('master03')->{locked_until} > time, 'the store holds the lock');
-    my @lock = grep { $_->{to} =~ /master03\@/ } $t->wait_mails(1);
+    my @lock = $t->wait_mails_to(qr/master03\@/, 1);
     is(scalar @lock, 1, 'one lock mail');
 };
 

@@ -92,6 +92,14 @@ my @cases = (
     ['a template with an error', '', qr{templates/login\.mustache: .*(?:Unclosed|unclosed)},
         sub { mkdir "$d/templates"; Certgate::Test::write_file("$d/templates/login.mustache", "{{#open}} never closed");
               $_[0] =~ s{(certgate_secret \S+;)}{$1\n    certgate_templates $d/templates;  # <- here}; }],
+    ['bad code budget', 'certgate_code_budget 30 24h mails=0;  # <- here',
+        qr{invalid number of code mails "mails=0"}],
+    ['bad code budget window', 'certgate_code_budget 30 1x;  # <- here',
+        qr{invalid code budget window "1x"}],
+    ['bad source limit zone', 'certgate_source_limit 15 1h zone=1k;  # <- here',
+        qr{invalid parameter "zone=1k": expected zone=<size> of at least 32k}],
+    ['bad source limit', 'certgate_source_limit many 1h;  # <- here',
+        qr{invalid number of failures "many"}],
     ['session timeouts reversed', 'certgate_session_timeout 9h 8h;  # <- here',
         qr{idle timeout "9h" is longer than the absolute timeout "8h"}],
 );

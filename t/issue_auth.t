@@ -110,7 +110,10 @@ subtest 'the third lock blocks' => sub {
 };
 
 subtest 'lock and block mails, one each' => sub {
-    my @mails = $t->wait_mails(4);
+    # Queued to the outbox by the locking request (issue 13), sent by the sweep.
+    $t->wait_mails_to(qr/^lockme01\@/, 1);
+    my @mails = $t->wait_mails_to(qr/^blockme01\@/, 3);
+    @mails = $t->decoded_mails;
     my @lock = grep { $_->{to} =~ /^lockme01\@/ && $_->{subject} =~ /ロック/ } @mails;
     is(scalar @lock, 1, 'one lock mail for lockme01') or diag explain [map { "$_->{to} $_->{subject}" } @mails];
     my @b_lock = grep { $_->{to} =~ /blockme01/ && $_->{subject} =~ /ロック/ } @mails;

@@ -1,5 +1,6 @@
 #include "core/authentication.hpp"
 
+#include <algorithm>
 #include <exception>
 
 #include "core/mail.hpp"
@@ -20,21 +21,16 @@ const char *to_string(AuthStatus s) {
     return "unavailable";
 }
 
-namespace {
-std::string streak_key(const std::string &user_id) { return "cg:streak:" + user_id; }
-const long kStreakTtl = 30L * 86400;  // memcached's longest relative expiry
-}  // namespace
-
-std::string failure_counter_key(Memcache &mc, const std::string &user_id) {
-    auto streak = mc.get(streak_key(user_id));
-    return "cg:fail:" + user_id + ":" + (streak ? *streak : std::string("0"));
-}
-
-void start_new_streak(Memcache &mc, const std::string &user_id) {
-    mc.incr_or_create(streak_key(user_id), 1, kStreakTtl);
+std::string failure_counter_key(const std::string &user_id, int64_t epoch) {
+    return "cg:fail:" + user_id + ":" + std::to_string(epoch);
 }
 
 namespace {
+
+// memcached's reservation counter lives one lock time (at least a minute);
+// the store's streak seeds it again when it is gone. So a slot reserved by an
+// attempt that then failed (store down) blocks the ID no longer than a lock.
+long counter_ttl(const Settings &s) { return std::max(60L, s.lockout_time_s); }
 
 // A hash with the production parameters, so that checking a password for an
 // unknown user costs what checking a real one costs.
@@ -43,9 +39,10 @@ const std::string &dummy_hash() {
     return hash;
 }
 
-
-// R10 notices. A failure to queue is logged by the caller through `error`,
-// never turns the lock into a pass.
+// R10 notices, queued to the outbox inside the lock's transaction (the sweep
+// timer sends them), so the locking request takes no longer than any other.
+// A failure to queue is logged by the caller through `error`, never turns the
+// lock into a pass.
 void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blocked,
                      int64_t until, AuthResult *result) {
     if (user.mail.empty() || s.mail.empty()) return;
@@ -64,11 +61,7 @@ void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blo
         const MailKind kind = blocked ? MailKind::blocked : MailKind::locked;
         MailMessage m = s.mail_bilingual ? compose_bilingual_mail(kind, f)
                                          : compose_mail(kind, s.mail_language, f);
-        std::string why;
-        if (!send_mail_now(store, mail_settings(s), m, "certgate", user.id, store.now(), nullptr,
-                           &why)) {
-            result->error = "lock mail queued, not sent yet: " + why;
-        }
+        queue_mail(store, m, "certgate", user.id);
     } catch (const std::exception &e) {
         result->error = std::string("lock mail: ") + e.what();
     }
@@ -79,79 +72,83 @@ void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blo
 AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const AuthRequest &req) {
     AuthResult result;
     std::optional<User> user;
-    uint64_t attempt = 0;
     try {
-        // The streak is read before the user's state: a lock is written
-        // before its streak ends, so an attempt that sees the new streak also
-        // sees the lock.
-        std::string key = failure_counter_key(mc, req.user_id);
+        // The streak is read before the user: a lock ends its streak in the
+        // same transaction, so an attempt that sees the new epoch also sees
+        // the lock.
+        AuthStreak streak = store.auth_streak(req.user_id);
         user = store.find_user(req.user_id);
         if (user && user->state == UserState::disabled) user.reset();
+        const bool known = user.has_value();
 
-        if (user && user->blocked) {
-            result.status = AuthStatus::blocked;
-            return result;
-        }
-        if (user && user->locked_at(req.now)) {
-            result.status = AuthStatus::locked;
-            result.locked_until = user->locked_until;
-            return result;
-        }
-
-        // An unknown user ID locks like a real one (in memcached only), so
-        // neither the answers nor their timing tell which IDs exist.
-        std::string ghost_lock = "cg:ghostlock:" + req.user_id;
-        if (!user && mc.get(ghost_lock)) {
-            result.status = AuthStatus::locked;
-            return result;
-        }
-
-        // Take the failure slot before the hash is checked.
-        attempt = mc.incr_or_create(key, 1, 7 * 86400);
-        if (attempt > static_cast<uint64_t>(s.lockout_failures)) {
-            // Parallel attempts beyond the limit: the one that reached it locks.
-            result.status = AuthStatus::locked;
-            result.locked_until = req.now + s.lockout_time_s;
+        // An unknown ID keeps the same state in the store as a real one
+        // (R22): its lock, lock count and block answer like a user's.
+        auto refused = [&](bool blocked, int64_t until) {
+            if (blocked) {
+                result.status = AuthStatus::blocked;
+                return true;
+            }
+            if (until > req.now) {
+                result.status = AuthStatus::locked;
+                result.locked_until = until;
+                return true;
+            }
+            return false;
+        };
+        if (known ? refused(user->blocked, user->locked_until)
+                  : refused(streak.blocked, streak.locked_until)) {
             return result;
         }
 
-        bool right = verify_password(req.password, user ? user->password_hash : dummy_hash());
-        if (!user) {
-            // The same store write as a real failure, so timing says nothing.
-            store.append_event("certgate", event_kind::kAuthFailed, "(unknown)",
-                               "user_id=" + req.user_id + " client=" + req.client);
-            result.status = AuthStatus::bad_credentials;
-            if (attempt == static_cast<uint64_t>(s.lockout_failures)) {
-                mc.set(ghost_lock, "1", s.lockout_time_s);
-                start_new_streak(mc, req.user_id);
+        // Take the failure slot before the hash is checked. A counter that
+        // memcached lost (restart, eviction) starts again from the store's
+        // streak, not from zero.
+        const std::string key = failure_counter_key(req.user_id, streak.epoch);
+        std::optional<uint64_t> slot = mc.incr(key, 1);
+        if (!slot) {
+            mc.add(key, std::to_string(streak.failures), counter_ttl(s));
+            slot = mc.incr(key, 1);
+            if (!slot) throw MemcacheError("memcached lost the failure counter just created");
+        }
+        const uint64_t attempt = *slot;
+        const auto limit = static_cast<uint64_t>(s.lockout_failures);
+        if (attempt > limit) {
+            // Parallel attempts beyond the limit: the one that reached it
+            // locks; these answer what the store says by now.
+            AuthStreak now_streak = store.auth_streak(req.user_id);
+            std::optional<User> now_user = known ? store.find_user(req.user_id) : std::nullopt;
+            bool blocked = known ? now_user && now_user->blocked : now_streak.blocked;
+            int64_t until = known ? (now_user ? now_user->locked_until : 0) : now_streak.locked_until;
+            if (!refused(blocked, until)) {
                 result.status = AuthStatus::locked;
                 result.locked_until = req.now + s.lockout_time_s;
             }
             return result;
         }
-        if (!right) {
-            store.record_auth_failure(user->id, user->id,
-                                      "attempt=" + std::to_string(attempt) + " client=" +
-                                          req.client + " purpose=" +
-                                          (req.purpose == AuthPurpose::login ? "login"
-                                                                             : "issuance"));
+
+        bool right = verify_password(req.password, known ? user->password_hash : dummy_hash());
+        if (!known || !right) {
+            // The same store work for a real and an unknown ID, so neither
+            // the answer nor its timing tells which IDs exist.
+            std::string detail = "attempt=" + std::to_string(attempt) + " client=" + req.client +
+                                 " purpose=" +
+                                 (req.purpose == AuthPurpose::login ? "login" : "issuance");
+            int64_t until = req.now + s.lockout_time_s;
+            StreakFailure sf = store.record_streak_failure(
+                req.user_id, known, streak.epoch, s.lockout_failures, until, s.lockout_locks,
+                req.now + std::max<int64_t>(kGhostLifetime, s.lockout_time_s), detail,
+                [&](const StreakFailure &f) {
+                    if (known) queue_lock_mail(s, store, *user, f.blocked, f.until, &result);
+                });
             result.status = AuthStatus::bad_credentials;
-            if (attempt == static_cast<uint64_t>(s.lockout_failures)) {
-                int64_t until = req.now + s.lockout_time_s;
-                LockResult lr = store.lock_user(user->id, until, s.lockout_locks, "certgate");
-                // Attempts still in flight count on the old streak (and are
-                // refused); after the lock the user starts from zero.
-                start_new_streak(mc, user->id);
-                result.status = lr.blocked ? AuthStatus::blocked : AuthStatus::locked;
-                result.locked_until = until;
-                queue_lock_mail(s, store, *user, lr.blocked, until, &result);
+            if (sf.locked) {
+                result.status = sf.blocked ? AuthStatus::blocked : AuthStatus::locked;
+                result.locked_until = sf.until;
             }
             return result;
         }
 
-        // The right password: the streak ends here.
-        start_new_streak(mc, user->id);
-        mc.remove(key);
+        // The right password: record_login ends the streak.
         if (user->state == UserState::must_register) {
             if (user->initial_password_at != 0 &&
                 user->initial_password_at + kInitialPasswordLifetime < req.now) {

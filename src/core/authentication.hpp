@@ -4,7 +4,9 @@
 // Counting is race-free: each attempt first takes its failure slot with an
 // atomic memcached increment, and only attempts within the limit reach the
 // password hash. So a thousand parallel guesses still get at most
-// `lockout_failures` checks, and exactly one of them locks the user.
+// `lockout_failures` checks, and exactly one of them locks the user. The
+// streak itself (its epoch and judged failures) is the store's: memcached's
+// counter is seeded from it, so losing memcached gives no extra guesses.
 #pragma once
 
 #include <cstdint>
@@ -54,17 +56,17 @@ inline constexpr int64_t kInitialPasswordLifetime = 30 * 86400;
 
 // Decides one attempt. Never throws for memcached or store trouble: that is
 // AuthStatus::unavailable, and nothing was checked or counted as passed.
-// Lock and block mails are queued (and sent) here.
+// Lock and block mails are queued to the outbox here; the sweep sends them.
 AuthResult authenticate(const Settings &settings, Store &store, Memcache &mc,
                         const AuthRequest &request);
 
-// The memcached key of a user's consecutive-failure counter for the current
-// streak. A streak ends (and the next starts from zero) with every lock and
-// every success, and when a master or the bank releases the user: the streak
-// number is kept in memcached beside the counter.
-std::string failure_counter_key(Memcache &mc, const std::string &user_id);
+// The memcached key of the reservation counter of an ID's streak `epoch`.
+// The epoch lives in the store and changes with every lock, success, unlock
+// and reset, so a new streak never meets an old counter.
+std::string failure_counter_key(const std::string &user_id, int64_t epoch);
 
-// Ends the user's current streak: the next attempt counts from zero.
-void start_new_streak(Memcache &mc, const std::string &user_id);
+// How long the store keeps the streak of an unknown ID after its last
+// failure (a blocked one stays, like a blocked user).
+inline constexpr int64_t kGhostLifetime = 30L * 86400;
 
 }  // namespace certgate

@@ -13,8 +13,8 @@ struct ErrorText {
     std::string en;
 };
 
-const std::array<ErrorText, 23> &error_texts() {
-    static const std::array<ErrorText, 23> texts = {{
+const std::array<ErrorText, 24> &error_texts() {
+    static const std::array<ErrorText, 24> texts = {{
         {ErrorCode::invalid_user_id, "invalid_user_id",
          "ユーザーIDは半角英字と数字をそれぞれ1文字以上含む6～12桁で入力してください。",
          "The user ID must be 6 to 12 characters of ASCII letters and digits, with at least one "
@@ -101,6 +101,11 @@ const std::array<ErrorText, 23> &error_texts() {
          "必要です。",
          "Please log in. After a period without activity, or after logging out, you need to log "
          "in again."},
+        {ErrorCode::too_many_requests, "too_many_requests",
+         "短時間に認証の失敗が続いたため、一時的に受け付けを停止しています。しばらく経ってから再度操"
+         "作してください。",
+         "Too many failed authentications came from here in a short time, so requests are "
+         "refused for a while. Please try again later."},
     }};
     return texts;
 }

@@ -32,6 +32,7 @@ enum class ErrorCode {
     must_register,
     mail_not_sent,
     login_required,
+    too_many_requests,
 };
 
 // The JSON `error` value, e.g. "no_certificate".

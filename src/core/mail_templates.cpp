@@ -29,6 +29,8 @@ const char* kind_name(MailKind kind) {
             return "expiry_soon";
         case MailKind::expired:
             return "expired";
+        case MailKind::code_budget:
+            return "code_budget";
     }
     return "?";
 }
@@ -177,6 +179,33 @@ The electronic certificate you used expired at the end of {{expiry}}, so you can
 
 After reissuing, choose the new certificate when you log in.
 {{footer}})"},
+
+        {{MailKind::code_budget, Language::ja},
+         R"(【賃金控除事務支援システム】認証コードの受け付け停止のお知らせ
+
+ユーザーID：{{user_id}} 様
+
+このユーザーIDで、認証コードの入力または送信が1日の上限回数に達したため、認証コードの受け付けを停止しました。
+
+　受け付け再開日時：{{until}}
+
+この日時を過ぎると、再び電子証明書の発行手続きができます。
+
+※お心当たりのない場合は、第三者があなたのパスワードを知っている可能性があります。パスワードを変更し、下記のヘルプデスクまでご連絡ください。
+{{footer}})"},
+        {{MailKind::code_budget, Language::en},
+         R"([Wage Deduction Administration System] Authentication codes stopped for your user ID
+
+User ID: {{user_id}}
+
+Authentication codes for this user ID were entered or sent as many times as a day allows, so no more codes are accepted for now.
+
+  Accepted again from: {{until}}
+
+After that time you can go through the certificate issuance again.
+
+If this was not you, someone else may know your password. Please change it and tell the help desk below.
+{{footer}})"},
     };
     return t;
 }
@@ -264,6 +293,10 @@ MailMessage compose_mail(MailKind kind, Language lang, const MailFields& f) {
             break;
         case MailKind::blocked:
             d.set("master", f.role == Role::master);
+            break;
+        case MailKind::code_budget:
+            if (f.until <= 0) throw missing(kind, "the time codes are accepted again");
+            d.set("until", date_time_text(f.until, f.timezone, lang));
             break;
         case MailKind::expiry_soon:
         case MailKind::expired:

@@ -38,6 +38,7 @@ int status_of(ErrorCode code) {
     case ErrorCode::unavailable:
     case ErrorCode::mail_not_sent: return 503;
     case ErrorCode::login_required: return 401;
+    case ErrorCode::too_many_requests: return 429;
     }
     return 400;
 }
@@ -202,6 +203,10 @@ AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
         authenticate(s, thread_store(s.store_uri),
                      thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms), areq);
     if (!ar.error.empty()) c.res.log_error = ar.error;
+    // Counted against the client address by the glue's per-source throttle.
+    if (ar.status == AuthStatus::bad_credentials || ar.status == AuthStatus::locked ||
+        ar.status == AuthStatus::blocked)
+        c.res.auth_failure = true;
     if (ar.status == AuthStatus::unavailable) drop_thread_store(s.store_uri);
     return ar;
 }

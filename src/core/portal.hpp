@@ -78,6 +78,10 @@ struct PortalResponse {
     bool no_store = true;
     std::string attachment;  // Content-Disposition file name (the .p12)
     std::string log_error;   // for the error log; never shown
+    long retry_after = 0;    // > 0: a Retry-After header (429)
+    // An authentication failure (wrong password or code, locked, blocked):
+    // the glue counts it against the client address (per-source throttle).
+    bool auth_failure = false;
 };
 
 // Cookie names. __Host- makes browsers insist on Secure, Path=/ and no Domain.

@@ -223,6 +223,7 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
     flow.sealed_password = seal(fc.key, new_password);
     flow.new_password_hash = hash_password(new_password);
     flow.mail = mail;
+    if (auto refused = code_mail_refusal(rt, c, store, flow.user_id)) return *refused;
     c.res.set_cookies.push_back(
         cookie(kFlowCookie, encode_flow_cookie(s.secret, fc), static_cast<long>(lifetime)));
     return to_code_screen(rt, c, mail_flow_code(c, store, mc, flow));
@@ -266,6 +267,7 @@ PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
     flow->sealed_password = seal(flow_cookie.key, new_password);
     flow->new_password_hash = hash_password(new_password);
     Store &store = thread_store(s.store_uri);
+    if (auto refused = code_mail_refusal(rt, c, store, flow->user_id)) return *refused;
     return to_code_screen(rt, c, mail_flow_code(c, store, mc, *flow));
 }
 
@@ -425,16 +427,6 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
     if (!u || u->org != c.req.session->org || u->role != Role::general)
         return refusal(rt, c, ErrorCode::not_found);
 
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
-    auto forget_failures = [&] {
-        // Released by the master: this user starts from zero.
-        try {
-            start_new_streak(mc, target);
-        } catch (const MemcacheError &e) {
-            c.res.log_error = e.what();
-        }
-    };
-
     if (action == "unlock") {
         // An unblock lifts the lock with the block.
         if (u->blocked) {
@@ -442,14 +434,12 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
         } else if (u->locked_at(c.req.now) || u->failure_streak > 0) {
             store.unlock_user(target, actor);
         }
-        forget_failures();
         return go_next(c, c.url(kAdminUsers));
     }
     if (action == "reset") {
         if (u->state == UserState::disabled) return refusal(rt, c, ErrorCode::not_found);
         std::string password = generate_initial_password();
         store.reset_user(target, hash_password(password), actor);
-        forget_failures();
         PortalResponse res = show_initial_password(rt, c, *u, password, false);
         wipe(password);
         return res;

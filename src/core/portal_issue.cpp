@@ -1,6 +1,7 @@
 // The issuance screens (R6): ④ ユーザー認証, ⑤ 認証コード入力, ⑥ 発行, ⑦ 発行中,
 // ⑧ 発行結果 with the one-time .p12 download, and キャンセル (R7).
 
+#include <algorithm>
 #include <exception>
 
 #include "core/authentication.hpp"
@@ -36,7 +37,70 @@ PortalResponse code_screen(const Runtime &rt, Portal::Context &c, ErrorCode *err
                        std::move(data), status, message, error);
 }
 
+// Issue 13: a user's codes are bounded per window, not per flow: tries
+// (every judged code, wrong or right) and mails. An attacker who knows the
+// password gets at most code_budget_tries guesses per window.
+std::string budget_key(const char *what, const std::string &user_id) {
+    return std::string(what) + ":" + user_id;
+}
+
+// Once per window the user hears that its codes are used up; queued to the
+// outbox, in the http-level language (the tries may not be the user's).
+void queue_budget_notice(Portal::Context &c, Store &store, const std::string &user_id,
+                         int64_t until) {
+    const Settings &s = c.s;
+    try {
+        if (!store.take_budget(budget_key("code_notice", user_id), 1, s.code_budget_window_s)
+                 .allowed)
+            return;
+        auto user = store.find_user(user_id);
+        if (!user || user->mail.empty() || s.mail.empty()) return;
+        MailFields f;
+        f.to = user->mail;
+        f.user_id = user->id;
+        f.until = static_cast<time_t>(until);
+        f.timezone = s.timezone;
+        f.helpdesk = s.helpdesk;
+        MailMessage m = s.mail_bilingual ? compose_bilingual_mail(MailKind::code_budget, f)
+                                         : compose_mail(MailKind::code_budget, s.mail_language, f);
+        queue_mail(store, m, "certgate", user->id);
+        store.append_event("certgate", "code.budget_spent", user->id,
+                           "until=" + std::to_string(until));
+    } catch (const std::exception &e) {
+        c.res.log_error = std::string("code budget notice: ") + e.what();
+    }
+}
+
+PortalResponse budget_refusal(const Runtime &rt, Portal::Context &c, int64_t resets_at) {
+    const std::string when = local_date_time(resets_at, c.s.timezone, c.lang);
+    std::string msg = c.lang == Language::en
+                          ? "Authentication codes for this user ID were entered or sent as many "
+                            "times as allowed. Please start again after " + when + "."
+                          : "このユーザーIDの認証コードの入力回数または送信回数が上限に達しました。" +
+                                when + "以降に、最初からやり直してください。";
+    c.res.retry_after = std::max<long>(1, static_cast<long>(resets_at - c.req.now));
+    return refusal(rt, c, ErrorCode::too_many_requests, msg);
+}
+
 }  // namespace
+
+std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c,
+                                                Store &store, const std::string &user_id) {
+    const Settings &s = c.s;
+    BudgetTake tries =
+        store.peek_budget(budget_key("code_try", user_id), s.code_budget_tries, s.code_budget_window_s);
+    if (!tries.allowed) {
+        queue_budget_notice(c, store, user_id, tries.resets_at);
+        return budget_refusal(rt, c, tries.resets_at);
+    }
+    BudgetTake mails =
+        store.take_budget(budget_key("code_mail", user_id), s.code_budget_mails, s.code_budget_window_s);
+    if (!mails.allowed) {
+        queue_budget_notice(c, store, user_id, mails.resets_at);
+        return budget_refusal(rt, c, mails.resets_at);
+    }
+    return std::nullopt;
+}
 
 // ④ ユーザー認証: user ID and password, then the code goes by mail.
 static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
@@ -138,6 +202,9 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
         return go_next(c, c.url("register/password"));
     }
 
+    // Issue 13: no code mail when the window's code tries or mails are used up.
+    if (auto refused = code_mail_refusal(rt_, c, store, user.id)) return *refused;
+
     // ⑤: the code, drawn from the CSPRNG, kept only as a hash bound to the
     // flow, mailed now if the relay takes it (the outbox keeps it otherwise).
     bool sent = mail_flow_code(c, store, mc, flow);
@@ -189,6 +256,18 @@ static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
         c.res.set_cookies.push_back(cookie(kFlowCookie, "", 0));
         return refusal(rt_, c, ErrorCode::code_expired);
     }
+    // Issue 13: every judged code takes one try of the user's window, in the
+    // store (race-free, and memcached's loss gives nothing back).
+    Store &budget_store = thread_store(s.store_uri);
+    BudgetTake budget = budget_store.take_budget(budget_key("code_try", flow->user_id),
+                                                 s.code_budget_tries, s.code_budget_window_s);
+    if (!budget.allowed) {
+        end_flow(mc, flow->id);
+        c.res.set_cookies.push_back(cookie(kFlowCookie, "", 0));
+        queue_budget_notice(c, budget_store, flow->user_id, budget.resets_at);
+        c.res.auth_failure = true;
+        return budget_refusal(rt_, c, budget.resets_at);
+    }
     std::string given = field(c.req, "code");
     bool right = given.size() == static_cast<size_t>(s.code_digits) &&
                  equal_secrets(code_hash(s.secret, flow->id, given), flow->code_hash);
@@ -196,6 +275,8 @@ static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
         Store &store = thread_store(s.store_uri);
         store.append_event(flow->user_id, "code.failed", flow->user_id,
                            "try=" + std::to_string(tries) + " client=" + c.req.client);
+        c.res.auth_failure = true;
+        if (budget.reached) queue_budget_notice(c, store, flow->user_id, budget.resets_at);
         if (tries > static_cast<uint64_t>(s.code_attempts)) {
             // Past the allowed tries: the flow ends; start again at ④.
             end_flow(mc, flow->id);

@@ -159,6 +159,35 @@ struct StoredCrl {
     std::vector<uint8_t> der;
 };
 
+// The failure streak of a typed user ID, real or unknown (R10, R22). The
+// store holds it so that losing memcached gives no extra guesses; memcached
+// only reserves the race-free slots of the current epoch.
+struct AuthStreak {
+    int64_t epoch = 0;     // the streak's number: every lock, success, unlock and reset bumps it
+    int failures = 0;      // wrong passwords judged in this streak
+    int lock_count = 0;    // locks since the last success
+    int64_t locked_until = 0;
+    bool blocked = false;
+};
+
+// What one judged wrong password did to its streak.
+struct StreakFailure {
+    bool counted = false;  // false: the streak had ended meanwhile (a success, a lock)
+    int failures = 0;
+    bool locked = false;   // this failure locked the ID
+    bool blocked = false;  // and this lock blocked it
+    int64_t until = 0;
+    int lock_count = 0;
+};
+
+// One unit taken from a per-window budget (code tries, code mails).
+struct BudgetTake {
+    bool allowed = false;  // within the limit
+    int used = 0;          // units taken in this window, this one included
+    int64_t resets_at = 0; // when the window ends
+    bool reached = false;  // this take used the last unit of the window
+};
+
 struct CertificateFilter {
     std::string user_id;               // empty: every user
     std::optional<CertStatus> status;  // none: every status
@@ -168,7 +197,7 @@ struct CertificateFilter {
 
 class Store {
   public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 2;
 
     // uri: "sqlite:/path/to/file.db" or a bare path. The file must exist unless
     // create is true (certgatectl init). Throws StoreError saying what to do.
@@ -215,6 +244,26 @@ class Store {
                                        const std::string& mail, const std::string& actor) = 0;
     virtual void set_mail(const std::string& id, const std::string& mail,
                           const std::string& actor) = 0;
+    // The streak of a typed ID (all zero when it has none yet). For a real
+    // user the lock fields are those of its ghost row, unused: users holds them.
+    virtual AuthStreak auth_streak(const std::string& id) = 0;
+    // One judged wrong password of streak `epoch`, in one transaction: the
+    // failure that reaches `limit` locks until `until` (and the lock that
+    // reaches block_after_locks blocks). known: a real, enabled user, whose
+    // lock is written to users with its events; otherwise the ghost row holds
+    // it, kept until ghost_expires (or for good once blocked). detail goes to
+    // the auth.failed event. on_lock runs inside the same transaction when this
+    // failure locks (the lock mail is queued there: one commit either way).
+    virtual StreakFailure record_streak_failure(const std::string& id, bool known, int64_t epoch,
+                                                int limit, int64_t until, int block_after_locks,
+                                                int64_t ghost_expires, const std::string& detail,
+                                                const std::function<void(const StreakFailure&)>&
+                                                    on_lock) = 0;
+    // Takes one unit of budget `key` (limit units per window_s), race-free
+    // across processes. A refused take is not counted.
+    virtual BudgetTake take_budget(const std::string& key, int limit, int64_t window_s) = 0;
+    // The budget's state without taking from it.
+    virtual BudgetTake peek_budget(const std::string& key, int limit, int64_t window_s) = 0;
     // A wrong password (the check itself is counted in memcached first).
     virtual void record_auth_failure(const std::string& id, const std::string& actor,
                                      const std::string& detail) = 0;

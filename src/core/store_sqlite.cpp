@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -106,6 +107,26 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
 )sql",
+    // 1 -> 2 (issue 13): the authoritative failure streak of every typed user
+    // ID, real or unknown, and the per-user budgets of code tries and mails.
+    R"sql(
+CREATE TABLE auth_streaks (
+    user_id      TEXT PRIMARY KEY,
+    epoch        BIGINT NOT NULL DEFAULT 0,
+    failures     INTEGER NOT NULL DEFAULT 0,
+    lock_count   INTEGER NOT NULL DEFAULT 0,
+    locked_until BIGINT NOT NULL DEFAULT 0,
+    blocked      INTEGER NOT NULL DEFAULT 0,
+    expires_at   BIGINT NOT NULL DEFAULT 0,
+    updated_at   BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX auth_streaks_expiry ON auth_streaks(expires_at);
+CREATE TABLE auth_budgets (
+    budget       TEXT PRIMARY KEY,
+    window_start BIGINT NOT NULL,
+    used         INTEGER NOT NULL DEFAULT 0
+);
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == Store::kSchemaVersion,
               "one migration per schema version");
@@ -188,6 +209,14 @@ class SqliteStore final : public Store {
                                const std::string& mail, const std::string& actor) override;
     void set_mail(const std::string& id, const std::string& mail,
                   const std::string& actor) override;
+    AuthStreak auth_streak(const std::string& id) override;
+    StreakFailure record_streak_failure(const std::string& id, bool known, int64_t epoch,
+                                        int limit, int64_t until, int block_after_locks,
+                                        int64_t ghost_expires, const std::string& detail,
+                                        const std::function<void(const StreakFailure&)>& on_lock)
+        override;
+    BudgetTake take_budget(const std::string& key, int limit, int64_t window_s) override;
+    BudgetTake peek_budget(const std::string& key, int limit, int64_t window_s) override;
     void record_auth_failure(const std::string& id, const std::string& actor,
                              const std::string& detail) override;
     void record_login(const std::string& id, const std::string& actor,
@@ -245,6 +274,7 @@ class SqliteStore final : public Store {
     void exec(const char* sql, const std::string& during);
     bool has_table(const std::string& name);
     User require_user(const std::string& id);
+    void end_streak(const std::string& id);
     static User read_user(const Statement& s);
     static Certificate read_cert(const Statement& s);
     static Mail read_mail(const Statement& s);
@@ -509,6 +539,8 @@ void SqliteStore::add_user(const User& u, const std::string& actor, const std::s
         std::string d = std::string("org=") + u.org + " role=" + to_string(u.role) +
                         " mail=" + u.mail + " state=" + to_string(u.state);
         if (!detail.empty()) d += " " + detail;
+        // Failures typed for this ID before it existed are not its own.
+        end_streak(u.id);
         append_event(actor, event_kind::kUserAdded, u.id, d);
     });
 }
@@ -523,6 +555,7 @@ void SqliteStore::reset_user(const std::string& id, const std::string& initial_h
                     "failure_streak = 0, lock_count = 0, locked_until = 0, blocked = 0, "
                     "initial_password_at = ? WHERE id = ?");
         s.bind(0, initial_hash).bind(1, now()).bind(2, id).run();
+        end_streak(id);
         append_event(actor, event_kind::kUserReset, id,
                      "new initial password; must register again; sessions end");
     });
@@ -566,6 +599,145 @@ void SqliteStore::set_mail(const std::string& id, const std::string& mail,
     });
 }
 
+// --- authentication streaks and budgets (issue 13) ---------------------------------
+
+// Ends the ID's current streak: the next attempt counts from zero under a new
+// epoch, so memcached's reservations of the old one no longer count.
+void SqliteStore::end_streak(const std::string& id) {
+    Statement s(*this,
+                "INSERT INTO auth_streaks (user_id, epoch, failures, updated_at) "
+                "VALUES (?, 1, 0, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                "epoch = auth_streaks.epoch + 1, failures = 0, updated_at = excluded.updated_at");
+    s.bind(0, id).bind(1, now()).run();
+}
+
+AuthStreak SqliteStore::auth_streak(const std::string& id) {
+    AuthStreak st;
+    Statement s(*this,
+                "SELECT epoch, failures, lock_count, locked_until, blocked FROM auth_streaks "
+                "WHERE user_id = ?");
+    s.bind(0, id);
+    if (s.step()) {
+        st.epoch = s.i64(0);
+        st.failures = s.i32(1);
+        st.lock_count = s.i32(2);
+        st.locked_until = s.i64(3);
+        st.blocked = s.i32(4) != 0;
+    }
+    return st;
+}
+
+StreakFailure SqliteStore::record_streak_failure(const std::string& id, bool known, int64_t epoch,
+                                                 int limit, int64_t until, int block_after_locks,
+                                                 int64_t ghost_expires, const std::string& detail,
+                                                 const std::function<void(const StreakFailure&)>&
+                                                     on_lock) {
+    StreakFailure r;
+    write([&] {
+        int64_t t = now();
+        // Ghost rows of unknown IDs go once their window has passed; a
+        // blocked ghost stays, as a blocked user does.
+        Statement prune(*this,
+                        "DELETE FROM auth_streaks WHERE expires_at > 0 AND expires_at < ? "
+                        "AND blocked = 0");
+        prune.bind(0, t).run();
+
+        AuthStreak st = auth_streak(id);
+        append_event(known ? id : std::string("certgate"), event_kind::kAuthFailed,
+                     known ? id : std::string("(unknown)"),
+                     (known ? std::string() : "user_id=" + id + " ") + detail);
+        if (st.epoch != epoch) return;  // the streak ended while this try was checked
+        r.counted = true;
+        r.failures = st.failures + 1;
+        if (known) {
+            Statement m(*this,
+                        "UPDATE users SET failure_streak = failure_streak + 1 WHERE id = ?");
+            m.bind(0, id).run();
+        }
+        int64_t expires = known ? 0 : ghost_expires;
+        if (r.failures < limit) {
+            Statement u(*this,
+                        "INSERT INTO auth_streaks (user_id, epoch, failures, expires_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET "
+                        "failures = excluded.failures, expires_at = excluded.expires_at, "
+                        "updated_at = excluded.updated_at");
+            u.bind(0, id).bind(1, epoch).bind(2, r.failures).bind(3, expires).bind(4, t).run();
+            return;
+        }
+        r.locked = true;
+        r.until = until;
+        if (known) {
+            LockResult lr = lock_user(id, until, block_after_locks, "certgate");  // ends the streak
+            r.blocked = lr.blocked;
+            r.lock_count = lr.lock_count;
+            if (on_lock) on_lock(r);
+            return;
+        }
+        r.lock_count = st.lock_count + 1;
+        r.blocked = block_after_locks > 0 && r.lock_count >= block_after_locks;
+        Statement u(*this,
+                    "INSERT INTO auth_streaks (user_id, epoch, failures, lock_count, locked_until, "
+                    "blocked, expires_at, updated_at) VALUES (?, ?, 0, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (user_id) DO UPDATE SET epoch = excluded.epoch, failures = 0, "
+                    "lock_count = excluded.lock_count, locked_until = excluded.locked_until, "
+                    "blocked = excluded.blocked, expires_at = excluded.expires_at, "
+                    "updated_at = excluded.updated_at");
+        u.bind(0, id).bind(1, epoch + 1).bind(2, r.lock_count).bind(3, until);
+        u.bind(4, r.blocked ? 1 : 0).bind(5, r.blocked ? int64_t{0} : std::max(expires, until));
+        u.bind(6, t).run();
+        append_event("certgate", "auth.unknown_locked", "(unknown)",
+                     "user_id=" + id + " until=" + utc_time(until) +
+                         " lock_count=" + std::to_string(r.lock_count) +
+                         (r.blocked ? " blocked" : ""));
+        if (on_lock) on_lock(r);
+    });
+    return r;
+}
+
+BudgetTake SqliteStore::peek_budget(const std::string& key, int limit, int64_t window_s) {
+    BudgetTake b;
+    int64_t t = now();
+    Statement s(*this, "SELECT window_start, used FROM auth_budgets WHERE budget = ?");
+    s.bind(0, key);
+    int64_t start = t;
+    if (s.step() && s.i64(0) + window_s > t) {
+        start = s.i64(0);
+        b.used = s.i32(1);
+    }
+    b.resets_at = start + window_s;
+    b.allowed = b.used < limit;
+    return b;
+}
+
+BudgetTake SqliteStore::take_budget(const std::string& key, int limit, int64_t window_s) {
+    BudgetTake b;
+    write([&] {
+        int64_t t = now();
+        Statement s(*this, "SELECT window_start, used FROM auth_budgets WHERE budget = ?");
+        s.bind(0, key);
+        int64_t start = t;
+        int used = 0;
+        if (s.step() && s.i64(0) + window_s > t) {
+            start = s.i64(0);
+            used = s.i32(1);
+        }
+        b.resets_at = start + window_s;
+        b.allowed = used < limit;
+        if (!b.allowed) {
+            b.used = used;
+            return;
+        }
+        b.used = used + 1;
+        b.reached = b.used == limit;
+        Statement u(*this,
+                    "INSERT INTO auth_budgets (budget, window_start, used) VALUES (?, ?, ?) "
+                    "ON CONFLICT (budget) DO UPDATE SET window_start = excluded.window_start, "
+                    "used = excluded.used");
+        u.bind(0, key).bind(1, start).bind(2, b.used).run();
+    });
+    return b;
+}
+
 void SqliteStore::record_auth_failure(const std::string& id, const std::string& actor,
                                       const std::string& detail) {
     write([&] {
@@ -584,6 +756,7 @@ void SqliteStore::record_login(const std::string& id, const std::string& actor,
                     "UPDATE users SET failure_streak = 0, lock_count = 0, last_login_at = ? "
                     "WHERE id = ?");
         s.bind(0, now()).bind(1, id).run();
+        end_streak(id);
         append_event(actor, event_kind::kLogin, id, detail);
     });
 }
@@ -601,6 +774,7 @@ LockResult SqliteStore::lock_user(const std::string& id, int64_t until, int bloc
                     "blocked = ? WHERE id = ?");
         s.bind(0, result.lock_count).bind(1, until).bind(2, result.blocked ? 1 : 0).bind(3, id);
         s.run();
+        end_streak(id);
         append_event(
             actor, event_kind::kUserLocked, id,
             "until=" + utc_time(until) + " lock_count=" + std::to_string(result.lock_count));
@@ -618,6 +792,7 @@ void SqliteStore::unlock_user(const std::string& id, const std::string& actor) {
             throw StoreConflict("user " + id + " is not locked");
         Statement s(*this, "UPDATE users SET locked_until = 0, failure_streak = 0 WHERE id = ?");
         s.bind(0, id).run();
+        end_streak(id);
         append_event(actor, event_kind::kUserUnlocked, id, "");
     });
 }
@@ -640,6 +815,7 @@ void SqliteStore::unblock_user(const std::string& id, const std::string& actor) 
                     "UPDATE users SET blocked = 0, lock_count = 0, locked_until = 0, "
                     "failure_streak = 0 WHERE id = ?");
         s.bind(0, id).run();
+        end_streak(id);
         append_event(actor, event_kind::kUserUnblocked, id, "");
     });
 }

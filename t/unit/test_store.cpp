@@ -241,6 +241,65 @@ void users_bad_adds_change_nothing(void**) {
     assert_int_equal(s->list_users().size(), 1);
 }
 
+// Issue 13: the streak of a typed ID is the store's; the failure that
+// reaches the limit locks in its own transaction, and the epoch moves on.
+void streaks_of_real_and_unknown_ids(void**) {
+    auto s = fresh_store();
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    for (const char* id : {"general01", "nosuch01"}) {
+        const bool known = std::string(id) == "general01";
+        for (int lock = 1; lock <= 3; ++lock) {
+            AuthStreak st = s->auth_streak(id);
+            int locks = 0;
+            StreakFailure f;
+            for (int i = 0; i < 6; ++i) {
+                f = s->record_streak_failure(id, known, st.epoch, 6, fake_now + 60, 3,
+                                             fake_now + 86400, "wrong",
+                                             [&](const StreakFailure&) { ++locks; });
+                assert_true(f.counted);
+                assert_int_equal(f.failures, i + 1);
+                assert_int_equal(f.locked, i == 5);
+            }
+            assert_int_equal(locks, 1);
+            assert_int_equal(f.blocked, lock == 3);
+            AuthStreak after = s->auth_streak(id);
+            assert_true(after.epoch > st.epoch);
+            assert_int_equal(after.failures, 0);
+            // A failure judged in the old epoch does not count any more.
+            assert_false(s->record_streak_failure(id, known, st.epoch, 6, fake_now + 60, 3,
+                                                  fake_now + 86400, "late", nullptr)
+                             .counted);
+            if (known) {
+                assert_int_equal(s->find_user(id)->blocked, lock == 3);
+                if (lock < 3) s->unlock_user(id, "op");
+            } else {
+                assert_int_equal(after.blocked, lock == 3);
+                assert_int_equal(after.lock_count, lock);
+                assert_true(after.locked_until == fake_now + 60);
+            }
+        }
+    }
+}
+
+void code_budget_per_window(void**) {
+    auto s = fresh_store();
+    for (int i = 1; i <= 3; ++i) {
+        BudgetTake b = s->take_budget("code_try:u1", 3, 86400);
+        assert_true(b.allowed);
+        assert_int_equal(b.used, i);
+        assert_int_equal(b.reached, i == 3);
+        assert_true(b.resets_at == fake_now + 86400);
+    }
+    assert_false(s->take_budget("code_try:u1", 3, 86400).allowed);
+    assert_false(s->peek_budget("code_try:u1", 3, 86400).allowed);
+    assert_true(s->take_budget("code_try:u2", 3, 86400).allowed);
+    const int64_t saved = fake_now;
+    fake_now += 86400;
+    assert_true(s->take_budget("code_try:u1", 3, 86400).allowed);
+    fake_now = saved;
+}
+
 void lock_three_times_blocks(void**) {
     auto s = fresh_store();
     s->add_org({"ORG1", "One", 0}, "op");
@@ -592,6 +651,8 @@ int main() {
         cmocka_unit_test(failed_write_rolls_back),
         cmocka_unit_test(concurrent_writers),
         cmocka_unit_test(outbox_claim_fail_retry_send),
+        cmocka_unit_test(streaks_of_real_and_unknown_ids),
+        cmocka_unit_test(code_budget_per_window),
     };
     return cmocka_run_group_tests_name("store", tests, setup, teardown);
 }
