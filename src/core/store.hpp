@@ -39,7 +39,9 @@ struct StoreBusy : StoreError {
 
 enum class Role { master, general };
 enum class UserState { must_register, active, disabled };
-enum class CertStatus { issued, revoked, superseded, expired };
+// pending: recorded at ⑥, not handed over yet; never passes login. It goes
+// live (issued) when its .p12 is downloaded, or is revoked if it never is.
+enum class CertStatus { issued, revoked, superseded, expired, pending };
 enum class MailState { queued, sending, sent, failed };
 
 const char* to_string(Role);
@@ -123,6 +125,8 @@ inline constexpr const char* kAuthFailed = "auth.failed";
 inline constexpr const char* kCertIssued = "cert.issued";
 inline constexpr const char* kCertRevoked = "cert.revoked";
 inline constexpr const char* kCertSuperseded = "cert.superseded";
+inline constexpr const char* kCertPending = "cert.pending";      // recorded, not handed over
+inline constexpr const char* kCertAbandoned = "cert.abandoned";  // never handed over: revoked
 inline constexpr const char* kCertNotice = "cert.notice";
 inline constexpr const char* kMailQueued = "mail.queued";
 inline constexpr const char* kMailSent = "mail.sent";
@@ -159,7 +163,7 @@ struct CertificateFilter {
 
 class Store {
   public:
-    static constexpr int kSchemaVersion = 1;
+    static constexpr int kSchemaVersion = 3;
 
     // uri: "sqlite:/path/to/file.db" or a bare path. The file must exist unless
     // create is true (certgatectl init). Throws StoreError saying what to do.
@@ -171,6 +175,9 @@ class Store {
     virtual void migrate() = 0;        // create or upgrade to kSchemaVersion
     virtual void ping() = 0;
     virtual std::string describe() const = 0;  // "sqlite:/path" for messages
+    // Non-empty when the store's files can be read by other users (the
+    // password hashes, the audit trail): nginx -t warns with it.
+    virtual std::string permission_warning() const { return ""; }
 
     // Runs body inside one write transaction; retries it when another process
     // holds the write lock for longer than the busy timeout. Nested calls join
@@ -221,10 +228,22 @@ class Store {
     virtual void disable_user(const std::string& id, const std::string& actor) = 0;
 
     // --- certificates ---------------------------------------------------------
-    // Records an issued certificate. With supersede, the user's other live
-    // certificates become superseded (renewal, R2).
+    // Records an issued certificate (cert.status issued, or pending for one
+    // whose .p12 is not handed over yet). With supersede, the user's other
+    // live certificates become superseded (renewal, R2).
     virtual void add_certificate(const Certificate& cert, bool supersede,
                                  const std::string& actor) = 0;
+    // The .p12 of a pending certificate was handed over: it goes live, the
+    // user's other live certificate is superseded and any other pending one
+    // revoked, all in one transaction. StoreConflict unless it is pending.
+    virtual void activate_certificate(const std::string& serial, const std::string& actor) = 0;
+    // Revokes (cessationOfOperation) the pending certificates of user_id (empty:
+    // every user) recorded before issued_before (0: any time), with a
+    // cert.abandoned event saying why. Returns their serials.
+    virtual std::vector<std::string> abandon_pending_certificates(const std::string& user_id,
+                                                                  int64_t issued_before,
+                                                                  const std::string& why,
+                                                                  const std::string& actor) = 0;
     virtual std::optional<Certificate> find_certificate(const std::string& serial) = 0;
     // Newest first.
     virtual std::vector<Certificate> list_certificates(const CertificateFilter& filter = {}) = 0;
@@ -232,7 +251,7 @@ class Store {
     virtual std::optional<Certificate> current_certificate(const std::string& user_id) = 0;
     virtual void revoke_certificate(const std::string& serial, const std::string& reason,
                                     const std::string& actor) = 0;
-    // Revokes every issued or superseded certificate of the user; returns the serials.
+    // Revokes every issued, pending or superseded certificate of the user; returns the serials.
     virtual std::vector<std::string> revoke_user_certificates(const std::string& user_id,
                                                               const std::string& reason,
                                                               const std::string& actor) = 0;

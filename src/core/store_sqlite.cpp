@@ -2,10 +2,12 @@
 // certgatectl. The SQL sticks to what PostgreSQL also accepts (except the DDL
 // details marked below) so the fleet backend can reuse it.
 #include <sqlite3.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 
@@ -105,6 +107,34 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
 )sql",
+    // 1 -> 2: a certificate recorded at ⑥ stays 'pending' until its .p12 is
+    // handed over (SQLite cannot alter a CHECK: the table is rebuilt).
+    R"sql(
+CREATE TABLE certificates_v2 (
+    serial     TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users(id),
+    not_before BIGINT NOT NULL,
+    not_after  BIGINT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('pending', 'issued', 'revoked', 'superseded', 'expired')),
+    issued_at  BIGINT NOT NULL,
+    revoked_at BIGINT NOT NULL DEFAULT 0,
+    reason     TEXT NOT NULL DEFAULT '',
+    notices    INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO certificates_v2 (serial, user_id, not_before, not_after, status, issued_at,
+                             revoked_at, reason, notices)
+    SELECT serial, user_id, not_before, not_after, status, issued_at, revoked_at, reason, notices
+    FROM certificates;
+DROP TABLE certificates;
+ALTER TABLE certificates_v2 RENAME TO certificates;
+CREATE INDEX certificates_user ON certificates(user_id);
+CREATE INDEX certificates_not_after ON certificates(not_after);
+)sql",
+    // 2 -> 3: a mail may expire (an auth code past its lifetime is not sent,
+    // and its body is wiped).
+    R"sql(
+ALTER TABLE outbox ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == Store::kSchemaVersion,
               "one migration per schema version");
@@ -171,6 +201,7 @@ class SqliteStore final : public Store {
     void migrate() override;
     void ping() override;
     std::string describe() const override { return "store sqlite:" + path_; }
+    std::string permission_warning() const override;
 
     void add_org(const Organisation& org, const std::string& actor) override;
     std::optional<Organisation> find_org(const std::string& id) override;
@@ -200,6 +231,11 @@ class SqliteStore final : public Store {
 
     void add_certificate(const Certificate& cert, bool supersede,
                          const std::string& actor) override;
+    void activate_certificate(const std::string& serial, const std::string& actor) override;
+    std::vector<std::string> abandon_pending_certificates(const std::string& user_id,
+                                                          int64_t issued_before,
+                                                          const std::string& why,
+                                                          const std::string& actor) override;
     std::optional<Certificate> find_certificate(const std::string& serial) override;
     std::vector<Certificate> list_certificates(const CertificateFilter& filter) override;
     std::optional<Certificate> current_certificate(const std::string& user_id) override;
@@ -245,6 +281,10 @@ class SqliteStore final : public Store {
     static Certificate read_cert(const Statement& s);
     static Mail read_mail(const Statement& s);
     std::vector<Event> read_events(Statement& s);
+    void supersede_live(const std::string& user_id, const std::string& by,
+                        const std::string& actor);
+    void abandon(const std::string& serial, const std::string& user_id, const std::string& why,
+                 const std::string& actor);
 
     std::string path_;
     sqlite3* db_ = nullptr;
@@ -306,6 +346,22 @@ SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
                              "files there");
     }
 
+    if (create && stat(path.c_str(), &st) != 0) {
+        // 0600 whatever the umask: SQLite gives the -wal and -shm files the
+        // mode of the database file, so they follow.
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            throw StoreError(where + ": cannot create the file: " + std::strerror(errno));
+        if (fd >= 0) {
+            if (fchmod(fd, 0600) != 0) {
+                int err = errno;
+                ::close(fd);
+                throw StoreError(where + ": cannot set mode 0600: " + std::strerror(err));
+            }
+            ::close(fd);
+        }
+    }
+
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
@@ -330,6 +386,23 @@ SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
         db_ = nullptr;
         throw;
     }
+}
+
+std::string SqliteStore::permission_warning() const {
+    std::string out;
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        struct stat st;
+        std::string file = path_ + suffix;
+        if (stat(file.c_str(), &st) != 0 || !(st.st_mode & (S_IROTH | S_IWOTH))) continue;
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        if (!out.empty()) out += "; ";
+        out += file + " has mode " + mode;
+    }
+    if (out.empty()) return out;
+    return "store sqlite:" + path_ + ": readable by other users (" + out +
+           "): it holds password hashes and the audit trail; chmod 0600 (or 0640 to the "
+           "nginx group) the file and its -wal and -shm files";
 }
 
 void SqliteStore::fail(int rc, const std::string& during) const {
@@ -675,29 +748,97 @@ void SqliteStore::add_certificate(const Certificate& cert, bool supersede,
         require_user(cert.user_id);
         if (find_certificate(serial))
             throw StoreConflict("certificate " + serial + " is already recorded");
-        if (supersede) {
-            Statement old(
-                *this, "SELECT serial FROM certificates WHERE user_id = ? AND status = 'issued'");
-            old.bind(0, cert.user_id);
-            std::vector<std::string> serials;
-            while (old.step()) serials.push_back(old.text(0));
-            for (const auto& s : serials) {
-                Statement up(*this,
-                             "UPDATE certificates SET status = 'superseded' WHERE serial = ?");
-                up.bind(0, s).run();
-                append_event(actor, event_kind::kCertSuperseded, s,
-                             "user=" + cert.user_id + " by=" + serial);
-            }
-        }
+        const bool pending = cert.status == CertStatus::pending;
+        if (supersede && !pending) supersede_live(cert.user_id, serial, actor);
         std::string sql = std::string("INSERT INTO certificates (") + kCertColumns +
-                          ") VALUES (?, ?, ?, ?, 'issued', ?, 0, '', 0)";
+                          ") VALUES (?, ?, ?, ?, ?, ?, 0, '', 0)";
         Statement s(*this, sql.c_str());
         s.bind(0, serial).bind(1, cert.user_id).bind(2, cert.not_before).bind(3, cert.not_after);
-        s.bind(4, cert.issued_at ? cert.issued_at : now()).run();
-        append_event(actor, event_kind::kCertIssued, serial,
+        s.bind(4, std::string(pending ? "pending" : "issued"));
+        s.bind(5, cert.issued_at ? cert.issued_at : now()).run();
+        append_event(actor, pending ? event_kind::kCertPending : event_kind::kCertIssued, serial,
                      "user=" + cert.user_id + " not_before=" + utc_time(cert.not_before) +
                          " not_after=" + utc_time(cert.not_after));
     });
+}
+
+// Renewal: the user's live certificates give way to `by` (the event feed ends
+// their sessions, like a revocation).
+void SqliteStore::supersede_live(const std::string& user_id, const std::string& by,
+                                 const std::string& actor) {
+    Statement old(*this,
+                  "SELECT serial FROM certificates WHERE user_id = ? AND status = 'issued' "
+                  "AND serial <> ?");
+    old.bind(0, user_id).bind(1, by);
+    std::vector<std::string> serials;
+    while (old.step()) serials.push_back(old.text(0));
+    for (const auto& s : serials) {
+        Statement up(*this, "UPDATE certificates SET status = 'superseded' WHERE serial = ?");
+        up.bind(0, s).run();
+        append_event(actor, event_kind::kCertSuperseded, s, "user=" + user_id + " by=" + by);
+    }
+}
+
+void SqliteStore::activate_certificate(const std::string& serial_text, const std::string& actor) {
+    const std::string serial = serial_key(serial_text);
+    write([&] {
+        auto c = find_certificate(serial);
+        if (!c) throw StoreNotFound("certificate " + serial_text + " is not in the store");
+        if (c->status != CertStatus::pending)
+            throw StoreConflict("certificate " + serial + " is " + to_string(c->status) +
+                                ", not pending: it cannot go live");
+        // At most one live certificate per user: another pending one (a
+        // parallel flow) will never be handed over now.
+        Statement others(*this,
+                         "SELECT serial FROM certificates WHERE user_id = ? AND status = 'pending' "
+                         "AND serial <> ?");
+        others.bind(0, c->user_id).bind(1, serial);
+        std::vector<std::string> pending;
+        while (others.step()) pending.push_back(others.text(0));
+        for (const auto& p : pending) abandon(p, c->user_id, "another certificate went live", actor);
+        supersede_live(c->user_id, serial, actor);
+        Statement up(*this, "UPDATE certificates SET status = 'issued' WHERE serial = ?");
+        up.bind(0, serial).run();
+        append_event(actor, event_kind::kCertIssued, serial,
+                     "user=" + c->user_id + " not_before=" + utc_time(c->not_before) +
+                         " not_after=" + utc_time(c->not_after) + " handed_over=yes");
+    });
+}
+
+void SqliteStore::abandon(const std::string& serial, const std::string& user_id,
+                          const std::string& why, const std::string& actor) {
+    const std::string reason = "cessationOfOperation";
+    Statement s(*this,
+                "UPDATE certificates SET status = 'revoked', revoked_at = ?, reason = ? "
+                "WHERE serial = ? AND status = 'pending'");
+    s.bind(0, now()).bind(1, reason).bind(2, serial).run();
+    if (sqlite3_changes(db_) != 1) return;
+    append_event(actor, event_kind::kCertRevoked, serial, "user=" + user_id + " reason=" + reason);
+    append_event(actor, event_kind::kCertAbandoned, serial, "user=" + user_id + " why=" + why);
+}
+
+std::vector<std::string> SqliteStore::abandon_pending_certificates(const std::string& user_id,
+                                                                   int64_t issued_before,
+                                                                   const std::string& why,
+                                                                   const std::string& actor) {
+    std::vector<std::string> serials;
+    write([&] {
+        serials.clear();
+        std::string sql = "SELECT serial, user_id FROM certificates WHERE status = 'pending'";
+        if (!user_id.empty()) sql += " AND user_id = ?";
+        if (issued_before) sql += " AND issued_at < ?";
+        Statement s(*this, sql.c_str());
+        int i = 0;
+        if (!user_id.empty()) s.bind(i++, user_id);
+        if (issued_before) s.bind(i++, issued_before);
+        std::vector<std::pair<std::string, std::string>> rows;
+        while (s.step()) rows.emplace_back(s.text(0), s.text(1));
+        for (const auto& [serial, user] : rows) {
+            abandon(serial, user, why, actor);
+            serials.push_back(serial);
+        }
+    });
+    return serials;
 }
 
 std::optional<Certificate> SqliteStore::find_certificate(const std::string& serial) {
@@ -761,7 +902,7 @@ std::vector<std::string> SqliteStore::revoke_user_certificates(const std::string
         require_user(user_id);
         Statement s(*this,
                     "SELECT serial FROM certificates WHERE user_id = ? "
-                    "AND status IN ('issued', 'superseded') AND not_after >= ?");
+                    "AND status IN ('issued', 'pending', 'superseded') AND not_after >= ?");
         s.bind(0, user_id).bind(1, now());
         while (s.step()) serials.push_back(s.text(0));
         for (const auto& serial : serials) revoke_certificate(serial, reason, actor);
