@@ -146,6 +146,7 @@ struct Mail {
     int64_t sent_at = 0;
     int64_t created_at = 0;
     std::string last_error;
+    int64_t expires_at = 0;  // 0: never
 };
 
 // What lock_user() did, so the caller can send the right mail (R10).
@@ -274,18 +275,22 @@ class Store {
     virtual int64_t first_event_since(int64_t at) = 0;
 
     // --- mail outbox ----------------------------------------------------------
+    // expires_at (0: never): past it the mail is not sent, and its body is
+    // wiped (an auth code); a sent mail's body is wiped too, the row stays.
     virtual int64_t enqueue_mail(const std::string& to, const std::string& subject,
                                  const std::string& body, const std::string& actor,
-                                 const std::string& about) = 0;
+                                 const std::string& about, int64_t expires_at = 0) = 0;
     // Puts a mail in the outbox already claimed by the caller (state sending,
     // one attempt, until now + lease_seconds), who sends it at once: no
     // outbox run can take it first. If the caller dies, the lease runs out
     // and the outbox sends it.
     virtual Mail enqueue_claimed_mail(const std::string& to, const std::string& subject,
                                       const std::string& body, const std::string& actor,
-                                      const std::string& about, int lease_seconds) = 0;
+                                      const std::string& about, int lease_seconds,
+                                      int64_t expires_at = 0) = 0;
     // Takes up to limit due mails (queued, or sending with an expired lease) and
     // marks them sending until now + lease_seconds, so no one else sends them.
+    // Mails past their expires_at end first: failed ("expired"), body wiped.
     virtual std::vector<Mail> claim_due_mails(int limit, int lease_seconds) = 0;
     virtual void mark_mail_sent(int64_t id) = 0;
     // The relay refused or was down: try again at retry_at (0: give up, failed).

@@ -146,7 +146,7 @@ const char* const kCertColumns =
     "serial, user_id, not_before, not_after, status, issued_at, revoked_at, reason, notices";
 const char* const kMailColumns =
     "id, recipient, subject, body, state, attempts, next_attempt_at, sent_at, created_at, "
-    "last_error";
+    "last_error, expires_at";
 
 class SqliteStore;
 
@@ -257,10 +257,12 @@ class SqliteStore final : public Store {
     int64_t first_event_since(int64_t at) override;
 
     int64_t enqueue_mail(const std::string& to, const std::string& subject, const std::string& body,
-                         const std::string& actor, const std::string& about) override;
+                         const std::string& actor, const std::string& about,
+                         int64_t expires_at) override;
     Mail enqueue_claimed_mail(const std::string& to, const std::string& subject,
                               const std::string& body, const std::string& actor,
-                              const std::string& about, int lease_seconds) override;
+                              const std::string& about, int lease_seconds,
+                              int64_t expires_at) override;
     std::vector<Mail> claim_due_mails(int limit, int lease_seconds) override;
     void mark_mail_sent(int64_t id) override;
     void mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) override;
@@ -1004,19 +1006,21 @@ Mail SqliteStore::read_mail(const Statement& s) {
     m.sent_at = s.i64(7);
     m.created_at = s.i64(8);
     m.last_error = s.text(9);
+    m.expires_at = s.i64(10);
     return m;
 }
 
 int64_t SqliteStore::enqueue_mail(const std::string& to, const std::string& subject,
                                   const std::string& body, const std::string& actor,
-                                  const std::string& about) {
+                                  const std::string& about, int64_t expires_at) {
     int64_t id = 0;
     write([&] {
         const int64_t t = now();
         Statement s(*this,
                     "INSERT INTO outbox (recipient, subject, body, state, next_attempt_at, "
-                    "created_at) VALUES (?, ?, ?, 'queued', ?, ?)");
-        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t).bind(4, t).run();
+                    "created_at, expires_at) VALUES (?, ?, ?, 'queued', ?, ?, ?)");
+        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t).bind(4, t).bind(5, expires_at);
+        s.run();
         id = sqlite3_last_insert_rowid(db_);
         append_event(actor, event_kind::kMailQueued, about,
                      "mail=" + std::to_string(id) + " to=" + to);
@@ -1026,14 +1030,16 @@ int64_t SqliteStore::enqueue_mail(const std::string& to, const std::string& subj
 
 Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string& subject,
                                        const std::string& body, const std::string& actor,
-                                       const std::string& about, int lease_seconds) {
+                                       const std::string& about, int lease_seconds,
+                                       int64_t expires_at) {
     Mail m;
     write([&] {
         const int64_t t = now();
         Statement s(*this,
                     "INSERT INTO outbox (recipient, subject, body, state, attempts, "
-                    "next_attempt_at, created_at) VALUES (?, ?, ?, 'sending', 1, ?, ?)");
-        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t + lease_seconds).bind(4, t).run();
+                    "next_attempt_at, created_at, expires_at) VALUES (?, ?, ?, 'sending', 1, ?, ?, ?)");
+        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t + lease_seconds).bind(4, t);
+        s.bind(5, expires_at).run();
         m = Mail{};
         m.id = sqlite3_last_insert_rowid(db_);
         m.to = to;
@@ -1043,6 +1049,7 @@ Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string&
         m.attempts = 1;
         m.next_attempt_at = t + lease_seconds;
         m.created_at = t;
+        m.expires_at = expires_at;
         append_event(actor, event_kind::kMailQueued, about,
                      "mail=" + std::to_string(m.id) + " to=" + to);
     });
@@ -1054,6 +1061,24 @@ std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
     write([&] {
         out.clear();
         const int64_t t = now();
+        // Past its use (an auth code after its lifetime): never sent, the
+        // secret wiped; the row and its events stay for the audit.
+        Statement gone(*this,
+                       "SELECT id FROM outbox WHERE expires_at > 0 AND expires_at <= ? "
+                       "AND (state IN ('queued', 'sending') AND next_attempt_at <= ? "
+                       "OR state = 'failed' AND body <> '')");
+        gone.bind(0, t).bind(1, t);
+        std::vector<int64_t> expired;
+        while (gone.step()) expired.push_back(gone.i64(0));
+        for (int64_t id : expired) {
+            Statement up(*this,
+                         "UPDATE outbox SET body = '', last_error = CASE WHEN state = 'failed' "
+                         "THEN last_error ELSE 'expired before delivery' END, state = 'failed' "
+                         "WHERE id = ?");
+            up.bind(0, id).run();
+            append_event("certgate", event_kind::kMailFailed, "mail:" + std::to_string(id),
+                         "expired: body wiped");
+        }
         std::string sql = std::string("SELECT ") + kMailColumns +
                           " FROM outbox WHERE state IN ('queued', 'sending') "
                           "AND next_attempt_at <= ? ORDER BY id LIMIT ?";
@@ -1076,7 +1101,8 @@ std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
 void SqliteStore::mark_mail_sent(int64_t id) {
     write([&] {
         Statement s(*this,
-                    "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = '' WHERE id = ?");
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = '', body = '' "
+                    "WHERE id = ?");
         s.bind(0, now()).bind(1, id).run();
         if (sqlite3_changes(db_) != 1)
             throw StoreNotFound("mail " + std::to_string(id) + " is not in the outbox");
