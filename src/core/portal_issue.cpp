@@ -270,12 +270,10 @@ PortalResponse confirm_screen(const Runtime &rt, Portal::Context &c, const Flow 
                            std::move(data), 200, "", nullptr);
     }
     ErrorCode code = ErrorCode::unavailable;
-    std::string msg = c.lang == Language::en
-                          ? "The certificate could not be issued. Nothing was issued: press "
-                            "Issue again. If it fails again, try later."
-                          : "電子証明書を発行できませんでした（証明書は発行されていません）。"
-                            "もう一度「発行」ボタンを押してください。再度失敗する場合は、"
-                            "しばらくしてからお試しください。";
+    std::string msg = error_message(code, c.lang) +
+                      (c.lang == Language::en
+                           ? " No certificate was issued: press Issue again."
+                           : "電子証明書は発行されていません。もう一度「発行」ボタンを押してください。");
     PortalResponse res = render_page(rt, c, "issue_confirm",
                                       page_words(c.lang).at("issue_confirm_title"),
                                       std::move(data), status_of(code), msg, &code);
