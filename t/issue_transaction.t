@@ -34,7 +34,7 @@ EOF
 $t->start_nginx;
 $t->add_org('ORG001');
 my $pw = 'Passw0rd!';
-$t->add_user('ORG001', $_, $pw) for qw(mcdown01 killed01 renew001 sweep001 p12iter1);
+$t->add_user('ORG001', $_, $pw) for qw(mcdown01 killed01 killed02 renew001 sweep001 p12iter1);
 my $d = $t->dir;
 
 sub certs_of {
@@ -157,6 +157,39 @@ subtest 'the worker is killed during key generation: ⑦ says retry, the retry w
     is(download($jar, $c->{json}{download} // '', 'killed01-2')->{status}, 200, 'the .p12 downloads');
     is(live_count('killed01'), 1, 'one certificate is live');
     ok($t->login('killed01', $pw, cert => 'killed01-2')->{json}{ok}, 'and it logs in');
+};
+
+subtest 'the worker is killed after recording, before the hand-over: the retry revokes the stranded one' => sub {
+    my $jar = $t->jar;
+    ok(up_to_confirm('killed02', $jar)->{json}{ok}, '④ ⑤');
+    my @before = worker_pids();
+    my $wait = confirm_in_background($jar, 'handover_delay_ms=3000');
+    my @certs;
+    for (1 .. 60) {
+        @certs = certs_of('killed02');
+        last if @certs;
+        sleep 0.05;
+    }
+    is($certs[0][1] // '', 'pending', 'recorded pending');
+    kill 'KILL', @before;
+    $wait->();
+    for (1 .. 50) {
+        my @after = worker_pids();
+        last if @after && !grep { my $o = $_; grep { $_ == $o } @before } @after;
+        sleep 0.1;
+    }
+    my $p = $t->get('/certgate/issue/confirm', json => 1, cookies => $jar);
+    like($p->{body}, qr/"retry":true/, '⑦ says retry') or diag $p->{body};
+    my $r = $t->submit('/certgate/issue', { user_id => 'killed02', password => $pw });
+    ok($r->{json}{ok}, '④ is not "already issued" meanwhile') or diag explain $r->{json};
+    my $c = $t->submit('/certgate/issue/confirm', {}, jar => $jar);
+    ok($c->{json}{ok}, '発行 again');
+    is(download($jar, $c->{json}{download} // '', 'killed02-2')->{status}, 200, 'the .p12 downloads');
+    my %status = map { $_->[0] => $_->[1] } certs_of('killed02');
+    is($status{$certs[0][0]}, 'revoked', 'the stranded certificate is revoked');
+    is(live_count('killed02'), 1, 'one certificate is live');
+    my @ab = grep { $_->{kind} eq 'cert.abandoned' && $_->{subject} eq $certs[0][0] } $t->audit;
+    like($ab[0]{detail} // '', qr/why=a new issuance began/, 'cert.abandoned says why');
 };
 
 subtest 'a pending certificate never logs in; the sweep revokes it after the flow lifetime' => sub {
