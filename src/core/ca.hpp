@@ -181,10 +181,10 @@ struct IssueRequest {
     std::string org_name;  // O (UTF-8)
     std::string mail;      // SAN rfc822Name; empty = no SAN
     KeyType key_type;
-    time_t now = 0;                       // the issue time
-    std::string timezone = "Asia/Tokyo";  // certgate_timezone, an IANA name
-    int validity_days = 366;              // certgate_cert_validity, counting the issue day
-    std::string crl_url;                  // CRL distribution point; empty = none
+    time_t now = 0;                              // the issue time
+    std::string timezone = "Asia/Tokyo";         // certgate_timezone, an IANA name
+    int validity_days = 366;                     // certgate_cert_validity, counting the issue day
+    std::string crl_url;                         // CRL distribution point; empty = none
     int p12_iterations = kDefaultP12Iterations;  // certgate_p12_iterations
 };
 

@@ -160,8 +160,7 @@ std::vector<uint8_t> make_pkcs12(const std::string& friendly_name, EVP_PKEY* key
     // No MAC from PKCS12_create (mac_iter -1): it is set just below with the
     // digest we chose, which PKCS12_create does not let us pick.
     Pkcs12Ptr p12(PKCS12_create_ex(password.c_str(), friendly_name.c_str(), key, cert, chain,
-                                   key_pbe, cert_pbe, iterations, -1, 0, nullptr,
-                                   nullptr));
+                                   key_pbe, cert_pbe, iterations, -1, 0, nullptr, nullptr));
     sk_X509_free(chain);  // the stack only; the CA certificate is not ours
     if (!p12) fail("cannot make the PKCS#12 file");
     if (!PKCS12_set_mac(p12.get(), password.c_str(), -1, nullptr, 0, iterations, mac_md))

@@ -334,8 +334,8 @@ void send_smtp(const Relay& relay, const MailSettings& settings, const std::stri
     if (trace.data_started && upload.offset == message.size() && !trace.refused_code &&
         rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST)
         throw MailError(MailError::Kind::uncertain,
-                        "SMTP relay " + relay.display +
-                            " did not acknowledge the message within " + std::to_string(timeout) +
+                        "SMTP relay " + relay.display + " did not acknowledge the message within " +
+                            std::to_string(timeout) +
                             " ms; it may have been delivered, so it is not sent again "
                             "(certgatectl mail retry sends it anyway)");
 

@@ -141,8 +141,8 @@ bool send_mail_now(Store& store, const MailSettings& settings, const MailMessage
     if (!slot.taken) {
         // Enough threads wait on the relay already (it is slow or hung): this
         // mail goes with the next outbox run instead of holding one more.
-        int64_t queued = store.enqueue_mail(message.to, message.subject, message.body, actor,
-                                            about, message.expires_at);
+        int64_t queued = store.enqueue_mail(message.to, message.subject, message.body, actor, about,
+                                            message.expires_at);
         if (id) *id = queued;
         if (error)
             *error = std::to_string(kMaxInlineMailSenders) +

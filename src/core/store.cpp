@@ -66,9 +66,8 @@ std::optional<UserState> parse_user_state(const std::string& s) {
 }
 
 std::optional<CertStatus> parse_cert_status(const std::string& s) {
-    for (auto v :
-         {CertStatus::issued, CertStatus::revoked, CertStatus::superseded, CertStatus::expired,
-          CertStatus::pending})
+    for (auto v : {CertStatus::issued, CertStatus::revoked, CertStatus::superseded,
+                   CertStatus::expired, CertStatus::pending})
         if (s == to_string(v)) return v;
     return std::nullopt;
 }

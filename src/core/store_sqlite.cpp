@@ -1,8 +1,8 @@
 // The SQLite store: one file in WAL mode shared by every nginx worker and
 // certgatectl. The SQL sticks to what PostgreSQL also accepts (except the DDL
 // details marked below) so the fleet backend can reuse it.
-#include <sqlite3.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -797,7 +797,8 @@ void SqliteStore::activate_certificate(const std::string& serial_text, const std
         others.bind(0, c->user_id).bind(1, serial);
         std::vector<std::string> pending;
         while (others.step()) pending.push_back(others.text(0));
-        for (const auto& p : pending) abandon(p, c->user_id, "another certificate went live", actor);
+        for (const auto& p : pending)
+            abandon(p, c->user_id, "another certificate went live", actor);
         supersede_live(c->user_id, serial, actor);
         Statement up(*this, "UPDATE certificates SET status = 'issued' WHERE serial = ?");
         up.bind(0, serial).run();
@@ -1035,9 +1036,10 @@ Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string&
     Mail m;
     write([&] {
         const int64_t t = now();
-        Statement s(*this,
-                    "INSERT INTO outbox (recipient, subject, body, state, attempts, "
-                    "next_attempt_at, created_at, expires_at) VALUES (?, ?, ?, 'sending', 1, ?, ?, ?)");
+        Statement s(
+            *this,
+            "INSERT INTO outbox (recipient, subject, body, state, attempts, "
+            "next_attempt_at, created_at, expires_at) VALUES (?, ?, ?, 'sending', 1, ?, ?, ?)");
         s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t + lease_seconds).bind(4, t);
         s.bind(5, expires_at).run();
         m = Mail{};
