@@ -8,6 +8,7 @@ use warnings;
 use utf8;
 use lib 't/lib';
 use Test::More;
+use IO::Socket::INET;
 use IO::Socket::SSL;
 use POSIX ();
 use Time::HiRes qw(sleep time);
@@ -34,7 +35,7 @@ EOF
 $t->start_nginx;
 $t->add_org('ORG001');
 my $pw = 'Passw0rd!';
-$t->add_user('ORG001', $_, $pw) for qw(mcdown01 killed01 killed02 renew001 sweep001 p12iter1);
+$t->add_user('ORG001', $_, $pw) for qw(mcdown01 killed01 killed02 lnkgone1 renew001 sweep001 p12iter1);
 my $d = $t->dir;
 
 sub certs_of {
@@ -214,6 +215,31 @@ subtest 'a pending certificate never logs in; the sweep revokes it after the flo
     like($ab[0]{detail} // '', qr/not downloaded/, 'the audit trail says why');
     my $g = $t->get($c->{json}{download}, cookies => $jar);
     isnt($g->{status}, 200, 'and its .p12 is no longer handed over');
+};
+
+subtest 'the download link expired before the download: ⑧ goes back to ⑥, the retry works' => sub {
+    my $jar = $t->jar;
+    ok(up_to_confirm('lnkgone1', $jar)->{json}{ok}, '④ ⑤');
+    my $c = $t->submit('/certgate/issue/confirm', {}, jar => $jar);
+    ok($c->{json}{ok}, '⑥');
+    my ($token) = $c->{json}{download} =~ m{([^/]+)$};
+    # memcached forgets the .p12 (its 5 minutes are over, or it restarted).
+    my $mc = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port('memcached')) or die;
+    print $mc "delete cg:dl:$token\r\n";
+    my $reply = <$mc>;
+    like($reply, qr/DELETED/, 'the .p12 is gone from memcached');
+    my ($first) = certs_of('lnkgone1');
+    my $p = $t->get('/certgate/issue/confirm', json => 1, cookies => $jar);
+    like($p->{body}, qr/"retry":true/, '⑧ says issue again') or diag $p->{body};
+    my %status = map { $_->[0] => $_->[1] } certs_of('lnkgone1');
+    is($status{$first->[0]}, 'revoked', 'the certificate never handed over is revoked');
+    $c = $t->submit('/certgate/issue/confirm', {}, jar => $jar);
+    ok($c->{json}{ok}, '発行 again, in the same flow');
+    is(download($jar, $c->{json}{download} // '', 'lnkgone1-2')->{status}, 200, 'the .p12 downloads');
+    is(live_count('lnkgone1'), 1, 'one certificate is live');
+    $p = $t->get('/certgate/issue/confirm', json => 1, cookies => $jar);
+    like($p->{body}, qr/"ok":true/, 'after the download, ⑧ stays ⑧');
+    unlike($p->{body}, qr/retry/, 'with nothing to retry');
 };
 
 # One keep-alive TLS connection presenting certificate $name with the session

@@ -374,6 +374,23 @@ PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Memcache &mc
                        std::move(data), 200, "", nullptr);
 }
 
+// ⑧ whose .p12 can no longer be handed over (its link expired, memcached
+// lost it) while the certificate is still pending: that certificate is
+// revoked and the flow goes back to ⑥, so the user can issue again.
+bool handover_lost(Portal::Context &c, Memcache &mc, Flow &flow) {
+    if (flow.download_token.empty() || mc.get(download_key(flow.download_token))) return false;
+    Store &store = thread_store(c.s.store_uri);
+    auto cert = store.find_certificate(flow.serial);
+    if (!cert || cert->status != CertStatus::pending) return false;
+    store.write([&] {
+        store.revoke_certificate(cert->serial, "cessationOfOperation", flow.user_id);
+        store.append_event(flow.user_id, event_kind::kCertAbandoned, cert->serial,
+                           "user=" + flow.user_id + " why=its download link expired");
+    });
+    back_to_confirm(mc, flow, c.req.now, "expired");
+    return true;
+}
+
 // ⑥ 発行 → ⑦ 発行中 → ⑧ 発行結果, as one transaction the user can finish:
 // the certificate is recorded pending, its .p12 put where the download finds
 // it, and it goes live only when the download is answered (issue_download).
@@ -400,7 +417,9 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         switch (flow->step) {
         case FlowStep::code_ok: return confirm_screen(rt, c, *flow);
         case FlowStep::issuing: return progress_screen(rt, c);
-        case FlowStep::issued: return result_screen(rt, c, mc, *flow);
+        case FlowStep::issued:
+            if (handover_lost(c, mc, *flow)) return confirm_screen(rt, c, *flow);
+            return result_screen(rt, c, mc, *flow);
         default: return refusal(rt, c, ErrorCode::flow_expired);
         }
     }
@@ -480,8 +499,9 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         std::string p12(issued.pkcs12.begin(), issued.pkcs12.end());
         mc.set(download_key(token), flow->id + "|" + p12, 300);
         wipe(p12);
+        // The sealed password stays until the download: if the hand-over
+        // fails, 発行 can be pressed again in this flow.
         flow->step = FlowStep::issued;
-        flow->sealed_password.clear();
         flow->serial = issued.serial_hex;
         flow->file_name = issued.file_name;
         flow->not_before = issued.not_before;
@@ -566,6 +586,13 @@ PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
         return refusal(rt, c, ErrorCode::unavailable);
     }
     mc.remove(download_key(token));
+    flow->sealed_password.clear();
+    try {
+        save_flow(mc, *flow, c.req.now);
+    } catch (const MemcacheError &e) {
+        // The sealed password dies with the flow anyway.
+        c.res.log_error = e.what();
+    }
     store.append_event(flow->user_id, "cert.downloaded", flow->serial, "client=" + c.req.client);
     c.res.status = 200;
     c.res.content_type = "application/x-pkcs12";
