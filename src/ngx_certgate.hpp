@@ -51,6 +51,7 @@ struct ngx_certgate_main_conf_t {
     ngx_str_t crl_url;
 
     ngx_uint_t p12_encryption;
+    ngx_int_t p12_iterations;
     ngx_msec_t sync_interval;
     ngx_msec_t notify_interval;  // 0 means off
     time_t cert_validity;

@@ -696,6 +696,7 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         s.pkcs11_module = ngx_certgate_str(cmcf->pkcs11_module);
         s.key_type = ngx_certgate_str(cmcf->key_type);
         s.p12_legacy = cmcf->p12_encryption == 1;
+        s.p12_iterations = static_cast<int>(cmcf->p12_iterations);
         s.crl_url = ngx_certgate_str(cmcf->crl_url);
         s.sync_interval_ms = static_cast<long>(cmcf->sync_interval);
         s.notify_interval_ms = static_cast<long>(cmcf->notify_interval);
@@ -764,6 +765,13 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         }
         auto store = certgate::Store::open(s.store_uri);
         certgate::check_schema(*store);
+        std::string exposed = store->permission_warning();
+        if (!exposed.empty() && place->line) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0, "%s in %V:%ui", exposed.c_str(), &place->file,
+                          place->line);
+        } else if (!exposed.empty()) {
+            ngx_log_error(NGX_LOG_WARN, cf->log, 0, "%s", exposed.c_str());
+        }
     } catch (const std::exception &e) {
         ngx_certgate_place_error(cf, *place, e.what());
         return NGX_ERROR;

@@ -1,6 +1,7 @@
 // The worker's housekeeping timer. It replaces a worker whose HSM session
 // broke (see Runtime::hsm_broken). And every 30 s one worker (of all that share
-// the revocation zone) sends what waits in the outbox, and every
+// the revocation zone) revokes certificates whose .p12 was never handed over
+// and sends what waits in the outbox, and every
 // certgate_notify_interval one queues the expiry notices of R3 first. The
 // work runs in the thread pool; the store's claims make sure that workers,
 // nodes and certgatectl never send the same mail or notice twice.
@@ -48,7 +49,7 @@ void sweep_run(ngx_event_t *ev) noexcept {
         ngx_quit = 1;
         return;
     }
-    if (sweep->busy || cmcf->runtime->settings.mail.empty()) {
+    if (sweep->busy) {
         sweep_arm(sweep);
         return;
     }
@@ -56,8 +57,10 @@ void sweep_run(ngx_event_t *ev) noexcept {
 #if (CERTGATE_TEST_HOOKS)
     outbox_interval = 1000;
 #endif
-    bool notices = cmcf->notify_interval != 0 &&
+    bool mail = !cmcf->runtime->settings.mail.empty();
+    bool notices = mail && cmcf->notify_interval != 0 &&
                    ngx_certgate_take_turn(cmcf, NGX_CERTGATE_TURN_NOTICES, cmcf->notify_interval);
+    // The outbox's turn also revokes certificates never handed over.
     bool outbox = notices || ngx_certgate_take_turn(cmcf, NGX_CERTGATE_TURN_OUTBOX, outbox_interval);
     if (!outbox) {
         sweep_arm(sweep);
@@ -69,12 +72,17 @@ void sweep_run(ngx_event_t *ev) noexcept {
     sweep->busy = true;
     bool posted = ngx_certgate_post_background(
         cmcf->thread_pool, ev->log,
-        [s, now, notices]() {
+        [s, now, notices, mail]() {
             try {
                 certgate::Store &store = certgate::thread_store(s->store_uri);
+                // A certificate recorded at ⑥ whose .p12 was not downloaded
+                // while its flow lived never goes live.
+                store.abandon_pending_certificates(
+                    "", now - s->flow_lifetime_s(),
+                    "not downloaded within the issuance flow's lifetime", "certgate");
                 if (notices) {
                     certgate::sweep_mail(*s, store, now);
-                } else {
+                } else if (mail) {
                     certgate::deliver_outbox(store, certgate::mail_settings(*s), now, 100);
                 }
                 ngx_certgate_metrics_outbox(

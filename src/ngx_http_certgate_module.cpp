@@ -50,6 +50,22 @@ static ngx_conf_enum_t ngx_certgate_languages[] = {
     {ngx_null_string, 0},
 };
 
+// Below the floor a stolen .p12 (and with it the login password) falls to
+// an offline guess too fast; above the ceiling issuance takes minutes.
+static char *ngx_certgate_check_p12_iterations(ngx_conf_t *, void *, void *data) noexcept {
+    ngx_int_t n = *static_cast<ngx_int_t *>(data);
+    if (n < certgate::kMinP12Iterations) {
+        return const_cast<char *>(
+            "is below the floor of 10000 iterations: a stolen .p12 and its password would "
+            "fall to an offline guess too fast (default 100000)");
+    }
+    if (n > certgate::kMaxP12Iterations) {
+        return const_cast<char *>("is above 10000000 iterations: issuance would take minutes");
+    }
+    return NGX_CONF_OK;
+}
+static ngx_conf_post_t ngx_certgate_p12_iterations_bounds = {ngx_certgate_check_p12_iterations};
+
 #define CG_MAIN NGX_HTTP_MAIN_CONF
 #define CG_MAIN_OFF NGX_HTTP_MAIN_CONF_OFFSET
 #define CG_FIELD(f) offsetof(ngx_certgate_main_conf_t, f)
@@ -88,6 +104,9 @@ static ngx_command_t ngx_certgate_commands[] = {
 
     {ngx_string("certgate_p12_encryption"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
      CG_MAIN_OFF, CG_FIELD(p12_encryption), ngx_certgate_p12_encryptions},
+
+    {ngx_string("certgate_p12_iterations"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_num_slot,
+     CG_MAIN_OFF, CG_FIELD(p12_iterations), &ngx_certgate_p12_iterations_bounds},
 
     {ngx_string("certgate_sync_interval"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_interval,
      CG_MAIN_OFF, CG_FIELD(sync_interval), nullptr},
@@ -273,6 +292,7 @@ static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
     // thread_pool, rule arrays NULL, used 0.
 
     cmcf->p12_encryption = NGX_CONF_UNSET_UINT;
+    cmcf->p12_iterations = NGX_CONF_UNSET;
     cmcf->sync_interval = NGX_CONF_UNSET_MSEC;
     cmcf->notify_interval = NGX_CONF_UNSET_MSEC;
     cmcf->cert_validity = NGX_CONF_UNSET;
@@ -300,6 +320,7 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
 
     ngx_conf_init_uint_value(cmcf->p12_encryption, 0);
+    ngx_conf_init_value(cmcf->p12_iterations, certgate::kDefaultP12Iterations);
     ngx_conf_init_msec_value(cmcf->sync_interval, 2000);
     ngx_conf_init_msec_value(cmcf->notify_interval, 3600 * 1000);
     ngx_conf_init_value(cmcf->cert_validity, 366);

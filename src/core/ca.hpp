@@ -172,6 +172,13 @@ const char* to_string(ClientCertCheck::Result r);
 // Windows (needs OpenSSL's legacy provider, loaded on demand).
 enum class P12Encryption { aes256, legacy };
 
+// certgate_p12_iterations: the PBKDF2 (aes256) or PKCS#12-KDF (legacy)
+// iteration count of the key, certificate and MAC protection. The login
+// password is short, so the count is what slows an offline guess.
+inline constexpr int kDefaultP12Iterations = 100000;
+inline constexpr int kMinP12Iterations = 10000;
+inline constexpr int kMaxP12Iterations = 10000000;
+
 // Parses certgate_p12_encryption ("aes256" | "legacy").
 std::optional<P12Encryption> parse_p12_encryption(std::string_view spec);
 
@@ -181,10 +188,11 @@ struct IssueRequest {
     std::string org_name;  // O (UTF-8)
     std::string mail;      // SAN rfc822Name; empty = no SAN
     KeyType key_type;
-    time_t now = 0;                       // the issue time
-    std::string timezone = "Asia/Tokyo";  // certgate_timezone, an IANA name
-    int validity_days = 366;              // certgate_cert_validity, counting the issue day
-    std::string crl_url;                  // CRL distribution point; empty = none
+    time_t now = 0;                              // the issue time
+    std::string timezone = "Asia/Tokyo";         // certgate_timezone, an IANA name
+    int validity_days = 366;                     // certgate_cert_validity, counting the issue day
+    std::string crl_url;                         // CRL distribution point; empty = none
+    int p12_iterations = kDefaultP12Iterations;  // certgate_p12_iterations
 };
 
 // The result of one issuance: what the store records and what the user downloads.

@@ -76,6 +76,9 @@ std::string serialize_flow(const Flow &f) {
     put("download", f.download_token);
     put("not_before", std::to_string(f.not_before));
     put("not_after", std::to_string(f.not_after));
+    put("issuing_by", f.issuing_by);
+    put("issuing_since", std::to_string(f.issuing_since));
+    put("failure", f.failure);
     return out.str();
 }
 
@@ -102,6 +105,12 @@ bool parse_flow(const std::string &text, Flow *flow) {
     f.serial = v["serial"];
     f.file_name = v["file"];
     f.download_token = v["download"];
+    f.issuing_by = v["issuing_by"];
+    f.failure = v["failure"];
+    // Flows written before these fields existed have none.
+    if (v.count("issuing_since") && !parse_decimal(v["issuing_since"], &f.issuing_since)) {
+        return false;
+    }
     if (f.id.empty() || f.user_id.empty() || !parse_enum(v["kind"], kKinds, &f.kind) ||
         !parse_enum(v["step"], kSteps, &f.step) || !parse_decimal(v["created"], &f.created_at) ||
         !parse_decimal(v["expires"], &f.expires_at) ||

@@ -51,6 +51,13 @@ struct Flow {
     std::string download_token;
     int64_t not_before = 0;
     int64_t not_after = 0;
+
+    // ⑦: who makes the certificate ("<host> <pid>") and since when, so a
+    // worker that died there is noticed; and why the last ⑥ failed (shown
+    // on ⑥ again, where 発行 may be pressed once more).
+    std::string issuing_by;
+    int64_t issuing_since = 0;
+    std::string failure;
 };
 
 std::string serialize_flow(const Flow &flow);

@@ -140,8 +140,10 @@ void require_legacy_provider() {
 }
 
 std::vector<uint8_t> make_pkcs12(const std::string& friendly_name, EVP_PKEY* key, X509* cert,
-                                 X509* ca_cert, const std::string& password, P12Encryption enc) {
+                                 X509* ca_cert, const std::string& password, P12Encryption enc,
+                                 int iterations) {
     if (password.empty()) throw CaError("refusing to write a PKCS#12 without a password");
+    if (iterations < 1) throw CaError("the PKCS#12 iteration count must be positive");
     int key_pbe = NID_aes_256_cbc, cert_pbe = NID_aes_256_cbc;
     const EVP_MD* mac_md = EVP_sha256();
     if (enc == P12Encryption::legacy) {
@@ -158,11 +160,10 @@ std::vector<uint8_t> make_pkcs12(const std::string& friendly_name, EVP_PKEY* key
     // No MAC from PKCS12_create (mac_iter -1): it is set just below with the
     // digest we chose, which PKCS12_create does not let us pick.
     Pkcs12Ptr p12(PKCS12_create_ex(password.c_str(), friendly_name.c_str(), key, cert, chain,
-                                   key_pbe, cert_pbe, PKCS12_DEFAULT_ITER, -1, 0, nullptr,
-                                   nullptr));
+                                   key_pbe, cert_pbe, iterations, -1, 0, nullptr, nullptr));
     sk_X509_free(chain);  // the stack only; the CA certificate is not ours
     if (!p12) fail("cannot make the PKCS#12 file");
-    if (!PKCS12_set_mac(p12.get(), password.c_str(), -1, nullptr, 0, PKCS12_DEFAULT_ITER, mac_md))
+    if (!PKCS12_set_mac(p12.get(), password.c_str(), -1, nullptr, 0, iterations, mac_md))
         fail("cannot protect the PKCS#12 file with a MAC");
     BioPtr out = memory_bio();
     if (i2d_PKCS12_bio(out.get(), p12.get()) != 1) fail("cannot encode the PKCS#12 file");
@@ -219,7 +220,8 @@ IssuedCertificate CaSigner::issue(const IssueRequest& req, const std::string& p1
     BioPtr pem = memory_bio();
     if (!PEM_write_bio_X509(pem.get(), cert.get())) fail("cannot encode the certificate");
     out.cert_pem = bio_text(pem.get());
-    out.pkcs12 = make_pkcs12(req.user_id, key.get(), cert.get(), cert_.get(), p12_password, enc);
+    out.pkcs12 = make_pkcs12(req.user_id, key.get(), cert.get(), cert_.get(), p12_password, enc,
+                             req.p12_iterations);
     out.file_name = p12_file_name(req.user_id, req.now, req.timezone);
     return out;
 }

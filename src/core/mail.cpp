@@ -306,6 +306,9 @@ void send_smtp(const Relay& relay, const MailSettings& settings, const std::stri
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // thread-pool threads: no SIGALRM
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout);
+    // Each reply, and the QUIT that libcurl sends when it closes (which the
+    // overall timeout does not cover), waits at most half the timeout.
+    curl_easy_setopt(c, CURLOPT_SERVER_RESPONSE_TIMEOUT, std::max(1L, timeout / 2000));
     curl_easy_setopt(c, CURLOPT_MAIL_FROM, mail_from.c_str());
     curl_easy_setopt(c, CURLOPT_MAIL_RCPT, rcpt.get());
     curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
@@ -324,6 +327,15 @@ void send_smtp(const Relay& relay, const MailSettings& settings, const std::stri
 
     const CURLcode rc = curl_easy_perform(c);
     if (rc == CURLE_OK) return;
+    // The whole message went after 354 and no refusal came back: the relay
+    // may have taken it. Sending it again would deliver it twice.
+    if (trace.data_started && upload.offset == message.size() && !trace.refused_code &&
+        rc != CURLE_COULDNT_CONNECT && rc != CURLE_COULDNT_RESOLVE_HOST)
+        throw MailError(MailError::Kind::uncertain,
+                        "SMTP relay " + relay.display + " did not acknowledge the message within " +
+                            std::to_string(timeout) +
+                            " ms; it may have been delivered, so it is not sent again "
+                            "(certgatectl mail retry sends it anyway)");
 
     long os_errno = 0;
     curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &os_errno);

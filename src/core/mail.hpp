@@ -36,6 +36,9 @@ struct MailMessage {
     // sent twice after a crash can be recognised as the same mail.
     std::string message_id;
     time_t date = 0;  // 0: now
+    // When the mail is no use any more (an auth code's end): not sent after
+    // it, and its body wiped from the outbox. 0: never.
+    int64_t expires_at = 0;
 };
 
 // A mail could not be sent. what() names the relay, the step and the relay's
@@ -47,6 +50,8 @@ class MailError : public std::runtime_error {
         permanent,    // this mail will never go: 5xx for the recipient or message
         unreachable,  // the relay (or Maildir) cannot take any mail now: connect,
                       // TLS, login or MAIL FROM failed; the rest of a batch waits
+        uncertain,    // the message went out but its acceptance never came back in
+                      // time: it may have been delivered, so it is not sent again
     };
     MailError(Kind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
     Kind kind() const { return kind_; }
@@ -130,8 +135,18 @@ MailMessage compose_bilingual_mail(MailKind kind, const MailFields& fields);
 // ---- outbox ----------------------------------------------------------------------
 
 // A claimed mail is "sending" for this long; if the process dies meanwhile, the
-// mail becomes due again after it.
+// mail becomes due again after it. It outlasts any one try (the SMTP timeout).
 inline constexpr int kOutboxLeaseSeconds = 5 * 60;
+// A mail that failed this many times (temporarily) ends as failed, with its reason.
+inline constexpr int kOutboxMaxAttempts = 8;
+// A mail sent inline from a request (the auth code, a lock notice) waits for
+// the relay at most this long; the outbox (in the background) waits
+// MailSettings::timeout_ms.
+inline constexpr int kInlineMailTimeoutMs = 4000;
+// At most this many pool threads of a worker wait on the relay inline at once;
+// a request beyond them leaves its mail to the outbox instead of waiting, so a
+// hung relay cannot take the thread pool (and /health, ④ for others) with it.
+inline constexpr int kMaxInlineMailSenders = 4;
 // Backoff after a temporary failure: 30 s, 1 m, 2 m, 4 m, ... at most 30 m.
 inline constexpr int64_t kOutboxFirstRetrySeconds = 30;
 inline constexpr int64_t kOutboxMaxRetrySeconds = 30 * 60;

@@ -2,6 +2,7 @@
 // claimed there before each try (see deliver_outbox in mail.hpp).
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 
 #include "core/mail.hpp"
@@ -46,7 +47,8 @@ void check_before_queueing(const MailMessage& message) {
 int64_t queue_mail(Store& store, const MailMessage& message, const std::string& actor,
                    const std::string& about) {
     check_before_queueing(message);
-    return store.enqueue_mail(message.to, message.subject, message.body, actor, about);
+    return store.enqueue_mail(message.to, message.subject, message.body, actor, about,
+                              message.expires_at);
 }
 
 namespace {
@@ -76,6 +78,18 @@ Attempt attempt_mail(Store& store, const MailSettings& settings, const Mail& mai
             store.mark_mail_failed(mail.id, e.what(), 0);
             return Attempt::failed;
         }
+        if (e.kind() == MailError::Kind::uncertain) {
+            // At most once: no blind resend. The relay is slow: the batch stops.
+            store.mark_mail_failed(mail.id, e.what(), 0);
+            return Attempt::unreachable;
+        }
+        if (mail.attempts >= kOutboxMaxAttempts) {
+            store.mark_mail_failed(
+                mail.id, "gave up after " + std::to_string(mail.attempts) + " tries: " + e.what(),
+                0);
+            return e.kind() == MailError::Kind::unreachable ? Attempt::unreachable
+                                                            : Attempt::failed;
+        }
         store.mark_mail_failed(mail.id, e.what(), now + outbox_backoff(mail.attempts));
         return e.kind() == MailError::Kind::unreachable ? Attempt::unreachable : Attempt::retried;
     }
@@ -102,14 +116,46 @@ OutboxResult deliver_outbox(Store& store, const MailSettings& settings, int64_t 
     return result;
 }
 
+namespace {
+
+// The pool threads of this process now waiting on the relay inline.
+std::atomic<int> inline_senders{0};
+
+struct InlineSlot {
+    bool taken;
+    InlineSlot() : taken(inline_senders.fetch_add(1) < kMaxInlineMailSenders) {
+        if (!taken) inline_senders.fetch_sub(1);
+    }
+    ~InlineSlot() {
+        if (taken) inline_senders.fetch_sub(1);
+    }
+};
+
+}  // namespace
+
 bool send_mail_now(Store& store, const MailSettings& settings, const MailMessage& message,
                    const std::string& actor, const std::string& about, int64_t now, int64_t* id,
                    std::string* error) {
     check_before_queueing(message);
+    InlineSlot slot;
+    if (!slot.taken) {
+        // Enough threads wait on the relay already (it is slow or hung): this
+        // mail goes with the next outbox run instead of holding one more.
+        int64_t queued = store.enqueue_mail(message.to, message.subject, message.body, actor, about,
+                                            message.expires_at);
+        if (id) *id = queued;
+        if (error)
+            *error = std::to_string(kMaxInlineMailSenders) +
+                     " mails are already waiting on the relay; this one waits in the outbox";
+        return false;
+    }
+    MailSettings inline_settings = settings;
+    if (inline_settings.timeout_ms <= 0 || inline_settings.timeout_ms > kInlineMailTimeoutMs)
+        inline_settings.timeout_ms = kInlineMailTimeoutMs;
     Mail mail = store.enqueue_claimed_mail(message.to, message.subject, message.body, actor, about,
-                                           outbox_lease(settings));
+                                           outbox_lease(settings), message.expires_at);
     if (id) *id = mail.id;
-    return attempt_mail(store, settings, mail, now, error) == Attempt::sent;
+    return attempt_mail(store, inline_settings, mail, now, error) == Attempt::sent;
 }
 
 MailSettings mail_settings(const Settings& settings) {

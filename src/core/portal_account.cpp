@@ -88,6 +88,7 @@ bool mail_flow_code(Portal::Context &c, Store &store, Memcache &mc, Flow &flow) 
     f.timezone = s.timezone;
     f.helpdesk = s.helpdesk;
     MailMessage m = compose_mail(MailKind::auth_code, c.lang, f);
+    m.expires_at = flow.code_expires;  // no use after it; the outbox then wipes the code
     wipe(auth_code);
     // Claimed as it is queued: an outbox run of another worker cannot take it
     // between the queueing and the sending. The flow is saved after: no one

@@ -1,7 +1,14 @@
 // The issuance screens (R6): ④ ユーザー認証, ⑤ 認証コード入力, ⑥ 発行, ⑦ 発行中,
 // ⑧ 発行結果 with the one-time .p12 download, and キャンセル (R7).
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <exception>
 
 #include "core/authentication.hpp"
@@ -181,7 +188,7 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     }
 
     // A new flow: its cookie holds the key of the sealed password.
-    int64_t lifetime = s.code_lifetime_s + 30 * 60;
+    int64_t lifetime = s.flow_lifetime_s();
     FlowCookie fc = new_flow_cookie(c.req.now + lifetime);
     Flow flow;
     flow.id = fc.id;
@@ -334,20 +341,90 @@ const char kDownloadPrefix[] = "issue/download/";
 
 std::string download_key(const std::string &token) { return "cg:dl:" + token; }
 
-PortalResponse confirm_screen(const Runtime &rt, Portal::Context &c) {
+// ⑥, fresh, or again after a failed 発行 with the reason and the button.
+PortalResponse confirm_screen(const Runtime &rt, Portal::Context &c, const Flow &flow) {
     PageData data{PageData::type::object};
     add_steps(data, 6, c.lang);
-    return render_page(rt, c, "issue_confirm", page_words(c.lang).at("issue_confirm_title"),
-                       std::move(data), 200, "", nullptr);
+    if (flow.failure.empty()) {
+        return render_page(rt, c, "issue_confirm", page_words(c.lang).at("issue_confirm_title"),
+                           std::move(data), 200, "", nullptr);
+    }
+    ErrorCode code = ErrorCode::unavailable;
+    std::string msg = error_message(code, c.lang) +
+                      (c.lang == Language::en
+                           ? " No certificate was issued: press Issue again."
+                           : "電子証明書は発行されていません。もう一度「発行」ボタンを押してください。");
+    PortalResponse res = render_page(rt, c, "issue_confirm",
+                                      page_words(c.lang).at("issue_confirm_title"),
+                                      std::move(data), status_of(code), msg, &code);
+    if (c.req.json) {
+        res.body = std::string("{\"ok\":false,\"error\":\"") + error_name(code) +
+                   "\",\"retry\":true,\"message\":\"" + json_escape(msg) + "\",\"csrf_token\":\"" +
+                   c.csrf() + "\"}\n";
+    }
+    return res;
 }
 
 PortalResponse progress_screen(const Runtime &rt, Portal::Context &c) {
     PageData data{PageData::type::object};
     add_steps(data, 7, c.lang);
     data.set("refresh", c.url("issue/confirm"));
-    return render_page(rt, c, "issue_progress", page_words(c.lang).at("issue_progress_title"),
-                       std::move(data), 200, "", nullptr);
+    PortalResponse res = render_page(rt, c, "issue_progress",
+                                      page_words(c.lang).at("issue_progress_title"),
+                                      std::move(data), 200, "", nullptr);
+    if (c.req.json) res.body = "{\"ok\":true,\"step\":\"issuing\",\"csrf_token\":\"" + c.csrf() + "\"}\n";
+    return res;
 }
+
+// This worker, as ⑦ records it: "<host> <pid>".
+std::string this_worker() {
+    char host[256] = {0};
+    if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
+    return std::string(host) + " " + std::to_string(static_cast<long>(getpid()));
+}
+
+// No issuance takes this long; a ⑦ older than this was interrupted.
+constexpr int64_t kIssuingDeadline = 120;
+
+// ⑦ whose worker is gone (killed, crashed: same host, no such process) or
+// that outlived any issuance: nothing will finish it.
+bool issuing_interrupted(const Flow &flow, int64_t now) {
+    if (flow.issuing_since && now - flow.issuing_since > kIssuingDeadline) return true;
+    auto sp = flow.issuing_by.rfind(' ');
+    if (sp == std::string::npos) return false;
+    std::string me = this_worker();
+    if (flow.issuing_by.compare(0, sp, me, 0, me.rfind(' ')) != 0) return false;
+    long pid = std::atol(flow.issuing_by.c_str() + sp + 1);
+    return pid > 0 && kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+}
+
+// Back to ⑥ with the reason, so 発行 can be pressed again.
+void back_to_confirm(Memcache &mc, Flow &flow, int64_t now, const std::string &why) {
+    flow.step = FlowStep::code_ok;
+    flow.failure = why;
+    flow.issuing_by.clear();
+    flow.issuing_since = 0;
+    flow.serial.clear();
+    flow.download_token.clear();
+    save_flow(mc, flow, now);
+    mc.remove(flow_claim_key(flow.id, "issue"));
+}
+
+#if (CERTGATE_TEST_HOOKS)
+// Test builds only: ?keygen_delay_ms= / ?handover_delay_ms= on ⑥ hold the
+// task before key generation / after the certificate is recorded, so suites
+// can kill a worker or memcached at that moment.
+void test_delay(const Portal::Context &c, const char *name) {
+    auto it = c.req.query.find(name);
+    if (it == c.req.query.end()) return;
+    long ms = std::atol(it->second.c_str());
+    if (ms <= 0 || ms > 60000) return;
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, nullptr);
+}
+#else
+void test_delay(const Portal::Context &, const char *) {}
+#endif
 
 // ⑧: shown again on every reload; the download link while its token lives.
 PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Memcache &mc,
@@ -377,7 +454,27 @@ PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Memcache &mc
                        std::move(data), 200, "", nullptr);
 }
 
-// ⑥ 発行 → ⑦ 発行中 → ⑧ 発行結果.
+// ⑧ whose .p12 can no longer be handed over (its link expired, memcached
+// lost it) while the certificate is still pending: that certificate is
+// revoked and the flow goes back to ⑥, so the user can issue again.
+bool handover_lost(Portal::Context &c, Memcache &mc, Flow &flow) {
+    if (flow.download_token.empty() || mc.get(download_key(flow.download_token))) return false;
+    Store &store = thread_store(c.s.store_uri);
+    auto cert = store.find_certificate(flow.serial);
+    if (!cert || cert->status != CertStatus::pending) return false;
+    store.write([&] {
+        store.revoke_certificate(cert->serial, "cessationOfOperation", flow.user_id);
+        store.append_event(flow.user_id, event_kind::kCertAbandoned, cert->serial,
+                           "user=" + flow.user_id + " why=its download link expired");
+    });
+    back_to_confirm(mc, flow, c.req.now, "expired");
+    return true;
+}
+
+// ⑥ 発行 → ⑦ 発行中 → ⑧ 発行結果, as one transaction the user can finish:
+// the certificate is recorded pending, its .p12 put where the download finds
+// it, and it goes live only when the download is answered (issue_download).
+// A failure on the way revokes what was recorded and returns to ⑥.
 PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
     const Settings &s = c.s;
     Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
@@ -385,6 +482,11 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
     std::optional<Flow> flow;
     try {
         flow = current_flow(c, mc, &fc);
+        if (flow && flow->step == FlowStep::issuing && issuing_interrupted(*flow, c.req.now)) {
+            c.res.log_error = "issuance for user " + flow->user_id +
+                              " was interrupted (its worker is gone); ⑥ may be pressed again";
+            back_to_confirm(mc, *flow, c.req.now, "interrupted");
+        }
     } catch (const MemcacheError &e) {
         c.res.log_error = e.what();
         return refusal(rt, c, ErrorCode::unavailable);
@@ -393,9 +495,11 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
 
     if (c.req.method != "POST") {
         switch (flow->step) {
-        case FlowStep::code_ok: return confirm_screen(rt, c);
+        case FlowStep::code_ok: return confirm_screen(rt, c, *flow);
         case FlowStep::issuing: return progress_screen(rt, c);
-        case FlowStep::issued: return result_screen(rt, c, mc, *flow);
+        case FlowStep::issued:
+            if (handover_lost(c, mc, *flow)) return confirm_screen(rt, c, *flow);
+            return result_screen(rt, c, mc, *flow);
         default: return refusal(rt, c, ErrorCode::flow_expired);
         }
     }
@@ -406,7 +510,7 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
     }
     if (flow->step != FlowStep::code_ok) return refusal(rt, c, ErrorCode::flow_expired);
 
-    // One issuance per flow: the first to claim it makes the certificate.
+    // One issuance per flow at a time: the first to claim it makes the certificate.
     long ttl = static_cast<long>(flow->expires_at - c.req.now + 1);
     if (!mc.add(flow_claim_key(flow->id, "issue"), "1", ttl)) {
         return go_next(c, c.url("issue/confirm"));
@@ -417,6 +521,9 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         return refusal(rt, c, ErrorCode::flow_expired);
     }
     flow->step = FlowStep::issuing;
+    flow->issuing_by = this_worker();
+    flow->issuing_since = c.req.now;
+    flow->failure.clear();
     save_flow(mc, *flow, c.req.now);
 
     Store &store = thread_store(s.store_uri);
@@ -426,6 +533,8 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         if (!user || user->state != UserState::active || user->blocked) {
             throw std::runtime_error("user " + flow->user_id + " cannot be issued a certificate now");
         }
+        // What an earlier attempt recorded but never handed over goes now.
+        store.abandon_pending_certificates(user->id, 0, "a new issuance began", user->id);
         auto org = store.find_org(user->org);
         IssueRequest ireq;
         ireq.user_id = user->id;
@@ -436,44 +545,76 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         ireq.timezone = s.timezone;
         ireq.validity_days = static_cast<int>(s.cert_validity_days);
         ireq.crl_url = s.crl_url;
+        ireq.p12_iterations = s.p12_iterations;
+        test_delay(c, "keygen_delay_ms");
         issued = rt.ca->issue(ireq, password,
                               s.p12_legacy ? P12Encryption::legacy : P12Encryption::aes256);
         wipe(password);
         c.res.outcome.issued = true;
 
-        // Recorded before the .p12 leaves; renewal supersedes the old one.
+        // Recorded pending: not live (no login, no renewal) until handed over.
         Certificate cert;
         cert.serial = issued.serial_hex;
         cert.user_id = user->id;
         cert.not_before = issued.not_before;
         cert.not_after = issued.not_after;
-        cert.status = CertStatus::issued;
+        cert.status = CertStatus::pending;
         cert.issued_at = c.req.now;
-        store.add_certificate(cert, true, user->id);
+        store.add_certificate(cert, false, user->id);
     } catch (const std::exception &e) {
         // Nothing recorded: the flow goes back to ⑥ so 発行 can be pressed again.
         // Only a failed signature of the CA key is the HSM failing (issue 12.8).
         if (dynamic_cast<const CaKeyError *>(&e) && rt.hsm_key()) rt.hsm_broken = true;
         wipe(password);
-        flow->step = FlowStep::code_ok;
-        save_flow(mc, *flow, c.req.now);
-        mc.remove(flow_claim_key(flow->id, "issue"));
         c.res.log_error = std::string("issuance failed: ") + e.what();
-        return refusal(rt, c, ErrorCode::unavailable);
+        try {
+            back_to_confirm(mc, *flow, c.req.now, "failed");
+        } catch (const std::exception &) {
+            // memcached is gone too: the flow ends with it; ④ starts a new one.
+        }
+        return confirm_screen(rt, c, *flow);
     }
 
     std::string token = base64url_encode(random_bytes(24));
-    std::string p12(issued.pkcs12.begin(), issued.pkcs12.end());
-    mc.set(download_key(token), flow->id + "|" + p12, 300);
-    wipe(p12);
-    flow->step = FlowStep::issued;
-    flow->sealed_password.clear();
-    flow->serial = issued.serial_hex;
-    flow->file_name = issued.file_name;
-    flow->not_before = issued.not_before;
-    flow->not_after = issued.not_after;
-    flow->download_token = token;
-    save_flow(mc, *flow, c.req.now);
+    try {
+        test_delay(c, "handover_delay_ms");
+        std::string p12(issued.pkcs12.begin(), issued.pkcs12.end());
+        mc.set(download_key(token), flow->id + "|" + p12, 300);
+        wipe(p12);
+        // The sealed password stays until the download: if the hand-over
+        // fails, 発行 can be pressed again in this flow.
+        flow->step = FlowStep::issued;
+        flow->serial = issued.serial_hex;
+        flow->file_name = issued.file_name;
+        flow->not_before = issued.not_before;
+        flow->not_after = issued.not_after;
+        flow->download_token = token;
+        flow->issuing_by.clear();
+        flow->issuing_since = 0;
+        save_flow(mc, *flow, c.req.now);
+    } catch (const std::exception &e) {
+        // The .p12 cannot reach the user: the certificate must not stay
+        // behind. Revoked now (or by the sweep if the store is down too).
+        c.res.log_error = std::string("issuance of ") + issued.serial_hex +
+                          " could not be handed over: " + e.what();
+        try {
+            mc.remove(download_key(token));
+        } catch (const std::exception &) {
+        }
+        try {
+            store.abandon_pending_certificates(flow->user_id, 0, "the .p12 could not be handed over",
+                                               flow->user_id);
+        } catch (const std::exception &e2) {
+            c.res.log_error += std::string("; left to the sweep: ") + e2.what();
+        }
+        try {
+            flow->serial.clear();
+            back_to_confirm(mc, *flow, c.req.now, "failed");
+        } catch (const std::exception &) {
+        }
+        flow->failure = "failed";
+        return confirm_screen(rt, c, *flow);
+    }
 
     std::string download = c.url(kDownloadPrefix + token);
     if (c.req.json) {
@@ -487,7 +628,8 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
     return go_next(c, c.url("issue/confirm"));
 }
 
-// The .p12, once, to the browser whose flow made it.
+// The .p12, once, to the browser whose flow made it. Answering it is the
+// hand-over: the certificate goes live here (and a renewal's old one gives way).
 PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
     const Settings &s = c.s;
     std::string token = c.req.path.substr(sizeof(kDownloadPrefix) - 1);
@@ -511,9 +653,29 @@ PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
     if (!mc.add(download_key(token) + ":used", "1", 600)) {
         return refusal(rt, c, ErrorCode::not_found);
     }
+    Store &store = thread_store(s.store_uri);
+    try {
+        store.activate_certificate(flow->serial, flow->user_id);
+    } catch (const StoreConflict &e) {
+        // Revoked meanwhile (a newer issuance, the sweep, the bank): not handed over.
+        c.res.log_error = e.what();
+        mc.remove(download_key(token));
+        return refusal(rt, c, ErrorCode::not_found);
+    } catch (const StoreError &e) {
+        // Not live, not handed over: the same link may be tried again.
+        c.res.log_error = e.what();
+        mc.remove(download_key(token) + ":used");
+        return refusal(rt, c, ErrorCode::unavailable);
+    }
     mc.remove(download_key(token));
-    thread_store(s.store_uri)
-        .append_event(flow->user_id, "cert.downloaded", flow->serial, "client=" + c.req.client);
+    flow->sealed_password.clear();
+    try {
+        save_flow(mc, *flow, c.req.now);
+    } catch (const MemcacheError &e) {
+        // The sealed password dies with the flow anyway.
+        c.res.log_error = e.what();
+    }
+    store.append_event(flow->user_id, "cert.downloaded", flow->serial, "client=" + c.req.client);
     c.res.status = 200;
     c.res.content_type = "application/x-pkcs12";
     c.res.attachment = flow->file_name;

@@ -142,6 +142,8 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
                             "電子証明書を選択してください。");
     }
     if (cert->status == CertStatus::expired) return refuse(ErrorCode::certificate_expired);
+    // Only a live certificate logs in: a pending one was never handed over.
+    if (cert->status != CertStatus::issued) return refuse(ErrorCode::certificate_revoked);
 
     Session session = new_session(*ar.user, pc.serial, pc.not_after, c.req.now);
     session.epoch = store.append_event(user_id, "session.login", user_id,

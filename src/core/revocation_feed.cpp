@@ -19,7 +19,8 @@ bool interpret_event(const Event &e, RevocationUpdate *u) {
     u->key = e.subject;
     u->at = e.at;
     u->event_id = e.id;
-    if (e.kind == event_kind::kCertRevoked) {
+    if (e.kind == event_kind::kCertRevoked || e.kind == event_kind::kCertSuperseded) {
+        // A renewal ends the old certificate's sessions like a revocation.
         u->kind = K::serial_revoked;
     } else if (e.kind == event_kind::kUserBlocked || e.kind == event_kind::kUserDisabled) {
         u->kind = K::user_blocked;
@@ -51,6 +52,12 @@ FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
             update(RevocationUpdate::Kind::serial_revoked, c.serial, c.revoked_at, 0);
         u.not_after = c.not_after;
         batch.updates.push_back(u);
+    }
+    CertificateFilter superseded;
+    superseded.status = CertStatus::superseded;
+    superseded.not_after_from = now;
+    for (const Certificate &c : store.list_certificates(superseded)) {
+        batch.updates.push_back({RevocationUpdate::Kind::serial_revoked, c.serial, c.issued_at, 0});
     }
     // A user blocked or disabled now: every session that exists began before
     // (no login passes for such a user), so all of them end.
@@ -92,10 +99,11 @@ FeedBatch feed_since(Store &store, int64_t after_id, int limit) {
         RevocationUpdate u;
         if (interpret_event(e, &u)) {
             if (u.kind == RevocationUpdate::Kind::serial_revoked) {
-                batch.revocations = true;
                 auto cert = store.find_certificate(u.key);
                 if (cert) u.not_after = cert->not_after;
             }
+            // Only a revocation changes the CRL; a supersede does not.
+            if (e.kind == event_kind::kCertRevoked) batch.revocations = true;
             batch.updates.push_back(u);
             // A block also ends the sessions that started before it.
             if (u.kind == RevocationUpdate::Kind::user_blocked) {

@@ -30,6 +30,7 @@ struct Settings {
     std::string pkcs11_module;
     std::string key_type = "rsa:2048";
     bool p12_legacy = false;
+    int p12_iterations = 100000;  // certgate_p12_iterations
     std::string crl_url;
 
     long sync_interval_ms = 2000;
@@ -55,6 +56,9 @@ struct Settings {
     int code_budget_tries = 30;
     int code_budget_mails = 10;
     long code_budget_window_s = 24 * 60 * 60;
+    // An issuance flow lives this long (④ to ⑧); a certificate recorded and
+    // not handed over within it is revoked.
+    long flow_lifetime_s() const { return code_lifetime_s + 30 * 60; }
 
     std::string mail;
     std::string mail_from;

@@ -35,6 +35,8 @@ const char* to_string(CertStatus s) {
             return "superseded";
         case CertStatus::expired:
             return "expired";
+        case CertStatus::pending:
+            return "pending";
     }
     return "?";
 }
@@ -66,8 +68,8 @@ std::optional<UserState> parse_user_state(const std::string& s) {
 }
 
 std::optional<CertStatus> parse_cert_status(const std::string& s) {
-    for (auto v :
-         {CertStatus::issued, CertStatus::revoked, CertStatus::superseded, CertStatus::expired})
+    for (auto v : {CertStatus::issued, CertStatus::revoked, CertStatus::superseded,
+                   CertStatus::expired, CertStatus::pending})
         if (s == to_string(v)) return v;
     return std::nullopt;
 }

@@ -39,7 +39,9 @@ struct StoreBusy : StoreError {
 
 enum class Role { master, general };
 enum class UserState { must_register, active, disabled };
-enum class CertStatus { issued, revoked, superseded, expired };
+// pending: recorded at ⑥, not handed over yet; never passes login. It goes
+// live (issued) when its .p12 is downloaded, or is revoked if it never is.
+enum class CertStatus { issued, revoked, superseded, expired, pending };
 enum class MailState { queued, sending, sent, failed };
 
 const char* to_string(Role);
@@ -123,6 +125,8 @@ inline constexpr const char* kAuthFailed = "auth.failed";
 inline constexpr const char* kCertIssued = "cert.issued";
 inline constexpr const char* kCertRevoked = "cert.revoked";
 inline constexpr const char* kCertSuperseded = "cert.superseded";
+inline constexpr const char* kCertPending = "cert.pending";      // recorded, not handed over
+inline constexpr const char* kCertAbandoned = "cert.abandoned";  // never handed over: revoked
 inline constexpr const char* kCertNotice = "cert.notice";
 inline constexpr const char* kMailQueued = "mail.queued";
 inline constexpr const char* kMailSent = "mail.sent";
@@ -142,6 +146,7 @@ struct Mail {
     int64_t sent_at = 0;
     int64_t created_at = 0;
     std::string last_error;
+    int64_t expires_at = 0;  // 0: never
 };
 
 // What lock_user() did, so the caller can send the right mail (R10).
@@ -197,7 +202,7 @@ struct CertificateFilter {
 
 class Store {
   public:
-    static constexpr int kSchemaVersion = 2;
+    static constexpr int kSchemaVersion = 4;
 
     // uri: "sqlite:/path/to/file.db" or a bare path. The file must exist unless
     // create is true (certgatectl init). Throws StoreError saying what to do.
@@ -209,6 +214,9 @@ class Store {
     virtual void migrate() = 0;        // create or upgrade to kSchemaVersion
     virtual void ping() = 0;
     virtual std::string describe() const = 0;  // "sqlite:/path" for messages
+    // Non-empty when the store's files can be read by other users (the
+    // password hashes, the audit trail): nginx -t warns with it.
+    virtual std::string permission_warning() const { return ""; }
 
     // Runs body inside one write transaction; retries it when another process
     // holds the write lock for longer than the busy timeout. Nested calls join
@@ -279,10 +287,22 @@ class Store {
     virtual void disable_user(const std::string& id, const std::string& actor) = 0;
 
     // --- certificates ---------------------------------------------------------
-    // Records an issued certificate. With supersede, the user's other live
-    // certificates become superseded (renewal, R2).
+    // Records an issued certificate (cert.status issued, or pending for one
+    // whose .p12 is not handed over yet). With supersede, the user's other
+    // live certificates become superseded (renewal, R2).
     virtual void add_certificate(const Certificate& cert, bool supersede,
                                  const std::string& actor) = 0;
+    // The .p12 of a pending certificate was handed over: it goes live, the
+    // user's other live certificate is superseded and any other pending one
+    // revoked, all in one transaction. StoreConflict unless it is pending.
+    virtual void activate_certificate(const std::string& serial, const std::string& actor) = 0;
+    // Revokes (cessationOfOperation) the pending certificates of user_id (empty:
+    // every user) recorded before issued_before (0: any time), with a
+    // cert.abandoned event saying why. Returns their serials.
+    virtual std::vector<std::string> abandon_pending_certificates(const std::string& user_id,
+                                                                  int64_t issued_before,
+                                                                  const std::string& why,
+                                                                  const std::string& actor) = 0;
     virtual std::optional<Certificate> find_certificate(const std::string& serial) = 0;
     // Newest first.
     virtual std::vector<Certificate> list_certificates(const CertificateFilter& filter = {}) = 0;
@@ -290,7 +310,7 @@ class Store {
     virtual std::optional<Certificate> current_certificate(const std::string& user_id) = 0;
     virtual void revoke_certificate(const std::string& serial, const std::string& reason,
                                     const std::string& actor) = 0;
-    // Revokes every issued or superseded certificate of the user; returns the serials.
+    // Revokes every issued, pending or superseded certificate of the user; returns the serials.
     virtual std::vector<std::string> revoke_user_certificates(const std::string& user_id,
                                                               const std::string& reason,
                                                               const std::string& actor) = 0;
@@ -319,18 +339,22 @@ class Store {
     virtual int64_t first_event_since(int64_t at) = 0;
 
     // --- mail outbox ----------------------------------------------------------
+    // expires_at (0: never): past it the mail is not sent, and its body is
+    // wiped (an auth code); a sent mail's body is wiped too, the row stays.
     virtual int64_t enqueue_mail(const std::string& to, const std::string& subject,
                                  const std::string& body, const std::string& actor,
-                                 const std::string& about) = 0;
+                                 const std::string& about, int64_t expires_at = 0) = 0;
     // Puts a mail in the outbox already claimed by the caller (state sending,
     // one attempt, until now + lease_seconds), who sends it at once: no
     // outbox run can take it first. If the caller dies, the lease runs out
     // and the outbox sends it.
     virtual Mail enqueue_claimed_mail(const std::string& to, const std::string& subject,
                                       const std::string& body, const std::string& actor,
-                                      const std::string& about, int lease_seconds) = 0;
+                                      const std::string& about, int lease_seconds,
+                                      int64_t expires_at = 0) = 0;
     // Takes up to limit due mails (queued, or sending with an expired lease) and
     // marks them sending until now + lease_seconds, so no one else sends them.
+    // Mails past their expires_at end first: failed ("expired"), body wiped.
     virtual std::vector<Mail> claim_due_mails(int limit, int lease_seconds) = 0;
     virtual void mark_mail_sent(int64_t id) = 0;
     // The relay refused or was down: try again at retry_at (0: give up, failed).

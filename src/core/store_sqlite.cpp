@@ -1,6 +1,7 @@
 // The SQLite store: one file in WAL mode shared by every nginx worker and
 // certgatectl. The SQL sticks to what PostgreSQL also accepts (except the DDL
 // details marked below) so the fleet backend can reuse it.
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,7 +108,35 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox(state, next_attempt_at);
 )sql",
-    // 1 -> 2 (issue 13): the authoritative failure streak of every typed user
+    // 1 -> 2: a certificate recorded at ⑥ stays 'pending' until its .p12 is
+    // handed over (SQLite cannot alter a CHECK: the table is rebuilt).
+    R"sql(
+CREATE TABLE certificates_v2 (
+    serial     TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users(id),
+    not_before BIGINT NOT NULL,
+    not_after  BIGINT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('pending', 'issued', 'revoked', 'superseded', 'expired')),
+    issued_at  BIGINT NOT NULL,
+    revoked_at BIGINT NOT NULL DEFAULT 0,
+    reason     TEXT NOT NULL DEFAULT '',
+    notices    INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO certificates_v2 (serial, user_id, not_before, not_after, status, issued_at,
+                             revoked_at, reason, notices)
+    SELECT serial, user_id, not_before, not_after, status, issued_at, revoked_at, reason, notices
+    FROM certificates;
+DROP TABLE certificates;
+ALTER TABLE certificates_v2 RENAME TO certificates;
+CREATE INDEX certificates_user ON certificates(user_id);
+CREATE INDEX certificates_not_after ON certificates(not_after);
+)sql",
+    // 2 -> 3: a mail may expire (an auth code past its lifetime is not sent,
+    // and its body is wiped).
+    R"sql(
+ALTER TABLE outbox ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0;
+)sql",
+    // 3 -> 4 (issue 13): the authoritative failure streak of every typed user
     // ID, real or unknown, and the per-user budgets of code tries and mails.
     R"sql(
 CREATE TABLE auth_streaks (
@@ -138,7 +167,7 @@ const char* const kCertColumns =
     "serial, user_id, not_before, not_after, status, issued_at, revoked_at, reason, notices";
 const char* const kMailColumns =
     "id, recipient, subject, body, state, attempts, next_attempt_at, sent_at, created_at, "
-    "last_error";
+    "last_error, expires_at";
 
 class SqliteStore;
 
@@ -193,6 +222,7 @@ class SqliteStore final : public Store {
     void migrate() override;
     void ping() override;
     std::string describe() const override { return "store sqlite:" + path_; }
+    std::string permission_warning() const override;
 
     void add_org(const Organisation& org, const std::string& actor) override;
     std::optional<Organisation> find_org(const std::string& id) override;
@@ -230,6 +260,11 @@ class SqliteStore final : public Store {
 
     void add_certificate(const Certificate& cert, bool supersede,
                          const std::string& actor) override;
+    void activate_certificate(const std::string& serial, const std::string& actor) override;
+    std::vector<std::string> abandon_pending_certificates(const std::string& user_id,
+                                                          int64_t issued_before,
+                                                          const std::string& why,
+                                                          const std::string& actor) override;
     std::optional<Certificate> find_certificate(const std::string& serial) override;
     std::vector<Certificate> list_certificates(const CertificateFilter& filter) override;
     std::optional<Certificate> current_certificate(const std::string& user_id) override;
@@ -254,10 +289,12 @@ class SqliteStore final : public Store {
     int64_t first_event_since(int64_t at) override;
 
     int64_t enqueue_mail(const std::string& to, const std::string& subject, const std::string& body,
-                         const std::string& actor, const std::string& about) override;
+                         const std::string& actor, const std::string& about,
+                         int64_t expires_at) override;
     Mail enqueue_claimed_mail(const std::string& to, const std::string& subject,
                               const std::string& body, const std::string& actor,
-                              const std::string& about, int lease_seconds) override;
+                              const std::string& about, int lease_seconds,
+                              int64_t expires_at) override;
     std::vector<Mail> claim_due_mails(int limit, int lease_seconds) override;
     void mark_mail_sent(int64_t id) override;
     void mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) override;
@@ -279,6 +316,10 @@ class SqliteStore final : public Store {
     static Certificate read_cert(const Statement& s);
     static Mail read_mail(const Statement& s);
     std::vector<Event> read_events(Statement& s);
+    void supersede_live(const std::string& user_id, const std::string& by,
+                        const std::string& actor);
+    void abandon(const std::string& serial, const std::string& user_id, const std::string& why,
+                 const std::string& actor);
 
     std::string path_;
     sqlite3* db_ = nullptr;
@@ -340,6 +381,22 @@ SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
                              "files there");
     }
 
+    if (create && stat(path.c_str(), &st) != 0) {
+        // 0600 whatever the umask: SQLite gives the -wal and -shm files the
+        // mode of the database file, so they follow.
+        int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            throw StoreError(where + ": cannot create the file: " + std::strerror(errno));
+        if (fd >= 0) {
+            if (fchmod(fd, 0600) != 0) {
+                int err = errno;
+                ::close(fd);
+                throw StoreError(where + ": cannot set mode 0600: " + std::strerror(err));
+            }
+            ::close(fd);
+        }
+    }
+
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
     if (rc != SQLITE_OK) {
@@ -364,6 +421,23 @@ SqliteStore::SqliteStore(const std::string& path, bool create) : path_(path) {
         db_ = nullptr;
         throw;
     }
+}
+
+std::string SqliteStore::permission_warning() const {
+    std::string out;
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        struct stat st;
+        std::string file = path_ + suffix;
+        if (stat(file.c_str(), &st) != 0 || !(st.st_mode & (S_IROTH | S_IWOTH))) continue;
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        if (!out.empty()) out += "; ";
+        out += file + " has mode " + mode;
+    }
+    if (out.empty()) return out;
+    return "store sqlite:" + path_ + ": readable by other users (" + out +
+           "): it holds password hashes and the audit trail; chmod 0600 (or 0640 to the "
+           "nginx group) the file and its -wal and -shm files";
 }
 
 void SqliteStore::fail(int rc, const std::string& during) const {
@@ -855,29 +929,98 @@ void SqliteStore::add_certificate(const Certificate& cert, bool supersede,
         require_user(cert.user_id);
         if (find_certificate(serial))
             throw StoreConflict("certificate " + serial + " is already recorded");
-        if (supersede) {
-            Statement old(
-                *this, "SELECT serial FROM certificates WHERE user_id = ? AND status = 'issued'");
-            old.bind(0, cert.user_id);
-            std::vector<std::string> serials;
-            while (old.step()) serials.push_back(old.text(0));
-            for (const auto& s : serials) {
-                Statement up(*this,
-                             "UPDATE certificates SET status = 'superseded' WHERE serial = ?");
-                up.bind(0, s).run();
-                append_event(actor, event_kind::kCertSuperseded, s,
-                             "user=" + cert.user_id + " by=" + serial);
-            }
-        }
+        const bool pending = cert.status == CertStatus::pending;
+        if (supersede && !pending) supersede_live(cert.user_id, serial, actor);
         std::string sql = std::string("INSERT INTO certificates (") + kCertColumns +
-                          ") VALUES (?, ?, ?, ?, 'issued', ?, 0, '', 0)";
+                          ") VALUES (?, ?, ?, ?, ?, ?, 0, '', 0)";
         Statement s(*this, sql.c_str());
         s.bind(0, serial).bind(1, cert.user_id).bind(2, cert.not_before).bind(3, cert.not_after);
-        s.bind(4, cert.issued_at ? cert.issued_at : now()).run();
-        append_event(actor, event_kind::kCertIssued, serial,
+        s.bind(4, std::string(pending ? "pending" : "issued"));
+        s.bind(5, cert.issued_at ? cert.issued_at : now()).run();
+        append_event(actor, pending ? event_kind::kCertPending : event_kind::kCertIssued, serial,
                      "user=" + cert.user_id + " not_before=" + utc_time(cert.not_before) +
                          " not_after=" + utc_time(cert.not_after));
     });
+}
+
+// Renewal: the user's live certificates give way to `by` (the event feed ends
+// their sessions, like a revocation).
+void SqliteStore::supersede_live(const std::string& user_id, const std::string& by,
+                                 const std::string& actor) {
+    Statement old(*this,
+                  "SELECT serial FROM certificates WHERE user_id = ? AND status = 'issued' "
+                  "AND serial <> ?");
+    old.bind(0, user_id).bind(1, by);
+    std::vector<std::string> serials;
+    while (old.step()) serials.push_back(old.text(0));
+    for (const auto& s : serials) {
+        Statement up(*this, "UPDATE certificates SET status = 'superseded' WHERE serial = ?");
+        up.bind(0, s).run();
+        append_event(actor, event_kind::kCertSuperseded, s, "user=" + user_id + " by=" + by);
+    }
+}
+
+void SqliteStore::activate_certificate(const std::string& serial_text, const std::string& actor) {
+    const std::string serial = serial_key(serial_text);
+    write([&] {
+        auto c = find_certificate(serial);
+        if (!c) throw StoreNotFound("certificate " + serial_text + " is not in the store");
+        if (c->status != CertStatus::pending)
+            throw StoreConflict("certificate " + serial + " is " + to_string(c->status) +
+                                ", not pending: it cannot go live");
+        // At most one live certificate per user: another pending one (a
+        // parallel flow) will never be handed over now.
+        Statement others(*this,
+                         "SELECT serial FROM certificates WHERE user_id = ? AND status = 'pending' "
+                         "AND serial <> ?");
+        others.bind(0, c->user_id).bind(1, serial);
+        std::vector<std::string> pending;
+        while (others.step()) pending.push_back(others.text(0));
+        for (const auto& p : pending)
+            abandon(p, c->user_id, "another certificate went live", actor);
+        supersede_live(c->user_id, serial, actor);
+        Statement up(*this, "UPDATE certificates SET status = 'issued' WHERE serial = ?");
+        up.bind(0, serial).run();
+        append_event(actor, event_kind::kCertIssued, serial,
+                     "user=" + c->user_id + " not_before=" + utc_time(c->not_before) +
+                         " not_after=" + utc_time(c->not_after) + " handed_over=yes");
+    });
+}
+
+void SqliteStore::abandon(const std::string& serial, const std::string& user_id,
+                          const std::string& why, const std::string& actor) {
+    const std::string reason = "cessationOfOperation";
+    Statement s(*this,
+                "UPDATE certificates SET status = 'revoked', revoked_at = ?, reason = ? "
+                "WHERE serial = ? AND status = 'pending'");
+    s.bind(0, now()).bind(1, reason).bind(2, serial).run();
+    if (sqlite3_changes(db_) != 1) return;
+    append_event(actor, event_kind::kCertRevoked, serial, "user=" + user_id + " reason=" + reason);
+    append_event(actor, event_kind::kCertAbandoned, serial, "user=" + user_id + " why=" + why);
+}
+
+std::vector<std::string> SqliteStore::abandon_pending_certificates(const std::string& user_id,
+                                                                   int64_t issued_before,
+                                                                   const std::string& why,
+                                                                   const std::string& actor) {
+    std::vector<std::string> serials;
+    write([&] {
+        serials.clear();
+        std::string sql = "SELECT serial, user_id FROM certificates WHERE status = 'pending'";
+        if (!user_id.empty()) sql += " AND user_id = ?";
+        if (issued_before) sql += " AND issued_at < ?";
+        Statement s(*this, sql.c_str());
+        int i = 0;
+        if (!user_id.empty()) s.bind(i++, user_id);
+        if (issued_before) s.bind(i++, issued_before);
+        std::vector<std::pair<std::string, std::string>> rows;
+        while (s.step()) rows.emplace_back(s.text(0), s.text(1));
+        for (const auto& [serial, user] : rows) {
+            abandon(serial, user, why, actor);
+            serials.push_back(serial);
+        }
+    });
+    return serials;
 }
 
 std::optional<Certificate> SqliteStore::find_certificate(const std::string& serial) {
@@ -941,7 +1084,7 @@ std::vector<std::string> SqliteStore::revoke_user_certificates(const std::string
         require_user(user_id);
         Statement s(*this,
                     "SELECT serial FROM certificates WHERE user_id = ? "
-                    "AND status IN ('issued', 'superseded') AND not_after >= ?");
+                    "AND status IN ('issued', 'pending', 'superseded') AND not_after >= ?");
         s.bind(0, user_id).bind(1, now());
         while (s.step()) serials.push_back(s.text(0));
         for (const auto& serial : serials) revoke_certificate(serial, reason, actor);
@@ -1092,19 +1235,21 @@ Mail SqliteStore::read_mail(const Statement& s) {
     m.sent_at = s.i64(7);
     m.created_at = s.i64(8);
     m.last_error = s.text(9);
+    m.expires_at = s.i64(10);
     return m;
 }
 
 int64_t SqliteStore::enqueue_mail(const std::string& to, const std::string& subject,
                                   const std::string& body, const std::string& actor,
-                                  const std::string& about) {
+                                  const std::string& about, int64_t expires_at) {
     int64_t id = 0;
     write([&] {
         const int64_t t = now();
         Statement s(*this,
                     "INSERT INTO outbox (recipient, subject, body, state, next_attempt_at, "
-                    "created_at) VALUES (?, ?, ?, 'queued', ?, ?)");
-        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t).bind(4, t).run();
+                    "created_at, expires_at) VALUES (?, ?, ?, 'queued', ?, ?, ?)");
+        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t).bind(4, t).bind(5, expires_at);
+        s.run();
         id = sqlite3_last_insert_rowid(db_);
         append_event(actor, event_kind::kMailQueued, about,
                      "mail=" + std::to_string(id) + " to=" + to);
@@ -1114,14 +1259,17 @@ int64_t SqliteStore::enqueue_mail(const std::string& to, const std::string& subj
 
 Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string& subject,
                                        const std::string& body, const std::string& actor,
-                                       const std::string& about, int lease_seconds) {
+                                       const std::string& about, int lease_seconds,
+                                       int64_t expires_at) {
     Mail m;
     write([&] {
         const int64_t t = now();
-        Statement s(*this,
-                    "INSERT INTO outbox (recipient, subject, body, state, attempts, "
-                    "next_attempt_at, created_at) VALUES (?, ?, ?, 'sending', 1, ?, ?)");
-        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t + lease_seconds).bind(4, t).run();
+        Statement s(
+            *this,
+            "INSERT INTO outbox (recipient, subject, body, state, attempts, "
+            "next_attempt_at, created_at, expires_at) VALUES (?, ?, ?, 'sending', 1, ?, ?, ?)");
+        s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t + lease_seconds).bind(4, t);
+        s.bind(5, expires_at).run();
         m = Mail{};
         m.id = sqlite3_last_insert_rowid(db_);
         m.to = to;
@@ -1131,6 +1279,7 @@ Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string&
         m.attempts = 1;
         m.next_attempt_at = t + lease_seconds;
         m.created_at = t;
+        m.expires_at = expires_at;
         append_event(actor, event_kind::kMailQueued, about,
                      "mail=" + std::to_string(m.id) + " to=" + to);
     });
@@ -1142,6 +1291,24 @@ std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
     write([&] {
         out.clear();
         const int64_t t = now();
+        // Past its use (an auth code after its lifetime): never sent, the
+        // secret wiped; the row and its events stay for the audit.
+        Statement gone(*this,
+                       "SELECT id FROM outbox WHERE expires_at > 0 AND expires_at <= ? "
+                       "AND (state IN ('queued', 'sending') AND next_attempt_at <= ? "
+                       "OR state = 'failed' AND body <> '')");
+        gone.bind(0, t).bind(1, t);
+        std::vector<int64_t> expired;
+        while (gone.step()) expired.push_back(gone.i64(0));
+        for (int64_t id : expired) {
+            Statement up(*this,
+                         "UPDATE outbox SET body = '', last_error = CASE WHEN state = 'failed' "
+                         "THEN last_error ELSE 'expired before delivery' END, state = 'failed' "
+                         "WHERE id = ?");
+            up.bind(0, id).run();
+            append_event("certgate", event_kind::kMailFailed, "mail:" + std::to_string(id),
+                         "expired: body wiped");
+        }
         std::string sql = std::string("SELECT ") + kMailColumns +
                           " FROM outbox WHERE state IN ('queued', 'sending') "
                           "AND next_attempt_at <= ? ORDER BY id LIMIT ?";
@@ -1164,7 +1331,8 @@ std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
 void SqliteStore::mark_mail_sent(int64_t id) {
     write([&] {
         Statement s(*this,
-                    "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = '' WHERE id = ?");
+                    "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = '', body = '' "
+                    "WHERE id = ?");
         s.bind(0, now()).bind(1, id).run();
         if (sqlite3_changes(db_) != 1)
             throw StoreNotFound("mail " + std::to_string(id) + " is not in the outbox");

@@ -816,6 +816,31 @@ void outbox_relay_down_retries_later(void**) {
     fake_now = t0;
 }
 
+// Issue 13.7: the retries end; the mail is failed with its reason.
+void outbox_gives_up_after_max_attempts(void**) {
+    auto store = open_store(fresh_dir("o") + ".db", true);
+    const int64_t id = queue_mail(*store, sample("a@example.jp"), "user01", "user01");
+    const int64_t t0 = fake_now;
+    MailSettings down = smtp_settings(free_port());
+    for (int i = 1; i <= kOutboxMaxAttempts; ++i) {
+        deliver_outbox(*store, down, fake_now, 10);
+        auto m = store->find_mail(id);
+        assert_int_equal(m->attempts, i);
+        if (i < kOutboxMaxAttempts) {
+            assert_int_equal(static_cast<int>(m->state), static_cast<int>(MailState::queued));
+            fake_now = m->next_attempt_at;
+        } else {
+            assert_int_equal(static_cast<int>(m->state), static_cast<int>(MailState::failed));
+            assert_contains(m->last_error, "gave up after 8 tries");
+            assert_contains(m->last_error, "Connection refused");
+        }
+    }
+    fake_now = fake_now + 86400;
+    assert_int_equal(deliver_outbox(*store, down, fake_now, 10).retried, 0);
+    assert_int_equal(store->find_mail(id)->attempts, kOutboxMaxAttempts);
+    fake_now = t0;
+}
+
 void outbox_permanent_and_temporary_refusals(void**) {
     if (!smtpd.running()) fail_msg("aiosmtpd is not running (python3-aiosmtpd from make deps)");
     auto store = open_store(fresh_dir("o") + ".db", true);
@@ -1138,6 +1163,7 @@ int main() {
         cmocka_unit_test(backoff_doubles_up_to_30_minutes),
         cmocka_unit_test(outbox_sends_once),
         cmocka_unit_test(outbox_relay_down_retries_later),
+        cmocka_unit_test(outbox_gives_up_after_max_attempts),
         cmocka_unit_test(outbox_permanent_and_temporary_refusals),
         cmocka_unit_test(outbox_lease_of_a_crashed_sender),
         cmocka_unit_test(send_now_is_never_taken_by_an_outbox_run),
