@@ -136,17 +136,9 @@ AuditTarget parse_audit_target(const std::string &spec) {
     return t;
 }
 
-std::string rfc3339_utc(int64_t t) {
-    time_t tt = static_cast<time_t>(t);
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 std::string audit_json(const Event &e, const std::string &node) {
-    return "{\"time\":\"" + rfc3339_utc(e.at) + "\",\"id\":" + std::to_string(e.id) +
+    return "{\"time\":\"" + utc_time(e.at) + "\",\"id\":" + std::to_string(e.id) +
            ",\"kind\":\"" + json_escape(e.kind) + "\",\"actor\":\"" + json_escape(e.actor) +
            "\",\"subject\":\"" + json_escape(e.subject) + "\",\"detail\":\"" +
            json_escape(scrub(e.detail)) + "\",\"node\":\"" + json_escape(node) + "\"}";
@@ -156,7 +148,7 @@ std::string syslog_message(const AuditTarget &t, const std::string &node, int64_
                            const std::string &json) {
     // <PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID STRUCTURED-DATA MSG; severity info.
     int pri = t.facility * 8 + 6;
-    return "<" + std::to_string(pri) + ">1 " + rfc3339_utc(at) + " " + (node.empty() ? "-" : node) +
+    return "<" + std::to_string(pri) + ">1 " + utc_time(at) + " " + (node.empty() ? "-" : node) +
            " " + t.tag + " " + std::to_string(getpid()) + " audit - " + json;
 }
 

@@ -31,9 +31,6 @@ struct AuditTarget {
 // throws std::invalid_argument saying what is wrong.
 AuditTarget parse_audit_target(const std::string &spec);
 
-// RFC 3339 in UTC: 2026-12-01T21:59:29Z.
-std::string rfc3339_utc(int64_t t);
-
 // One line of JSON, without the newline: time, id, kind, actor, subject,
 // detail, node. A detail's key=value pair whose key names a secret
 // (password, code, token, cookie, secret, key) has its value replaced.

@@ -3,11 +3,21 @@
 #include "core/store.hpp"
 
 #include <chrono>
+#include <ctime>
 #include <thread>
 
 #include "core/observe.hpp"
 
 namespace certgate {
+
+std::string utc_time(int64_t t) {
+    time_t tt = static_cast<time_t>(t);
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
 
 std::unique_ptr<Store> open_sqlite_store(const std::string& path, bool create);
 

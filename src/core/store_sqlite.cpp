@@ -24,15 +24,6 @@ std::string serial_key(const std::string& text) {
     return normalize_serial_hex(text).value_or(std::string());
 }
 
-// "2026-11-26T03:00:00Z": event details are read by people.
-std::string utc_time(int64_t t) {
-    time_t tt = static_cast<time_t>(t);
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
 
 // Schema migrations: entry i takes the store from version i to i + 1.
 // SQLite-only here: AUTOINCREMENT (PostgreSQL: BIGSERIAL) and the triggers.

@@ -490,7 +490,7 @@ JsonObject cert_json(const Certificate& c) {
 
 JsonObject event_json(const Event& e) {
     JsonObject o;
-    o.add("id", e.id).add("at", e.at).add("time", rfc3339_utc(e.at)).add("actor", e.actor).add("kind", e.kind);
+    o.add("id", e.id).add("at", e.at).add("time", utc_time(e.at)).add("actor", e.actor).add("kind", e.kind);
     o.add("subject", e.subject).add("detail", e.detail);
     return o;
 }

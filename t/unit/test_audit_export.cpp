@@ -76,7 +76,7 @@ void json_line_and_redaction(void **) {
                         "\"actor\":\"rokin001\",\"subject\":\"rokin001\",\"detail\":\"client=10.0.0.1 "
                         "password=[redacted] code=[redacted] token=[redacted] \\\"quoted\\\"\","
                         "\"node\":\"proxy1\"}");
-    assert_string_equal(rfc3339_utc(0).c_str(), "1970-01-01T00:00:00Z");
+    assert_string_equal(utc_time(0).c_str(), "1970-01-01T00:00:00Z");
 
     AuditTarget t = parse_audit_target("syslog:server=127.0.0.1,facility=local0,tag=certgate");
     std::string m = syslog_message(t, "proxy1", e.at, j);
