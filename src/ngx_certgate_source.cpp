@@ -33,6 +33,7 @@ struct ngx_certgate_source_node_t {
     ngx_rbtree_node_t node;  // key: crc32 of the address
     ngx_queue_t queue;       // LRU, the newest at the head
     ngx_msec_t last;         // when level was last drained
+    ngx_msec_t inflight_at;  // when inflight last changed
     int64_t level;           // failures × 1000
     ngx_uint_t inflight;     // attempts posted, not yet finished
     u_short len;
@@ -94,29 +95,44 @@ ngx_certgate_source_node_t *source_find(ngx_certgate_source_zone_t *z, const ngx
     return nullptr;
 }
 
-// Drains the bucket up to now.
+// Drains the bucket up to now. Time that drained less than one unit is kept
+// for the next call: a steady stream of requests must not stop the draining.
 void source_drain(ngx_certgate_main_conf_t *cmcf, ngx_certgate_source_node_t *s) {
     ngx_msec_int_t elapsed = static_cast<ngx_msec_int_t>(ngx_current_msec - s->last);
     if (elapsed < 0) elapsed = 0;
     int64_t drained = static_cast<int64_t>(elapsed) * static_cast<int64_t>(cmcf->source_failures) /
                       static_cast<int64_t>(cmcf->source_window);
+    if (drained == 0 && s->level > 0) return;
     s->level = drained >= s->level ? 0 : s->level - drained;
     s->last = ngx_current_msec;
 }
 
+// No attempt runs this long (every dependency has a timeout): an address whose
+// attempts are still "in flight" after it lost them with a killed worker.
+const ngx_msec_t kStaleInflight = 10 * 60 * 1000;
+
 // Frees the oldest idle entries whose bucket drained empty (at most two, as
-// limit_req does); forced, up to 16 of the oldest idle ones whatever their level.
+// limit_req does); forced, up to 16 of the oldest idle ones whatever their
+// level. Entries with attempts in flight are passed over, not waited for.
 void source_expire(ngx_certgate_main_conf_t *cmcf, ngx_certgate_source_zone_t *z, bool force) {
-    for (int i = 0; i < (force ? 16 : 2); i++) {
-        if (ngx_queue_empty(&z->sh->queue)) return;
-        ngx_queue_t *q = ngx_queue_last(&z->sh->queue);
+    int freed = 0;
+    ngx_queue_t *q = ngx_queue_last(&z->sh->queue);
+    for (int looked = 0; q != ngx_queue_sentinel(&z->sh->queue) && looked < 64 && freed < (force ? 16 : 2);
+         looked++) {
         auto *s = ngx_queue_data(q, ngx_certgate_source_node_t, queue);
-        if (s->inflight > 0) return;
+        ngx_queue_t *prev = ngx_queue_prev(q);
+        if (s->inflight > 0 && ngx_current_msec - s->inflight_at > kStaleInflight) s->inflight = 0;
+        if (s->inflight > 0) {
+            q = prev;
+            continue;
+        }
         source_drain(cmcf, s);
         if (!force && s->level > 0) return;
         ngx_queue_remove(q);
         ngx_rbtree_delete(&z->sh->rbtree, &s->node);
         ngx_slab_free_locked(z->shpool, s);
+        freed++;
+        q = prev;
     }
 }
 
@@ -135,6 +151,7 @@ void source_pending_done(void *data) noexcept {
     ngx_certgate_source_node_t *s = source_find(z, p->addr, hash);
     if (s != nullptr) {
         if (s->inflight > 0) s->inflight--;
+        s->inflight_at = ngx_current_msec;
         source_drain(p->cmcf, s);
         if (p->failure) s->level += 1000;
     }
@@ -217,12 +234,13 @@ long ngx_certgate_source_check(ngx_http_request_t *r, ngx_certgate_main_conf_t *
             s = static_cast<ngx_certgate_source_node_t *>(ngx_slab_alloc_locked(z->shpool, size));
         }
         if (s == nullptr) {
-            // Full of addresses with attempts in flight: fail closed.
+            // Full of addresses with attempts in flight: fail closed, briefly
+            // (a slot frees as soon as one of them finishes).
             ngx_shmtx_unlock(&z->shpool->mutex);
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "certgate: the source limit zone is full; make it larger with "
                           "certgate_source_limit ... zone=<size>");
-            return static_cast<long>(cmcf->source_window);
+            return 5;
         }
         s->node.key = hash;
         s->len = static_cast<u_short>(addr.len);
@@ -230,6 +248,7 @@ long ngx_certgate_source_check(ngx_http_request_t *r, ngx_certgate_main_conf_t *
         s->last = ngx_current_msec;
         s->level = 0;
         s->inflight = 0;
+        s->inflight_at = ngx_current_msec;
         ngx_rbtree_insert(&z->sh->rbtree, &s->node);
         ngx_queue_insert_head(&z->sh->queue, &s->queue);
     } else {
@@ -246,6 +265,7 @@ long ngx_certgate_source_check(ngx_http_request_t *r, ngx_certgate_main_conf_t *
         retry = static_cast<long>(ms / 1000 + 1);
     } else {
         s->inflight++;
+        s->inflight_at = ngx_current_msec;
         cln->handler = source_pending_done;
         *pending = p;
     }
