@@ -30,6 +30,7 @@ static char *ngx_certgate_merge_loc_conf(ngx_conf_t *cf, void *parent, void *chi
 static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
                                        uintptr_t data) noexcept;
 static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept;
+static ngx_int_t ngx_certgate_init_module(ngx_cycle_t *cycle) noexcept;
 
 static ngx_conf_enum_t ngx_certgate_p12_encryptions[] = {
     {ngx_string("aes256"), 0},
@@ -214,7 +215,7 @@ ngx_module_t ngx_http_certgate_module = {
     ngx_certgate_commands,    // module directives
     NGX_HTTP_MODULE,          // module type
     nullptr,                  // init master
-    nullptr,                  // init module
+    ngx_certgate_init_module, // init module
     ngx_certgate_init_process, // init process
     nullptr,                  // init thread
     nullptr,                  // exit thread
@@ -485,6 +486,41 @@ static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
         ngx_array_push(&hcmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers));
     if (h == nullptr) return NGX_ERROR;
     *h = ngx_certgate_require_handler;
+    return NGX_OK;
+}
+
+// Moves the entry of `handler` to the front of the run of phase-engine
+// entries that share `checker` and contain it.
+static void ngx_certgate_run_first(ngx_http_phase_handler_t *ph, ngx_uint_t n,
+                                   ngx_http_phase_handler_pt checker, ngx_http_handler_pt handler) {
+    for (ngx_uint_t i = 0; i < n; i++) {
+        if (ph[i].checker != checker || ph[i].handler != handler) continue;
+        ngx_uint_t first = i;
+        while (first > 0 && ph[first - 1].checker == checker) first--;
+        ngx_http_phase_handler_t mine = ph[i];
+        for (ngx_uint_t j = i; j > first; j--) ph[j] = ph[j - 1];
+        ph[first] = mine;
+        return;
+    }
+}
+
+// The gate runs first in its phases whatever the load order: a module loaded
+// after certgate (e.g. lua with rewrite_by_lua_no_postpone, or an access
+// module that allows under `satisfy any`) would otherwise run before it.
+// The phase engine exists once the whole configuration is read.
+static ngx_int_t ngx_certgate_init_module(ngx_cycle_t *cycle) noexcept {
+    if (cycle->conf_ctx[ngx_http_module.index] == nullptr) return NGX_OK;
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_certgate_module));
+    if (cmcf == nullptr || !cmcf->used) return NGX_OK;
+    auto *hcmcf = static_cast<ngx_http_core_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module));
+    ngx_http_phase_handler_t *ph = hcmcf->phase_engine.handlers;
+    if (ph == nullptr) return NGX_OK;
+    ngx_uint_t n = 0;
+    while (ph[n].checker != nullptr) n++;
+    ngx_certgate_run_first(ph, n, ngx_http_core_rewrite_phase, ngx_certgate_require_rewrite_handler);
+    ngx_certgate_run_first(ph, n, ngx_http_core_access_phase, ngx_certgate_require_handler);
     return NGX_OK;
 }
 

@@ -105,7 +105,12 @@ AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const Aut
         // streak, not from zero.
         const std::string key = failure_counter_key(req.user_id, streak.epoch);
         std::optional<uint64_t> slot = mc.incr(key, 1);
-        if (!slot) {
+        if (slot) {
+            // Each reservation keeps the counter alive one lock time more, so
+            // it cannot expire while attempts of its streak are still being
+            // judged (a counter seeded again then would not count them).
+            mc.touch(key, counter_ttl(s));
+        } else {
             mc.add(key, std::to_string(streak.failures), counter_ttl(s));
             slot = mc.incr(key, 1);
             if (!slot) throw MemcacheError("memcached lost the failure counter just created");

@@ -248,6 +248,15 @@ bool Memcache::remove(const std::string &key) {
     throw MemcacheError("memcached refused delete: " + line.substr(0, 80));
 }
 
+bool Memcache::touch(const std::string &key, long ttl_s) {
+    if (!valid_memcache_key(key)) throw MemcacheError("invalid memcached key");
+    std::string line = command("touch " + key + " " + std::to_string(ttl_s) + "\r\n");
+    if (line == "TOUCHED") return true;
+    if (line == "NOT_FOUND") return false;
+    drop();
+    throw MemcacheError("memcached refused touch: " + line.substr(0, 80));
+}
+
 std::optional<uint64_t> Memcache::incr(const std::string &key, uint64_t delta) {
     if (!valid_memcache_key(key)) throw MemcacheError("invalid memcached key");
     std::string line = command("incr " + key + " " + std::to_string(delta) + "\r\n");

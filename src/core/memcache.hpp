@@ -34,6 +34,7 @@ public:
     void set(const std::string &key, const std::string &value, long ttl_s);
     bool add(const std::string &key, const std::string &value, long ttl_s);  // false: exists
     bool remove(const std::string &key);                                     // false: absent
+    bool touch(const std::string &key, long ttl_s);                          // false: absent
     // Atomic increment; std::nullopt when the key does not exist.
     std::optional<uint64_t> incr(const std::string &key, uint64_t delta);
     // Atomic increment that creates the counter at `delta` (with ttl) when absent.

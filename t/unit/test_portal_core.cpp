@@ -196,6 +196,8 @@ static void memcache_against_a_real_memcached(void **) {
     assert_false(mc.incr("certgate-test:n", 1).has_value());
     assert_int_equal(mc.incr_or_create("certgate-test:n", 1, 60), 1);
     assert_int_equal(mc.incr_or_create("certgate-test:n", 1, 60), 2);
+    assert_true(mc.touch("certgate-test:n", 60));
+    assert_false(mc.touch("certgate-test:absent", 60));
 
     // Increments from many threads at once are counted exactly once each.
     std::vector<std::thread> threads;
