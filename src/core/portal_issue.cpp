@@ -462,11 +462,18 @@ bool handover_lost(Portal::Context &c, Memcache &mc, Flow &flow) {
     Store &store = thread_store(c.s.store_uri);
     auto cert = store.find_certificate(flow.serial);
     if (!cert || cert->status != CertStatus::pending) return false;
+    bool revoked = false;
     store.write([&] {
-        store.revoke_certificate(cert->serial, "cessationOfOperation", flow.user_id);
-        store.append_event(flow.user_id, event_kind::kCertAbandoned, cert->serial,
+        // Read again inside the transaction: a download answered meanwhile
+        // has made it live, and a live certificate is not taken back.
+        auto now = store.find_certificate(flow.serial);
+        revoked = now && now->status == CertStatus::pending;
+        if (!revoked) return;
+        store.revoke_certificate(now->serial, "cessationOfOperation", flow.user_id);
+        store.append_event(flow.user_id, event_kind::kCertAbandoned, now->serial,
                            "user=" + flow.user_id + " why=its download link expired");
     });
+    if (!revoked) return false;
     back_to_confirm(mc, flow, c.req.now, "expired");
     return true;
 }
