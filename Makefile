@@ -181,7 +181,8 @@ deb:
 	rm -rf build-deb && mkdir -p build-deb/certgate-$(DEB_VERSION)
 	git ls-files -co --exclude-standard | grep -v -e '^t/e2e/node_modules/' -e '^build' \
 	  | tar -cf - -T - | tar -xf - -C build-deb/certgate-$(DEB_VERSION)
-	cd build-deb/certgate-$(DEB_VERSION) && dpkg-buildpackage -us -uc -b > ../build.log 2>&1 \
+	cd build-deb/certgate-$(DEB_VERSION) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+	  dpkg-buildpackage -us -uc -b > ../build.log 2>&1 \
 	  || { tail -30 $(CURDIR)/build-deb/build.log; exit 1; }
 	lintian --info --display-info build-deb/*.changes | tee build-deb/lintian.log
 	@ls build-deb/*.deb
