@@ -66,11 +66,11 @@ struct ngx_certgate_main_conf_t {
     time_t code_lifetime;
     ngx_uint_t code_attempts;
 
-    ngx_uint_t code_budget_tries;  // issue 13: per user and window
+    ngx_uint_t code_budget_tries;  // R21: per user and window
     time_t code_budget_window;
     ngx_uint_t code_budget_mails;
 
-    ngx_uint_t source_failures;  // issue 13: per-source throttle; 0 means off
+    ngx_uint_t source_failures;  // R21: per-source throttle; 0 means off
     time_t source_window;
     size_t source_zone_size;
     ngx_shm_zone_t *source_zone;

@@ -285,7 +285,7 @@ char *ngx_certgate_set_code(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcep
     return NGX_CONF_OK;
 }
 
-// certgate_code_budget <tries> <window> [mails=<n>] (issue 13).
+// certgate_code_budget <tries> <window> [mails=<n>] (R21).
 char *ngx_certgate_set_code_budget(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept {
     auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
     if (cmcf->code_budget_tries != NGX_CONF_UNSET_UINT) return const_cast<char *>("is duplicate");
@@ -320,7 +320,7 @@ char *ngx_certgate_set_code_budget(ngx_conf_t *cf, ngx_command_t *, void *conf) 
     return NGX_CONF_OK;
 }
 
-// certgate_source_limit <failures> <window> [zone=<size>] | off (issue 13).
+// certgate_source_limit <failures> <window> [zone=<size>] | off (R21).
 char *ngx_certgate_set_source_limit(ngx_conf_t *cf, ngx_command_t *, void *conf) noexcept {
     auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
     if (cmcf->source_failures != NGX_CONF_UNSET_UINT) return const_cast<char *>("is duplicate");
@@ -579,7 +579,7 @@ static void ngx_certgate_place_error(ngx_conf_t *cf, const ngx_certgate_conf_pla
     }
 }
 
-// Who nginx's workers will run as (issue 12.9), the way ngx_worker_process_init
+// Who nginx's workers will run as, the way ngx_worker_process_init
 // switches: the "user" directive (parsed before http{}, as usual), nginx's
 // default nobody (group nobody, else nogroup) when the master runs as root,
 // the current user otherwise. False when no switch happens (master_process
@@ -755,7 +755,7 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         // instead of the first request failing.
         place = &cmcf->store_place;
         // nginx's workers must be able to write it, or every portal request
-        // would answer 503 (issue 12.9); looked at before this process opens
+        // would answer 503; looked at before this process opens
         // it, so the -wal and -shm files seen are not this check's own.
         place = &cmcf->store_place;
         certgate::WorkerIdentity who;

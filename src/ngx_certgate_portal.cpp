@@ -270,7 +270,7 @@ static certgate::RuleCheck ngx_certgate_check_rule(ngx_array_t *rules, const std
     certgate::RuleCheck check;
     if (rules == nullptr) return check;
     if (certgate::has_control_character(value)) {
-        check.ok = false;  // whatever the patterns say (issue 12.7)
+        check.ok = false;  // whatever the patterns say
         return check;
     }
     ngx_str_t subject = {value.size(), (u_char *)value.data()};
@@ -391,7 +391,7 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
         req->session = ngx_certgate_live_session(r, cmcf, &why);
     }
 
-    // Issue 13: an address that failed too often waits, whatever the ID.
+    // An address that failed too often waits, whatever the ID (R21).
     ngx_certgate_source_pending_t *pending = nullptr;
     if (req->method == "POST" && ngx_certgate_authenticates(path)) {
         long wait = ngx_certgate_source_check(r, cmcf, &pending);

@@ -1,4 +1,4 @@
-// The per-source throttle (issue 13, R21): failed authentications per client
+// The per-source throttle (R21): failed authentications per client
 // address ($remote_addr, so nginx's realip module decides it behind a load
 // balancer), in a shared-memory zone that every worker sees, in the manner of
 // ngx_http_limit_req_module: an rbtree keyed by the address, an LRU queue,

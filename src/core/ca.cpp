@@ -138,7 +138,7 @@ int yield_during_keygen(EVP_PKEY_CTX*) {
 // A user's key pair (or a PEM CA's) is made by OpenSSL's default provider,
 // by name, never by an engine: the engine that holds the CA key in an HSM
 // (pkcs11) must not take over key generation, which its token cannot do for
-// every key type (issue 12.8: "unknown group" for ec:P-256). Only the CA key
+// every key type ("unknown group" for ec:P-256). Only the CA key
 // lives in the HSM.
 PKey generate_key(const KeyType& type) {
     keep_engines_out_of_defaults();

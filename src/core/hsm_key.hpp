@@ -21,7 +21,7 @@ PKey load_engine_key(const std::string& key_spec, const CaKeyOptions& options);
 // done with the CA key never goes to the HSM. OpenSSL registers every engine
 // it knows as a default when someone asks for OPENSSL_INIT_ENGINE_ALL_BUILTIN
 // (libcurl's curl_global_init does, for the mailer): from then on, libp11
-// would make EC keys ("unknown group", issue 12.8). The CA key keeps its
+// would make EC keys ("unknown group"). The CA key keeps its
 // engine methods, bound to the key itself. Cheap; safe from any thread.
 void keep_engines_out_of_defaults();
 

@@ -105,7 +105,7 @@ enum class MailKind {
     blocked,      // R10: role (who unblocks)
     expiry_soon,  // R3, 30 days before: expiry, portal_url
     expired,      // R3: expiry, portal_url
-    code_budget,  // issue 13: the day's code tries or code mails are used up; until
+    code_budget,  // R21: the day's code tries or code mails are used up; until
 };
 
 struct MailFields {

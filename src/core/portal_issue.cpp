@@ -44,7 +44,7 @@ PortalResponse code_screen(const Runtime &rt, Portal::Context &c, ErrorCode *err
                        std::move(data), status, message, error);
 }
 
-// Issue 13: a user's codes are bounded per window, not per flow: tries
+// R21: a user's codes are bounded per window, not per flow: tries
 // (every judged code, wrong or right) and mails. An attacker who knows the
 // password gets at most code_budget_tries guesses per window.
 std::string budget_key(const char *what, const std::string &user_id) {
@@ -209,7 +209,7 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
         return go_next(c, c.url("register/password"));
     }
 
-    // Issue 13: no code mail when the window's code tries or mails are used up.
+    // R21: no code mail when the window's code tries or mails are used up.
     if (auto refused = code_mail_refusal(rt_, c, store, user.id)) return *refused;
 
     // ⑤: the code, drawn from the CSPRNG, kept only as a hash bound to the
@@ -263,7 +263,7 @@ static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
         c.res.set_cookies.push_back(cookie(kFlowCookie, "", 0));
         return refusal(rt_, c, ErrorCode::code_expired);
     }
-    // Issue 13: every judged code takes one try of the user's window, in the
+    // R21: every judged code takes one try of the user's window, in the
     // store (race-free, and memcached's loss gives nothing back).
     Store &budget_store = thread_store(s.store_uri);
     BudgetTake budget = budget_store.take_budget(budget_key("code_try", flow->user_id),
@@ -570,7 +570,7 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         store.add_certificate(cert, false, user->id);
     } catch (const std::exception &e) {
         // Nothing recorded: the flow goes back to ⑥ so 発行 can be pressed again.
-        // Only a failed signature of the CA key is the HSM failing (issue 12.8).
+        // Only a failed signature of the CA key is the HSM failing.
         if (dynamic_cast<const CaKeyError *>(&e) && rt.hsm_key()) rt.hsm_broken = true;
         wipe(password);
         c.res.log_error = std::string("issuance failed: ") + e.what();
@@ -691,7 +691,7 @@ PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
 }
 
 // GET crl: the current CRL (DER), the same from every worker and node: the
-// store keeps the last one signed. It is signed again (issue 12.6) when a
+// store keeps the last one signed. It is signed again when a
 // certificate was revoked after it, when half its lifetime
 // (certgate_crl_validity) has passed, or when the CA key changed; its number
 // is the id of its crl.signed event, one sequence with `certgatectl crl`,
@@ -729,7 +729,7 @@ PortalResponse crl(const Runtime &rt, Portal::Context &c) {
                 current = std::move(crl);
             });
         } catch (const CaKeyError &) {
-            if (rt.hsm_key()) rt.hsm_broken = true;  // as for a certificate (issue 12.8)
+            if (rt.hsm_key()) rt.hsm_broken = true;  // as for a certificate
             throw;
         }
     }

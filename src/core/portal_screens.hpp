@@ -115,7 +115,7 @@ bool complete_registration_flow(Store &store, const Flow &flow, std::string *err
 // flow.mail through the outbox. False when the relay did not take it now (the
 // outbox retries it); the reason goes to the error log.
 bool mail_flow_code(Portal::Context &c, Store &store, Memcache &mc, Flow &flow);
-// Issue 13: before a code is mailed, the user's budget of code tries and code
+// R21: before a code is mailed, the user's budget of code tries and code
 // mails for the window (certgate_code_budget); a 429 refusal when spent.
 std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c,
                                                 Store &store, const std::string &user_id);

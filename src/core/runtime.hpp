@@ -31,7 +31,7 @@ struct Runtime {
     bool hsm_key() const { return settings.ca_key.rfind("engine:", 0) == 0; }
 };
 
-// Who nginx's workers run as, to check they can use the store (issue 12.9).
+// Who nginx's workers run as, to check they can use the store.
 struct WorkerIdentity {
     std::string name;  // "nobody", for the message
     uint32_t uid = 0;

@@ -52,7 +52,7 @@ struct Settings {
     int code_digits = 6;
     long code_lifetime_s = 30 * 60;
     int code_attempts = 5;
-    // Issue 13: per user and window, code tries (judged codes) and code mails.
+    // R21: per user and window, code tries (judged codes) and code mails.
     int code_budget_tries = 30;
     int code_budget_mails = 10;
     long code_budget_window_s = 24 * 60 * 60;

@@ -127,7 +127,7 @@ CREATE INDEX certificates_not_after ON certificates(not_after);
     R"sql(
 ALTER TABLE outbox ADD COLUMN expires_at BIGINT NOT NULL DEFAULT 0;
 )sql",
-    // 3 -> 4 (issue 13): the authoritative failure streak of every typed user
+    // 3 -> 4: the authoritative failure streak of every typed user
     // ID, real or unknown, and the per-user budgets of code tries and mails.
     R"sql(
 CREATE TABLE auth_streaks (
@@ -664,7 +664,7 @@ void SqliteStore::set_mail(const std::string& id, const std::string& mail,
     });
 }
 
-// --- authentication streaks and budgets (issue 13) ---------------------------------
+// --- authentication streaks and budgets (R10, R21, R22) -----------------------------
 
 // Ends the ID's current streak: the next attempt counts from zero under a new
 // epoch, so memcached's reservations of the old one no longer count.
