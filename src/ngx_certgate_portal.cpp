@@ -384,7 +384,6 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
     req->lang = ngx_certgate_language(r);
     req->client = ngx_certgate_str(r->connection->addr_text);
     req->now = ngx_time();
-    req->revocation_generation = ngx_certgate_revocation_generation(cmcf);
     ngx_certgate_present(r, cmcf, &req->cert);
     if (req->cert.ours && !req->cert.expired) {
         certgate::ErrorCode why;

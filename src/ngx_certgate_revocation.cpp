@@ -56,7 +56,6 @@ struct ngx_certgate_shctx_t {
     // Logouts are kept per user, not per session, for lack of room (a
     // logout then ends every earlier session of its user).
     ngx_uint_t folding;
-    int64_t generation;  // changes with every revocation (the CRL cache)
     // Bumped (under the mutex) by every batch that changes anything and by
     // the initial load; read without the lock by the protected path, whose
     // per-connection verdict holds while this stays the same. 0: not loaded.
@@ -345,7 +344,6 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
     if (batch.last_event_id > sh->last_event_id || initial) {
         sh->last_event_id = batch.last_event_id;
     }
-    if (batch.revocations) sh->generation++;
     if (initial) sh->loaded = 1;
     if (initial || !batch.updates.empty()) {
         // After the entries: a reader that sees the new count looks again.
@@ -548,11 +546,3 @@ ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexc
     return changes;
 }
 
-int64_t ngx_certgate_revocation_generation(ngx_certgate_main_conf_t *cmcf) noexcept {
-    ngx_certgate_zone_t *z = zone_of(cmcf);
-    if (z == nullptr) return -1;
-    ngx_shmtx_lock(&z->shpool->mutex);
-    int64_t g = z->sh->loaded ? z->sh->generation : -1;
-    ngx_shmtx_unlock(&z->shpool->mutex);
-    return g;
-}

@@ -41,5 +41,3 @@ ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t 
 // the same, so a keep-alive client costs no lock. One atomic read.
 ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept;
 
-// Changes whenever a certificate is revoked (the CRL cache key); -1 before load.
-int64_t ngx_certgate_revocation_generation(ngx_certgate_main_conf_t *cmcf) noexcept;

@@ -53,8 +53,6 @@ struct PortalRequest {
     // The login session, when its cookie is valid, bound to the presented
     // certificate and not ended (the glue checks the revocation set).
     std::optional<Session> session;
-    // Changes with every revocation the shared set has seen (-1: not loaded).
-    int64_t revocation_generation = -1;
 };
 
 // What a screen decided, in fixed values only (no user ID), for the glue's
