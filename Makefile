@@ -49,11 +49,12 @@ CXXFLAGS_ALL := $(CXXSTD) -O2 -g -fPIC $(WARN) $(HARDEN) $(SAN_FLAGS) $(TEST_DEF
 LINK_HARDEN  := -Wl,-z,relro -Wl,-z,now
 LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lpthread
 
-CORE_SRCS := $(wildcard src/core/*.cpp)
+CORE_SRCS := $(shell find src/core -name '*.cpp' | sort)
+CORE_HDRS := $(shell find src/core -name '*.hpp')
 CORE_OBJS := $(patsubst src/core/%.cpp,$(B)/core/%.o,$(CORE_SRCS))
 CTL_SRCS  := $(wildcard src/ctl/*.cpp)
 CTL_OBJS  := $(patsubst src/ctl/%.cpp,$(B)/ctl/%.o,$(CTL_SRCS))
-GLUE_SRCS := $(wildcard src/*.cpp src/*.hpp) config config.make
+GLUE_SRCS := $(wildcard src/nginx/*.cpp src/nginx/*.hpp) config config.make
 UNIT_SRCS := $(wildcard t/unit/test_*.cpp)
 UNIT_BINS := $(patsubst t/unit/%.cpp,$(B)/unit/%,$(UNIT_SRCS))
 
@@ -71,6 +72,8 @@ DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         libtest-base-perl liburi-perl libtext-diff-perl libtest-longstring-perl \
         liblist-moreutils-perl libhttp-message-perl \
         debhelper dpkg-dev go-md2man lintian \
+        libmemcached-dev nlohmann-json3-dev libcctz-dev fonts-noto-cjk \
+        postgresql-15 libpq-dev clang-format clang-tidy \
         $(if $(shell command -v npm),,nodejs npm)
 
 .PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \
@@ -97,7 +100,7 @@ deps:
 
 # --- the C++ core (no nginx types), a PIC static library ---------------------
 
-$(B)/core/%.o: src/core/%.cpp $(wildcard src/core/*.hpp)
+$(B)/core/%.o: src/core/%.cpp $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
 
@@ -107,7 +110,7 @@ $(CORE_LIB): $(CORE_OBJS)
 
 # --- certgatectl ----------------------------------------------------------------
 
-$(B)/ctl/%.o: src/ctl/%.cpp $(wildcard src/core/*.hpp src/ctl/*.hpp)
+$(B)/ctl/%.o: src/ctl/%.cpp $(CORE_HDRS) $(wildcard src/ctl/*.hpp)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
 
@@ -188,7 +191,7 @@ deb:
 	@ls build-deb/*.deb
 
 check-format:
-	clang-format --dry-run --Werror src/*.cpp src/*.hpp src/core/*.cpp src/core/*.hpp src/ctl/*.cpp
+	clang-format --dry-run --Werror $$(find src -name '*.cpp' -o -name '*.hpp')
 
 clean:
 	rm -rf build build-test build-asan build-deb .demo

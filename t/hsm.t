@@ -188,7 +188,7 @@ subtest 'a CA error that is not the HSM\'s does not replace the worker' => sub {
 };
 
 # Every nginx -t below is a fresh process: libp11 checks the PIN on the first
-# load of a process (see src/core/ca.hpp).
+# load of a process (see src/core/adapters/ca.hpp).
 sub nginx_t_fails {
     my ($name, $message, %o) = @_;
     my ($file, $line) = hsm_conf(%o, file => "$name.conf");

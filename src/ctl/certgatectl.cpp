@@ -10,9 +10,9 @@
 #include <iostream>
 #include <set>
 
-#include "core/ca.hpp"
-#include "core/health.hpp"
-#include "core/audit_export.hpp"
+#include "core/adapters/ca.hpp"
+#include "core/app/health.hpp"
+#include "core/adapters/audit_export.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {

@@ -8,7 +8,7 @@
 #include <iomanip>
 #include <iostream>
 
-#include "core/audit_export.hpp"
+#include "core/adapters/audit_export.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {

@@ -7,7 +7,7 @@
 #include <iomanip>
 #include <iostream>
 
-#include "core/ca.hpp"
+#include "core/adapters/ca.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {

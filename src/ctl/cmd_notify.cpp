@@ -2,7 +2,7 @@
 // outbox), the same one the module runs on its certgate_notify_interval timer.
 #include <iostream>
 
-#include "core/mail.hpp"
+#include "core/adapters/mail.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {

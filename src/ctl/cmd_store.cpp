@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "core/ca.hpp"
-#include "core/ca_openssl.hpp"
+#include "core/adapters/ca.hpp"
+#include "core/adapters/ca_openssl.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {

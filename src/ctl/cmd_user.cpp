@@ -10,9 +10,9 @@
 #include <iostream>
 #include <sstream>
 
-#include "core/ca.hpp"
-#include "core/mail.hpp"
-#include "core/password.hpp"
+#include "core/adapters/ca.hpp"
+#include "core/adapters/mail.hpp"
+#include "core/policy/password.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {

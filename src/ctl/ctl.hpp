@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "core/nginx_conf_reader.hpp"
-#include "core/store.hpp"
+#include "core/config/nginx_conf_reader.hpp"
+#include "core/ports/store.hpp"
 
 namespace certgate::ctl {
 

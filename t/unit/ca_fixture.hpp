@@ -9,7 +9,7 @@
 #include <fstream>
 #include <string>
 
-#include "core/ca.hpp"
+#include "core/adapters/ca.hpp"
 
 namespace ca_fixture {
 

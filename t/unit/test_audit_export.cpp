@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
-#include "core/audit_export.hpp"
-#include "core/observe.hpp"
-#include "core/store.hpp"
+#include "core/adapters/audit_export.hpp"
+#include "core/base/observe.hpp"
+#include "core/ports/store.hpp"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -7,11 +7,11 @@
 #include <set>
 #include <string>
 
-#include "core/flow.hpp"
-#include "core/form.hpp"
-#include "core/revocation_feed.hpp"
-#include "core/secrets.hpp"
-#include "core/session.hpp"
+#include "core/app/flow.hpp"
+#include "core/web/form.hpp"
+#include "core/app/revocation_feed.hpp"
+#include "core/base/secrets.hpp"
+#include "core/app/session.hpp"
 
 // cmocka last: its macros (fail, ...) clash with the C++ library.
 #include <setjmp.h>

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/ca.hpp"
-#include "core/mail.hpp"
+#include "core/adapters/ca.hpp"
+#include "core/adapters/mail.hpp"
 
 // cmocka last: it defines macros such as fail() that collide with <ios>. It
 // needs the three C headers first, and has no extern "C" of its own.

@@ -28,8 +28,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/mail.hpp"
-#include "core/store.hpp"
+#include "core/adapters/mail.hpp"
+#include "core/ports/store.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".
 #include <setjmp.h>

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/password.hpp"
+#include "core/policy/password.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".
 #include <setjmp.h>

@@ -17,10 +17,10 @@
 #include <thread>
 #include <vector>
 
-#include "core/errors.hpp"
-#include "core/health.hpp"
-#include "core/memcache.hpp"
-#include "core/pages.hpp"
+#include "core/web/errors.hpp"
+#include "core/app/health.hpp"
+#include "core/adapters/memcache.hpp"
+#include "core/web/pages.hpp"
 
 // cmocka last: its macros (fail, ...) clash with the C++ library.
 #include <setjmp.h>

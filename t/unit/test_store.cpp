@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/revocation_feed.hpp"
-#include "core/store.hpp"
+#include "core/app/revocation_feed.hpp"
+#include "core/ports/store.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".
 #include <setjmp.h>

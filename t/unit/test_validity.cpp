@@ -5,7 +5,7 @@
 #include <ctime>
 #include <string>
 
-#include "core/ca.hpp"
+#include "core/adapters/ca.hpp"
 
 // cmocka last: it defines macros such as fail() that collide with <ios>. It
 // needs the three C headers first, and has no extern "C" of its own.

@@ -1,0 +1,32 @@
+// GET <portal>/health: does memcached answer, does the store answer. Runs in
+// the thread pool; each probe is bounded by the memcached timeout or the
+// store's busy timeout.
+#pragma once
+
+#include <string>
+
+#include "core/config/settings.hpp"
+
+namespace certgate {
+
+struct Health {
+    bool memcached_up = false;
+    std::string memcached_error;
+    bool store_up = false;
+    std::string store_error;
+
+    bool ok() const { return memcached_up && store_up; }
+};
+
+// check_file: also that the SQLite file is still there and readable and
+// writable (an open connection keeps working on a file moved away).
+Health check_health(const Settings &settings, bool check_file = false);
+
+// {"status":"ok"|"unavailable","memcached":{"up":true},"store":{"up":false}}
+// tasks_alive >= 0 adds "tasks_alive" (test builds).
+std::string health_json(const Health &health, long tasks_alive);
+
+// JSON string escaping for the few hand-made JSON answers.
+std::string json_escape(const std::string &s);
+
+}  // namespace certgate

@@ -1,0 +1,179 @@
+// The backend-independent part of the store: names of states, the write
+// transaction with its retry, the schema check and the URI dispatch.
+#include "core/ports/store.hpp"
+
+#include <chrono>
+#include <ctime>
+#include <thread>
+
+#include "core/base/observe.hpp"
+
+namespace certgate {
+
+std::string utc_time(int64_t t) {
+    time_t tt = static_cast<time_t>(t);
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::unique_ptr<Store> open_sqlite_store(const std::string& path, bool create);
+
+const char* to_string(Role r) { return r == Role::master ? "master" : "general"; }
+
+const char* to_string(UserState s) {
+    switch (s) {
+        case UserState::must_register:
+            return "must_register";
+        case UserState::active:
+            return "active";
+        case UserState::disabled:
+            return "disabled";
+    }
+    return "?";
+}
+
+const char* to_string(CertStatus s) {
+    switch (s) {
+        case CertStatus::issued:
+            return "issued";
+        case CertStatus::revoked:
+            return "revoked";
+        case CertStatus::superseded:
+            return "superseded";
+        case CertStatus::expired:
+            return "expired";
+        case CertStatus::pending:
+            return "pending";
+    }
+    return "?";
+}
+
+const char* to_string(MailState s) {
+    switch (s) {
+        case MailState::queued:
+            return "queued";
+        case MailState::sending:
+            return "sending";
+        case MailState::sent:
+            return "sent";
+        case MailState::failed:
+            return "failed";
+    }
+    return "?";
+}
+
+std::optional<Role> parse_role(const std::string& s) {
+    if (s == "master") return Role::master;
+    if (s == "general") return Role::general;
+    return std::nullopt;
+}
+
+std::optional<UserState> parse_user_state(const std::string& s) {
+    for (auto v : {UserState::must_register, UserState::active, UserState::disabled})
+        if (s == to_string(v)) return v;
+    return std::nullopt;
+}
+
+std::optional<CertStatus> parse_cert_status(const std::string& s) {
+    for (auto v : {CertStatus::issued, CertStatus::revoked, CertStatus::superseded,
+                   CertStatus::expired, CertStatus::pending})
+        if (s == to_string(v)) return v;
+    return std::nullopt;
+}
+
+std::optional<MailState> parse_mail_state(const std::string& s) {
+    for (auto v : {MailState::queued, MailState::sending, MailState::sent, MailState::failed})
+        if (s == to_string(v)) return v;
+    return std::nullopt;
+}
+
+std::unique_ptr<Store> Store::open(const std::string& uri, bool create) {
+    const std::string sqlite_prefix = "sqlite:";
+    if (uri.compare(0, sqlite_prefix.size(), sqlite_prefix) == 0)
+        return open_sqlite_store(uri.substr(sqlite_prefix.size()), create);
+    if (uri.rfind("postgres:", 0) == 0 || uri.rfind("postgresql:", 0) == 0)
+        throw StoreError("store " + uri + ": PostgreSQL stores are not supported by this build");
+    if (uri.empty()) throw StoreError("no store given: set certgate_store or --store");
+    auto colon = uri.find(':');
+    auto slash = uri.find('/');
+    if (colon != std::string::npos && (slash == std::string::npos || colon < slash))
+        throw StoreError("store " + uri + ": unknown scheme (use sqlite:/path/to/file.db)");
+    return open_sqlite_store(uri, create);
+}
+
+Store::~Store() = default;
+
+int64_t Store::now() const {
+    if (clock_) return clock_();
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+void Store::write(const std::function<void()>& body) {
+    if (depth_ > 0) {
+        body();
+        return;
+    }
+    // busy_timeout already waits inside SQLite; this covers a writer that holds
+    // the lock longer than that (a long checkpoint, a slow disk).
+    const int attempts = 5;
+    for (int attempt = 1;; ++attempt) {
+        try {
+            begin_write();
+        } catch (const StoreBusy&) {
+            if (attempt == attempts) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
+            continue;
+        }
+        depth_ = 1;
+        try {
+            body();
+            commit();
+            depth_ = 0;
+            events_committed();
+            return;
+        } catch (const StoreBusy&) {
+            rollback();
+            depth_ = 0;
+            written_.clear();
+            if (attempt == attempts) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50 * attempt));
+        } catch (...) {
+            rollback();
+            depth_ = 0;
+            written_.clear();
+            throw;
+        }
+    }
+}
+
+void Store::event_written(Event e) {
+    written_.push_back(std::move(e));
+    if (depth_ == 0) events_committed();
+}
+
+void Store::events_committed() noexcept {
+    for (const Event& e : written_) note_event(e);
+    written_.clear();
+}
+
+void check_schema(Store& store) {
+    int v = store.schema_version();
+    if (v == Store::kSchemaVersion) return;
+    const std::string where = store.describe();
+    if (v < 0) throw StoreError(where + " is not a certgate store (no certgate schema in it)");
+    if (v == 0) throw StoreError(where + " is empty: run certgatectl init");
+    if (v < Store::kSchemaVersion)
+        throw StoreError(where + " has schema version " + std::to_string(v) +
+                         ", this certgate needs " + std::to_string(Store::kSchemaVersion) +
+                         ": run certgatectl migrate");
+    throw StoreError(where + " has schema version " + std::to_string(v) +
+                     ": this certgate is older than the store (it knows version " +
+                     std::to_string(Store::kSchemaVersion) + "); upgrade certgate");
+}
+
+}  // namespace certgate

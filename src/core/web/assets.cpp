@@ -1,0 +1,407 @@
+// The portal's static assets, served under <prefix>assets/: the style sheet
+// and the script. The script is plain ES5 (Edge's IE mode runs it) and only
+// adds comfort: every step works as plain HTML forms (R19). The strict CSP
+// allows no inline script or style, so everything a page needs is here.
+
+#include <map>
+#include <string>
+
+#include "core/web/pages.hpp"
+
+namespace certgate {
+
+namespace {
+
+// Colours meet WCAG AA (4.5:1) on their backgrounds; every control has a
+// visible focus ring and a target of at least 44 px (the clerk's mouse).
+const char *const kStyleSheet = R"CSS([hidden]{display:none!important}
+html{font-size:100%}
+body{margin:0;font-family:"Meiryo","Yu Gothic","Hiragino Sans","Noto Sans CJK JP",sans-serif;line-height:1.6;color:#1a1a1a;background:#f4f6f8}
+a{color:#0b4f8a}
+a:focus,button:focus,input:focus,select:focus,textarea:focus{outline:3px solid #e08a00;outline-offset:2px}
+.cg-header{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:center;background:#0b4f8a;color:#fff;padding:.4em 1.2em}
+.cg-header a{color:#fff;display:inline-block;padding:.5em .3em;min-height:24px}
+.cg-header a:focus{outline-color:#ffd27a}
+.cg-system{margin:0;font-weight:bold;font-size:1.05em}
+.cg-lang{margin:0}
+.cg-main{max-width:46em;margin:1.5em auto;background:#fff;padding:1.5em 2em;border:1px solid #cfd8e3;border-radius:4px}
+h1{font-size:1.35em;line-height:1.4;border-left:6px solid #0b4f8a;padding-left:.5em;margin:.2em 0 1em}
+h2{font-size:1.1em;margin:1.5em 0 .5em}
+.cg-form{margin:0}
+.cg-field{margin:1.2em 0}
+.cg-field label{display:block;font-weight:bold;margin-bottom:.3em}
+.cg-field input{font-size:1.1em;padding:.4em .5em;width:16em;max-width:100%;box-sizing:border-box;min-height:44px;border:1px solid #6b7785;border-radius:3px;vertical-align:middle}
+.cg-field input:focus{border-color:#0b4f8a}
+button{font-family:inherit;font-size:1em;min-height:44px;padding:.5em 1.2em;border:1px solid #6b7785;border-radius:3px;background:#f0f2f5;color:#1a1a1a;cursor:pointer}
+button:hover{background:#e1e6ec}
+button[disabled]{cursor:default;color:#595959;background:#e9ebee}
+.cg-primary{background:#0b4f8a;color:#fff;border-color:#083a66;font-weight:bold;min-width:8em}
+.cg-primary:hover{background:#083a66}
+.cg-buttons{margin:1.2em 0 .6em}
+.cg-buttons button,.cg-actions button{margin:.3em .5em .3em 0}
+.cg-actions{display:flex;flex-wrap:wrap;border-top:1px solid #cfd8e3;margin-top:1.2em;padding-top:1em}
+.cg-actions form{margin:0}
+.cg-cancel{display:inline-block;margin:0 0 1em}
+.cg-message{background:#fff3f3;border:1px solid #c62828;border-left-width:6px;color:#8a1010;padding:.6em .8em}
+.cg-info{background:#eef5fc;border:1px solid #0b4f8a;border-left-width:6px;padding:.6em .8em}
+.cg-note,.cg-notes,.cg-rule{font-size:.9em;color:#404040}
+.cg-rule{margin:.3em 0}
+.cg-required{color:#a30000;font-size:.85em;font-weight:normal}
+.cg-notes{padding-left:1.3em}
+.cg-lead{margin:.5em 0 1em}
+.cg-error-code{color:#404040}
+.cg-steps{display:flex;flex-wrap:wrap;list-style:none;padding:0;margin:0 0 1.2em;font-size:.85em;counter-reset:none}
+.cg-steps li{position:relative;padding:.35em .9em .35em .6em;margin:0 .25em .3em 0;background:#e8edf3;color:#2b2b2b;border-radius:3px}
+.cg-steps li.cg-done{background:#cfdbe8;color:#1a1a1a}
+.cg-steps li.cg-current{background:#0b4f8a;color:#fff;font-weight:bold}
+.cg-step-mark{margin-right:.25em}
+.cg-footer{text-align:center;font-size:.9em;color:#2b2b2b;padding:1em}
+.cg-footer span{margin:0 .4em;display:inline-block}
+table{border-collapse:collapse;width:100%;margin:1em 0}
+th,td{border:1px solid #cfd8e3;padding:.4em .6em;text-align:left;vertical-align:top}
+th{background:#e8edf3}
+.cg-keyboard-open{margin:.3em 0 .3em .5em;vertical-align:middle;font-size:.95em}
+.cg-keyboard{margin:.6em 0;padding:.8em;border:1px solid #6b7785;border-radius:4px;background:#f7f9fb;max-width:40em}
+.cg-kb-title{margin:0 0 .4em;font-weight:bold;font-size:.95em}
+.cg-kb-modes,.cg-kb-controls{display:flex;flex-wrap:wrap;margin:0 0 .4em}
+.cg-kb-modes button,.cg-kb-controls button{margin:0 .4em .3em 0;font-size:.9em;padding:.4em .8em}
+.cg-kb-modes button[aria-pressed=true]{background:#0b4f8a;color:#fff;border-color:#083a66;font-weight:bold}
+.cg-kb-keys{display:flex;flex-wrap:wrap;margin:.2em 0 .4em}
+.cg-key{min-width:44px;min-height:44px;margin:0 .3em .3em 0;padding:.2em;font-family:Consolas,"Courier New",monospace;font-size:1.1em;background:#fff}
+.cg-kb-status{margin:.2em 0 0;font-size:.9em;color:#404040}
+.cg-progress{margin:1em 0;padding:1em;border:1px solid #0b4f8a;background:#eef5fc;border-radius:4px}
+.cg-progress-bar{height:.8em;margin:.6em 0 0;background:#cfdbe8;overflow:hidden;border-radius:.4em}
+.cg-progress-bar span{display:block;height:100%;width:35%;background:#0b4f8a;border-radius:.4em;animation:cg-progress 1.4s ease-in-out infinite}
+@keyframes cg-progress{0%{margin-left:-35%}100%{margin-left:100%}}
+@media (prefers-reduced-motion:reduce){.cg-progress-bar span{animation:none;width:100%}}
+.cg-progress-title{font-weight:bold;margin:0 0 .3em}
+a.cg-button{display:inline-block;box-sizing:border-box;min-height:44px;padding:.55em 1.2em;border:1px solid #6b7785;border-radius:3px;text-decoration:none}
+a.cg-primary,a.cg-primary:visited{color:#fff}
+a.cg-primary:hover{color:#fff;background:#083a66}
+.cg-result th{width:12em}
+.cg-import li{margin:.3em 0}
+.cg-danger{background:#fff;color:#a30000;border-color:#a30000}
+.cg-danger:hover{background:#fbeaea}
+.cg-download{display:inline-block;margin:.5em 0;padding:.6em 1.2em;min-height:24px;background:#0b4f8a;color:#fff;font-weight:bold;border-radius:3px}
+.cg-download:hover{background:#083a66;color:#fff}
+@media (max-width:40em){.cg-main{margin:0;padding:1em;border:0}.cg-field input{width:100%}}
+@media print{.cg-header,.cg-footer,.cg-keyboard,.cg-keyboard-open{display:none}}
+)CSS";
+
+// The software keyboard (R14), the 発行中 panel of ⑦ and the automatic
+// download of ⑧. ES5 only: no arrow functions, let/const, classes,
+// template literals or fetch, so Edge's IE mode runs it.
+const char *const kScript = R"JS(/* certgate: comfort only; every step works without scripts (R19). ES5. */
+(function () {
+  'use strict';
+
+  var doc = document;
+  var en = (doc.documentElement.getAttribute('lang') || 'ja') === 'en';
+  var W = en ? {
+    open: 'Software keyboard',
+    close: 'Close the keyboard',
+    title: 'Software keyboard for the password',
+    upper: 'Upper case',
+    lower: 'Lower case',
+    symbol: 'Symbols',
+    modes: 'Character type',
+    keys: 'Keys',
+    back: 'Delete one character',
+    clear: 'Clear',
+    typed: 'Characters entered: ',
+    full: 'The password is at its maximum length.',
+    upperKey: 'upper-case ',
+    lowerKey: 'lower-case ',
+    digitKey: 'digit ',
+    progress: 'Issuing the certificate. Please wait and do not close this page.'
+  } : {
+    open: 'ソフトウェアキーボード',
+    close: 'キーボードを閉じる',
+    title: 'パスワード用ソフトウェアキーボード',
+    upper: '英大文字',
+    lower: '英小文字',
+    symbol: '記号',
+    modes: '文字の種類',
+    keys: 'キー',
+    back: '1文字削除',
+    clear: 'すべて消去',
+    typed: '入力済み文字数：',
+    full: 'パスワードの最大桁数に達しました。',
+    upperKey: '英大文字 ',
+    lowerKey: '英小文字 ',
+    digitKey: '数字 ',
+    progress: '電子証明書を発行しています。画面を閉じずにお待ちください。'
+  };
+
+  // Names a screen reader can say for each symbol key: [English, Japanese].
+  var SYMBOLS = {
+    '!': ['exclamation mark', 'エクスクラメーション'], '"': ['double quote', 'ダブルクォーテーション'],
+    '#': ['number sign', 'シャープ'], '$': ['dollar sign', 'ドル'], '%': ['percent sign', 'パーセント'],
+    '&': ['ampersand', 'アンド'], "'": ['apostrophe', 'シングルクォーテーション'],
+    '(': ['left parenthesis', '左かっこ'], ')': ['right parenthesis', '右かっこ'],
+    '*': ['asterisk', 'アスタリスク'], '+': ['plus sign', 'プラス'], ',': ['comma', 'カンマ'],
+    '-': ['hyphen', 'ハイフン'], '.': ['full stop', 'ピリオド'], '/': ['slash', 'スラッシュ'],
+    ':': ['colon', 'コロン'], ';': ['semicolon', 'セミコロン'], '<': ['less-than sign', '小なり'],
+    '=': ['equals sign', 'イコール'], '>': ['greater-than sign', '大なり'],
+    '?': ['question mark', 'クエスチョン'], '@': ['at sign', 'アットマーク'],
+    '[': ['left square bracket', '左角かっこ'], '\\': ['backslash', 'バックスラッシュ'],
+    ']': ['right square bracket', '右角かっこ'], '^': ['caret', 'キャレット'],
+    '_': ['underscore', 'アンダースコア'], '`': ['grave accent', 'バッククォート'],
+    '{': ['left curly bracket', '左波かっこ'], '|': ['vertical bar', '縦線'],
+    '}': ['right curly bracket', '右波かっこ'], '~': ['tilde', 'チルダ']
+  };
+
+  function each(list, fn) {
+    for (var i = 0; i < list.length; i++) fn(list[i], i);
+  }
+
+  function on(el, type, fn) {
+    el.addEventListener(type, fn, false);
+  }
+
+  function make(tag, className, text) {
+    var el = doc.createElement(tag);
+    if (className) el.className = className;
+    if (text !== undefined) el.appendChild(doc.createTextNode(text));
+    return el;
+  }
+
+  function show(el) { el.removeAttribute('hidden'); }
+  function hide(el) { el.setAttribute('hidden', 'hidden'); }
+
+  // A uniform integer below n, from the platform's random source when there
+  // is one (IE 11 calls it msCrypto).
+  function randomBelow(n) {
+    var c = window.crypto || window.msCrypto;
+    if (c && c.getRandomValues) {
+      var limit = Math.floor(4294967296 / n) * n;
+      var buf = new Uint32Array(1);
+      do { c.getRandomValues(buf); } while (buf[0] >= limit);
+      return buf[0] % n;
+    }
+    return Math.floor(Math.random() * n);
+  }
+
+  function shuffled(chars) {
+    var a = chars.split('');
+    for (var i = a.length - 1; i > 0; i--) {
+      var j = randomBelow(i + 1);
+      var t = a[i]; a[i] = a[j]; a[j] = t;
+    }
+    return a;
+  }
+
+  var DIGITS = '0123456789';
+  var MODES = [
+    { id: 'upper', label: W.upper, chars: 'ABCDEFGHIJKLMNOPQRSTUVWXYZ' + DIGITS },
+    { id: 'lower', label: W.lower, chars: 'abcdefghijklmnopqrstuvwxyz' + DIGITS },
+    { id: 'symbol', label: W.symbol, chars: '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~' }
+  ];
+
+  function keyLabel(ch) {
+    if (SYMBOLS[ch]) return ch + ' ' + SYMBOLS[ch][en ? 0 : 1];
+    if (ch >= '0' && ch <= '9') return ch + ' ' + W.digitKey.replace(/ $/, '');
+    if (ch >= 'A' && ch <= 'Z') return ch + ' ' + W.upperKey.replace(/ $/, '');
+    return ch + ' ' + W.lowerKey.replace(/ $/, '');
+  }
+
+  // One keyboard per password field, built when first opened and laid out
+  // anew (shuffled) every time it opens.
+  function Keyboard(input, opener) {
+    var self = this;
+    self.input = input;
+    self.opener = opener;
+    self.mode = 0;
+    self.layout = null;
+    self.panel = make('div', 'cg-keyboard');
+    self.panel.id = 'cg-keyboard-' + input.id;
+    self.panel.setAttribute('role', 'group');
+    self.panel.setAttribute('aria-label', W.title);
+    self.panel.setAttribute('data-target', input.id);
+    hide(self.panel);
+
+    self.panel.appendChild(make('p', 'cg-kb-title', W.title));
+
+    var modes = make('div', 'cg-kb-modes');
+    modes.setAttribute('role', 'group');
+    modes.setAttribute('aria-label', W.modes);
+    self.modeButtons = [];
+    each(MODES, function (m, i) {
+      var b = make('button', 'cg-kb-mode', m.label);
+      b.type = 'button';
+      b.setAttribute('data-mode', m.id);
+      on(b, 'click', function () { self.setMode(i); });
+      self.modeButtons.push(b);
+      modes.appendChild(b);
+    });
+    self.panel.appendChild(modes);
+
+    self.keys = make('div', 'cg-kb-keys');
+    self.keys.setAttribute('role', 'group');
+    self.keys.setAttribute('aria-label', W.keys);
+    self.panel.appendChild(self.keys);
+
+    var controls = make('div', 'cg-kb-controls');
+    var back = make('button', 'cg-kb-back', W.back);
+    back.type = 'button';
+    on(back, 'click', function () {
+      input.value = input.value.substring(0, Math.max(0, input.value.length - 1));
+      self.changed();
+    });
+    var clear = make('button', 'cg-kb-clear', W.clear);
+    clear.type = 'button';
+    on(clear, 'click', function () { input.value = ''; self.changed(); });
+    var close = make('button', 'cg-kb-close', W.close);
+    close.type = 'button';
+    on(close, 'click', function () { self.close(); opener.focus(); });
+    controls.appendChild(back);
+    controls.appendChild(clear);
+    controls.appendChild(close);
+    self.panel.appendChild(controls);
+
+    // Says how many characters are in the field, never which.
+    self.status = make('p', 'cg-kb-status');
+    self.status.setAttribute('aria-live', 'polite');
+    self.panel.appendChild(self.status);
+
+    var anchor = opener.nextSibling;
+    opener.parentNode.insertBefore(self.panel, anchor);
+  }
+
+  Keyboard.prototype.isOpen = function () {
+    return !this.panel.hasAttribute('hidden');
+  };
+
+  Keyboard.prototype.open = function () {
+    var layout = [];
+    each(MODES, function (m) { layout.push(shuffled(m.chars)); });
+    this.layout = layout;
+    this.setMode(this.mode);
+    this.changed();
+    show(this.panel);
+    this.opener.setAttribute('aria-expanded', 'true');
+    var first = this.keys.getElementsByTagName('button')[0];
+    if (first) first.focus();
+  };
+
+  Keyboard.prototype.close = function () {
+    hide(this.panel);
+    this.opener.setAttribute('aria-expanded', 'false');
+  };
+
+  Keyboard.prototype.setMode = function (i) {
+    var self = this;
+    self.mode = i;
+    each(self.modeButtons, function (b, j) {
+      b.setAttribute('aria-pressed', j === i ? 'true' : 'false');
+    });
+    while (self.keys.firstChild) self.keys.removeChild(self.keys.firstChild);
+    each(self.layout[i], function (ch) {
+      var k = make('button', 'cg-key', ch);
+      k.type = 'button';
+      k.setAttribute('data-key', ch);
+      k.setAttribute('aria-label', keyLabel(ch));
+      on(k, 'click', function () { self.type(ch); });
+      self.keys.appendChild(k);
+    });
+  };
+
+  Keyboard.prototype.type = function (ch) {
+    var max = this.input.maxLength > 0 ? this.input.maxLength : 64;
+    if (this.input.value.length >= max) {
+      this.status.innerHTML = '';
+      this.status.appendChild(doc.createTextNode(W.full));
+      return;
+    }
+    this.input.value += ch;
+    this.changed();
+  };
+
+  Keyboard.prototype.changed = function () {
+    this.status.innerHTML = '';
+    this.status.appendChild(doc.createTextNode(W.typed + this.input.value.length));
+    var ev;
+    try {
+      ev = doc.createEvent('Event');
+      ev.initEvent('input', true, false);
+      this.input.dispatchEvent(ev);
+    } catch (e) { /* old engines: nothing listens anyway */ }
+  };
+
+  // Every password field gets the keyboard button: the one the template
+  // placed (hidden until now), or one made here.
+  function setUpKeyboards() {
+    each(doc.querySelectorAll('input[type=password]'), function (input) {
+      if (!input.id) return;
+      var opener = doc.querySelector('.cg-keyboard-open[data-target="' + input.id + '"]');
+      if (!opener) {
+        opener = make('button', 'cg-keyboard-open', W.open);
+        opener.type = 'button';
+        opener.setAttribute('data-target', input.id);
+        input.parentNode.insertBefore(opener, input.nextSibling);
+      }
+      opener.setAttribute('aria-controls', 'cg-keyboard-' + input.id);
+      opener.setAttribute('aria-expanded', 'false');
+      show(opener);
+      var keyboard = null;
+      on(opener, 'click', function () {
+        if (!keyboard) keyboard = new Keyboard(input, opener);
+        if (keyboard.isOpen()) keyboard.close(); else keyboard.open();
+      });
+    });
+  }
+
+  // ⑥ → ⑦: while the certificate is made, the form gives way to the
+  // 発行中 panel; a second click cannot send the form twice.
+  function setUpProgress() {
+    each(doc.querySelectorAll('form[data-progress], form.cg-issue-form'), function (form) {
+      var panel = doc.getElementById(form.getAttribute('data-progress') || 'cg-progress');
+      var sent = false;
+      on(form, 'submit', function (ev) {
+        if (sent) { ev.preventDefault(); return; }
+        sent = true;
+        if (panel) {
+          show(panel);
+          panel.setAttribute('aria-busy', 'true');
+          if (panel.focus) {
+            if (!panel.hasAttribute('tabindex')) panel.setAttribute('tabindex', '-1');
+            panel.focus();
+          }
+        }
+        window.setTimeout(function () {
+          each(form.querySelectorAll('button'), function (b) { b.disabled = true; });
+          each(doc.querySelectorAll('[data-hide-on-progress], .cg-cancel'), hide);
+        }, 0);
+      });
+    });
+  }
+
+  // ⑧: the .p12 downloads by itself; the link stays for IE mode and for a
+  // second try.
+  function setUpDownload() {
+    var link = doc.querySelector('a[data-auto-download]');
+    if (!link) return;
+    window.setTimeout(function () { window.location.href = link.href; }, 400);
+  }
+
+  function start() {
+    setUpKeyboards();
+    setUpProgress();
+    setUpDownload();
+  }
+
+  if (doc.readyState === 'loading') on(doc, 'DOMContentLoaded', start); else start();
+})();
+)JS";
+
+}  // namespace
+
+const std::map<std::string, std::string> &builtin_assets() {
+    static const std::map<std::string, std::string> assets = {
+        {"certgate.css", kStyleSheet},
+        {"certgate.js", kScript},
+    };
+    return assets;
+}
+
+}  // namespace certgate

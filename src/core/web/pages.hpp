@@ -1,0 +1,60 @@
+// The portal's pages: Mustache templates compiled in, which a bank may
+// replace one by one from the certgate_templates directory, rendered in
+// Japanese or English. The words of each page come from a dictionary per
+// language; the templates hold the markup.
+#pragma once
+
+#include <kainjow/mustache.hpp>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "core/config/settings.hpp"
+
+namespace certgate {
+
+struct PageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+using PageData = kainjow::mustache::data;
+
+class Pages {
+public:
+    // Compiles every built-in template, each replaced by DIR/<name>.mustache
+    // when that file exists. A template that does not compile throws
+    // PageError naming the file and the Mustache error.
+    Pages(const Settings &settings);
+
+    // Renders page `name` inside the layout. `data` gives the page's own
+    // values; the words of the page (t.*), the help desk, the language
+    // switch and the portal prefix are added here.
+    std::string render(const std::string &name, Language lang, PageData data,
+                       const std::string &self_path) const;
+
+    // A static asset of the portal (css, js); nullptr if there is none.
+    struct Asset {
+        const char *content_type;
+        std::string body;
+    };
+    const Asset *asset(const std::string &name) const;
+
+private:
+    Settings settings_;
+    std::map<std::string, std::string> templates_;
+    std::map<std::string, Asset> assets_;
+};
+
+// The builtin templates and assets (templates.cpp), by name.
+const std::map<std::string, std::string> &builtin_templates();
+const std::map<std::string, std::string> &builtin_assets();
+// The words of the pages, per language: key → text.
+const std::map<std::string, std::string> &page_words(Language lang);
+
+// The account screens' templates and words (templates_account.cpp), merged
+// into the two above.
+std::map<std::string, std::string> account_templates();
+std::map<std::string, std::string> account_words(Language lang);
+
+}  // namespace certgate

@@ -1,0 +1,259 @@
+#include "core/web/portal.hpp"
+
+#include <cstdio>
+#include <exception>
+
+#include "core/adapters/ca.hpp"
+#include "core/web/form.hpp"
+#include "core/app/health.hpp"
+#include "core/base/observe.hpp"
+#include "core/web/portal_screens.hpp"
+
+namespace certgate {
+
+// An unknown user and a wrong password share
+// bad_credentials, so they share the status too.
+int status_of(ErrorCode code) {
+    switch (code) {
+    case ErrorCode::invalid_user_id:
+    case ErrorCode::invalid_password:
+    case ErrorCode::password_mismatch:
+    case ErrorCode::mail_mismatch: return 400;
+    case ErrorCode::bad_credentials:
+    case ErrorCode::bad_code:
+    case ErrorCode::no_certificate:
+    case ErrorCode::certificate_mismatch:
+    case ErrorCode::certificate_expired:
+    case ErrorCode::certificate_revoked: return 401;
+    case ErrorCode::csrf:
+    case ErrorCode::blocked:
+    case ErrorCode::forbidden:
+    case ErrorCode::must_register:
+    case ErrorCode::initial_password_expired: return 403;
+    case ErrorCode::not_found: return 404;
+    case ErrorCode::already_issued: return 409;
+    case ErrorCode::code_expired:
+    case ErrorCode::flow_expired: return 410;
+    case ErrorCode::locked: return 423;
+    case ErrorCode::unavailable:
+    case ErrorCode::mail_not_sent: return 503;
+    case ErrorCode::login_required: return 401;
+    case ErrorCode::too_many_requests: return 429;
+    }
+    return 400;
+}
+
+static std::string two(int v) {
+    char buf[8];
+    std::snprintf(buf, sizeof(buf), "%02d", v);
+    return buf;
+}
+
+// A moment as a clerk reads it, in the configured time zone.
+std::string local_date_time(int64_t t, const std::string &tz, Language lang) {
+    LocalTime lt = to_local_time(static_cast<time_t>(t), tz);
+    if (lang == Language::en) {
+        return std::to_string(lt.year) + "-" + two(lt.month) + "-" + two(lt.day) + " " +
+               two(lt.hour) + ":" + two(lt.minute);
+    }
+    return std::to_string(lt.year) + "年" + std::to_string(lt.month) + "月" +
+           std::to_string(lt.day) + "日 " + two(lt.hour) + ":" + two(lt.minute);
+}
+
+std::string local_date(int64_t t, const std::string &tz, Language lang) {
+    LocalTime lt = to_local_time(static_cast<time_t>(t), tz);
+    if (lang == Language::en) {
+        return std::to_string(lt.year) + "-" + two(lt.month) + "-" + two(lt.day);
+    }
+    return std::to_string(lt.year) + "年" + std::to_string(lt.month) + "月" +
+           std::to_string(lt.day) + "日";
+}
+
+std::string cookie(const char *name, const std::string &value, long max_age) {
+    return set_cookie_value(name, value, max_age);
+}
+
+std::string set_cookie_value(const char *name, const std::string &value, long max_age) {
+    return std::string(name) + "=" + value + "; Path=/; Secure; HttpOnly; SameSite=Strict" +
+           (max_age >= 0 ? "; Max-Age=" + std::to_string(max_age) : "");
+}
+
+std::string field(const PortalRequest &req, const char *name) {
+    auto it = req.form.find(name);
+    return it == req.form.end() ? std::string() : it->second;
+}
+
+RuleViolation rule_violation(const PortalRequest &req, bool user_id, const std::string &value) {
+    if (has_control_character(value)) return RuleViolation::bad_character;
+    if (user_id) return req.default_userid_rule ? check_user_id(value) : RuleViolation::pattern;
+    return req.default_password_rule ? check_password(value) : RuleViolation::pattern;
+}
+
+// The words of the R8/R9 violation, when the default rules are in force and
+// the violation can be named; the rule's general words otherwise.
+std::string rule_message(ErrorCode code, RuleViolation v, Language lang) {
+    const std::string &general = error_message(code, lang);
+    bool ja = lang == Language::ja;
+    switch (v) {
+    case RuleViolation::too_short:
+        return (ja ? "文字数が足りません。" : "Too short. ") + general;
+    case RuleViolation::too_long:
+        return (ja ? "文字数が多すぎます。" : "Too long. ") + general;
+    case RuleViolation::bad_character:
+        return (ja ? "使えない文字が含まれています。" : "It contains a character that is not allowed. ") +
+               general;
+    case RuleViolation::missing_letter:
+        return (ja ? "英字が含まれていません。" : "It has no letter. ") + general;
+    case RuleViolation::missing_digit:
+        return (ja ? "数字が含まれていません。" : "It has no digit. ") + general;
+    case RuleViolation::missing_upper:
+        return (ja ? "英大文字が含まれていません。" : "It has no upper-case letter. ") + general;
+    case RuleViolation::missing_lower:
+        return (ja ? "英小文字が含まれていません。" : "It has no lower-case letter. ") + general;
+    case RuleViolation::missing_symbol:
+        return (ja ? "記号が含まれていません。" : "It has no symbol. ") + general;
+    default: return general;
+    }
+}
+
+void add_steps(PageData &data, int current, Language lang) {
+    static const char *ja[] = {"URLアクセス", "電子証明書選択", "電子証明書発行選択", "ユーザー認証",
+                               "認証コード入力", "発行", "発行中", "発行結果", "インポート"};
+    static const char *en[] = {"Open the URL", "Select certificate", "Choose issuance",
+                               "User authentication", "Authentication code", "Issue",
+                               "Issuing", "Result", "Import"};
+    static const char *marks[] = {"①", "②", "③", "④", "⑤", "⑥", "⑦", "⑧", "⑨"};
+    PageData steps{PageData::type::list};
+    for (int i = 0; i < 9; ++i) {
+        PageData step{PageData::type::object};
+        step.set("mark", marks[i]);
+        step.set("label", lang == Language::en ? en[i] : ja[i]);
+        if (i + 1 == current) step.set("current", true);
+        if (i + 1 < current) step.set("done", true);
+        steps.push_back(step);
+    }
+    data.set("steps", steps);
+}
+
+// Renders a screen, or its JSON form.
+PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::string &name,
+                                  const std::string &title, PageData data, int status,
+                                  const std::string &message, ErrorCode *error) {
+    PortalResponse &res = c.res;
+    res.status = status;
+    if (error) {
+        res.outcome.result = PortalOutcome::Result::refused;
+        res.outcome.error = *error;
+    }
+    if (c.req.json) {
+        res.content_type = "application/json";
+        if (error) {
+            res.body = std::string("{\"ok\":false,\"error\":\"") + error_name(*error) +
+                       "\",\"message\":\"" + json_escape(message) + "\"}\n";
+        } else {
+            res.body = "{\"ok\":true,\"csrf_token\":\"" + c.csrf() + "\"}\n";
+        }
+        return res;
+    }
+    data.set("title", title);
+    data.set("csrf_token", c.csrf());
+    if (!message.empty()) data.set("message", message);
+    if (error) data.set("error", error_name(*error));
+    res.body = rt.pages->render(name, c.lang, data, c.url(c.req.path));
+    return res;
+}
+
+// A POST that passed: 303 to the next screen, or {"ok":true,"next":...}.
+PortalResponse go_next(Portal::Context &c, const std::string &next) {
+    PortalResponse &res = c.res;
+    if (res.outcome.result == PortalOutcome::Result::none) res.outcome.result = PortalOutcome::Result::ok;
+    if (c.req.json) {
+        res.status = 200;
+        res.content_type = "application/json";
+        res.body = "{\"ok\":true,\"next\":\"" + json_escape(next) + "\"}\n";
+    } else {
+        res.status = 303;
+        res.location = next;
+        res.body.clear();
+    }
+    return res;
+}
+
+// A refusal on the error screen (the flow is gone, so the form is no help).
+PortalResponse refusal(const Runtime &rt, Portal::Context &c, ErrorCode code,
+                       const std::string &message) {
+    PageData data{PageData::type::object};
+    std::string msg = message.empty() ? error_message(code, c.lang) : message;
+    return render_page(rt, c, "error", page_words(c.lang).at("error_title"), std::move(data),
+                       status_of(code), msg, &code);
+}
+
+
+
+AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
+                             const std::string &password, AuthPurpose purpose) {
+    const Settings &s = c.s;
+    AuthRequest areq;
+    areq.user_id = user_id;
+    areq.password = password;
+    areq.purpose = purpose;
+    areq.now = c.req.now;
+    areq.client = c.req.client;
+    AuthResult ar =
+        authenticate(s, thread_store(s.store_uri),
+                     thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms), areq);
+    if (!ar.error.empty()) c.res.log_error = ar.error;
+    // Counted against the client address by the glue's per-source throttle.
+    if (ar.status == AuthStatus::bad_credentials || ar.status == AuthStatus::locked ||
+        ar.status == AuthStatus::blocked)
+        c.res.auth_failure = true;
+    if (ar.status == AuthStatus::unavailable) drop_thread_store(s.store_uri);
+    return ar;
+}
+
+std::optional<Flow> current_flow(Portal::Context &c, Memcache &mc, FlowCookie *cookie_out) {
+    auto fc = decode_flow_cookie(c.s.secret, c.cookie_value(kFlowCookie), c.req.now);
+    if (!fc) return std::nullopt;
+    auto flow = load_flow(mc, fc->id);
+    if (flow && cookie_out) *cookie_out = *fc;
+    return flow;
+}
+
+bool Portal::routes(const std::string &path) {
+    return login_routes(path) || issue_routes(path) || account_routes(path);
+}
+
+PortalResponse Portal::handle(const PortalRequest &req) const {
+    Context c(req, rt_.settings);
+    try {
+        if (login_routes(req.path)) return login_screens(rt_, c);
+        if (issue_routes(req.path)) return issue_screens(rt_, c);
+        if (account_routes(req.path)) return account_screens(rt_, c);
+        PortalResponse res;
+        res.status = 404;
+        return res;
+    } catch (const std::exception &e) {
+        // Nothing half-done leaks out: the user sees "unavailable", the
+        // sysadmin reads why. A store that failed is opened afresh next time.
+        if (dynamic_cast<const StoreError *>(&e)) drop_thread_store(rt_.settings.store_uri);
+        PortalResponse res;
+        res.status = status_of(ErrorCode::unavailable);
+        res.log_error = e.what();
+        res.outcome.result = PortalOutcome::Result::refused;
+        if (dynamic_cast<const StoreError *>(&e)) note_dependency_error(Dependency::store);
+        PageData data{PageData::type::object};
+        data.set("title", page_words(c.lang).at("error_title"));
+        data.set("message", error_message(ErrorCode::unavailable, c.lang));
+        data.set("error", error_name(ErrorCode::unavailable));
+        if (req.json) {
+            res.content_type = "application/json";
+            res.body = std::string("{\"ok\":false,\"error\":\"unavailable\",\"message\":\"") +
+                       json_escape(error_message(ErrorCode::unavailable, c.lang)) + "\"}\n";
+        } else {
+            res.body = rt_.pages->render("error", c.lang, data, rt_.settings.portal_prefix + req.path);
+        }
+        return res;
+    }
+}
+
+}  // namespace certgate

@@ -1,0 +1,109 @@
+// The portal's screens and endpoints as plain C++: a request described by the
+// nginx glue goes in, a complete response comes out. handle() runs in a
+// thread-pool thread (it talks to memcached, the store, the mail relay and
+// the CA); the glue only translates.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/web/errors.hpp"
+#include "core/app/runtime.hpp"
+#include "core/app/session.hpp"
+
+namespace certgate {
+
+// What a configured rule (certgate_userid_rule, certgate_password_rule) said
+// of a field; the glue runs the patterns with nginx's regex API.
+struct RuleCheck {
+    bool ok = true;
+    size_t failed_pattern = 0;  // index of the first pattern that did not match
+};
+
+// The client certificate the TLS handshake gave (login, issue 6).
+struct PresentedCertificate {
+    bool present = false;
+    bool ours = false;     // signed by our CA
+    bool expired = false;  // outside its validity now
+    bool revoked = false;  // in the revocation set (revoked or replaced)
+    std::string serial;
+    std::string user_id;  // CN
+    std::string org;      // O
+    int64_t not_after = 0;
+};
+
+struct PortalRequest {
+    std::string method;  // GET, HEAD, POST
+    std::string path;    // below the portal prefix: "", "issue", "issue/code", ...
+    std::map<std::string, std::string> query;
+    std::map<std::string, std::string> form;
+    bool form_malformed = false;
+    std::string cookies;  // every Cookie header, joined with "; "
+    bool json = false;
+    Language lang = Language::ja;
+    std::string client;  // the client address, for the audit trail
+    int64_t now = 0;
+    std::map<std::string, RuleCheck> rules;  // by field: user_id, password, new_password
+    bool default_userid_rule = true;
+    bool default_password_rule = true;
+    PresentedCertificate cert;
+    // The login session, when its cookie is valid, bound to the presented
+    // certificate and not ended (the glue checks the revocation set).
+    std::optional<Session> session;
+};
+
+// What a screen decided, in fixed values only (no user ID), for the glue's
+// metrics: the result of a POST, whether a code was mailed or a certificate
+// issued.
+struct PortalOutcome {
+    enum class Result { none, ok, refused };
+    Result result = Result::none;
+    ErrorCode error = ErrorCode::unavailable;  // when refused
+    bool code_sent = false;
+    bool issued = false;  // a certificate was made (key type: certgate_key_type)
+};
+
+struct PortalResponse {
+    PortalOutcome outcome;
+    int status = 200;
+    std::string content_type = "text/html; charset=utf-8";
+    std::string body;
+    std::string location;                  // redirects
+    std::vector<std::string> set_cookies;  // complete Set-Cookie values
+    bool no_store = true;
+    std::string attachment;  // Content-Disposition file name (the .p12)
+    std::string log_error;   // for the error log; never shown
+    long retry_after = 0;    // > 0: a Retry-After header (429)
+    // An authentication failure (wrong password or code, locked, blocked):
+    // the glue counts it against the client address (per-source throttle).
+    bool auth_failure = false;
+};
+
+// Cookie names. __Host- makes browsers insist on Secure, Path=/ and no Domain.
+inline constexpr const char *kCsrfCookie = "__Host-certgate_csrf";
+inline constexpr const char *kFlowCookie = "__Host-certgate_flow";
+inline constexpr const char *kSessionCookie = "__Host-certgate_session";
+
+// A Set-Cookie value: Path=/, Secure, HttpOnly, SameSite=Strict; max_age < 0
+// for a browser-session cookie, 0 to delete it.
+std::string set_cookie_value(const char *name, const std::string &value, long max_age);
+
+class Portal {
+public:
+    explicit Portal(const Runtime &runtime) : rt_(runtime) {}
+
+    // Whether `path` is one of the portal's own routes handled here.
+    static bool routes(const std::string &path);
+
+    PortalResponse handle(const PortalRequest &req) const;
+
+    struct Context;  // one request's working state (portal_screens.hpp)
+
+private:
+    const Runtime &rt_;
+};
+
+}  // namespace certgate

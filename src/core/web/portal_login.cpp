@@ -1,0 +1,206 @@
+// The login screen of R13 and, with the client certificate, the login itself
+// (ログイン) and logout.
+
+#include "core/app/authentication.hpp"
+#include "core/web/portal_screens.hpp"
+
+namespace certgate {
+
+namespace {
+
+// Where to go after login: a local path only, never another site.
+std::string safe_return(const std::string &to) {
+    if (to.empty() || to[0] != '/' || (to.size() > 1 && (to[1] == '/' || to[1] == '\\'))) {
+        return "/";
+    }
+    for (unsigned char ch : to) {
+        if (ch < 0x20 || ch == 0x7f) return "/";
+    }
+    return to;
+}
+
+PortalResponse login_form(const Runtime &rt, Portal::Context &c, ErrorCode *error,
+                          const std::string &message) {
+    PageData data{PageData::type::object};
+    auto ret = c.req.query.find("return");
+    std::string to = ret != c.req.query.end() ? ret->second : field(c.req, "return");
+    if (!to.empty()) data.set("return", safe_return(to));
+    data.set("user_id", field(c.req, "user_id"));
+    if (error && (*error == ErrorCode::certificate_expired || *error == ErrorCode::certificate_revoked)) {
+        data.set("show_issue_link", true);
+    }
+    if (error && *error == ErrorCode::no_certificate) data.set("show_certificate_hint", true);
+    int status = error ? status_of(*error) : 200;
+    return render_page(rt, c, "login", page_words(c.lang).at("login_title"), std::move(data),
+                       status, message, error);
+}
+
+PortalResponse login_screen(const Runtime &rt, Portal::Context &c) {
+    if (c.req.method == "POST") {
+        c.res.status = 405;
+        return c.res;
+    }
+    auto it = c.req.query.find("error");
+    ErrorCode code;
+    if (it != c.req.query.end() && parse_error_code(it->second, &code)) {
+        return login_form(rt, c, &code, error_message(code, c.lang));
+    }
+    // A certificate of ours that can no longer log in (R4, R5): say why and
+    // how to get a new one, before the clerk types a password in vain.
+    const PresentedCertificate &pc = c.req.cert;
+    if (!c.req.json && pc.ours && (pc.expired || pc.revoked)) {
+        code = pc.revoked ? ErrorCode::certificate_revoked : ErrorCode::certificate_expired;
+        std::string msg = error_message(code, c.lang);
+        if (!pc.revoked) {
+            msg += (c.lang == Language::en ? " (valid until " : "（有効期限：") +
+                   local_date_time(pc.not_after, c.s.timezone, c.lang) +
+                   (c.lang == Language::en ? ")" : "）");
+        }
+        PortalResponse res = login_form(rt, c, &code, msg);
+        res.status = 200;
+        return res;
+    }
+    PortalResponse res = login_form(rt, c, nullptr, "");
+    res.status = 200;
+    return res;
+}
+
+// ログイン: the certificate first (no I/O), then the password (lockout
+// counted), then the certificate's standing in the store.
+PortalResponse login(const Runtime &rt, Portal::Context &c) {
+    const Settings &s = c.s;
+    if (c.req.method != "POST") return go_next(c, c.url(""));
+    ErrorCode code;
+    auto refuse = [&](ErrorCode e, const std::string &message = "") {
+        code = e;
+        return login_form(rt, c, &code, message.empty() ? error_message(e, c.lang) : message);
+    };
+    if (c.req.form_malformed || !c.csrf_ok()) return refuse(ErrorCode::csrf);
+
+    std::string user_id = field(c.req, "user_id");
+    std::string password = field(c.req, "password");
+    auto rule = c.req.rules.find("user_id");
+    if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
+        return refuse(
+            ErrorCode::invalid_user_id,
+            rule_message(ErrorCode::invalid_user_id, rule_violation(c.req, true, user_id), c.lang));
+    }
+    rule = c.req.rules.find("password");
+    if (password.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
+        return refuse(ErrorCode::invalid_password,
+                      rule_message(ErrorCode::invalid_password,
+                                   rule_violation(c.req, false, password), c.lang));
+    }
+
+    const PresentedCertificate &pc = c.req.cert;
+    if (!pc.present) return refuse(ErrorCode::no_certificate);
+    if (!pc.ours) return refuse(ErrorCode::certificate_mismatch);
+    if (pc.expired) return refuse(ErrorCode::certificate_expired);
+    if (pc.user_id != user_id) {
+        std::string msg =
+            c.lang == Language::en
+                ? "The selected certificate belongs to another user (" + pc.user_id +
+                      "). Close all browser windows, open this site again and select the "
+                      "certificate of " + user_id + "."
+                : "選択された電子証明書は別のユーザー（" + pc.user_id +
+                      "）のものです。開いているブラウザをすべて閉じ、ユーザーID " + user_id +
+                      " の電子証明書を選択してください。";
+        return refuse(ErrorCode::certificate_mismatch, msg);
+    }
+
+    AuthResult ar = authenticate_form(c, user_id, password, AuthPurpose::login);
+    switch (ar.status) {
+    case AuthStatus::ok: break;
+    case AuthStatus::unavailable: return refuse(ErrorCode::unavailable);
+    case AuthStatus::bad_credentials: return refuse(ErrorCode::bad_credentials);
+    case AuthStatus::locked: {
+        std::string msg = error_message(ErrorCode::locked, c.lang);
+        if (ar.locked_until) {
+            msg += (c.lang == Language::en ? " The lock lifts at " : "ロック解除日時：") +
+                   local_date_time(ar.locked_until, s.timezone, c.lang) +
+                   (c.lang == Language::en ? "." : "");
+        }
+        return refuse(ErrorCode::locked, msg);
+    }
+    case AuthStatus::blocked: return refuse(ErrorCode::blocked);
+    case AuthStatus::initial_password_expired: return refuse(ErrorCode::initial_password_expired);
+    case AuthStatus::already_issued: break;  // not asked for login
+    }
+    if (ar.initial_password) return refuse(ErrorCode::must_register);
+
+    // The certificate must be the user's live one: not revoked, not replaced.
+    Store &store = thread_store(s.store_uri);
+    auto cert = store.find_certificate(pc.serial);
+    if (!cert || cert->user_id != user_id) return refuse(ErrorCode::certificate_mismatch);
+    if (cert->status == CertStatus::revoked) return refuse(ErrorCode::certificate_revoked);
+    if (cert->status == CertStatus::superseded) {
+        return refuse(ErrorCode::certificate_revoked,
+                      c.lang == Language::en
+                          ? "This certificate has been replaced by a newer one. Close all "
+                            "browser windows and select your new certificate."
+                          : "この電子証明書は更新済みです。開いているブラウザをすべて閉じ、新しい"
+                            "電子証明書を選択してください。");
+    }
+    if (cert->status == CertStatus::expired) return refuse(ErrorCode::certificate_expired);
+    // Only a live certificate logs in: a pending one was never handed over.
+    if (cert->status != CertStatus::issued) return refuse(ErrorCode::certificate_revoked);
+
+    Session session = new_session(*ar.user, pc.serial, pc.not_after, c.req.now);
+    session.epoch = store.append_event(user_id, "session.login", user_id,
+                                       "session=" + session.id + " serial=" + pc.serial +
+                                           " client=" + c.req.client);
+    c.res.set_cookies.push_back(cookie(kSessionCookie, encode_session(s.secret, session), -1));
+
+    std::string next = safe_return(field(c.req, "return"));
+    int64_t window = static_cast<int64_t>(s.renew_before_days) * 86400;
+    bool renewal_open = cert->not_after - c.req.now <= window;
+    if (!renewal_open) return go_next(c, next);
+
+    // R2: inside the renewal window the login passes with a notice.
+    std::string expires = local_date(cert->not_after, s.timezone, c.lang);
+    if (c.req.json) {
+        c.res.status = 200;
+        c.res.content_type = "application/json";
+        c.res.body = "{\"ok\":true,\"next\":\"" + json_escape(next) +
+                     "\",\"renewal\":{\"expires\":\"" + json_escape(expires) +
+                     "\",\"renew\":\"" + json_escape(c.url("issue")) + "\"}}\n";
+        return c.res;
+    }
+    PageData data{PageData::type::object};
+    data.set("next", next);
+    data.set("expires", expires);
+    return render_page(rt, c, "renewal_notice", page_words(c.lang).at("renewal_title"),
+                       std::move(data), 200, "", nullptr);
+}
+
+PortalResponse logout(const Runtime &, Portal::Context &c) {
+    if (c.req.method != "POST") return go_next(c, c.url(""));
+    if (c.req.form_malformed || !c.csrf_ok()) {
+        c.res.status = status_of(ErrorCode::csrf);
+        return go_next(c, c.url("?error=csrf"));
+    }
+    std::string value = c.cookie_value(kSessionCookie);
+    auto session = decode_session(c.s.secret, value);
+    if (session) {
+        // The event ends the session in every worker and node (the revocation feed).
+        thread_store(c.s.store_uri)
+            .append_event(session->user_id, event_kind::kLogout, session->user_id,
+                          "session=" + session->id + " client=" + c.req.client);
+    }
+    c.res.set_cookies.push_back(cookie(kSessionCookie, "", 0));
+    return go_next(c, c.url(""));
+}
+
+}  // namespace
+
+bool login_routes(const std::string &path) {
+    return path.empty() || path == "login" || path == "logout";
+}
+
+PortalResponse login_screens(const Runtime &rt, Portal::Context &c) {
+    if (c.req.path == "login") return login(rt, c);
+    if (c.req.path == "logout") return logout(rt, c);
+    return login_screen(rt, c);
+}
+
+}  // namespace certgate

@@ -1,0 +1,496 @@
+// The portal: the content handler of the certgate_portal location. It serves
+// the pages and endpoints under the location's prefix; anything that would
+// block (memcached, the store) runs as a thread task.
+
+#include <openssl/ssl.h>
+
+#include <chrono>
+#include <exception>
+#include <map>
+#include <memory>
+
+#include "core/web/errors.hpp"
+#include "core/web/form.hpp"
+#include "core/app/health.hpp"
+#include "core/policy/password.hpp"
+#include "core/web/portal.hpp"
+#include "nginx/ngx_certgate_ctx.hpp"
+#include "nginx/ngx_certgate_metrics.hpp"
+#include "nginx/ngx_certgate_revocation.hpp"
+#include "nginx/ngx_certgate_source.hpp"
+#include "nginx/ngx_certgate_task.hpp"
+
+static ngx_certgate_main_conf_t *ngx_certgate_main(ngx_http_request_t *r) {
+    return static_cast<ngx_certgate_main_conf_t *>(
+        ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
+}
+
+ngx_str_t ngx_certgate_pstr(ngx_pool_t *pool, const std::string &s) noexcept {
+    ngx_str_t out = ngx_null_string;
+    if (s.empty()) return out;
+    out.data = static_cast<u_char *>(ngx_pnalloc(pool, s.size()));
+    if (out.data == nullptr) return out;
+    ngx_memcpy(out.data, s.data(), s.size());
+    out.len = s.size();
+    return out;
+}
+
+// The value of request header `name` (lower case), or an empty string.
+static ngx_str_t ngx_certgate_header(ngx_http_request_t *r, const char *name) {
+    ngx_str_t found = ngx_null_string;
+    ngx_certgate_each_header(r, name, [&](const ngx_str_t &v) {
+        found = v;
+        return true;
+    });
+    return found;
+}
+
+bool ngx_certgate_wants_json(ngx_http_request_t *r) noexcept {
+    ngx_str_t accept = ngx_certgate_header(r, "accept");
+    return accept.len &&
+           ngx_strlcasestrn(accept.data, accept.data + accept.len, (u_char *)"application/json",
+                            sizeof("application/json") - 2) != nullptr;
+}
+
+certgate::Language ngx_certgate_language(ngx_http_request_t *r) noexcept {
+    ngx_str_t arg;
+    if (ngx_http_arg(r, (u_char *)"lang", 4, &arg) == NGX_OK && arg.len == 2) {
+        if (ngx_strncmp(arg.data, "en", 2) == 0) return certgate::Language::en;
+        if (ngx_strncmp(arg.data, "ja", 2) == 0) return certgate::Language::ja;
+    }
+    auto *cscf = static_cast<ngx_certgate_srv_conf_t *>(
+        ngx_http_get_module_srv_conf(r, ngx_http_certgate_module));
+    if (cscf->language == NGX_CERTGATE_LANG_EN) return certgate::Language::en;
+    if (cscf->language == NGX_CERTGATE_LANG_JA) return certgate::Language::ja;
+
+    // auto: the first of ja/en that Accept-Language names.
+    ngx_str_t al = ngx_certgate_header(r, "accept-language");
+    u_char *ja = al.len ? ngx_strlcasestrn(al.data, al.data + al.len, (u_char *)"ja", 1) : nullptr;
+    u_char *en = al.len ? ngx_strlcasestrn(al.data, al.data + al.len, (u_char *)"en", 1) : nullptr;
+    if (en != nullptr && (ja == nullptr || en < ja)) return certgate::Language::en;
+    return certgate::Language::ja;
+}
+
+static ngx_int_t ngx_certgate_add_header(ngx_http_request_t *r, const char *key,
+                                         const char *value) {
+    ngx_table_elt_t *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) return NGX_ERROR;
+    h->hash = 1;
+    h->key.data = (u_char *)key;
+    h->key.len = ngx_strlen(key);
+    h->value.data = (u_char *)value;
+    h->value.len = ngx_strlen(value);
+    return NGX_OK;
+}
+
+// Headers every portal answer carries: no framing, no sniffing, scripts and
+// styles only from the portal itself.
+static ngx_int_t ngx_certgate_security_headers(ngx_http_request_t *r, bool no_store) {
+    if (ngx_certgate_add_header(r, "Content-Security-Policy",
+                                "default-src 'none'; script-src 'self'; style-src 'self'; "
+                                "img-src 'self'; connect-src 'self'; form-action 'self'; "
+                                "frame-ancestors 'none'; base-uri 'none'") != NGX_OK ||
+        ngx_certgate_add_header(r, "X-Content-Type-Options", "nosniff") != NGX_OK ||
+        ngx_certgate_add_header(r, "X-Frame-Options", "DENY") != NGX_OK ||
+        ngx_certgate_add_header(r, "Referrer-Policy", "no-referrer") != NGX_OK) {
+        return NGX_ERROR;
+    }
+    if (no_store && ngx_certgate_add_header(r, "Cache-Control", "no-store") != NGX_OK) {
+        return NGX_ERROR;
+    }
+    return NGX_OK;
+}
+
+ngx_int_t ngx_certgate_send(ngx_http_request_t *r, ngx_uint_t status, const char *content_type,
+                            const std::string &body, bool no_store) noexcept {
+    if (ngx_certgate_security_headers(r, no_store) != NGX_OK) return NGX_ERROR;
+
+    r->headers_out.status = status;
+    r->headers_out.content_type.data = (u_char *)content_type;
+    r->headers_out.content_type.len = ngx_strlen(content_type);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = static_cast<off_t>(body.size());
+
+    ngx_int_t rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) return rc;
+
+    ngx_buf_t *b = ngx_create_temp_buf(r->pool, body.size() ? body.size() : 1);
+    if (b == nullptr) return NGX_ERROR;
+    b->last = ngx_cpymem(b->pos, body.data(), body.size());
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+    if (body.empty()) b->temporary = 0;  // an empty last buffer: "special", not zero-size data
+
+    ngx_chain_t out = {b, nullptr};
+    return ngx_http_output_filter(r, &out);
+}
+
+ngx_int_t ngx_certgate_redirect(ngx_http_request_t *r, const std::string &location) noexcept {
+    ngx_str_t loc = ngx_certgate_pstr(r->pool, location);
+    if (loc.len == 0) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ngx_http_clear_location(r);
+    r->headers_out.location = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+    if (r->headers_out.location == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    r->headers_out.location->hash = 1;
+    ngx_str_set(&r->headers_out.location->key, "Location");
+    r->headers_out.location->value = loc;
+    if (ngx_certgate_add_header(r, "Cache-Control", "no-store") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return NGX_HTTP_MOVED_TEMPORARILY;
+}
+
+static std::string ngx_certgate_self_path(ngx_http_request_t *r) {
+    return ngx_certgate_str(r->uri);
+}
+
+static ngx_int_t ngx_certgate_page(ngx_http_request_t *r, ngx_uint_t status, const char *name,
+                                   const std::string &title, certgate::PageData data) {
+    auto *cmcf = ngx_certgate_main(r);
+    certgate::Language lang = ngx_certgate_language(r);
+    data.set("title", title);
+    std::string html = cmcf->runtime->pages->render(name, lang, std::move(data),
+                                                    ngx_certgate_self_path(r));
+    return ngx_certgate_send(r, status, "text/html; charset=utf-8", html, true);
+}
+
+ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status,
+                              certgate::ErrorCode code) noexcept {
+    try {
+        certgate::Language lang = ngx_certgate_language(r);
+        const std::string &message = certgate::error_message(code, lang);
+        if (ngx_certgate_wants_json(r)) {
+            std::string body = std::string("{\"ok\":false,\"error\":\"") +
+                               certgate::error_name(code) + "\",\"message\":\"" +
+                               certgate::json_escape(message) + "\"}\n";
+            return ngx_certgate_send(r, status, "application/json", body, true);
+        }
+        certgate::PageData data{certgate::PageData::type::object};
+        data.set("message", message);
+        data.set("error", certgate::error_name(code));
+        const auto &words = certgate::page_words(lang);
+        return ngx_certgate_page(r, status, "error", words.at("error_title"), std::move(data));
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
+static ngx_int_t ngx_certgate_asset(ngx_http_request_t *r, const std::string &name) {
+    auto *cmcf = ngx_certgate_main(r);
+    const certgate::Pages::Asset *asset = cmcf->runtime->pages->asset(name);
+    if (asset == nullptr) return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
+    if (ngx_certgate_add_header(r, "Cache-Control", "public, max-age=3600") != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return ngx_certgate_send(r, NGX_HTTP_OK, asset->content_type, asset->body, false);
+}
+
+// GET health: memcached and the store, probed from the thread pool.
+static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
+    auto *cmcf = ngx_certgate_main(r);
+    // The runtime outlives every request of this worker: the configuration
+    // pool goes only when the process exits.
+    const certgate::Settings *settings = &cmcf->runtime->settings;
+
+    long delay_ms = 0;
+    bool issue = false;
+#if (CERTGATE_TEST_HOOKS)
+    // Test builds only: hold the task so tests can show the event loop stays free.
+    ngx_str_t arg;
+    if (ngx_http_arg(r, (u_char *)"delay", 5, &arg) == NGX_OK) {
+        ngx_int_t ms = ngx_atoi(arg.data, arg.len);
+        if (ms > 0 && ms <= 60000) delay_ms = ms;
+    }
+
+    // Test builds only: one real issuance (key pair, certificate, .p12) in
+    // the thread pool, the load `make bench` puts beside the protected path.
+    if (ngx_http_arg(r, (u_char *)"issue", 5, &arg) == NGX_OK) issue = true;
+#endif
+
+    const certgate::Runtime *rt = cmcf->runtime;
+    auto result = std::make_shared<certgate::Health>();
+    return ngx_certgate_post_task(
+        r,
+        [result, settings, delay_ms, issue, rt]() {
+            if (delay_ms > 0) {
+                struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000};
+                nanosleep(&ts, nullptr);
+            }
+            if (issue) {
+                certgate::IssueRequest req;
+                req.user_id = "bench0001";
+                req.org_name = "bench";
+                req.key_type = *certgate::parse_key_type(settings->key_type);
+                req.now = time(nullptr);
+                rt->ca->issue(req, "Bench#2026", certgate::P12Encryption::aes256);
+            }
+            *result = certgate::check_health(*settings);
+        },
+        [result](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+            if (error != nullptr) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: health: %s",
+                              error->c_str());
+                result->memcached_up = result->store_up = false;
+            }
+            if (!result->memcached_up && !result->memcached_error.empty()) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "certgate: memcached: %s",
+                              result->memcached_error.c_str());
+            }
+            if (!result->store_up && !result->store_error.empty()) {
+                ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "certgate: store: %s",
+                              result->store_error.c_str());
+            }
+            long alive = -1;
+#if (CERTGATE_TEST_HOOKS)
+            // This task is still counted while it finishes.
+            alive = ngx_certgate_task_t::alive.load() - 1;
+#endif
+            std::string body = certgate::health_json(*result, alive);
+            return ngx_certgate_send(r, result->ok() ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "application/json", body, true);
+        });
+}
+
+// --- the screens: a PortalRequest built here, answered in the thread pool ----
+
+// Every Cookie header of the request, joined.
+std::string ngx_certgate_cookie_header(ngx_http_request_t *r) {
+    std::string out;
+    ngx_certgate_each_header(r, "cookie", [&](const ngx_str_t &v) {
+        if (!out.empty()) out += "; ";
+        out += ngx_certgate_str(v);
+        return false;
+    });
+    return out;
+}
+
+// The configured rule patterns, run with nginx's regex API.
+static certgate::RuleCheck ngx_certgate_check_rule(ngx_array_t *rules, const std::string &value) {
+    certgate::RuleCheck check;
+    if (rules == nullptr) return check;
+    if (certgate::has_control_character(value)) {
+        check.ok = false;  // whatever the patterns say
+        return check;
+    }
+    ngx_str_t subject = {value.size(), (u_char *)value.data()};
+    auto **re = static_cast<ngx_regex_t **>(rules->elts);
+    for (ngx_uint_t i = 0; i < rules->nelts; i++) {
+        if (ngx_regex_exec(re[i], &subject, nullptr, 0) < 0) {
+            check.ok = false;
+            check.failed_pattern = i;
+            return check;
+        }
+    }
+    return check;
+}
+
+static ngx_int_t ngx_certgate_add_header_str(ngx_http_request_t *r, const char *key,
+                                             const std::string &value) {
+    ngx_str_t v = ngx_certgate_pstr(r->pool, value);
+    if (v.len == 0 && !value.empty()) return NGX_ERROR;
+    auto *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+    if (h == nullptr) return NGX_ERROR;
+    h->hash = 1;
+    h->key.data = (u_char *)key;
+    h->key.len = ngx_strlen(key);
+    h->value = v;
+    return NGX_OK;
+}
+
+ngx_int_t ngx_certgate_set_cookie(ngx_http_request_t *r, const char *name,
+                                  const std::string &value) {
+    return ngx_certgate_add_header_str(r, "Set-Cookie", certgate::set_cookie_value(name, value, -1));
+}
+
+// Retry-After: seconds (429).
+static ngx_int_t ngx_certgate_retry_after(ngx_http_request_t *r, long seconds) {
+    return ngx_certgate_add_header_str(r, "Retry-After", std::to_string(seconds));
+}
+
+// The POSTs that authenticate (a password or a code): the per-source
+// throttle stands in front of them.
+static bool ngx_certgate_authenticates(const std::string &path) {
+    return path == "login" || path == "issue" || path == "issue/code" ||
+           path == "register/master" || path == "register/password";
+}
+
+// Writes what the core decided.
+static ngx_int_t ngx_certgate_answer(ngx_http_request_t *r, const certgate::PortalResponse &res) {
+    if (res.retry_after > 0 && ngx_certgate_retry_after(r, res.retry_after) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    for (const std::string &c : res.set_cookies) {
+        if (ngx_certgate_add_header_str(r, "Set-Cookie", c) != NGX_OK) return NGX_ERROR;
+    }
+    if (!res.log_error.empty()) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", res.log_error.c_str());
+    }
+    if (!res.location.empty()) {
+        ngx_int_t rc = ngx_certgate_redirect(r, res.location);
+        if (rc != NGX_HTTP_MOVED_TEMPORARILY) return rc;
+        if (ngx_certgate_security_headers(r, false) != NGX_OK) return NGX_ERROR;
+        r->headers_out.status = static_cast<ngx_uint_t>(res.status);
+        r->headers_out.content_length_n = 0;
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+    if (res.status == 404 && res.body.empty()) {
+        return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
+    }
+    if (res.status == 405) return NGX_HTTP_NOT_ALLOWED;
+    if (!res.attachment.empty()) {
+        std::string disposition = "attachment; filename=\"" + res.attachment + "\"";
+        if (ngx_certgate_add_header_str(r, "Content-Disposition", disposition) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+    // res outlives the call; nginx copies the type into the header it builds.
+    return ngx_certgate_send(r, static_cast<ngx_uint_t>(res.status), res.content_type.c_str(),
+                             res.body, res.no_store);
+}
+
+// Builds the request for the core and posts it to the thread pool.
+static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &path,
+                                     const std::string &body) {
+    auto *cmcf = ngx_certgate_main(r);
+    auto req = std::make_shared<certgate::PortalRequest>();
+    req->method = r->method == NGX_HTTP_POST ? "POST" : (r->method == NGX_HTTP_HEAD ? "HEAD" : "GET");
+    req->path = path;
+    if (r->args.len) {
+        std::map<std::string, std::string> query;
+        if (certgate::parse_form(ngx_certgate_str(r->args), &query)) req->query = std::move(query);
+    }
+    if (req->method == "POST") {
+        ngx_str_t ct = ngx_null_string;
+        if (r->headers_in.content_type) ct = r->headers_in.content_type->value;
+        static const char urlencoded[] = "application/x-www-form-urlencoded";
+        bool form_type = ct.len == 0 || (ct.len >= sizeof(urlencoded) - 1 &&
+                                         ngx_strncasecmp(ct.data, (u_char *)urlencoded,
+                                                         sizeof(urlencoded) - 1) == 0);
+        req->form_malformed = !form_type || !certgate::parse_form(body, &req->form);
+        for (const char *name : {"user_id", "password", "new_password"}) {
+            auto it = req->form.find(name);
+            if (it == req->form.end()) continue;
+            ngx_array_t *rules =
+                std::string(name) == "user_id" ? cmcf->userid_rules : cmcf->password_rules;
+            req->rules[name] = ngx_certgate_check_rule(rules, it->second);
+        }
+    }
+    req->default_userid_rule = !cmcf->custom_userid_rules;
+    req->default_password_rule = !cmcf->custom_password_rules;
+    req->cookies = ngx_certgate_cookie_header(r);
+    req->json = ngx_certgate_wants_json(r);
+    req->lang = ngx_certgate_language(r);
+    req->client = ngx_certgate_str(r->connection->addr_text);
+    req->now = ngx_time();
+    ngx_certgate_present(r, cmcf, &req->cert);
+    if (req->cert.ours && !req->cert.expired) {
+        certgate::ErrorCode why;
+        req->session = ngx_certgate_live_session(r, cmcf, &why);
+    }
+
+    // An address that failed too often waits, whatever the ID (R21).
+    ngx_certgate_source_pending_t *pending = nullptr;
+    if (req->method == "POST" && ngx_certgate_authenticates(path)) {
+        long wait = ngx_certgate_source_check(r, cmcf, &pending);
+        if (wait < 0) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (wait > 0) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "certgate: too many failed authentications from %V: 429 for %l s",
+                          &r->connection->addr_text, wait);
+            if (ngx_certgate_retry_after(r, wait) != NGX_OK) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return ngx_certgate_refuse(r, 429, certgate::ErrorCode::too_many_requests);
+        }
+    }
+
+    const certgate::Runtime *rt = cmcf->runtime;
+    auto res = std::make_shared<certgate::PortalResponse>();
+    auto seconds = std::make_shared<double>(0);
+    return ngx_certgate_post_task(
+        r,
+        [rt, req, res, seconds]() {
+            auto t0 = std::chrono::steady_clock::now();
+            *res = certgate::Portal(*rt).handle(*req);
+            *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        },
+        [res, req, cmcf, seconds, pending](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+            if (res->auth_failure) ngx_certgate_source_failed(pending);
+            if (req->method == "POST") ngx_certgate_metrics_portal(cmcf, req->path, res->outcome, *seconds);
+            if (error != nullptr) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", error->c_str());
+                return ngx_certgate_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                           certgate::ErrorCode::unavailable);
+            }
+            return ngx_certgate_answer(r, *res);
+        });
+}
+
+// The body of a POST is read in full (it is small: a form) before the task.
+static void ngx_certgate_body_read(ngx_http_request_t *r) noexcept {
+    try {
+        std::string body;
+        if (r->request_body != nullptr) {
+            for (ngx_chain_t *cl = r->request_body->bufs; cl; cl = cl->next) {
+                if (cl->buf->in_file) {
+                    ngx_http_finalize_request(r, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE);
+                    return;
+                }
+                body.append(reinterpret_cast<char *>(cl->buf->pos),
+                            static_cast<size_t>(cl->buf->last - cl->buf->pos));
+            }
+        }
+        auto *lcf = static_cast<ngx_certgate_loc_conf_t *>(
+            ngx_http_get_module_loc_conf(r, ngx_http_certgate_module));
+        std::string path = ngx_certgate_str(r->uri).substr(lcf->portal_prefix.len);
+        ngx_http_finalize_request(r, ngx_certgate_screen(r, path, body));
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
+}
+
+static const off_t ngx_certgate_max_form = 16384;
+
+ngx_int_t ngx_certgate_portal_handler(ngx_http_request_t *r) noexcept {
+    try {
+        auto *lcf = static_cast<ngx_certgate_loc_conf_t *>(
+            ngx_http_get_module_loc_conf(r, ngx_http_certgate_module));
+        auto *cmcf = ngx_certgate_main(r);
+        if (cmcf->runtime == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        // The path below the portal's prefix: "", "health", "assets/x.css".
+        ngx_str_t rest = ngx_null_string;
+        if (r->uri.len >= lcf->portal_prefix.len) {
+            rest.data = r->uri.data + lcf->portal_prefix.len;
+            rest.len = r->uri.len - lcf->portal_prefix.len;
+        }
+        std::string path = ngx_certgate_str(rest);
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0, "certgate portal: \"%V\"", &rest);
+
+        if (r->method == NGX_HTTP_POST && certgate::Portal::routes(path)) {
+            if (r->headers_in.content_length_n > ngx_certgate_max_form) {
+                return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+            r->request_body_in_single_buf = 1;
+            ngx_int_t rc = ngx_http_read_client_request_body(r, ngx_certgate_body_read);
+            if (rc >= NGX_HTTP_SPECIAL_RESPONSE) return rc;
+            return NGX_DONE;
+        }
+        if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD))) {
+            return NGX_HTTP_NOT_ALLOWED;
+        }
+        ngx_int_t rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) return rc;
+
+        if (path == "health") return ngx_certgate_health(r);
+        if (path == "health/live") return ngx_certgate_health_live(r);
+        if (path == "health/ready") return ngx_certgate_health_ready(r);
+        if (path.rfind("assets/", 0) == 0) return ngx_certgate_asset(r, path.substr(7));
+        if (certgate::Portal::routes(path)) return ngx_certgate_screen(r, path, "");
+        return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}

@@ -1,0 +1,43 @@
+// The shared-memory revocation set (ngx_certgate_revocation.cpp).
+#pragma once
+
+#include <string>
+
+#include "nginx/ngx_certgate.hpp"
+
+enum ngx_certgate_set_state_e {
+    NGX_CERTGATE_SET_READY,
+    NGX_CERTGATE_SET_NOT_READY,  // not loaded from the store yet
+    NGX_CERTGATE_SET_FULL,       // an entry did not fit: fail closed
+};
+
+// Configuration: adds the zone (init_main_conf).
+ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
+
+// Worker start: the timer that feeds the set from the store.
+ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept;
+
+// The protected path's questions; microseconds, no I/O.
+ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t *cmcf) noexcept;
+bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::string &serial) noexcept;
+// A session ends with a logout of its own, or a reset, block or disable of
+// its user recorded after its login (event ids, which order exactly).
+bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::string &session_id,
+                                const std::string &user_id, int64_t epoch) noexcept;
+
+// Work one worker of all does per interval: true for the worker whose turn
+// it is (and marks the turn taken).
+enum ngx_certgate_turn_e { NGX_CERTGATE_TURN_OUTBOX, NGX_CERTGATE_TURN_NOTICES, NGX_CERTGATE_TURNS };
+bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e turn,
+                            ngx_msec_t interval) noexcept;
+
+// Worker start: the mail timer (ngx_certgate_sweep.cpp): the outbox every
+// 30 s, the expiry notices every certgate_notify_interval.
+ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept;
+
+// A count that changes whenever the set does (any revocation, logout, reset,
+// block, unblock, disable, the initial load); 0 before the initial load. The
+// protected path keeps its verdict for a connection while the count stays
+// the same, so a keep-alive client costs no lock. One atomic read.
+ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept;
+
