@@ -70,7 +70,7 @@ pid_t start_memcached(int port) {
             Memcache probe("127.0.0.1", port, 200);
             probe.version();
             return pid;
-        } catch (const MemcacheError &) {
+        } catch (const KvError &) {
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
     }
@@ -222,7 +222,7 @@ static void memcache_against_a_real_memcached(void **) {
     bool thrown = false;
     try {
         mc.get("has space");
-    } catch (const MemcacheError &) {
+    } catch (const KvError &) {
         thrown = true;
     }
     assert_true(thrown);
@@ -233,7 +233,7 @@ static void memcache_against_a_real_memcached(void **) {
     thrown = false;
     try {
         mc.version();
-    } catch (const MemcacheError &) {
+    } catch (const KvError &) {
         thrown = true;
     }
     auto took = std::chrono::steady_clock::now() - start;
@@ -259,7 +259,7 @@ static void memcache_times_out_on_a_silent_server(void **) {
     bool thrown = false;
     try {
         mc.version();
-    } catch (const MemcacheError &e) {
+    } catch (const KvError &e) {
         thrown = true;
         assert_true(contains(e.what(), "did not answer in time"));
     }

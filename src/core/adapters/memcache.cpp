@@ -1,4 +1,5 @@
 #include "core/adapters/memcache.hpp"
+#include "core/app/runtime.hpp"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -33,14 +34,14 @@ void wait_for(int fd, short events, Clock::time_point deadline, const char *what
         pollfd p{fd, events, 0};
         int rc = ::poll(&p, 1, remaining_ms(deadline));
         if (rc > 0) return;
-        if (rc == 0) throw MemcacheError(std::string("memcached did not answer in time (") + what + ")");
-        if (errno != EINTR) throw MemcacheError(std::string("poll: ") + std::strerror(errno));
+        if (rc == 0) throw KvError(std::string("memcached did not answer in time (") + what + ")");
+        if (errno != EINTR) throw KvError(std::string("poll: ") + std::strerror(errno));
     }
 }
 
 }  // namespace
 
-bool valid_memcache_key(const std::string &key) {
+bool valid_kv_key(const std::string &key) {
     if (key.empty() || key.size() > 250) return false;
     for (unsigned char c : key) {
         if (c <= 32 || c == 127) return false;
@@ -68,7 +69,7 @@ void Memcache::connect() {
     std::string port = std::to_string(port_);
     int rc = ::getaddrinfo(host_.c_str(), port.c_str(), &hints, &res);
     if (rc != 0) {
-        throw MemcacheError("memcached " + host_ + ":" + port + ": " + gai_strerror(rc));
+        throw KvError("memcached " + host_ + ":" + port + ": " + gai_strerror(rc));
     }
     std::unique_ptr<addrinfo, void (*)(addrinfo *)> guard(res, freeaddrinfo);
     std::string last = "no address";
@@ -92,7 +93,7 @@ void Memcache::connect() {
                     return;
                 }
                 last = std::strerror(err);
-            } catch (const MemcacheError &e) {
+            } catch (const KvError &e) {
                 last = e.what();
             }
         } else {
@@ -100,7 +101,7 @@ void Memcache::connect() {
         }
         ::close(fd);
     }
-    throw MemcacheError("cannot connect to memcached " + host_ + ":" + port + ": " + last);
+    throw KvError("cannot connect to memcached " + host_ + ":" + port + ": " + last);
 }
 
 void Memcache::send_all(const std::string &data) {
@@ -116,7 +117,7 @@ void Memcache::send_all(const std::string &data) {
             wait_for(fd_, POLLOUT, deadline, "write");
             continue;
         }
-        throw MemcacheError(std::string("memcached write: ") + std::strerror(errno));
+        throw KvError(std::string("memcached write: ") + std::strerror(errno));
     }
 }
 
@@ -129,19 +130,19 @@ std::string Memcache::read_line() {
             buffer_.erase(0, pos + 2);
             return line;
         }
-        if (buffer_.size() > 1024 * 1024) throw MemcacheError("memcached reply line too long");
+        if (buffer_.size() > 1024 * 1024) throw KvError("memcached reply line too long");
         char chunk[4096];
         ssize_t n = ::recv(fd_, chunk, sizeof(chunk), 0);
         if (n > 0) {
             buffer_.append(chunk, static_cast<size_t>(n));
             continue;
         }
-        if (n == 0) throw MemcacheError("memcached closed the connection");
+        if (n == 0) throw KvError("memcached closed the connection");
         if (errno == EAGAIN || errno == EINTR) {
             wait_for(fd_, POLLIN, deadline, "read");
             continue;
         }
-        throw MemcacheError(std::string("memcached read: ") + std::strerror(errno));
+        throw KvError(std::string("memcached read: ") + std::strerror(errno));
     }
 }
 
@@ -154,12 +155,12 @@ std::string Memcache::read_exact(size_t n) {
             buffer_.append(chunk, static_cast<size_t>(got));
             continue;
         }
-        if (got == 0) throw MemcacheError("memcached closed the connection");
+        if (got == 0) throw KvError("memcached closed the connection");
         if (errno == EAGAIN || errno == EINTR) {
             wait_for(fd_, POLLIN, deadline, "read");
             continue;
         }
-        throw MemcacheError(std::string("memcached read: ") + std::strerror(errno));
+        throw KvError(std::string("memcached read: ") + std::strerror(errno));
     }
     std::string out = buffer_.substr(0, n);
     buffer_.erase(0, n);
@@ -176,7 +177,7 @@ std::string Memcache::command(const std::string &request) {
             if (fd_ < 0) connect();
             send_all(request);
             return read_line();
-        } catch (const MemcacheError &) {
+        } catch (const KvError &) {
             drop();
             if (!reused || attempt > 0) throw;
         }
@@ -187,13 +188,13 @@ std::string Memcache::version() {
     std::string line = command("version\r\n");
     if (line.rfind("VERSION ", 0) != 0) {
         drop();
-        throw MemcacheError("memcached answered \"" + line.substr(0, 80) + "\" to version");
+        throw KvError("memcached answered \"" + line.substr(0, 80) + "\" to version");
     }
     return line.substr(8);
 }
 
 std::optional<std::string> Memcache::get(const std::string &key) {
-    if (!valid_memcache_key(key)) throw MemcacheError("invalid memcached key");
+    if (!valid_kv_key(key)) throw KvError("invalid memcached key");
     std::string line = command("get " + key + "\r\n");
     if (line == "END") return std::nullopt;
     // VALUE <key> <flags> <bytes>
@@ -203,13 +204,13 @@ std::optional<std::string> Memcache::get(const std::string &key) {
     if (std::sscanf(line.c_str(), "VALUE %250s %u %lu", k, &flags, &bytes) != 3 || key != k ||
         bytes > 1024 * 1024) {
         drop();
-        throw MemcacheError("unexpected memcached reply to get");
+        throw KvError("unexpected memcached reply to get");
     }
     std::string value = read_exact(bytes + 2);
     value.resize(bytes);
     if (read_line() != "END") {
         drop();
-        throw MemcacheError("unexpected memcached reply to get");
+        throw KvError("unexpected memcached reply to get");
     }
     return value;
 }
@@ -217,7 +218,7 @@ std::optional<std::string> Memcache::get(const std::string &key) {
 namespace {
 std::string storage_command(const char *verb, const std::string &key, const std::string &value,
                             long ttl_s) {
-    if (!valid_memcache_key(key)) throw MemcacheError("invalid memcached key");
+    if (!valid_kv_key(key)) throw KvError("invalid memcached key");
     return std::string(verb) + " " + key + " 0 " + std::to_string(ttl_s) + " " +
            std::to_string(value.size()) + "\r\n" + value + "\r\n";
 }
@@ -227,7 +228,7 @@ void Memcache::set(const std::string &key, const std::string &value, long ttl_s)
     std::string line = command(storage_command("set", key, value, ttl_s));
     if (line != "STORED") {
         drop();
-        throw MemcacheError("memcached refused set: " + line.substr(0, 80));
+        throw KvError("memcached refused set: " + line.substr(0, 80));
     }
 }
 
@@ -236,29 +237,29 @@ bool Memcache::add(const std::string &key, const std::string &value, long ttl_s)
     if (line == "STORED") return true;
     if (line == "NOT_STORED") return false;
     drop();
-    throw MemcacheError("memcached refused add: " + line.substr(0, 80));
+    throw KvError("memcached refused add: " + line.substr(0, 80));
 }
 
 bool Memcache::remove(const std::string &key) {
-    if (!valid_memcache_key(key)) throw MemcacheError("invalid memcached key");
+    if (!valid_kv_key(key)) throw KvError("invalid memcached key");
     std::string line = command("delete " + key + "\r\n");
     if (line == "DELETED") return true;
     if (line == "NOT_FOUND") return false;
     drop();
-    throw MemcacheError("memcached refused delete: " + line.substr(0, 80));
+    throw KvError("memcached refused delete: " + line.substr(0, 80));
 }
 
 bool Memcache::touch(const std::string &key, long ttl_s) {
-    if (!valid_memcache_key(key)) throw MemcacheError("invalid memcached key");
+    if (!valid_kv_key(key)) throw KvError("invalid memcached key");
     std::string line = command("touch " + key + " " + std::to_string(ttl_s) + "\r\n");
     if (line == "TOUCHED") return true;
     if (line == "NOT_FOUND") return false;
     drop();
-    throw MemcacheError("memcached refused touch: " + line.substr(0, 80));
+    throw KvError("memcached refused touch: " + line.substr(0, 80));
 }
 
 std::optional<uint64_t> Memcache::incr(const std::string &key, uint64_t delta) {
-    if (!valid_memcache_key(key)) throw MemcacheError("invalid memcached key");
+    if (!valid_kv_key(key)) throw KvError("invalid memcached key");
     std::string line = command("incr " + key + " " + std::to_string(delta) + "\r\n");
     if (line == "NOT_FOUND") return std::nullopt;
     char *end = nullptr;
@@ -266,7 +267,7 @@ std::optional<uint64_t> Memcache::incr(const std::string &key, uint64_t delta) {
     unsigned long long v = std::strtoull(line.c_str(), &end, 10);
     if (line.empty() || errno != 0 || *end != '\0') {
         drop();
-        throw MemcacheError("memcached refused incr: " + line.substr(0, 80));
+        throw KvError("memcached refused incr: " + line.substr(0, 80));
     }
     return static_cast<uint64_t>(v);
 }
@@ -277,11 +278,13 @@ uint64_t Memcache::incr_or_create(const std::string &key, uint64_t delta, long t
         if (auto v = incr(key, delta)) return *v;
         if (add(key, std::to_string(delta), ttl_s)) return delta;
     }
-    throw MemcacheError("memcached counter " + key + " could not be created");
+    throw KvError("memcached counter " + key + " could not be created");
 }
 
-Memcache &thread_memcache(const std::string &host, int port, int timeout_ms) {
+Kv &thread_kv(const Settings &s) {
     thread_local std::map<std::string, std::unique_ptr<Memcache>> clients;
+    const std::string &host = s.memcached_host;
+    int port = s.memcached_port, timeout_ms = s.memcached_timeout_ms;
     std::string id = host + ":" + std::to_string(port) + "/" + std::to_string(timeout_ms);
     auto &slot = clients[id];
     if (!slot) slot = std::make_unique<Memcache>(host, port, timeout_ms);

@@ -8,37 +8,29 @@
 #include <stdexcept>
 #include <string>
 
-#include "core/base/observe.hpp"
+#include "core/config/settings.hpp"
+#include "core/ports/kv.hpp"
 
 namespace certgate {
 
-// Counted as a memcached failure where it is made (metrics).
-struct MemcacheError : std::runtime_error {
-    explicit MemcacheError(const std::string &what) : std::runtime_error(what) {
-        note_dependency_error(Dependency::memcached);
-    }
-};
-
-class Memcache {
+class Memcache final : public Kv {
 public:
     Memcache(std::string host, int port, int timeout_ms);
     ~Memcache();
     Memcache(const Memcache &) = delete;
     Memcache &operator=(const Memcache &) = delete;
 
-    // Every call throws MemcacheError when memcached does not answer in time
+    // Every call throws KvError when memcached does not answer in time
     // or answers what the protocol does not allow; the connection is dropped
     // then and made again on the next call.
-    std::string version();
-    std::optional<std::string> get(const std::string &key);
-    void set(const std::string &key, const std::string &value, long ttl_s);
-    bool add(const std::string &key, const std::string &value, long ttl_s);  // false: exists
-    bool remove(const std::string &key);                                     // false: absent
-    bool touch(const std::string &key, long ttl_s);                          // false: absent
-    // Atomic increment; std::nullopt when the key does not exist.
-    std::optional<uint64_t> incr(const std::string &key, uint64_t delta);
-    // Atomic increment that creates the counter at `delta` (with ttl) when absent.
-    uint64_t incr_or_create(const std::string &key, uint64_t delta, long ttl_s);
+    std::string version() override;
+    std::optional<std::string> get(const std::string &key) override;
+    void set(const std::string &key, const std::string &value, long ttl_s) override;
+    bool add(const std::string &key, const std::string &value, long ttl_s) override;
+    bool remove(const std::string &key) override;
+    bool touch(const std::string &key, long ttl_s) override;
+    std::optional<uint64_t> incr(const std::string &key, uint64_t delta) override;
+    uint64_t incr_or_create(const std::string &key, uint64_t delta, long ttl_s) override;
 
 private:
     void connect();
@@ -55,10 +47,6 @@ private:
     std::string buffer_;
 };
 
-// One connection per pool thread and endpoint, reused across tasks.
-Memcache &thread_memcache(const std::string &host, int port, int timeout_ms);
 
-// Keys must be short and free of spaces and control characters.
-bool valid_memcache_key(const std::string &key);
 
 }  // namespace certgate

@@ -69,7 +69,7 @@ void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blo
 
 }  // namespace
 
-AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const AuthRequest &req) {
+AuthResult authenticate(const Settings &s, Store &store, Kv &mc, const AuthRequest &req) {
     AuthResult result;
     std::optional<User> user;
     try {
@@ -113,7 +113,7 @@ AuthResult authenticate(const Settings &s, Store &store, Memcache &mc, const Aut
         } else {
             mc.add(key, std::to_string(streak.failures), counter_ttl(s));
             slot = mc.incr(key, 1);
-            if (!slot) throw MemcacheError("memcached lost the failure counter just created");
+            if (!slot) throw KvError("memcached lost the failure counter just created");
         }
         const uint64_t attempt = *slot;
         const auto limit = static_cast<uint64_t>(s.lockout_failures);

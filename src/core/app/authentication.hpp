@@ -13,7 +13,7 @@
 #include <optional>
 #include <string>
 
-#include "core/adapters/memcache.hpp"
+#include "core/ports/kv.hpp"
 #include "core/config/settings.hpp"
 #include "core/ports/store.hpp"
 
@@ -57,7 +57,7 @@ inline constexpr int64_t kInitialPasswordLifetime = 30 * 86400;
 // Decides one attempt. Never throws for memcached or store trouble: that is
 // AuthStatus::unavailable, and nothing was checked or counted as passed.
 // Lock and block mails are queued to the outbox here; the sweep sends them.
-AuthResult authenticate(const Settings &settings, Store &store, Memcache &mc,
+AuthResult authenticate(const Settings &settings, Store &store, Kv &mc,
                         const AuthRequest &request);
 
 // The memcached key of the reservation counter of an ID's streak `epoch`.

@@ -197,7 +197,7 @@ bool csrf_valid(const std::string &secret, const std::string &seed, const std::s
     return equal_secrets(csrf_token(secret, seed), token);
 }
 
-std::optional<Flow> load_flow(Memcache &mc, const std::string &flow_id) {
+std::optional<Flow> load_flow(Kv &mc, const std::string &flow_id) {
     auto text = mc.get(flow_key(flow_id));
     if (!text) return std::nullopt;
     Flow f;
@@ -205,13 +205,13 @@ std::optional<Flow> load_flow(Memcache &mc, const std::string &flow_id) {
     return f;
 }
 
-void save_flow(Memcache &mc, const Flow &flow, int64_t now) {
+void save_flow(Kv &mc, const Flow &flow, int64_t now) {
     long ttl = static_cast<long>(flow.expires_at - now);
     if (ttl < 1) ttl = 1;
     mc.set(flow_key(flow.id), serialize_flow(flow), ttl);
 }
 
-void end_flow(Memcache &mc, const std::string &flow_id) {
+void end_flow(Kv &mc, const std::string &flow_id) {
     mc.remove(flow_key(flow_id));
     mc.remove(flow_code_tries_key(flow_id));
 }

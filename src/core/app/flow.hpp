@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "core/adapters/memcache.hpp"
+#include "core/ports/kv.hpp"
 #include "core/config/settings.hpp"
 
 namespace certgate {
@@ -94,9 +94,9 @@ std::string csrf_token(const std::string &secret, const std::string &seed);
 bool csrf_valid(const std::string &secret, const std::string &seed, const std::string &token);
 
 // Flow state in memcached. load returns nullopt when there is none (expired
-// or ended); MemcacheError when memcached does not answer.
-std::optional<Flow> load_flow(Memcache &mc, const std::string &flow_id);
-void save_flow(Memcache &mc, const Flow &flow, int64_t now);
-void end_flow(Memcache &mc, const std::string &flow_id);
+// or ended); KvError when memcached does not answer.
+std::optional<Flow> load_flow(Kv &mc, const std::string &flow_id);
+void save_flow(Kv &mc, const Flow &flow, int64_t now);
+void end_flow(Kv &mc, const std::string &flow_id);
 
 }  // namespace certgate

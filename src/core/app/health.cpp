@@ -25,8 +25,7 @@ std::string sqlite_path(const std::string &uri) {
 Health check_health(const Settings &settings, bool check_file) {
     Health h;
     try {
-        thread_memcache(settings.memcached_host, settings.memcached_port,
-                        settings.memcached_timeout_ms)
+        thread_kv(settings)
             .version();
         h.memcached_up = true;
     } catch (const std::exception &e) {

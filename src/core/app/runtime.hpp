@@ -14,6 +14,7 @@
 #include "core/adapters/ca.hpp"
 #include "core/web/pages.hpp"
 #include "core/config/settings.hpp"
+#include "core/ports/kv.hpp"
 #include "core/ports/store.hpp"
 
 namespace certgate {
@@ -52,5 +53,8 @@ std::string read_secret_file(const std::string &path);
 // a store that failed is dropped so the next call opens it again.
 Store &thread_store(const std::string &uri);
 void drop_thread_store(const std::string &uri) noexcept;
+
+// The calling pool thread's counters/kv client for certgate_memcached.
+Kv &thread_kv(const Settings &settings);
 
 }  // namespace certgate

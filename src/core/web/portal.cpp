@@ -8,6 +8,7 @@
 #include "core/app/health.hpp"
 #include "core/base/observe.hpp"
 #include "core/web/portal_screens.hpp"
+#include "core/app/runtime.hpp"
 
 namespace certgate {
 
@@ -201,7 +202,7 @@ AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
     areq.client = c.req.client;
     AuthResult ar =
         authenticate(s, thread_store(s.store_uri),
-                     thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms), areq);
+                     thread_kv(s), areq);
     if (!ar.error.empty()) c.res.log_error = ar.error;
     // Counted against the client address by the glue's per-source throttle.
     if (ar.status == AuthStatus::bad_credentials || ar.status == AuthStatus::locked ||
@@ -211,7 +212,7 @@ AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
     return ar;
 }
 
-std::optional<Flow> current_flow(Portal::Context &c, Memcache &mc, FlowCookie *cookie_out) {
+std::optional<Flow> current_flow(Portal::Context &c, Kv &mc, FlowCookie *cookie_out) {
     auto fc = decode_flow_cookie(c.s.secret, c.cookie_value(kFlowCookie), c.req.now);
     if (!fc) return std::nullopt;
     auto flow = load_flow(mc, fc->id);

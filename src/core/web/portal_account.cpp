@@ -8,6 +8,7 @@
 #include "core/app/health.hpp"
 #include "core/adapters/mail.hpp"
 #include "core/web/portal_screens.hpp"
+#include "core/app/runtime.hpp"
 #include "core/base/secrets.hpp"
 
 namespace certgate {
@@ -73,7 +74,7 @@ bool new_password_ok(const Portal::Context &c, const std::string &initial, Error
 
 }  // namespace
 
-bool mail_flow_code(Portal::Context &c, Store &store, Memcache &mc, Flow &flow) {
+bool mail_flow_code(Portal::Context &c, Store &store, Kv &mc, Flow &flow) {
     const Settings &s = c.s;
     std::string auth_code = random_digits(static_cast<size_t>(s.code_digits));
     flow.step = FlowStep::code_sent;
@@ -187,7 +188,7 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
 
     // The initial password counts toward the lockout like any password.
     Store &store = thread_store(s.store_uri);
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    Kv &mc = thread_kv(s);
     AuthResult ar = authenticate_form(c, user_id, initial, AuthPurpose::issuance);
     bool registered = ar.status == AuthStatus::already_issued ||
                       (ar.status == AuthStatus::ok && !ar.initial_password);
@@ -235,12 +236,12 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
 PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
     const Settings &s = c.s;
     const char *page = "register_password";
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    Kv &mc = thread_kv(s);
     FlowCookie flow_cookie;
     std::optional<Flow> flow;
     try {
         flow = current_flow(c, mc, &flow_cookie);
-    } catch (const MemcacheError &e) {
+    } catch (const KvError &e) {
         c.res.log_error = e.what();
         return refusal(rt, c, ErrorCode::unavailable);
     }

@@ -16,6 +16,7 @@
 #include "core/app/flow.hpp"
 #include "core/adapters/mail.hpp"
 #include "core/web/portal_screens.hpp"
+#include "core/app/runtime.hpp"
 #include "core/base/secrets.hpp"
 
 namespace certgate {
@@ -140,7 +141,7 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     }
 
     Store &store = thread_store(s.store_uri);
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    Kv &mc = thread_kv(s);
 
     AuthResult ar = authenticate_form(c, user_id, password, AuthPurpose::issuance);
     switch (ar.status) {
@@ -226,11 +227,11 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
 static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
     const Settings &s = c.s;
     ErrorCode code;
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    Kv &mc = thread_kv(s);
     std::optional<Flow> flow;
     try {
         flow = current_flow(c, mc, nullptr);
-    } catch (const MemcacheError &e) {
+    } catch (const KvError &e) {
         c.res.log_error = e.what();
         return refusal(rt_, c, ErrorCode::unavailable);
     }
@@ -254,7 +255,7 @@ static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
     try {
         tries = mc.incr_or_create(flow_code_tries_key(flow->id), 1,
                                   static_cast<long>(flow->expires_at - c.req.now + 1));
-    } catch (const MemcacheError &e) {
+    } catch (const KvError &e) {
         c.res.log_error = e.what();
         return refusal(rt_, c, ErrorCode::unavailable);
     }
@@ -324,9 +325,9 @@ static PortalResponse issue_cancel(const Runtime &rt_, Portal::Context &c) {
     auto fc = decode_flow_cookie(s.secret, c.cookie_value(kFlowCookie), c.req.now);
     if (fc) {
         try {
-            end_flow(thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms),
+            end_flow(thread_kv(s),
                      fc->id);
-        } catch (const MemcacheError &e) {
+        } catch (const KvError &e) {
             // The flow dies with its cookie anyway.
             c.res.log_error = e.what();
         }
@@ -399,7 +400,7 @@ bool issuing_interrupted(const Flow &flow, int64_t now) {
 }
 
 // Back to ⑥ with the reason, so 発行 can be pressed again.
-void back_to_confirm(Memcache &mc, Flow &flow, int64_t now, const std::string &why) {
+void back_to_confirm(Kv &mc, Flow &flow, int64_t now, const std::string &why) {
     flow.step = FlowStep::code_ok;
     flow.failure = why;
     flow.issuing_by.clear();
@@ -427,7 +428,7 @@ void test_delay(const Portal::Context &, const char *) {}
 #endif
 
 // ⑧: shown again on every reload; the download link while its token lives.
-PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Memcache &mc,
+PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Kv &mc,
                              const Flow &flow) {
     const Settings &s = c.s;
     bool downloadable = !flow.download_token.empty() &&
@@ -457,7 +458,7 @@ PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Memcache &mc
 // ⑧ whose .p12 can no longer be handed over (its link expired, memcached
 // lost it) while the certificate is still pending: that certificate is
 // revoked and the flow goes back to ⑥, so the user can issue again.
-bool handover_lost(Portal::Context &c, Memcache &mc, Flow &flow) {
+bool handover_lost(Portal::Context &c, Kv &mc, Flow &flow) {
     if (flow.download_token.empty() || mc.get(download_key(flow.download_token))) return false;
     Store &store = thread_store(c.s.store_uri);
     auto cert = store.find_certificate(flow.serial);
@@ -484,7 +485,7 @@ bool handover_lost(Portal::Context &c, Memcache &mc, Flow &flow) {
 // A failure on the way revokes what was recorded and returns to ⑥.
 PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
     const Settings &s = c.s;
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    Kv &mc = thread_kv(s);
     FlowCookie fc;
     std::optional<Flow> flow;
     try {
@@ -494,7 +495,7 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
                               " was interrupted (its worker is gone); ⑥ may be pressed again";
             back_to_confirm(mc, *flow, c.req.now, "interrupted");
         }
-    } catch (const MemcacheError &e) {
+    } catch (const KvError &e) {
         c.res.log_error = e.what();
         return refusal(rt, c, ErrorCode::unavailable);
     }
@@ -640,14 +641,14 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
 PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
     const Settings &s = c.s;
     std::string token = c.req.path.substr(sizeof(kDownloadPrefix) - 1);
-    Memcache &mc = thread_memcache(s.memcached_host, s.memcached_port, s.memcached_timeout_ms);
+    Kv &mc = thread_kv(s);
     FlowCookie fc;
     std::optional<Flow> flow;
     std::optional<std::string> value;
     try {
         flow = current_flow(c, mc, &fc);
         if (token.size() == 32 && flow) value = mc.get(download_key(token));
-    } catch (const MemcacheError &e) {
+    } catch (const KvError &e) {
         c.res.log_error = e.what();
         return refusal(rt, c, ErrorCode::unavailable);
     }
@@ -678,7 +679,7 @@ PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
     flow->sealed_password.clear();
     try {
         save_flow(mc, *flow, c.req.now);
-    } catch (const MemcacheError &e) {
+    } catch (const KvError &e) {
         // The sealed password dies with the flow anyway.
         c.res.log_error = e.what();
     }

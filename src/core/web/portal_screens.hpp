@@ -93,9 +93,9 @@ AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
                              const std::string &password, AuthPurpose purpose);
 
 // The flow this browser is in, per its signed cookie (whose key goes to
-// *cookie_out); nullopt when there is none. MemcacheError when memcached
+// *cookie_out); nullopt when there is none. KvError when memcached
 // does not answer.
-std::optional<Flow> current_flow(Portal::Context &c, Memcache &mc, FlowCookie *cookie_out);
+std::optional<Flow> current_flow(Portal::Context &c, Kv &mc, FlowCookie *cookie_out);
 
 // The screens, by area. Each *_routes says whether a path is its own.
 bool issue_routes(const std::string &path);
@@ -114,7 +114,7 @@ bool complete_registration_flow(Store &store, const Flow &flow, std::string *err
 // ⑤'s code for `flow`: drawn, kept hashed in the flow (saved here), mailed to
 // flow.mail through the outbox. False when the relay did not take it now (the
 // outbox retries it); the reason goes to the error log.
-bool mail_flow_code(Portal::Context &c, Store &store, Memcache &mc, Flow &flow);
+bool mail_flow_code(Portal::Context &c, Store &store, Kv &mc, Flow &flow);
 // R21: before a code is mailed, the user's budget of code tries and code
 // mails for the window (certgate_code_budget); a 429 refusal when spent.
 std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c,
