@@ -175,8 +175,8 @@ ngx_int_t ngx_certgate_redirect(ngx_http_request_t *r, const std::string &locati
 // The common refusal for JSON and HTML clients.
 ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status, certgate::ErrorCode code) noexcept;
 
-// The protected path's pieces the portal shares (ngx_certgate_require.cpp):
-// the per-connection client certificate check, and the live session.
+// Who is asking (ngx_certgate_identity.cpp), for the portal and the protected
+// path: the per-connection client certificate check, and the live session.
 ngx_int_t ngx_certgate_require_init() noexcept;
 void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
                           certgate::PresentedCertificate *pc);
@@ -204,6 +204,15 @@ void ngx_certgate_each_header(ngx_http_request_t *r, const char *name, F f) {
         }
     }
 }
+
+// Response headers; the value must outlive the request (a literal), or is
+// copied into the request pool (_str).
+ngx_int_t ngx_certgate_add_header(ngx_http_request_t *r, const char *key, const char *value);
+ngx_int_t ngx_certgate_add_header_str(ngx_http_request_t *r, const char *key,
+                                      const std::string &value);
+ngx_int_t ngx_certgate_retry_after(ngx_http_request_t *r, long seconds);  // 429
+// CSP, nosniff, no framing, no referrer; and Cache-Control: no-store.
+ngx_int_t ngx_certgate_security_headers(ngx_http_request_t *r, bool no_store);
 
 // Every Cookie header of the request, joined with "; ".
 std::string ngx_certgate_cookie_header(ngx_http_request_t *r);
