@@ -3,7 +3,8 @@
 #   make            build the module and certgatectl into build/
 #   make test       build a test variant (build-test/) and run every suite
 #   make test SANITIZE=1   the same with AddressSanitizer + UBSan (build-asan/)
-#   make demo       start a demo on 127.0.0.1; make demo-stop ends it
+#   make demo       start a demo on 127.0.0.1 (keeps its data; make demo-reset starts over);
+#                   make demo-stop ends it
 #   make bench      benchmarks (figures go to docs/performance.md)
 #
 # Every target that builds or runs something installs Debian packages first
@@ -77,7 +78,7 @@ DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         $(if $(shell command -v npm),,nodejs npm)
 
 .PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \
-        demo demo-stop bench clean check check-format check-tidy deb
+        demo demo-stop demo-reset bench clean check check-format check-tidy deb
 
 all: deps build
 
@@ -168,6 +169,9 @@ demo: all
 
 demo-stop:
 	@t/demo stop
+
+demo-reset: all
+	@CERTGATE_BUILD=$(BDIR) t/demo reset
 
 # --- bench -----------------------------------------------------------------------
 
