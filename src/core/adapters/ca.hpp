@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <atomic>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -72,8 +73,9 @@ struct KeyType {
 // so a typo stops nginx -t instead of issuing weak or unexpected keys.
 std::optional<KeyType> parse_key_type(std::string_view spec);
 
-// Makes a fresh key pair for one certificate (CPU-heavy for RSA: thread pool only).
-PKey generate_key(const KeyType& type);
+// Makes a fresh key pair for one certificate (CPU-heavy for RSA: thread pool
+// only). A set *cancel stops an RSA generation early (CaError).
+PKey generate_key(const KeyType& type, const std::atomic<bool>* cancel = nullptr);
 
 // ---- the operator's CA -------------------------------------------------------------
 
