@@ -72,17 +72,25 @@ char *ngx_certgate_set_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     return NGX_CONF_OK;
 }
 
+// Every directive of the shared table has a command, and every command that
+// hands its arguments to the table finds a parser there.
 ngx_int_t ngx_certgate_check_commands(ngx_conf_t *cf) noexcept {
     try {
         for (const certgate::Directive &d : certgate::directives()) {
             ngx_command_t *cmd = ngx_http_certgate_module.commands;
             while (cmd->name.len && ngx_certgate_str(cmd->name) != d.name) cmd++;
-            bool shared = cmd->set == ngx_certgate_set_directive || cmd->set == ngx_certgate_set_rule;
-            if (cmd->name.len == 0 || shared != (d.parse != nullptr && ngx_strcmp(d.name, "certgate_language") != 0)) {
-                ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
-                              "certgate: the directive \"%s\" differs between the module's "
-                              "commands and the shared table",
-                              d.name);
+            if (cmd->name.len == 0) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "certgate: no command for \"%s\"", d.name);
+                return NGX_ERROR;
+            }
+        }
+        for (ngx_command_t *cmd = ngx_http_certgate_module.commands; cmd->name.len; cmd++) {
+            if (cmd->set != ngx_certgate_set_directive && cmd->set != ngx_certgate_set_rule)
+                continue;
+            const certgate::Directive *d = certgate::find_directive(ngx_certgate_str(cmd->name));
+            if (d == nullptr || d->parse == nullptr) {
+                ngx_log_error(NGX_LOG_EMERG, cf->log, 0, "certgate: no parser for \"%V\"",
+                              &cmd->name);
                 return NGX_ERROR;
             }
         }
@@ -177,9 +185,9 @@ ngx_int_t ngx_certgate_default_rules(ngx_conf_t *cf, ngx_certgate_main_conf_t *c
         ngx_array_t **rules;
         ngx_flag_t *custom;
         const std::vector<std::string> *patterns;
-    } sets[] = {{&cmcf->userid_rules, &cmcf->custom_userid_rules, &certgate::kDefaultUserIdRule},
-                {&cmcf->password_rules, &cmcf->custom_password_rules,
-                 &certgate::kDefaultPasswordRule}};
+    } sets[] = {
+        {&cmcf->userid_rules, &cmcf->custom_userid_rules, &certgate::kDefaultUserIdRule},
+        {&cmcf->password_rules, &cmcf->custom_password_rules, &certgate::kDefaultPasswordRule}};
 
     for (auto &set : sets) {
         *set.custom = *set.rules != nullptr;
@@ -271,4 +279,3 @@ char *ngx_certgate_set_require(ngx_conf_t *cf, ngx_command_t *, void *conf) noex
     ngx_certgate_mark_used(cf);
     return NGX_CONF_OK;
 }
-

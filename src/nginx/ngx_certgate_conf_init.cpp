@@ -153,7 +153,7 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
             ngx_http_conf_get_module_srv_conf(cf, ngx_http_certgate_module));
         if (http_scf != nullptr && http_scf->language != NGX_CONF_UNSET_UINT) {
             s.mail_language = http_scf->language == NGX_CERTGATE_LANG_EN ? certgate::Language::en
-                                                                          : certgate::Language::ja;
+                                                                         : certgate::Language::ja;
             s.mail_bilingual = http_scf->language == NGX_CERTGATE_LANG_AUTO;
         }
         s.portal_prefix = ngx_certgate_str(cmcf->portal_prefix);
@@ -175,8 +175,8 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         std::vector<certgate::X509Ptr> previous;
         if (!s.ca_certificate_previous.empty()) {
             place = &cmcf->ca_previous_place;
-            previous = certgate::load_previous_ca_certificates(s.ca_certificate_previous,
-                                                               ca_cert.get());
+            previous =
+                certgate::load_previous_ca_certificates(s.ca_certificate_previous, ca_cert.get());
         }
         rt->client_check =
             std::make_unique<certgate::ClientCertCheck>(rt->ca->certificate(), previous);
@@ -184,12 +184,10 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         place = s.templates_dir.empty() ? &cmcf->use_place : &cmcf->templates_place;
         rt->pages = std::make_unique<certgate::Pages>(s);
 
-        // The store must hold the schema this build knows; nginx -t says so
-        // instead of the first request failing.
-        place = &cmcf->store_place;
-        // nginx's workers must be able to write it, or every portal request
-        // would answer 503; looked at before this process opens
-        // it, so the -wal and -shm files seen are not this check's own.
+        // The store must hold the schema this build knows, and nginx's
+        // workers must be able to write it, or every portal request would
+        // answer 503: nginx -t says so instead. Access is looked at before
+        // this process opens it, so the -wal and -shm files seen are not its own.
         place = &cmcf->store_place;
         certgate::WorkerIdentity who;
         if (ngx_certgate_worker_identity(cf, &who)) {

@@ -91,8 +91,8 @@ void values_and_refusals(void**) {
     assert_int_equal(v.settings.renew_before_days, 45);
     assert_string_equal(apply(v, "certgate_password_rule", {"^.{10,}$", "[0-9]"}).c_str(), "");
     assert_int_equal(v.settings.password_rules.size(), 2);
-    assert_non_null(strstr(apply(v, "certgate_userid_rule", {"[A-Z"}).c_str(),
-                           "invalid pattern \"[A-Z\""));
+    assert_non_null(
+        strstr(apply(v, "certgate_userid_rule", {"[A-Z"}).c_str(), "invalid pattern \"[A-Z\""));
     v.settings.cert_validity_days = 30;
     assert_non_null(strstr(check_settings(v.settings).c_str(), "must be shorter"));
 }
@@ -108,6 +108,49 @@ void the_table_names_every_directive(void**) {
     assert_null(find_directive("certgate_nonsense"));
 }
 
+// The default each entry states is a value its parser takes, and gives the
+// Settings' own default.
+void defaults_parse_to_the_settings_defaults(void**) {
+    const Settings plain;
+    for (const Directive& d : directives()) {
+        if (d.parse == nullptr || d.default_value[0] == '\0') continue;
+        ConfValues v;
+        std::vector<std::string> args;
+        std::string word;
+        for (const char* p = d.default_value;; ++p) {
+            if (*p == ' ' || *p == '\0') {
+                if (!word.empty()) args.push_back(word);
+                word.clear();
+                if (*p == '\0') break;
+            } else {
+                word += *p;
+            }
+        }
+        std::string error = apply(v, d.name, args);
+        if (!error.empty()) fail_msg("%s %s: %s", d.name, d.default_value, error.c_str());
+        const Settings& s = v.settings;
+        if (s.key_type != plain.key_type || s.timezone != plain.timezone ||
+            s.p12_legacy != plain.p12_legacy || s.p12_iterations != plain.p12_iterations ||
+            s.sync_interval_ms != plain.sync_interval_ms ||
+            s.notify_interval_ms != plain.notify_interval_ms ||
+            s.cert_validity_days != plain.cert_validity_days ||
+            s.renew_before_days != plain.renew_before_days ||
+            s.crl_validity_seconds != plain.crl_validity_seconds ||
+            s.lockout_failures != plain.lockout_failures ||
+            s.lockout_time_s != plain.lockout_time_s || s.lockout_locks != plain.lockout_locks ||
+            s.code_digits != plain.code_digits || s.code_lifetime_s != plain.code_lifetime_s ||
+            s.code_attempts != plain.code_attempts ||
+            s.code_budget_tries != plain.code_budget_tries ||
+            s.code_budget_window_s != plain.code_budget_window_s ||
+            s.code_budget_mails != plain.code_budget_mails ||
+            s.session_idle_s != plain.session_idle_s ||
+            s.session_absolute_s != plain.session_absolute_s ||
+            s.mail_language != plain.mail_language)
+            fail_msg("%s: the stated default \"%s\" is not the Settings default", d.name,
+                     d.default_value);
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -117,6 +160,7 @@ int main() {
         cmocka_unit_test(relative_paths_follow_the_conf_prefix),
         cmocka_unit_test(values_and_refusals),
         cmocka_unit_test(the_table_names_every_directive),
+        cmocka_unit_test(defaults_parse_to_the_settings_defaults),
     };
     return cmocka_run_group_tests_name("directives", tests, nullptr, nullptr);
 }

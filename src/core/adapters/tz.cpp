@@ -16,8 +16,7 @@ using Seconds = cctz::time_point<cctz::seconds>;
 // Zone names only: cctz would also take "localtime" (the host's zone),
 // "libc:..." and, for any name, the file under zoneinfo it names.
 bool plausible_zone_name(const std::string& tz) {
-    if (tz.empty() || tz.front() == '/' || tz.find("..") != std::string::npos ||
-        tz == "localtime")
+    if (tz.empty() || tz.front() == '/' || tz.find("..") != std::string::npos || tz == "localtime")
         return false;
     return std::all_of(tz.begin(), tz.end(), [](char ch) {
         return std::isalnum(static_cast<unsigned char>(ch)) || ch == '/' || ch == '_' ||
@@ -32,8 +31,9 @@ cctz::time_zone zone_named(const std::string& tz) {
     return zone;
 }
 
-Seconds at(time_t t) { return std::chrono::time_point_cast<cctz::seconds>(
-        std::chrono::system_clock::from_time_t(t)); }
+Seconds at(time_t t) {
+    return std::chrono::time_point_cast<cctz::seconds>(std::chrono::system_clock::from_time_t(t));
+}
 
 }  // namespace
 
@@ -48,8 +48,12 @@ LocalTime to_local_time(time_t t, const std::string& tz) {
     const cctz::time_zone zone = zone_named(tz);
     const auto info = zone.lookup(at(t));
     const cctz::civil_second cs = info.cs;
-    return LocalTime{static_cast<int>(cs.year()), cs.month(),  cs.day(),
-                     cs.hour(),                   cs.minute(), cs.second(),
+    return LocalTime{static_cast<int>(cs.year()),
+                     cs.month(),
+                     cs.day(),
+                     cs.hour(),
+                     cs.minute(),
+                     cs.second(),
                      info.offset};
 }
 

@@ -89,9 +89,9 @@ std::string parse_file(const std::string& directive, const Args& a, const ConfPa
     return readable_file(directive, a[0], paths, v.settings.*field);
 }
 
-#define CG_FILE(name, field)                                                   \
-    [](const Args& a, const ConfPaths& p, ConfValues& v) {                     \
-        return parse_file<&Settings::field>(name, a, p, v);                    \
+#define CG_FILE(name, field)                                \
+    [](const Args& a, const ConfPaths& p, ConfValues& v) {  \
+        return parse_file<&Settings::field>(name, a, p, v); \
     }
 
 std::string parse_ca_key(const Args& a, const ConfPaths& paths, ConfValues& v) {
@@ -220,8 +220,8 @@ std::string parse_rule(const Args& a, std::vector<std::string>& patterns) {
     for (const std::string& p : a) {
         int err = 0;
         PCRE2_SIZE offset = 0;
-        pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), 0,
-                                         &err, &offset, nullptr);
+        pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), 0, &err,
+                                         &offset, nullptr);
         if (code == nullptr) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(err, msg, sizeof msg);
@@ -453,11 +453,21 @@ long long parse_nginx_time(std::string_view text, bool in_seconds) {
         long long scale;
         Step next;
         switch (c) {
-            case 'y': next = year, scale = 365LL * 86400; break;
-            case 'M': next = month, scale = 30LL * 86400; break;
-            case 'w': next = week, scale = 7LL * 86400; break;
-            case 'd': next = day, scale = 86400; break;
-            case 'h': next = hour, scale = 3600; break;
+            case 'y':
+                next = year, scale = 365LL * 86400;
+                break;
+            case 'M':
+                next = month, scale = 30LL * 86400;
+                break;
+            case 'w':
+                next = week, scale = 7LL * 86400;
+                break;
+            case 'd':
+                next = day, scale = 86400;
+                break;
+            case 'h':
+                next = hour, scale = 3600;
+                break;
             case 'm':
                 if (i < text.size() && text[i] == 's') {
                     if (in_seconds) return -1;
@@ -467,9 +477,14 @@ long long parse_nginx_time(std::string_view text, bool in_seconds) {
                     next = min, scale = 60;
                 }
                 break;
-            case 's': next = sec, scale = 1; break;
-            case ' ': next = last, scale = 1; break;
-            default: return -1;
+            case 's':
+                next = sec, scale = 1;
+                break;
+            case ' ':
+                next = last, scale = 1;
+                break;
+            default:
+                return -1;
         }
         if ((next != last && step >= next) || (next == last && step >= sec)) return -1;
         if (next == year && step > start) return -1;

@@ -42,7 +42,7 @@ struct Directive {
     const char* name;
     unsigned contexts;  // DirectiveContext bits
     int min_args;
-    int max_args;         // -1: any number
+    int max_args;               // -1: any number
     const char* default_value;  // as docs/directives.md states it; "" when none
     DirectiveParser parse;      // nullptr: the glue alone handles it (locations, zones, pools)
 };
