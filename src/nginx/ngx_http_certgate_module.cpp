@@ -1,7 +1,9 @@
 // certgate: client-certificate login and certificate self-service for nginx.
 //
 // This file is the module's frame: directives, configuration, variables and
-// the phase handler. The directive parsers live in ngx_certgate_conf.cpp,
+// the phase handler. The directives are parsed by the shared table
+// (core/config/directives.cpp) through ngx_certgate_conf.cpp, the runtime is
+// built in ngx_certgate_conf_init.cpp,
 // the portal in ngx_certgate_portal.cpp, the protected path in
 // ngx_certgate_require.cpp and the thread tasks in ngx_certgate_task.cpp.
 
