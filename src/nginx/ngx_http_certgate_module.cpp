@@ -9,6 +9,7 @@
 
 #include "nginx/ngx_certgate.hpp"
 
+#include <chrono>
 #include <exception>
 #include <memory>
 
@@ -79,6 +80,7 @@ static ngx_command_t ngx_certgate_commands[] = {
     CG_SHARED("certgate_notify_interval"),
     CG_SHARED("certgate_templates"),
     CG_SHARED("certgate_key_type"),
+    CG_SHARED("certgate_key_pool"),
     CG_SHARED("certgate_cert_validity"),
     CG_SHARED("certgate_renew_before"),
     CG_SHARED("certgate_timezone"),
@@ -135,6 +137,13 @@ static ngx_command_t ngx_certgate_commands[] = {
 static void ngx_certgate_exit_process(ngx_cycle_t *cycle) noexcept {
     ngx_certgate_wait_for_pool_threads(cycle->log);
     ngx_certgate_metrics_stop();
+    // No issuance runs now: the pool's keys are freed (and wiped) here.
+    certgate::set_key_pool(nullptr);
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_certgate_module));
+    if (cmcf != nullptr && cmcf->runtime != nullptr && cmcf->runtime->key_pool) {
+        cmcf->runtime->key_pool->stop();
+    }
 }
 
 static ngx_http_module_t ngx_certgate_module_ctx = {
@@ -436,6 +445,21 @@ static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept {
             // one on its timer, until the key opens again.
             ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "certgate: %s", e.what());
             rt->hsm_broken = true;
+        }
+    }
+
+    // Keys made ahead, in this worker's memory only (never in shared memory).
+    if (rt->settings.key_pool_size > 0) {
+        try {
+            rt->key_pool = std::make_unique<certgate::KeyPool>(
+                *certgate::parse_key_type(rt->settings.key_type),
+                static_cast<size_t>(rt->settings.key_pool_size),
+                std::chrono::milliseconds(rt->settings.key_pool_pause_ms));
+            rt->key_pool->start();
+            certgate::set_key_pool(rt->key_pool.get());
+        } catch (const std::exception &e) {
+            // Issuance makes its keys inline then.
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "certgate: key pool: %s", e.what());
         }
     }
 

@@ -148,6 +148,31 @@ std::string parse_templates(const Args& a, const ConfPaths& paths, ConfValues& v
     return "";
 }
 
+// certgate_key_pool off | N [pause=TIME]: keys made ahead per worker.
+std::string parse_key_pool(const Args& a, const ConfPaths&, ConfValues& v) {
+    if (a[0] == "off") {
+        if (a.size() > 1) return "\"certgate_key_pool\" directive: nothing may follow \"off\"";
+        v.settings.key_pool_size = 0;
+        return "";
+    }
+    char* end = nullptr;
+    long n = std::strtol(a[0].c_str(), &end, 10);
+    if (a[0].empty() || *end != '\0' || n < 1 || n > 1000)
+        return "\"certgate_key_pool\" directive: expected off or a number of keys from 1 to "
+               "1000, not " + quoted(a[0]);
+    v.settings.key_pool_size = static_cast<int>(n);
+    for (size_t i = 1; i < a.size(); i++) {
+        if (a[i].rfind("pause=", 0) != 0)
+            return "\"certgate_key_pool\" directive: unknown parameter " + quoted(a[i]) +
+                   " (expected pause=TIME)";
+        long long ms = parse_nginx_time(a[i].substr(6), false);
+        if (ms < 0 || ms > 3600 * 1000LL)
+            return "\"certgate_key_pool\" directive: invalid pause " + quoted(a[i].substr(6));
+        v.settings.key_pool_pause_ms = static_cast<long>(ms);
+    }
+    return "";
+}
+
 std::string parse_key_type_directive(const Args& a, const ConfPaths&, ConfValues& v) {
     try {
         if (!parse_key_type(a[0]))
@@ -361,6 +386,7 @@ const std::vector<Directive>& directives() {
          }},
         {"certgate_templates", kHttp, 1, 1, "", parse_templates},
         {"certgate_key_type", kHttp, 1, 1, "rsa:2048", parse_key_type_directive},
+        {"certgate_key_pool", kHttp, 1, 2, "8 pause=100ms", parse_key_pool},
         {"certgate_cert_validity", kHttp, 1, 1, "366d",
          [](const Args& a, const ConfPaths&, ConfValues& v) {
              return days(a[0], v.settings.cert_validity_days);

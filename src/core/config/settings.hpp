@@ -31,6 +31,10 @@ struct Settings {
     std::string ca_key_pin_file;
     std::string pkcs11_module;
     std::string key_type = "rsa:2048";
+    // certgate_key_pool: keys made ahead per worker (0: off), and the pause
+    // after each, a bound on the refill's rate.
+    int key_pool_size = 8;
+    long key_pool_pause_ms = 100;
     bool p12_legacy = false;
     int p12_iterations = 100000;  // certgate_p12_iterations
     std::string crl_url;
