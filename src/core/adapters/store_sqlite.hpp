@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/adapters/ca.hpp"
+#include "core/base/utc_time.hpp"
 #include "core/ports/store.hpp"
 
 namespace certgate::sqlite_store {

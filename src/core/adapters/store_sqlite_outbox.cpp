@@ -1,5 +1,4 @@
 // The SQLite store: the mail outbox.
-#include <algorithm>
 
 #include "core/adapters/store_sqlite.hpp"
 

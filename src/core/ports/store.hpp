@@ -53,9 +53,6 @@ std::optional<UserState> parse_user_state(const std::string&);
 std::optional<CertStatus> parse_cert_status(const std::string&);
 std::optional<MailState> parse_mail_state(const std::string&);
 
-// "2026-11-26T03:00:00Z" (RFC 3339, UTC): how the audit trail writes times.
-std::string utc_time(int64_t t);
-
 // Times are Unix seconds (UTC); 0 means "not set".
 struct Organisation {
     std::string id;
@@ -201,6 +198,7 @@ class Store {
 
     // uri: "sqlite:/path/to/file.db" or a bare path. The file must exist unless
     // create is true (certgatectl init). Throws StoreError saying what to do.
+    // Defined with the adapters (adapters/store_open.cpp): it picks one.
     static std::unique_ptr<Store> open(const std::string& uri, bool create = false);
 
     virtual ~Store();
