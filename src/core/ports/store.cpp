@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "core/base/observe.hpp"
+#include "core/ports/clock.hpp"
 
 namespace certgate {
 
@@ -82,9 +83,7 @@ Store::~Store() = default;
 
 int64_t Store::now() const {
     if (clock_) return clock_();
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
+    return SystemClock().now();
 }
 
 void Store::write(const std::function<void()>& body) {
