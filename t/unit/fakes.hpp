@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <optional>
@@ -144,7 +145,8 @@ class FakeSigner final : public Signer {
     bool signed_crl(const std::vector<uint8_t>& der) const override { return der.size() == 2; }
 };
 
-// A real, migrated SQLite store in a fresh temporary file, on `clock`.
+// A real, migrated SQLite store in a fresh temporary file, on `clock`. The
+// files and their directory go when the test binary exits.
 inline std::unique_ptr<Store> temp_sqlite_store(const Clock& clock) {
     static std::string dir;
     static int counter = 0;
@@ -152,6 +154,12 @@ inline std::unique_ptr<Store> temp_sqlite_store(const Clock& clock) {
         char tmpl[] = "/tmp/certgate-unit-XXXXXX";
         if (!mkdtemp(tmpl)) throw StoreError("mkdtemp failed");
         dir = tmpl;
+        std::atexit([] {
+            for (int i = 1; i <= counter; ++i)
+                for (const char* suffix : {"", "-wal", "-shm"})
+                    unlink((dir + "/s" + std::to_string(i) + ".db" + suffix).c_str());
+            rmdir(dir.c_str());
+        });
     }
     auto s = Store::open("sqlite:" + dir + "/s" + std::to_string(++counter) + ".db", true);
     s->set_clock([&clock] { return clock.now(); });
