@@ -13,6 +13,7 @@
 #include "core/adapters/ca.hpp"
 #include "core/app/health.hpp"
 #include "core/adapters/audit_export.hpp"
+#include "core/base/utc_time.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {

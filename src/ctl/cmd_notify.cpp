@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {

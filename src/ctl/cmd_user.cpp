@@ -12,6 +12,7 @@
 
 #include "core/adapters/ca.hpp"
 #include "core/adapters/mail.hpp"
+#include "core/app/authentication.hpp"
 #include "core/policy/password.hpp"
 #include "ctl/ctl.hpp"
 
@@ -342,7 +343,9 @@ int cmd_user_lock(Context& ctx) {
         lock_time = parse_number(ctx.args.value("--minutes"), "--minutes") * 60;
     if (lock_time <= 0) throw UsageError("--minutes must be at least 1");
     Store& store = ctx.store();
-    LockResult r = store.lock_user(id, store.now() + lock_time, locks, ctx.actor());
+    LockoutRule rule;
+    rule.locks = locks;
+    LockState r = lock_user(store, rule, id, store.now() + lock_time, ctx.actor());
     return report_user(ctx, id, r.blocked ? "locked and blocked" : "locked");
 }
 

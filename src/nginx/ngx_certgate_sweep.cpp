@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
 #include "nginx/ngx_certgate_metrics.hpp"
 #include "nginx/ngx_certgate_revocation.hpp"
 #include "nginx/ngx_certgate_task.hpp"

@@ -16,6 +16,7 @@
 #include "core/adapters/audit_export.hpp"
 #include "core/base/observe.hpp"
 #include "core/ports/store.hpp"
+#include "core/base/utc_time.hpp"
 
 #include <setjmp.h>
 #include <stdarg.h>

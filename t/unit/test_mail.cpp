@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
 #include "core/ports/store.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/app/authentication.hpp"
 #include "core/app/revocation_feed.hpp"
 #include "core/ports/store.hpp"
 
@@ -247,6 +248,8 @@ void streaks_of_real_and_unknown_ids(void**) {
     auto s = fresh_store();
     s->add_org({"ORG1", "One", 0}, "op");
     s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    LockoutRule rule;
+    rule.lock_time_s = 60;
     for (const char* id : {"general01", "nosuch01"}) {
         const bool known = std::string(id) == "general01";
         for (int lock = 1; lock <= 3; ++lock) {
@@ -254,8 +257,7 @@ void streaks_of_real_and_unknown_ids(void**) {
             int locks = 0;
             StreakFailure f;
             for (int i = 0; i < 6; ++i) {
-                f = s->record_streak_failure(id, known, st.epoch, 6, fake_now + 60, 3,
-                                             fake_now + 86400, "wrong",
+                f = record_wrong_password(*s, rule, id, known, st.epoch, fake_now, "wrong",
                                              [&](const StreakFailure&) { ++locks; });
                 assert_true(f.counted);
                 assert_int_equal(f.failures, i + 1);
@@ -267,8 +269,7 @@ void streaks_of_real_and_unknown_ids(void**) {
             assert_true(after.epoch > st.epoch);
             assert_int_equal(after.failures, 0);
             // A failure judged in the old epoch does not count any more.
-            assert_false(s->record_streak_failure(id, known, st.epoch, 6, fake_now + 60, 3,
-                                                  fake_now + 86400, "late", nullptr)
+            assert_false(record_wrong_password(*s, rule, id, known, st.epoch, fake_now, "late", nullptr)
                              .counted);
             if (known) {
                 assert_int_equal(s->find_user(id)->blocked, lock == 3);
@@ -300,14 +301,22 @@ void code_budget_per_window(void**) {
     fake_now = saved;
 }
 
+LockoutRule locks_rule(int locks) {
+    LockoutRule rule;
+    rule.locks = locks;
+    return rule;
+}
+
 void lock_three_times_blocks(void**) {
     auto s = fresh_store();
     s->add_org({"ORG1", "One", 0}, "op");
     s->add_user(make_user("general01", "ORG1", Role::general), "op");
-    for (int i = 0; i < 6; ++i) s->record_auth_failure("general01", "general01", "wrong password");
-    assert_int_equal(s->find_user("general01")->failure_streak, 6);
+    for (int i = 0; i < 5; ++i)
+        record_wrong_password(*s, LockoutRule(), "general01", true, s->auth_streak("general01").epoch,
+                              fake_now, "wrong password", nullptr);
+    assert_int_equal(s->find_user("general01")->failure_streak, 5);
 
-    LockResult r = s->lock_user("general01", fake_now + 3600, 3, "certgate");
+    LockState r = lock_user(*s, locks_rule(3), "general01", fake_now + 3600, "certgate");
     assert_int_equal(r.lock_count, 1);
     assert_false(r.blocked);
     auto u = s->find_user("general01");
@@ -320,13 +329,13 @@ void lock_three_times_blocks(void**) {
     assert_true(contains(error_of<StoreConflict>([&] { s->unlock_user("general01", "op"); }),
                          "not locked"));
 
-    s->lock_user("general01", fake_now + 3600, 3, "certgate");
-    r = s->lock_user("general01", fake_now + 3600, 3, "certgate");
+    lock_user(*s, locks_rule(3), "general01", fake_now + 3600, "certgate");
+    r = lock_user(*s, locks_rule(3), "general01", fake_now + 3600, "certgate");
     assert_int_equal(r.lock_count, 3);
     assert_true(r.blocked);
     assert_true(s->find_user("general01")->blocked);
     assert_true(contains(
-        error_of<StoreConflict>([&] { s->lock_user("general01", fake_now + 60, 3, "certgate"); }),
+        error_of<StoreConflict>([&] { lock_user(*s, locks_rule(3), "general01", fake_now + 60, "certgate"); }),
         "already blocked"));
 
     s->unblock_user("general01", "master01");
@@ -342,15 +351,15 @@ void login_resets_the_lock_count(void**) {
     auto s = fresh_store();
     s->add_org({"ORG1", "One", 0}, "op");
     s->add_user(make_user("general01", "ORG1", Role::general), "op");
-    s->lock_user("general01", fake_now - 1, 3, "certgate");
-    s->lock_user("general01", fake_now - 1, 3, "certgate");
+    lock_user(*s, locks_rule(3), "general01", fake_now - 1, "certgate");
+    lock_user(*s, locks_rule(3), "general01", fake_now - 1, "certgate");
     s->record_login("general01", "general01");
     auto u = s->find_user("general01");
     assert_int_equal(u->lock_count, 0);
     assert_int_equal(u->last_login_at, fake_now);
     // Three more locks are needed to block again (R10: without a success in between).
-    s->lock_user("general01", fake_now - 1, 3, "certgate");
-    assert_false(s->lock_user("general01", fake_now - 1, 3, "certgate").blocked);
+    lock_user(*s, locks_rule(3), "general01", fake_now - 1, "certgate");
+    assert_false(lock_user(*s, locks_rule(3), "general01", fake_now - 1, "certgate").blocked);
 }
 
 void reset_registration_and_passwords(void**) {
@@ -495,7 +504,7 @@ void events_are_numbered_in_order(void**) {
     auto s = fresh_store();
     s->add_org({"ORG1", "One", 0}, "operator:bank");
     s->add_user(make_user("master01", "ORG1", Role::master), "operator:bank");
-    s->lock_user("master01", fake_now + 60, 1, "certgate");  // locks and blocks: two events
+    lock_user(*s, locks_rule(1), "master01", fake_now + 60, "certgate");  // locks and blocks: two events
     s->append_event("master01", "user.logout", "master01", "");
     auto ev = s->events_since(0, 100);
     const char* kinds[] = {event_kind::kStoreInit,   event_kind::kOrgAdded,

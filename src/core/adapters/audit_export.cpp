@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "core/app/health.hpp"
+#include "core/base/utc_time.hpp"
 
 namespace certgate {
 

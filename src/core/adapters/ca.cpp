@@ -1,7 +1,6 @@
 // The CA itself: key types, reading and creating the CA key and certificate,
 // certificate facts, and the protected path's client-certificate check.
 #include "core/adapters/ca.hpp"
-#include "core/adapters/key_pool.hpp"
 
 #include <fcntl.h>
 #include <openssl/err.h>

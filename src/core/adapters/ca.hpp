@@ -23,23 +23,13 @@
 #include <vector>
 
 #include "core/adapters/tz.hpp"
+#include "core/ports/signer.hpp"
 
 namespace certgate {
 
 // ---- errors ------------------------------------------------------------------
 
-// One exception type for the CA core, so callers (nginx glue, certgatectl)
-// catch it and print what() as it is: it already names the file and cause.
-struct CaError : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-// The CA key itself failed to sign a certificate or a CRL. With the key in an
-// HSM this is the token or its session failing, the one CA error after which
-// a worker is replaced (Runtime::hsm_broken); a key that could not be made, a
-// bad request or an encoding error is a CaError and recycles nothing.
-struct CaKeyError : CaError {
-    using CaError::CaError;
-};
+// CaError and CaKeyError are the signer port's (core/ports/signer.hpp).
 
 // Drains the calling thread's OpenSSL error queue into one readable line
 // ("bad decrypt; ..."), so a CaError says what OpenSSL refused; "" if empty.
@@ -57,23 +47,7 @@ using PKey = std::unique_ptr<EVP_PKEY, OpenSslDelete>;
 using X509Ptr = std::unique_ptr<X509, OpenSslDelete>;
 using X509CrlPtr = std::unique_ptr<X509_CRL, OpenSslDelete>;
 
-// ---- key types -------------------------------------------------------------------
-
-enum class KeyAlgorithm { rsa, ec };
-
-// A key type of certgate_key_type: data, so the issuance profile is one code path.
-struct KeyType {
-    KeyAlgorithm alg = KeyAlgorithm::rsa;
-    int bits = 2048;    // rsa only
-    std::string curve;  // ec only: "P-256"
-
-    // The directive spelling ("rsa:2048", "ec:P-256"), for logs and errors.
-    std::string name() const;
-};
-
-// Parses certgate_key_type; accepts exactly rsa:2048, rsa:3072 and ec:P-256,
-// so a typo stops nginx -t instead of issuing weak or unexpected keys.
-std::optional<KeyType> parse_key_type(std::string_view spec);
+// ---- key types (KeyType, parse_key_type: core/ports/signer.hpp) --------------------
 
 // Makes a fresh key pair for one certificate (CPU-heavy for RSA: thread pool
 // only). A set *cancel stops an RSA generation early (CaError).
@@ -171,52 +145,10 @@ const char* to_string(ClientCertCheck::Result r);
 
 // ---- issuance ---------------------------------------------------------------------------
 
-// How the .p12 is protected: aes256 = PBKDF2 + AES-256-CBC with a SHA-256
-// MAC (default); legacy = 3DES keys, RC2-40 certificates, SHA-1 MAC, for old
-// Windows (needs OpenSSL's legacy provider, loaded on demand).
-enum class P12Encryption { aes256, legacy };
-
-// certgate_p12_iterations: the PBKDF2 (aes256) or PKCS#12-KDF (legacy)
-// iteration count of the key, certificate and MAC protection. The login
-// password is short, so the count is what slows an offline guess.
-inline constexpr int kDefaultP12Iterations = 100000;
-inline constexpr int kMinP12Iterations = 10000;
-inline constexpr int kMaxP12Iterations = 10000000;
-
 // Parses certgate_p12_encryption ("aes256" | "legacy").
 std::optional<P12Encryption> parse_p12_encryption(std::string_view spec);
 
-// What issue() needs to know about one user and the site's rules (R1, R11).
-struct IssueRequest {
-    std::string user_id;   // CN, and the .p12 friendly name and file name
-    std::string org_name;  // O (UTF-8)
-    std::string mail;      // SAN rfc822Name; empty = no SAN
-    KeyType key_type;
-    time_t now = 0;                              // the issue time
-    std::string timezone = "Asia/Tokyo";         // certgate_timezone, an IANA name
-    int validity_days = 366;                     // certgate_cert_validity, counting the issue day
-    std::string crl_url;                         // CRL distribution point; empty = none
-    int p12_iterations = kDefaultP12Iterations;  // certgate_p12_iterations
-};
-
-// The result of one issuance: what the store records and what the user downloads.
-struct IssuedCertificate {
-    std::string serial_hex;
-    time_t not_before = 0;
-    time_t not_after = 0;
-    std::string cert_pem;
-    std::vector<uint8_t> pkcs12;
-    std::string file_name;  // <userID><YYYYMMDDhhmmss>.p12, local time in the timezone (R11)
-};
-
 // ---- revocation -------------------------------------------------------------------------
-
-// One line of the CRL, as the store keeps it.
-struct RevokedEntry {
-    std::string serial_hex;
-    time_t revoked_at = 0;
-    std::string reason;  // keyCompromise, superseded, cessationOfOperation, ... (see below)
-};
 
 // Maps the reason words certgatectl accepts (keyCompromise, superseded,
 // cessationOfOperation, affiliationChanged, unspecified, certificateHold,
@@ -239,7 +171,7 @@ std::string crl_der_to_pem(const std::vector<uint8_t>& der);
 // An engine (HSM) key is a handle on a PKCS#11 session, which does not
 // survive fork(): load it in each nginx worker (init_process); loading in
 // the master as well is fine for the nginx -t checks.
-class CaSigner {
+class CaSigner final : public Signer {
   public:
     // key_spec is a PEM file path, or "engine:pkcs11:<pkcs11 URI>" for a key
     // in an HSM. Checks the key matches the certificate and that the
@@ -252,10 +184,10 @@ class CaSigner {
     // The CA certificate, e.g. for ClientCertCheck and for the .p12 chain.
     X509* certificate() const { return cert_.get(); }
 
-    // Makes a key pair, a client certificate (the profile is in issuance.cpp)
+    // Makes a key pair, a client certificate (the profile is in ca_issue.cpp)
     // and a PKCS#12 protected by p12_password. CPU-heavy: thread pool only.
     IssuedCertificate issue(const IssueRequest& request, const std::string& p12_password,
-                            P12Encryption enc) const;
+                            P12Encryption enc) const override;
 
     // Signs a v2 CRL (DER) listing `revoked`, with CRL number and AKI, valid
     // from now for next_update_hours.
@@ -263,9 +195,10 @@ class CaSigner {
                                   int next_update_hours, uint64_t crl_number) const;
     // The same, valid for validity_seconds (at least 1).
     std::vector<uint8_t> make_crl_seconds(const std::vector<RevokedEntry>& revoked, time_t now,
-                                          int64_t validity_seconds, uint64_t crl_number) const;
+                                          int64_t validity_seconds,
+                                          uint64_t crl_number) const override;
     // True when `der` is a CRL whose signature this CA's key made.
-    bool signed_crl(const std::vector<uint8_t>& der) const;
+    bool signed_crl(const std::vector<uint8_t>& der) const override;
 
     // The CA's private key, for tests and for signing beyond issue()/make_crl().
     EVP_PKEY* private_key() const { return key_.get(); }

@@ -1,4 +1,4 @@
-// Internal to the CA core (ca.cpp, issuance.cpp, revocation.cpp, hsm_key.cpp):
+// Internal to the CA core (ca.cpp, ca_issue.cpp, revocation.cpp, hsm_key.cpp):
 // owning handles for the OpenSSL objects those files build, and the few
 // steps they share. Not for use outside src/core/.
 #pragma once

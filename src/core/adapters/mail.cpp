@@ -590,4 +590,21 @@ void send_mail(const MailSettings& settings, const MailMessage& message) {
               message.to, text);
 }
 
+std::string RelayMailer::message_id_domain() const {
+    const std::string& sender = settings_.from;
+    const auto lt = sender.rfind('<');
+    std::string from = lt == std::string::npos ? sender : sender.substr(lt + 1);
+    if (!from.empty() && from.back() == '>') from.pop_back();
+    const auto at = from.rfind('@');
+    if (at != std::string::npos && at + 1 < from.size()) return from.substr(at + 1);
+    return "certgate.invalid";
+}
+
+MailSettings mail_settings(const Settings& settings) {
+    MailSettings m;
+    m.relay = settings.mail;
+    m.from = settings.mail_from;
+    return m;
+}
+
 }  // namespace certgate

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <exception>
 
-#include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
 #include "core/policy/password.hpp"
 
 namespace certgate {
@@ -68,6 +68,60 @@ void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blo
 }
 
 }  // namespace
+
+StreakFailure record_wrong_password(Store &store, const LockoutRule &rule,
+                                    const std::string &id, bool known, int64_t epoch, int64_t now,
+                                    const std::string &detail,
+                                    const std::function<void(const StreakFailure &)> &on_lock) {
+    StreakFailure r;
+    store.write([&] {
+        r = StreakFailure();
+        store.prune_auth_streaks(store.now());
+        const AuthStreak st = store.lock_auth_streak(id);
+        store.append_event(known ? id : std::string("certgate"), event_kind::kAuthFailed,
+                           known ? id : std::string("(unknown)"),
+                           (known ? std::string() : "user_id=" + id + " ") + detail);
+        if (st.epoch != epoch) return;  // the streak ended while this try was checked
+        r.counted = true;
+        r.failures = st.failures + 1;
+        const int64_t ghost_expires = now + std::max<int64_t>(kGhostLifetime, rule.lock_time_s);
+        if (!rule.locks_at(r.failures)) {
+            store.save_streak_failures(id, known, epoch, r.failures, known ? 0 : ghost_expires);
+            return;
+        }
+        // A real user's lock count is its row's; an unknown ID's its streak's.
+        int previous_locks = st.lock_count;
+        if (known) {
+            std::optional<User> u = store.find_user(id);
+            if (!u) throw StoreNotFound("user " + id + " does not exist");
+            if (u->blocked) throw StoreConflict("user " + id + " is already blocked");
+            previous_locks = u->lock_count;
+        }
+        const int64_t until = now + rule.lock_time_s;
+        const LockState lock = rule.next_lock(previous_locks, until);
+        store.save_lock(id, known, lock, known ? 0 : std::max(ghost_expires, until), "certgate");
+        r.locked = true;
+        r.until = lock.until;
+        r.blocked = lock.blocked;
+        r.lock_count = lock.lock_count;
+        if (on_lock) on_lock(r);
+    });
+    return r;
+}
+
+LockState lock_user(Store &store, const LockoutRule &rule, const std::string &id, int64_t until,
+                    const std::string &actor) {
+    LockState lock;
+    store.write([&] {
+        store.lock_auth_streak(id);
+        std::optional<User> u = store.find_user(id);
+        if (!u) throw StoreNotFound("user " + id + " does not exist");
+        if (u->blocked) throw StoreConflict("user " + id + " is already blocked");
+        lock = rule.next_lock(u->lock_count, until);
+        store.save_lock(id, true, lock, 0, actor);
+    });
+    return lock;
+}
 
 AuthResult authenticate(const Settings &s, Store &store, Kv &mc, const AuthRequest &req) {
     AuthResult result;
@@ -138,10 +192,8 @@ AuthResult authenticate(const Settings &s, Store &store, Kv &mc, const AuthReque
             std::string detail = "attempt=" + std::to_string(attempt) + " client=" + req.client +
                                  " purpose=" +
                                  (req.purpose == AuthPurpose::login ? "login" : "issuance");
-            int64_t until = req.now + s.lockout_time_s;
-            StreakFailure sf = store.record_streak_failure(
-                req.user_id, known, streak.epoch, s.lockout_failures, until, s.lockout_locks,
-                req.now + std::max<int64_t>(kGhostLifetime, s.lockout_time_s), detail,
+            StreakFailure sf = record_wrong_password(
+                store, LockoutRule::from(s), req.user_id, known, streak.epoch, req.now, detail,
                 [&](const StreakFailure &f) {
                     if (known) queue_lock_mail(s, store, *user, f.blocked, f.until, &result);
                 });

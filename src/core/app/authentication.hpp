@@ -13,8 +13,11 @@
 #include <optional>
 #include <string>
 
-#include "core/ports/kv.hpp"
+#include <functional>
+
 #include "core/config/settings.hpp"
+#include "core/policy/lockout.hpp"
+#include "core/ports/kv.hpp"
 #include "core/ports/store.hpp"
 
 namespace certgate {
@@ -68,5 +71,33 @@ std::string failure_counter_key(const std::string &user_id, int64_t epoch);
 // How long the store keeps the streak of an unknown ID after its last
 // failure (a blocked one stays, like a blocked user).
 inline constexpr int64_t kGhostLifetime = 30L * 86400;
+
+// What one judged wrong password did to its streak.
+struct StreakFailure {
+    bool counted = false;  // false: the streak had ended meanwhile (a success, a lock)
+    int failures = 0;
+    bool locked = false;   // this failure locked the ID
+    bool blocked = false;  // and this lock blocked it
+    int64_t until = 0;
+    int lock_count = 0;
+};
+
+// One judged wrong password of streak `epoch` of a typed ID, in one store
+// transaction that holds the streak's row: the rule (policy/lockout.hpp)
+// decides on the counts read there, the store writes the outcome. known: a
+// real, enabled user; otherwise an unknown ID, whose row the store keeps like
+// a user's (R22). detail goes to the auth.failed event. on_lock runs inside
+// the same transaction when this failure locks (the lock mail is queued
+// there: one commit either way).
+StreakFailure record_wrong_password(Store &store, const LockoutRule &rule,
+                                    const std::string &user_id, bool known, int64_t epoch,
+                                    int64_t now, const std::string &detail,
+                                    const std::function<void(const StreakFailure &)> &on_lock);
+
+// R10 by hand (certgatectl user lock): locks a user until `until`; the lock
+// that reaches the rule's lock count also blocks. StoreNotFound for an
+// unknown user, StoreConflict for one already blocked.
+LockState lock_user(Store &store, const LockoutRule &rule, const std::string &user_id,
+                    int64_t until, const std::string &actor);
 
 }  // namespace certgate

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
 
 namespace certgate {
 

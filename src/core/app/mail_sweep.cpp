@@ -4,6 +4,7 @@
 // sending anything twice.
 
 #include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
 
 namespace certgate {
 

@@ -5,7 +5,7 @@
 #include <atomic>
 #include <string>
 
-#include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
 
 namespace certgate {
 
@@ -13,15 +13,9 @@ namespace {
 
 // The same Message-ID on every try, so a copy sent again after a crash is
 // recognisably the same mail.
-std::string outbox_message_id(const Mail& mail, const MailSettings& settings) {
-    std::string domain = "certgate.invalid";
-    const auto lt = settings.from.rfind('<');
-    std::string from = lt == std::string::npos ? settings.from : settings.from.substr(lt + 1);
-    if (!from.empty() && from.back() == '>') from.pop_back();
-    const auto at = from.rfind('@');
-    if (at != std::string::npos && at + 1 < from.size()) domain = from.substr(at + 1);
+std::string outbox_message_id(const Mail& mail, const Mailer& mailer) {
     return "<certgate.outbox." + std::to_string(mail.id) + "." + std::to_string(mail.created_at) +
-           "@" + domain + ">";
+           "@" + mailer.message_id_domain() + ">";
 }
 
 }  // namespace
@@ -54,24 +48,24 @@ int64_t queue_mail(Store& store, const MailMessage& message, const std::string& 
 namespace {
 
 // The lease must outlast one try, or a slow relay could see the mail twice.
-int outbox_lease(const MailSettings& settings) {
+int outbox_lease(const Mailer& mailer) {
     return std::max(kOutboxLeaseSeconds,
-                    2 * (settings.timeout_ms > 0 ? settings.timeout_ms : 0) / 1000);
+                    2 * (mailer.timeout_ms() > 0 ? mailer.timeout_ms() : 0) / 1000);
 }
 
 enum class Attempt { sent, retried, failed, unreachable };
 
 // Sends one claimed mail and records the outcome with its event.
-Attempt attempt_mail(Store& store, const MailSettings& settings, const Mail& mail, int64_t now,
+Attempt attempt_mail(Store& store, Mailer& mailer, const Mail& mail, int64_t now,
                      std::string* error) {
     MailMessage message;
     message.to = mail.to;
     message.subject = mail.subject;
     message.body = mail.body;
-    message.message_id = outbox_message_id(mail, settings);
+    message.message_id = outbox_message_id(mail, mailer);
     message.date = static_cast<time_t>(mail.created_at);
     try {
-        send_mail(settings, message);
+        mailer.send(message);
     } catch (const MailError& e) {
         if (error) *error = e.what();
         if (e.permanent()) {
@@ -101,13 +95,18 @@ Attempt attempt_mail(Store& store, const MailSettings& settings, const Mail& mai
 
 OutboxResult deliver_outbox(Store& store, const MailSettings& settings, int64_t now,
                             int max_mails) {
+    RelayMailer mailer(settings);
+    return deliver_outbox(store, mailer, now, max_mails);
+}
+
+OutboxResult deliver_outbox(Store& store, Mailer& mailer, int64_t now, int max_mails) {
     OutboxResult result;
-    const int lease = outbox_lease(settings);
+    const int lease = outbox_lease(mailer);
     for (int i = 0; i < max_mails; ++i) {
         // One claim per mail, so a claimed mail never waits behind a slow batch.
         const std::vector<Mail> claimed = store.claim_due_mails(1, lease);
         if (claimed.empty()) break;
-        Attempt a = attempt_mail(store, settings, claimed.front(), now, nullptr);
+        Attempt a = attempt_mail(store, mailer, claimed.front(), now, nullptr);
         if (a == Attempt::sent) ++result.sent;
         if (a == Attempt::failed) ++result.failed;
         if (a == Attempt::retried || a == Attempt::unreachable) ++result.retried;
@@ -152,17 +151,12 @@ bool send_mail_now(Store& store, const MailSettings& settings, const MailMessage
     MailSettings inline_settings = settings;
     if (inline_settings.timeout_ms <= 0 || inline_settings.timeout_ms > kInlineMailTimeoutMs)
         inline_settings.timeout_ms = kInlineMailTimeoutMs;
+    RelayMailer relay(settings);
+    RelayMailer inline_relay(inline_settings);
     Mail mail = store.enqueue_claimed_mail(message.to, message.subject, message.body, actor, about,
-                                           outbox_lease(settings), message.expires_at);
+                                           outbox_lease(relay), message.expires_at);
     if (id) *id = mail.id;
-    return attempt_mail(store, inline_settings, mail, now, error) == Attempt::sent;
-}
-
-MailSettings mail_settings(const Settings& settings) {
-    MailSettings m;
-    m.relay = settings.mail;
-    m.from = settings.mail_from;
-    return m;
+    return attempt_mail(store, inline_relay, mail, now, error) == Attempt::sent;
 }
 
 }  // namespace certgate

@@ -1,25 +1,14 @@
 // The backend-independent part of the store: names of states, the write
-// transaction with its retry, the schema check and the URI dispatch.
+// transaction with its retry and the schema check.
 #include "core/ports/store.hpp"
 
 #include <chrono>
-#include <ctime>
 #include <thread>
 
 #include "core/base/observe.hpp"
+#include "core/ports/clock.hpp"
 
 namespace certgate {
-
-std::string utc_time(int64_t t) {
-    time_t tt = static_cast<time_t>(t);
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
-std::unique_ptr<Store> open_sqlite_store(const std::string& path, bool create);
 
 const char* to_string(Role r) { return r == Role::master ? "master" : "general"; }
 
@@ -90,27 +79,11 @@ std::optional<MailState> parse_mail_state(const std::string& s) {
     return std::nullopt;
 }
 
-std::unique_ptr<Store> Store::open(const std::string& uri, bool create) {
-    const std::string sqlite_prefix = "sqlite:";
-    if (uri.compare(0, sqlite_prefix.size(), sqlite_prefix) == 0)
-        return open_sqlite_store(uri.substr(sqlite_prefix.size()), create);
-    if (uri.rfind("postgres:", 0) == 0 || uri.rfind("postgresql:", 0) == 0)
-        throw StoreError("store " + uri + ": PostgreSQL stores are not supported by this build");
-    if (uri.empty()) throw StoreError("no store given: set certgate_store or --store");
-    auto colon = uri.find(':');
-    auto slash = uri.find('/');
-    if (colon != std::string::npos && (slash == std::string::npos || colon < slash))
-        throw StoreError("store " + uri + ": unknown scheme (use sqlite:/path/to/file.db)");
-    return open_sqlite_store(uri, create);
-}
-
 Store::~Store() = default;
 
 int64_t Store::now() const {
     if (clock_) return clock_();
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
+    return SystemClock().now();
 }
 
 void Store::write(const std::function<void()>& body) {

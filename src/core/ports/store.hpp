@@ -53,9 +53,6 @@ std::optional<UserState> parse_user_state(const std::string&);
 std::optional<CertStatus> parse_cert_status(const std::string&);
 std::optional<MailState> parse_mail_state(const std::string&);
 
-// "2026-11-26T03:00:00Z" (RFC 3339, UTC): how the audit trail writes times.
-std::string utc_time(int64_t t);
-
 // Times are Unix seconds (UTC); 0 means "not set".
 struct Organisation {
     std::string id;
@@ -152,10 +149,12 @@ struct Mail {
     int64_t expires_at = 0;  // 0: never
 };
 
-// What lock_user() did, so the caller can send the right mail (R10).
-struct LockResult {
-    int lock_count = 0;
-    bool blocked = false;  // this lock was the one that blocked the user
+// A lock of R10 as the lockout rule decided it (policy/lockout.hpp) and
+// save_lock() writes it.
+struct LockState {
+    int lock_count = 0;    // locks since the last successful login, this one included
+    int64_t until = 0;     // when it lifts
+    bool blocked = false;  // this lock was the one that blocked the ID
 };
 
 // The CRL the portal serves (GET /certgate/crl), shared by every worker and
@@ -176,16 +175,6 @@ struct AuthStreak {
     int lock_count = 0;    // locks since the last success
     int64_t locked_until = 0;
     bool blocked = false;
-};
-
-// What one judged wrong password did to its streak.
-struct StreakFailure {
-    bool counted = false;  // false: the streak had ended meanwhile (a success, a lock)
-    int failures = 0;
-    bool locked = false;   // this failure locked the ID
-    bool blocked = false;  // and this lock blocked it
-    int64_t until = 0;
-    int lock_count = 0;
 };
 
 // One unit taken from a per-window budget (code tries, code mails).
@@ -209,6 +198,7 @@ class Store {
 
     // uri: "sqlite:/path/to/file.db" or a bare path. The file must exist unless
     // create is true (certgatectl init). Throws StoreError saying what to do.
+    // Defined with the adapters (adapters/store_open.cpp): it picks one.
     static std::unique_ptr<Store> open(const std::string& uri, bool create = false);
 
     virtual ~Store();
@@ -258,32 +248,33 @@ class Store {
     // The streak of a typed ID (all zero when it has none yet). For a real
     // user the lock fields are those of its ghost row, unused: users holds them.
     virtual AuthStreak auth_streak(const std::string& id) = 0;
-    // One judged wrong password of streak `epoch`, in one transaction: the
-    // failure that reaches `limit` locks until `until` (and the lock that
-    // reaches block_after_locks blocks). known: a real, enabled user, whose
-    // lock is written to users with its events; otherwise the ghost row holds
-    // it, kept until ghost_expires (or for good once blocked). detail goes to
-    // the auth.failed event. on_lock runs inside the same transaction when this
-    // failure locks (the lock mail is queued there: one commit either way).
-    virtual StreakFailure record_streak_failure(const std::string& id, bool known, int64_t epoch,
-                                                int limit, int64_t until, int block_after_locks,
-                                                int64_t ghost_expires, const std::string& detail,
-                                                const std::function<void(const StreakFailure&)>&
-                                                    on_lock) = 0;
+    // The same inside write(), its row held against other writers until the
+    // transaction ends (SQLite's write transaction holds the whole file; a
+    // server store locks the row). Every change of a user's lock fields ends
+    // its streak, so holding this row holds those fields too.
+    virtual AuthStreak lock_auth_streak(const std::string& id) = 0;
+    // Inside write(): streak `epoch` of the ID now counts `failures` wrong
+    // passwords; a real (known) user's failure_streak mirrors it. expires_at:
+    // when an unknown ID's row may go (0 for a real user).
+    virtual void save_streak_failures(const std::string& id, bool known, int64_t epoch,
+                                      int failures, int64_t expires_at) = 0;
+    // Inside write(): a lock that the lockout rule decided, written as it is.
+    // known: the user's row, with the user.locked (and user.blocked) events;
+    // otherwise the unknown ID's row, kept until expires_at (for good once
+    // blocked), with an auth.unknown_locked event. Either way the streak ends.
+    virtual void save_lock(const std::string& id, bool known, const LockState& lock,
+                           int64_t expires_at, const std::string& actor) = 0;
+    // Drops the rows of unknown IDs whose window has passed before `now`;
+    // blocked ones stay, as a blocked user does.
+    virtual void prune_auth_streaks(int64_t now) = 0;
     // Takes one unit of budget `key` (limit units per window_s), race-free
     // across processes. A refused take is not counted.
     virtual BudgetTake take_budget(const std::string& key, int limit, int64_t window_s) = 0;
     // The budget's state without taking from it.
     virtual BudgetTake peek_budget(const std::string& key, int limit, int64_t window_s) = 0;
-    // A wrong password (the check itself is counted in memcached first).
-    virtual void record_auth_failure(const std::string& id, const std::string& actor,
-                                     const std::string& detail) = 0;
     // A successful login or authentication: streak and lock count start again.
     virtual void record_login(const std::string& id, const std::string& actor,
                               const std::string& detail = "") = 0;
-    // R10: lock until `until`; the lock that reaches block_after_locks also blocks.
-    virtual LockResult lock_user(const std::string& id, int64_t until, int block_after_locks,
-                                 const std::string& actor) = 0;
     virtual void unlock_user(const std::string& id, const std::string& actor) = 0;
     virtual void block_user(const std::string& id, const std::string& actor) = 0;
     virtual void unblock_user(const std::string& id, const std::string& actor) = 0;

@@ -7,6 +7,7 @@
 #include "core/app/flow.hpp"
 #include "core/app/health.hpp"
 #include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
 #include "core/web/portal_screens.hpp"
 #include "core/app/runtime.hpp"
 #include "core/base/secrets.hpp"

@@ -15,6 +15,8 @@
 #include "core/adapters/ca.hpp"
 #include "core/app/flow.hpp"
 #include "core/adapters/mail.hpp"
+#include "core/app/issuance.hpp"
+#include "core/app/outbox.hpp"
 #include "core/web/portal_screens.hpp"
 #include "core/app/runtime.hpp"
 #include "core/base/secrets.hpp"
@@ -463,17 +465,7 @@ bool handover_lost(Portal::Context &c, Kv &mc, Flow &flow) {
     Store &store = thread_store(c.s.store_uri);
     auto cert = store.find_certificate(flow.serial);
     if (!cert || cert->status != CertStatus::pending) return false;
-    bool revoked = false;
-    store.write([&] {
-        // Read again inside the transaction: a download answered meanwhile
-        // has made it live, and a live certificate is not taken back.
-        auto now = store.find_certificate(flow.serial);
-        revoked = now && now->status == CertStatus::pending;
-        if (!revoked) return;
-        store.revoke_certificate(now->serial, "cessationOfOperation", flow.user_id);
-        store.append_event(flow.user_id, event_kind::kCertAbandoned, now->serial,
-                           "user=" + flow.user_id + " why=its download link expired");
-    });
+    bool revoked = revoke_if_pending(store, flow.serial, flow.user_id, "its download link expired");
     if (!revoked) return false;
     back_to_confirm(mc, flow, c.req.now, "expired");
     return true;
@@ -537,38 +529,10 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
     Store &store = thread_store(s.store_uri);
     IssuedCertificate issued;
     try {
-        auto user = store.find_user(flow->user_id);
-        if (!user || user->state != UserState::active || user->blocked) {
-            throw std::runtime_error("user " + flow->user_id + " cannot be issued a certificate now");
-        }
-        // What an earlier attempt recorded but never handed over goes now.
-        store.abandon_pending_certificates(user->id, 0, "a new issuance began", user->id);
-        auto org = store.find_org(user->org);
-        IssueRequest ireq;
-        ireq.user_id = user->id;
-        ireq.org_name = org && !org->name.empty() ? org->name : user->org;
-        ireq.mail = user->mail;
-        ireq.key_type = *parse_key_type(s.key_type);
-        ireq.now = static_cast<time_t>(c.req.now);
-        ireq.timezone = s.timezone;
-        ireq.validity_days = static_cast<int>(s.cert_validity_days);
-        ireq.crl_url = s.crl_url;
-        ireq.p12_iterations = s.p12_iterations;
         test_delay(c, "keygen_delay_ms");
-        issued = rt.ca->issue(ireq, password,
-                              s.p12_legacy ? P12Encryption::legacy : P12Encryption::aes256);
+        issued = issue_pending(s, store, *rt.ca, flow->user_id, password, c.req.now);
         wipe(password);
         c.res.outcome.issued = true;
-
-        // Recorded pending: not live (no login, no renewal) until handed over.
-        Certificate cert;
-        cert.serial = issued.serial_hex;
-        cert.user_id = user->id;
-        cert.not_before = issued.not_before;
-        cert.not_after = issued.not_after;
-        cert.status = CertStatus::pending;
-        cert.issued_at = c.req.now;
-        store.add_certificate(cert, false, user->id);
     } catch (const std::exception &e) {
         // Nothing recorded: the flow goes back to ⑥ so 発行 can be pressed again.
         // Only a failed signature of the CA key is the HSM failing.
@@ -610,8 +574,7 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
         } catch (const std::exception &) {
         }
         try {
-            store.abandon_pending_certificates(flow->user_id, 0, "the .p12 could not be handed over",
-                                               flow->user_id);
+            abandon_issuance(store, flow->user_id, "the .p12 could not be handed over");
         } catch (const std::exception &e2) {
             c.res.log_error += std::string("; left to the sweep: ") + e2.what();
         }
@@ -663,7 +626,7 @@ PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
     }
     Store &store = thread_store(s.store_uri);
     try {
-        store.activate_certificate(flow->serial, flow->user_id);
+        hand_over(store, flow->serial, flow->user_id);
     } catch (const StoreConflict &e) {
         // Revoked meanwhile (a newer issuance, the sweep, the bank): not handed over.
         c.res.log_error = e.what();

@@ -1,0 +1,105 @@
+// The signer port: what the issuance use case and the CRL need from the CA.
+// The OpenSSL CA (adapters/ca.hpp: CaSigner, a PEM or HSM key) implements
+// it; unit tests use a fake. No OpenSSL types here.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace certgate {
+
+// One exception type for the CA, so callers (nginx glue, certgatectl) catch
+// it and print what() as it is: it already names the file and cause.
+struct CaError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+// The CA key itself failed to sign a certificate or a CRL. With the key in an
+// HSM this is the token or its session failing, the one CA error after which
+// a worker is replaced (Runtime::hsm_broken); a key that could not be made, a
+// bad request or an encoding error is a CaError and recycles nothing.
+struct CaKeyError : CaError {
+    using CaError::CaError;
+};
+
+enum class KeyAlgorithm { rsa, ec };
+
+// A key type of certgate_key_type: data, so the issuance profile is one code path.
+struct KeyType {
+    KeyAlgorithm alg = KeyAlgorithm::rsa;
+    int bits = 2048;    // rsa only
+    std::string curve;  // ec only: "P-256"
+
+    // The directive spelling ("rsa:2048", "ec:P-256"), for logs and errors.
+    std::string name() const;
+};
+
+// Parses certgate_key_type; accepts exactly rsa:2048, rsa:3072 and ec:P-256,
+// so a typo stops nginx -t instead of issuing weak or unexpected keys.
+std::optional<KeyType> parse_key_type(std::string_view spec);
+
+// How the .p12 is protected: aes256 = PBKDF2 + AES-256-CBC with a SHA-256
+// MAC (default); legacy = 3DES keys, RC2-40 certificates, SHA-1 MAC, for old
+// Windows (needs OpenSSL's legacy provider, loaded on demand).
+enum class P12Encryption { aes256, legacy };
+
+// certgate_p12_iterations: the PBKDF2 (aes256) or PKCS#12-KDF (legacy)
+// iteration count of the key, certificate and MAC protection. The login
+// password is short, so the count is what slows an offline guess.
+inline constexpr int kDefaultP12Iterations = 100000;
+inline constexpr int kMinP12Iterations = 10000;
+inline constexpr int kMaxP12Iterations = 10000000;
+
+// What issue() needs to know about one user and the site's rules (R1, R11).
+struct IssueRequest {
+    std::string user_id;   // CN, and the .p12 friendly name and file name
+    std::string org_name;  // O (UTF-8)
+    std::string mail;      // SAN rfc822Name; empty = no SAN
+    KeyType key_type;
+    time_t now = 0;                              // the issue time
+    std::string timezone = "Asia/Tokyo";         // certgate_timezone, an IANA name
+    int validity_days = 366;                     // certgate_cert_validity, counting the issue day
+    std::string crl_url;                         // CRL distribution point; empty = none
+    int p12_iterations = kDefaultP12Iterations;  // certgate_p12_iterations
+};
+
+// The result of one issuance: what the store records and what the user downloads.
+struct IssuedCertificate {
+    std::string serial_hex;
+    time_t not_before = 0;
+    time_t not_after = 0;
+    std::string cert_pem;
+    std::vector<uint8_t> pkcs12;
+    std::string file_name;  // <userID><YYYYMMDDhhmmss>.p12, local time in the timezone (R11)
+};
+
+// One line of the CRL, as the store keeps it.
+struct RevokedEntry {
+    std::string serial_hex;
+    time_t revoked_at = 0;
+    std::string reason;  // keyCompromise, superseded, cessationOfOperation, ...
+};
+
+// Safe to call from several thread-pool threads at once.
+class Signer {
+  public:
+    virtual ~Signer() = default;
+
+    // Makes a key pair, a client certificate and a PKCS#12 protected by
+    // p12_password. Throws CaError (CaKeyError when the CA key failed).
+    virtual IssuedCertificate issue(const IssueRequest& request, const std::string& p12_password,
+                                    P12Encryption enc) const = 0;
+
+    // Signs a v2 CRL (DER) listing `revoked`, valid for validity_seconds.
+    virtual std::vector<uint8_t> make_crl_seconds(const std::vector<RevokedEntry>& revoked,
+                                                  time_t now, int64_t validity_seconds,
+                                                  uint64_t crl_number) const = 0;
+    // True when `der` is a CRL whose signature this CA's key made.
+    virtual bool signed_crl(const std::vector<uint8_t>& der) const = 0;
+};
+
+}  // namespace certgate
