@@ -31,7 +31,7 @@ struct ngx_certgate_main_conf_t {
     // set by ngx_pcalloc: every ngx_str_t below is empty until its directive
     // is read; the place records are zero; runtime is NULL.
     ngx_str_t store;
-    ngx_str_t memcached;
+    ngx_str_t memcached;  // its servers, space-separated, each checked
     ngx_str_t thread_pool_name;
     ngx_str_t secret_file;
     ngx_str_t ca_certificate;
@@ -52,6 +52,7 @@ struct ngx_certgate_main_conf_t {
 
     ngx_uint_t p12_encryption;
     ngx_int_t p12_iterations;
+    ngx_msec_t memcached_timeout;  // 0 (pcalloc): the default, 500ms
     ngx_msec_t sync_interval;
     ngx_msec_t notify_interval;  // 0 means off
     time_t cert_validity;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/adapters/ca.hpp"
+#include "core/config/memcached_servers.hpp"
 #include "core/policy/password.hpp"
 #include "core/app/runtime.hpp"
 #include "core/ports/store.hpp"
@@ -76,23 +77,64 @@ char *ngx_certgate_set_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noe
     return NGX_CONF_OK;
 }
 
+// certgate_memcached server... [timeout=time]: each server is checked here,
+// so a typo fails nginx -t with its file and line.
 char *ngx_certgate_set_memcached(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept {
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
     ngx_str_t *field = ngx_certgate_field(conf, cmd);
     if (field->data != nullptr) return const_cast<char *>("is duplicate");
 
-    ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
-    ngx_url_t u;
-    ngx_memzero(&u, sizeof(ngx_url_t));
-    u.url = value[1];
-    u.default_port = 11211;
-    u.no_resolve = 1;
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.host.len == 0 || u.uri.len != 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid memcached address \"%V\"%s%s: expected host:port", &value[1],
-                           u.err ? ": " : "", u.err ? u.err : "");
+    try {
+        ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
+        std::string servers;
+        std::vector<certgate::MemcachedServer> seen;
+        for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
+            static const char timeout[] = "timeout=";
+            if (value[i].len >= sizeof(timeout) - 1 &&
+                ngx_strncmp(value[i].data, timeout, sizeof(timeout) - 1) == 0) {
+                ngx_str_t t = {value[i].len - (sizeof(timeout) - 1),
+                               value[i].data + sizeof(timeout) - 1};
+                ngx_msec_int_t ms = ngx_parse_time(&t, 0);
+                if (ms == NGX_ERROR || ms <= 0 || ms > 60000 || cmcf->memcached_timeout != 0) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "invalid memcached timeout \"%V\": expected once, "
+                                       "1ms to 60s, e.g. timeout=500ms",
+                                       &value[i]);
+                    return CG_CONF_ERROR;
+                }
+                cmcf->memcached_timeout = static_cast<ngx_msec_t>(ms);
+                continue;
+            }
+            std::string text = ngx_certgate_str(value[i]);
+            certgate::MemcachedServer server;
+            std::string why;
+            if (!certgate::parse_memcached_server(text, &server, &why)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid memcached server \"%V\": %s",
+                                   &value[i], why.c_str());
+                return CG_CONF_ERROR;
+            }
+            for (const auto &other : seen) {
+                if (other == server) {
+                    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                       "memcached server \"%V\" is listed twice", &value[i]);
+                    return CG_CONF_ERROR;
+                }
+            }
+            seen.push_back(server);
+            servers += (servers.empty() ? "" : " ") + text;
+        }
+        if (servers.empty()) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "no memcached server given");
+            return CG_CONF_ERROR;
+        }
+        field->len = servers.size();
+        field->data = static_cast<u_char *>(ngx_pnalloc(cf->pool, field->len));
+        if (field->data == nullptr) return CG_CONF_ERROR;
+        ngx_memcpy(field->data, servers.data(), servers.size());
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", e.what());
         return CG_CONF_ERROR;
     }
-    *field = value[1];
     return NGX_CONF_OK;
 }
 
@@ -668,16 +710,20 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
     const ngx_certgate_conf_place_t *place = &cmcf->secret_place;
     try {
         s.store_uri = ngx_certgate_str(cmcf->store);
+        // Checked when the directive was read; one space between servers.
         std::string mc = ngx_certgate_str(cmcf->memcached);
-        auto colon = mc.rfind(':');
-        if (colon != std::string::npos && mc.find(']') < colon) {
-            s.memcached_host = mc.substr(1, mc.find(']') - 1);
-            s.memcached_port = std::stoi(mc.substr(colon + 1));
-        } else if (colon != std::string::npos && mc.find(':') == colon) {
-            s.memcached_host = mc.substr(0, colon);
-            s.memcached_port = std::stoi(mc.substr(colon + 1));
-        } else {
-            s.memcached_host = mc;
+        for (size_t start = 0; start < mc.size();) {
+            size_t end = mc.find(' ', start);
+            if (end == std::string::npos) end = mc.size();
+            certgate::MemcachedServer server;
+            std::string why;
+            if (certgate::parse_memcached_server(mc.substr(start, end - start), &server, &why)) {
+                s.memcached_servers.push_back(server);
+            }
+            start = end + 1;
+        }
+        if (cmcf->memcached_timeout != 0) {
+            s.memcached_timeout_ms = static_cast<int>(cmcf->memcached_timeout);
         }
         // The http-level certgate_language: the language of the expiry
         // notices (this runs in init_main_conf, where cf->ctx is http{}'s).

@@ -76,7 +76,7 @@ static ngx_command_t ngx_certgate_commands[] = {
     {ngx_string("certgate_store"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_store, CG_MAIN_OFF,
      CG_FIELD(store), nullptr},
 
-    {ngx_string("certgate_memcached"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_memcached,
+    {ngx_string("certgate_memcached"), CG_MAIN | NGX_CONF_1MORE, ngx_certgate_set_memcached,
      CG_MAIN_OFF, CG_FIELD(memcached), nullptr},
 
     {ngx_string("certgate_thread_pool"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
