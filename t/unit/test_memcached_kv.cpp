@@ -2,12 +2,14 @@
 // free loopback ports: the Kv semantics, two servers with one killed (fail
 // closed, no rehash), recovery without a new handle, and bounded timeouts.
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -55,9 +57,15 @@ std::vector<MemcachedServer> local(std::initializer_list<int> ports) {
     return out;
 }
 
+// Servers still running when a test fails are stopped by the group teardown.
+std::vector<pid_t> running;
+
 pid_t start_memcached(int port) {
     pid_t pid = fork();
     if (pid == 0) {
+        int null = ::open("/dev/null", O_WRONLY);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
         std::string p = std::to_string(port);
         if (geteuid() == 0) {
             execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p.c_str(), "-U", "0", "-u",
@@ -68,6 +76,7 @@ pid_t start_memcached(int port) {
         }
         _exit(127);
     }
+    running.push_back(pid);
     for (int i = 0; i < 100; ++i) {
         try {
             MemcachedKv probe(local({port}), 200);
@@ -83,6 +92,12 @@ pid_t start_memcached(int port) {
 void stop_memcached(pid_t pid) {
     kill(pid, SIGTERM);
     waitpid(pid, nullptr, 0);
+    running.erase(std::remove(running.begin(), running.end(), pid), running.end());
+}
+
+int stop_all(void **) {
+    while (!running.empty()) stop_memcached(running.back());
+    return 0;
 }
 
 template <class F> bool throws_kv_error(F f, std::string *what = nullptr) {
@@ -304,5 +319,5 @@ int main() {
         cmocka_unit_test(nobody_listening_is_an_error_at_once),
         cmocka_unit_test(one_handle_per_thread_and_server_list),
     };
-    return cmocka_run_group_tests_name("memcached_kv", tests, nullptr, nullptr);
+    return cmocka_run_group_tests_name("memcached_kv", tests, nullptr, stop_all);
 }
