@@ -138,8 +138,9 @@ subtest 'second server killed: its keys fail closed, the first server still work
     like($health->{body}, qr/"memcached":\{"up":false\}/, 'health: memcached down');
     my $ready = $t->get('/certgate/health/ready', json => 1);
     is($ready->{status}, 503, 'health/ready: 503');
-    like($t->error_log, qr/memcached 127\.0\.0\.1:$pb:/, 'the error log names the dead server');
-    unlike($t->error_log, qr/memcached 127\.0\.0\.1:$pa:/, 'and not the live one');
+    like($t->error_log, qr/certgate: memcached: memcached 127\.0\.0\.1:$pb: /, 'health: the error log names the dead server');
+    like($t->error_log, qr/certgate: ready: memcached: memcached 127\.0\.0\.1:$pb: /, 'health/ready too');
+    unlike($t->error_log, qr/memcached 127\.0\.0\.1:$pa:/, 'and never the live one');
 };
 
 subtest 'second server back on its port: used again without a reload' => sub {

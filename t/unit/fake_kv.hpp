@@ -14,7 +14,7 @@
 namespace certgate {
 
 class FakeKv final : public Kv {
-public:
+  public:
     // Seconds since the epoch as the fake sees them; tests set or advance it,
     // or point `clock` at their own fake clock.
     int64_t now = 1800000000;
@@ -72,7 +72,7 @@ public:
         return delta;
     }
 
-private:
+  private:
     struct Item {
         std::string value;
         int64_t expires = 0;  // 0: never

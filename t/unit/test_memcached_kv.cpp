@@ -100,7 +100,8 @@ int stop_all(void **) {
     return 0;
 }
 
-template <class F> bool throws_kv_error(F f, std::string *what = nullptr) {
+template <class F>
+bool throws_kv_error(F f, std::string *what = nullptr) {
     try {
         f();
     } catch (const KvError &e) {
@@ -129,9 +130,9 @@ static void server_addresses_parse_as_written(void **) {
     assert_int_equal(s.port, 0);
     assert_string_equal(memcached_server_name(s).c_str(), "unix:/run/memcached/mc.sock");
 
-    for (const char *bad : {"", "::1", "[::1", "[zz]:1", "[::1]x", "host:0", "host:65536",
-                            "host:", "host:12a", "ho st:1", "unix:", "unix:relative.sock",
-                            "http://host:1"}) {
+    for (const char *bad :
+         {"", "::1", "[::1", "[zz]:1", "[::1]x", "host:0", "host:65536", "host:", "host:12a",
+          "ho st:1", "unix:", "unix:relative.sock", "http://host:1"}) {
         why.clear();
         assert_false(parse_memcached_server(bad, &s, &why));
         assert_false(why.empty());
@@ -244,6 +245,13 @@ static void two_servers_fail_closed_without_rehash(void **) {
     assert_true(throws_kv_error([&] { both.version(); }, &what));
     assert_true(contains(what, "127.0.0.1:" + std::to_string(pb)));
     assert_false(contains(what, "127.0.0.1:" + std::to_string(pa)));
+
+    // More failed connects than libmemcached's failure limit (5): without
+    // auto-eject the server still stays in the ring and is retried.
+    for (int i = 0; i < 7; ++i) {
+        assert_true(throws_kv_error([&] { both.get(on_b.front()); }));
+        std::this_thread::sleep_for(milliseconds(1100));
+    }
 
     // Back on the same port: used again by the same handle within seconds.
     b = start_memcached(pb);

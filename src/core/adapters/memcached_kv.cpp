@@ -23,14 +23,14 @@ constexpr auto kFreshFor = std::chrono::seconds(1);
 // calls that do the same thing twice.
 bool connection_broke(memcached_return_t rc) {
     switch (rc) {
-    case MEMCACHED_CONNECTION_FAILURE:
-    case MEMCACHED_WRITE_FAILURE:
-    case MEMCACHED_READ_FAILURE:
-    case MEMCACHED_UNKNOWN_READ_FAILURE:
-    case MEMCACHED_ERRNO:
-        return true;
-    default:
-        return false;
+        case MEMCACHED_CONNECTION_FAILURE:
+        case MEMCACHED_WRITE_FAILURE:
+        case MEMCACHED_READ_FAILURE:
+        case MEMCACHED_UNKNOWN_READ_FAILURE:
+        case MEMCACHED_ERRNO:
+            return true;
+        default:
+            return false;
     }
 }
 
@@ -81,16 +81,18 @@ MemcachedKv::MemcachedKv(const std::vector<MemcachedServer> &servers, int timeou
     for (const auto &b : behaviors) {
         memcached_return_t rc = memcached_behavior_set(mc_, b.behavior, b.value);
         if (memcached_failed(rc)) {
-            throw KvError(std::string("memcached: cannot set ") + libmemcached_string_behavior(b.behavior) +
-                          ": " + memcached_strerror(mc_, rc));
+            throw KvError(std::string("memcached: cannot set ") +
+                          libmemcached_string_behavior(b.behavior) + ": " +
+                          memcached_strerror(mc_, rc));
         }
     }
     for (const auto &s : servers) {
-        memcached_return_t rc = s.port == 0
-                                    ? memcached_server_add_unix_socket(mc_, s.host.c_str())
-                                    : memcached_server_add(mc_, s.host.c_str(), static_cast<in_port_t>(s.port));
+        memcached_return_t rc =
+            s.port == 0 ? memcached_server_add_unix_socket(mc_, s.host.c_str())
+                        : memcached_server_add(mc_, s.host.c_str(), static_cast<in_port_t>(s.port));
         if (memcached_failed(rc)) {
-            throw KvError("memcached " + memcached_server_name(s) + ": " + memcached_strerror(mc_, rc));
+            throw KvError("memcached " + memcached_server_name(s) + ": " +
+                          memcached_strerror(mc_, rc));
         }
     }
     guard.release();
@@ -146,8 +148,8 @@ std::optional<std::string> MemcachedKv::get(const std::string &key) {
 void MemcachedKv::set(const std::string &key, const std::string &value, long ttl_s) {
     check_key(key);
     for (int attempt = 0;; ++attempt) {
-        memcached_return_t rc =
-            memcached_set(mc_, key.data(), key.size(), value.data(), value.size(), expiration(ttl_s), 0);
+        memcached_return_t rc = memcached_set(mc_, key.data(), key.size(), value.data(),
+                                              value.size(), expiration(ttl_s), 0);
         if (rc == MEMCACHED_SUCCESS) {
             note_used(key);
             return;
@@ -159,8 +161,8 @@ void MemcachedKv::set(const std::string &key, const std::string &value, long ttl
 bool MemcachedKv::add(const std::string &key, const std::string &value, long ttl_s) {
     check_key(key);
     ensure_live(key);
-    memcached_return_t rc =
-        memcached_add(mc_, key.data(), key.size(), value.data(), value.size(), expiration(ttl_s), 0);
+    memcached_return_t rc = memcached_add(mc_, key.data(), key.size(), value.data(), value.size(),
+                                          expiration(ttl_s), 0);
     if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTSTORED || rc == MEMCACHED_DATA_EXISTS) {
         note_used(key);
         return rc == MEMCACHED_SUCCESS;
@@ -231,7 +233,8 @@ std::string MemcachedKv::version() {
     for (int attempt = 0; attempt < 2; ++attempt) {
         memcached_return_t rc;
         memcached_stat_st *stats = memcached_stat(mc_, nullptr, &rc);
-        if (stats == nullptr) throw KvError(std::string("memcached: ") + memcached_strerror(mc_, rc));
+        if (stats == nullptr)
+            throw KvError(std::string("memcached: ") + memcached_strerror(mc_, rc));
         versions.clear();
         down.clear();
         uint32_t n = memcached_server_count(mc_);

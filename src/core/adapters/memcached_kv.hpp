@@ -23,7 +23,7 @@ struct memcached_instance_st;
 namespace certgate {
 
 class MemcachedKv final : public Kv {
-public:
+  public:
     MemcachedKv(const std::vector<MemcachedServer> &servers, int timeout_ms);
     ~MemcachedKv() override;
     MemcachedKv(const MemcachedKv &) = delete;
@@ -39,7 +39,7 @@ public:
     std::optional<uint64_t> incr(const std::string &key, uint64_t delta) override;
     uint64_t incr_or_create(const std::string &key, uint64_t delta, long ttl_s) override;
 
-private:
+  private:
     const memcached_instance_st *server_of(const std::string &key);
     void ensure_live(const std::string &key);
     void note_used(const std::string &key);
