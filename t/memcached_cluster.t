@@ -170,7 +170,7 @@ subtest 'second server back on its port: used again without a reload' => sub {
 subtest 'certgate_memcached errors fail nginx -t with file and line' => sub {
     my $conf = Certgate::Test::read_file($t->dir . '/nginx.conf');
     for my $case (
-        ['127.0.0.1:99999', qr/invalid memcached server "127\.0\.0\.1:99999": invalid port/],
+        ['127.0.0.1:99999', qr/invalid memcached address "127\.0\.0\.1:99999": invalid port/],
         ['::1:11211', qr/an IPv6 address needs brackets/],
         ['unix:run/mc.sock', qr/needs an absolute path/],
         ["127.0.0.1:$pa 127.0.0.1:$pa", qr/is listed twice/],

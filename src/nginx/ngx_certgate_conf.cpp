@@ -109,7 +109,7 @@ char *ngx_certgate_set_memcached(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             certgate::MemcachedServer server;
             std::string why;
             if (!certgate::parse_memcached_server(text, &server, &why)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid memcached server \"%V\": %s",
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "invalid memcached address \"%V\": %s",
                                    &value[i], why.c_str());
                 return CG_CONF_ERROR;
             }
