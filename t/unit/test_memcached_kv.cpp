@@ -132,7 +132,7 @@ static void server_addresses_parse_as_written(void **) {
 
     for (const char *bad :
          {"", "::1", "[::1", "[zz]:1", "[::1]x", "host:0", "host:65536", "host:", "host:12a",
-          "ho st:1", "unix:", "unix:relative.sock", "http://host:1"}) {
+          "ho st:1", "unix:", "unix:relative.sock", "unix:/run/my mc.sock", "http://host:1"}) {
         why.clear();
         assert_false(parse_memcached_server(bad, &s, &why));
         assert_false(why.empty());

@@ -42,6 +42,12 @@ bool parse_memcached_server(const std::string &text, MemcachedServer *out, std::
             *error = "a unix socket needs an absolute path: unix:/path/to/memcached.sock";
             return false;
         }
+        for (unsigned char c : s.host) {
+            if (c <= ' ' || c == 127) {
+                *error = "a unix socket path with a space or a control character";
+                return false;
+            }
+        }
         *out = s;
         return true;
     }
