@@ -48,7 +48,7 @@ CXXSTD   := -std=c++17
 WARN     := -Wall -Wextra -Werror
 CXXFLAGS_ALL := $(CXXSTD) -O2 -g -fPIC $(WARN) $(HARDEN) $(SAN_FLAGS) $(TEST_DEFS) -Isrc
 LINK_HARDEN  := -Wl,-z,relro -Wl,-z,now
-LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lcctz -lpthread
+LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lcctz -lmemcached -lpthread
 
 CORE_SRCS := $(shell find src/core -name '*.cpp' | sort)
 CORE_HDRS := $(shell find src/core -name '*.hpp')

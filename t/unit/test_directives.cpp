@@ -73,12 +73,18 @@ void relative_paths_follow_the_conf_prefix(void**) {
 void values_and_refusals(void**) {
     ConfValues v;
     assert_string_equal(apply(v, "certgate_memcached", {"[::1]:11300"}).c_str(), "");
-    assert_string_equal(v.settings.memcached_host.c_str(), "::1");
-    assert_int_equal(v.settings.memcached_port, 11300);
+    assert_int_equal(v.settings.memcached_servers.size(), 1);
+    assert_string_equal(v.settings.memcached_servers[0].host.c_str(), "::1");
+    assert_int_equal(v.settings.memcached_servers[0].port, 11300);
+    ConfValues two;
+    assert_string_equal(
+        apply(two, "certgate_memcached", {"127.0.0.1:1", "unix:/run/mc.sock", "timeout=2s"}).c_str(),
+        "");
+    assert_int_equal(two.settings.memcached_servers.size(), 2);
+    assert_int_equal(two.settings.memcached_timeout_ms, 2000);
     ConfValues w;
     assert_string_equal(apply(w, "certgate_memcached", {"127.0.0.1:notaport"}).c_str(),
-                        "invalid memcached address \"127.0.0.1:notaport\": invalid port: "
-                        "expected host:port");
+                        "invalid memcached address \"127.0.0.1:notaport\": invalid port");
     assert_string_equal(apply(v, "certgate_timezone", {"zone1970.tab"}).c_str(),
                         "unknown time zone \"zone1970.tab\": expected an IANA name such as "
                         "Asia/Tokyo");

@@ -1,25 +1,16 @@
 // Unit tests for the portal's core parts: error codes and words, page
-// templates, the health JSON, and the memcached client against a real
-// memcached started on a free loopback port.
+// templates and the health JSON. (The memcached adapter: test_memcached_kv.)
 
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/web/errors.hpp"
 #include "core/app/health.hpp"
-#include "core/adapters/memcache.hpp"
 #include "core/web/pages.hpp"
 
 // cmocka last: its macros (fail, ...) clash with the C++ library.
@@ -36,50 +27,6 @@ namespace {
 
 bool contains(const std::string &haystack, const std::string &needle) {
     return haystack.find(needle) != std::string::npos;
-}
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a));
-    socklen_t len = sizeof(a);
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-    int port = ntohs(a.sin_port);
-    ::close(fd);
-    return port;
-}
-
-pid_t start_memcached(int port) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        std::string p = std::to_string(port);
-        if (geteuid() == 0) {
-            execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p.c_str(), "-U", "0", "-u",
-                   "root", (char *)nullptr);
-        } else {
-            execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p.c_str(), "-U", "0",
-                   (char *)nullptr);
-        }
-        _exit(127);
-    }
-    // Wait until it answers.
-    for (int i = 0; i < 100; ++i) {
-        try {
-            Memcache probe("127.0.0.1", port, 200);
-            probe.version();
-            return pid;
-        } catch (const KvError &) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-    }
-    return pid;
-}
-
-void stop_memcached(pid_t pid) {
-    kill(pid, SIGTERM);
-    waitpid(pid, nullptr, 0);
 }
 
 }  // namespace
@@ -180,95 +127,6 @@ static void health_json_hides_reasons(void **) {
     assert_string_equal(json_escape("a\"b\\c\n<").c_str(), "a\\\"b\\\\c\\n\\u003c");
 }
 
-static void memcache_against_a_real_memcached(void **) {
-    int port = free_port();
-    pid_t pid = start_memcached(port);
-    Memcache mc("127.0.0.1", port, 500);
-    assert_false(mc.version().empty());
-    assert_false(mc.get("certgate-test:none").has_value());
-    mc.set("certgate-test:k", std::string("va\r\nlue\0x", 9), 60);
-    auto v = mc.get("certgate-test:k");
-    assert_true(v.has_value());
-    assert_int_equal(v->size(), 9);
-    assert_false(mc.add("certgate-test:k", "other", 60));
-    assert_true(mc.remove("certgate-test:k"));
-    assert_false(mc.remove("certgate-test:k"));
-    assert_false(mc.incr("certgate-test:n", 1).has_value());
-    assert_int_equal(mc.incr_or_create("certgate-test:n", 1, 60), 1);
-    assert_int_equal(mc.incr_or_create("certgate-test:n", 1, 60), 2);
-    assert_true(mc.touch("certgate-test:n", 60));
-    assert_false(mc.touch("certgate-test:absent", 60));
-
-    // Increments from many threads at once are counted exactly once each.
-    std::vector<std::thread> threads;
-    std::atomic<int> errors{0};
-    for (int t = 0; t < 8; ++t) {
-        threads.emplace_back([&] {
-            Memcache own("127.0.0.1", port, 1000);
-            for (int i = 0; i < 50; ++i) {
-                try {
-                    own.incr_or_create("certgate-test:race", 1, 60);
-                } catch (...) {
-                    errors++;
-                }
-            }
-        });
-    }
-    for (auto &th : threads) th.join();
-    assert_int_equal(errors.load(), 0);
-    assert_string_equal(mc.get("certgate-test:race")->c_str(), "400");
-
-    // Bad keys never reach the wire.
-    bool thrown = false;
-    try {
-        mc.get("has space");
-    } catch (const KvError &) {
-        thrown = true;
-    }
-    assert_true(thrown);
-
-    // memcached gone: an error within the timeout, then back on restart.
-    stop_memcached(pid);
-    auto start = std::chrono::steady_clock::now();
-    thrown = false;
-    try {
-        mc.version();
-    } catch (const KvError &) {
-        thrown = true;
-    }
-    auto took = std::chrono::steady_clock::now() - start;
-    assert_true(thrown);
-    assert_true(took < std::chrono::seconds(1));
-    pid = start_memcached(port);
-    assert_false(mc.version().empty());
-    stop_memcached(pid);
-}
-
-static void memcache_times_out_on_a_silent_server(void **) {
-    // A listener that accepts and never answers.
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)), 0);
-    ::listen(fd, 4);
-    socklen_t len = sizeof(a);
-    ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-    Memcache mc("127.0.0.1", ntohs(a.sin_port), 200);
-    auto start = std::chrono::steady_clock::now();
-    bool thrown = false;
-    try {
-        mc.version();
-    } catch (const KvError &e) {
-        thrown = true;
-        assert_true(contains(e.what(), "did not answer in time"));
-    }
-    auto took = std::chrono::steady_clock::now() - start;
-    assert_true(thrown);
-    assert_true(took < std::chrono::milliseconds(900));
-    ::close(fd);
-}
-
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(error_codes_round_trip),
@@ -276,8 +134,6 @@ int main() {
         cmocka_unit_test(page_values_are_escaped),
         cmocka_unit_test(custom_templates_override_and_errors_name_the_file),
         cmocka_unit_test(health_json_hides_reasons),
-        cmocka_unit_test(memcache_against_a_real_memcached),
-        cmocka_unit_test(memcache_times_out_on_a_silent_server),
     };
     return cmocka_run_group_tests_name("portal_core", tests, nullptr, nullptr);
 }

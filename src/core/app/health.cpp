@@ -8,7 +8,6 @@
 #include <stdexcept>
 #include <exception>
 
-#include "core/adapters/memcache.hpp"
 #include "core/app/runtime.hpp"
 
 namespace certgate {

@@ -1,4 +1,5 @@
 #include "core/config/directives.hpp"
+#include "core/config/memcached_servers.hpp"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -315,35 +316,31 @@ std::string parse_language(const Args& a, const ConfPaths&, ConfValues& v) {
 // --- the parsers other work extends --------------------------------------------------
 
 // host[:port] or [v6]:port, as ngx_parse_url reads it without resolving.
+// certgate_memcached server... [timeout=time]: every server checked, so a
+// typo fails nginx -t at its line.
 std::string parse_memcached(const Args& a, const ConfPaths&, ConfValues& v) {
-    const std::string& addr = a[0];
-    const auto invalid = [&](const char* why) {
-        return "invalid memcached address " + quoted(addr) + (why[0] ? ": " : "") + why +
-               ": expected host:port";
-    };
-    std::string host = addr;
-    std::string port;
-    if (!addr.empty() && addr[0] == '[') {
-        const size_t close = addr.find(']');
-        if (close == std::string::npos) return invalid("invalid host");
-        host = addr.substr(1, close - 1);
-        if (close + 1 < addr.size()) {
-            if (addr[close + 1] != ':') return invalid("invalid host");
-            port = addr.substr(close + 2);
-            if (port.empty()) return invalid("invalid port");
+    std::vector<MemcachedServer> servers;
+    bool timeout_seen = false;
+    for (const std::string& arg : a) {
+        if (arg.rfind("timeout=", 0) == 0) {
+            long long ms = parse_nginx_time(arg.substr(8), false);
+            if (ms <= 0 || ms > 60000 || timeout_seen)
+                return "invalid memcached timeout " + quoted(arg) +
+                       ": expected once, 1ms to 60s, e.g. timeout=500ms";
+            timeout_seen = true;
+            v.settings.memcached_timeout_ms = static_cast<int>(ms);
+            continue;
         }
-    } else if (const size_t colon = addr.rfind(':'); colon != std::string::npos) {
-        if (addr.find(':') != colon) return invalid("invalid host");
-        host = addr.substr(0, colon);
-        port = addr.substr(colon + 1);
-        if (port.empty()) return invalid("invalid port");
+        MemcachedServer server;
+        std::string why;
+        if (!parse_memcached_server(arg, &server, &why))
+            return "invalid memcached address " + quoted(arg) + ": " + why;
+        for (const auto& other : servers)
+            if (other == server) return "memcached server " + quoted(arg) + " is listed twice";
+        servers.push_back(server);
     }
-    if (host.empty()) return invalid("no host");
-    if (host.find('/') != std::string::npos) return invalid("");
-    int n = 11211;
-    if (!port.empty() && !count_in(port, 1, 65535, n)) return invalid("invalid port");
-    v.settings.memcached_host = host;
-    v.settings.memcached_port = n;
+    if (servers.empty()) return "no memcached server given";
+    v.settings.memcached_servers = std::move(servers);
     return "";
 }
 
@@ -360,7 +357,7 @@ std::string parse_password_rule(const Args& a, const ConfPaths&, ConfValues& v) 
 const std::vector<Directive>& directives() {
     static const std::vector<Directive> table = {
         {"certgate_store", kHttp, 1, 1, "", parse_store},
-        {"certgate_memcached", kHttp, 1, 1, "", parse_memcached},
+        {"certgate_memcached", kHttp, 1, -1, "", parse_memcached},
         {"certgate_thread_pool", kHttp, 1, 1, "default", nullptr},
         {"certgate_secret", kHttp, 1, 1, "", CG_FILE("certgate_secret", secret_file)},
         {"certgate_ca_certificate", kHttp, 1, 1, "",

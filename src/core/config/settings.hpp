@@ -15,10 +15,19 @@ struct HelpDesk {
     std::string hours;
 };
 
+// One certgate_memcached server: a host (name, IPv4, or IPv6 without the
+// brackets) and port, or a unix socket (port 0, host is its path).
+struct MemcachedServer {
+    std::string host;
+    int port = 11211;
+    bool operator==(const MemcachedServer &o) const { return host == o.host && port == o.port; }
+};
+
 struct Settings {
     std::string store_uri;
-    std::string memcached_host;
-    int memcached_port = 11211;
+    // certgate_memcached: the servers (ketama over all of them) and the
+    // deadline of each connect, send and receive.
+    std::vector<MemcachedServer> memcached_servers;
     int memcached_timeout_ms = 500;
 
     std::string secret_file;  // certgate_secret

@@ -259,15 +259,53 @@ sub stop {
     waitpid($pid, 0);
 }
 
-sub start_memcached {
-    my ($self) = @_;
-    my @user = $> == 0 ? ('-u', 'root') : ();
-    $self->spawn('memcached', 'memcached', '-l', '127.0.0.1', '-p', $self->port('memcached'),
-        '-U', '0', '-m', '16', @user);
-    $self->wait_port($self->port('memcached'), 'memcached');
+# The suite's memcached servers. Certgate::Test->new(memcached_servers => 2)
+# (or start_memcached(n => 2) before write_conf) runs that many, on the ports
+# memcached, memcached2, ...; certgate_common lists them all. only => $i
+# starts or stops just the $i-th (1 = the first), on the same port.
+sub memcached_count { $_[0]{memcached_servers} || 1 }
+
+sub memcached_name { my ($self, $i) = @_; return !$i || $i == 1 ? 'memcached' : "memcached$i" }
+
+sub memcached_port {
+    my ($self, $i) = @_;
+    my $name = $self->memcached_name($i);
+    return $self->{ports}{$name} //= free_port();
 }
 
-sub stop_memcached { $_[0]->stop('memcached') }
+sub start_memcached {
+    my ($self, %o) = @_;
+    $self->{memcached_servers} = $o{n} if $o{n};
+    my @user = $> == 0 ? ('-u', 'root') : ();
+    for my $i (defined $o{only} ? ($o{only}) : (1 .. $self->memcached_count)) {
+        my $port = $self->memcached_port($i);
+        $self->spawn($self->memcached_name($i), 'memcached', '-l', '127.0.0.1', '-p', $port,
+            '-U', '0', '-m', '16', @user);
+        $self->wait_port($port, $self->memcached_name($i));
+    }
+}
+
+sub stop_memcached {
+    my ($self, %o) = @_;
+    $self->stop($self->memcached_name($_))
+        for defined $o{only} ? ($o{only}) : (1 .. $self->memcached_count);
+}
+
+# The keys the $i-th memcached holds now (its LRU crawler's metadump).
+sub memcached_keys {
+    my ($self, $i) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->memcached_port($i),
+        Proto => 'tcp', Timeout => 5) or die "memcached $i: $!";
+    print $s "lru_crawler metadump all\r\n";
+    my @keys;
+    while (my $line = <$s>) {
+        last if $line =~ /^(END|ERROR|BUSY)/;
+        push @keys, $1 if $line =~ /^key=(\S+)/;
+    }
+    close $s;
+    require URI::Escape;
+    return map { URI::Escape::uri_unescape($_) } @keys;
+}
 
 sub start_smtp {
     my ($self) = @_;
@@ -353,7 +391,7 @@ sub certgate_common {
     my $d = $self->{dir};
     return <<"EOF";
     certgate_store sqlite:$d/certgate.db;
-    certgate_memcached 127.0.0.1:@{[$self->port('memcached')]};
+    certgate_memcached @{[join ' ', map { '127.0.0.1:' . $self->memcached_port($_) } 1 .. $self->memcached_count]};
     certgate_secret $d/secret;
     certgate_ca_certificate $d/ca.crt;
     certgate_ca_key $d/ca.key;
