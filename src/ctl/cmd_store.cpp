@@ -9,6 +9,7 @@
 
 #include "core/adapters/ca.hpp"
 #include "core/adapters/ca_openssl.hpp"
+#include "core/base/encoding.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {
@@ -114,10 +115,7 @@ TokenKey parse_token_key(const std::string& key_spec) {
             eq == std::string::npos ? "" : percent_decode(attr.substr(eq + 1), key_spec);
         if (name == "token") k.token = value;
         if (name == "object") k.object = value;
-        if (name == "id") {
-            static const char digits[] = "0123456789abcdef";
-            for (unsigned char c : value) k.id_hex += {digits[c >> 4], digits[c & 15]};
-        }
+        if (name == "id") k.id_hex += hex_encode(value);
         if (name == "type" && value != "private")
             throw UsageError("--hsm makes a private key: the URI needs type=private, not " +
                              key_spec);

@@ -18,6 +18,7 @@
 #include "core/base/json.hpp"
 #include "core/web/portal_screens.hpp"
 #include "core/app/runtime.hpp"
+#include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
 
 namespace certgate {
