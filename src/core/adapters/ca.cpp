@@ -506,20 +506,6 @@ ClientCertCheck::Result ClientCertCheck::check(X509* peer, time_t now) const {
     return error == X509_V_ERR_CERT_HAS_EXPIRED ? Result::expired : Result::not_yet_valid;
 }
 
-const char* to_string(ClientCertCheck::Result r) {
-    switch (r) {
-        case ClientCertCheck::Result::ok:
-            return "ok";
-        case ClientCertCheck::Result::not_ours:
-            return "not_ours";
-        case ClientCertCheck::Result::expired:
-            return "expired";
-        case ClientCertCheck::Result::not_yet_valid:
-            return "not_yet_valid";
-    }
-    return "unknown";
-}
-
 // ---- loading the CA -------------------------------------------------------------------------
 
 CaSigner::CaSigner(X509Ptr cert, PKey key) : cert_(std::move(cert)), key_(std::move(key)) {}

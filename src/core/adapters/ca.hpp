@@ -165,9 +165,6 @@ class ClientCertCheck {
     size_t trusted_ = 0;
 };
 
-// The short word for a Result, for debug logs and JSON errors.
-const char* to_string(ClientCertCheck::Result r);
-
 // ---- issuance ---------------------------------------------------------------------------
 
 // How the .p12 is protected: aes256 = PBKDF2 + AES-256-CBC with a SHA-256
@@ -181,9 +178,6 @@ enum class P12Encryption { aes256, legacy };
 inline constexpr int kDefaultP12Iterations = 100000;
 inline constexpr int kMinP12Iterations = 10000;
 inline constexpr int kMaxP12Iterations = 10000000;
-
-// Parses certgate_p12_encryption ("aes256" | "legacy").
-std::optional<P12Encryption> parse_p12_encryption(std::string_view spec);
 
 // What issue() needs to know about one user and the site's rules (R1, R11).
 struct IssueRequest {
