@@ -3,7 +3,8 @@
 #   make            build the module and certgatectl into build/
 #   make test       build a test variant (build-test/) and run every suite
 #   make test SANITIZE=1   the same with AddressSanitizer + UBSan (build-asan/)
-#   make demo       start a demo on 127.0.0.1; make demo-stop ends it
+#   make demo       start a demo on 127.0.0.1 (keeps its data; make demo-reset starts over);
+#                   make demo-stop ends it
 #   make bench      benchmarks (figures go to docs/performance.md)
 #
 # Every target that builds or runs something installs Debian packages first
@@ -47,7 +48,7 @@ CXXSTD   := -std=c++17
 WARN     := -Wall -Wextra -Werror
 CXXFLAGS_ALL := $(CXXSTD) -O2 -g -fPIC $(WARN) $(HARDEN) $(SAN_FLAGS) $(TEST_DEFS) -Isrc
 LINK_HARDEN  := -Wl,-z,relro -Wl,-z,now
-LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lpthread
+LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lcctz -lpthread
 
 CORE_SRCS := $(shell find src/core -name '*.cpp' | sort)
 CORE_HDRS := $(shell find src/core -name '*.hpp')
@@ -77,7 +78,7 @@ DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         $(if $(shell command -v npm),,nodejs npm)
 
 .PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \
-        demo demo-stop bench clean check-format deb
+        demo demo-stop demo-reset bench clean check check-format check-tidy deb
 
 all: deps build
 
@@ -151,6 +152,7 @@ unit: $(UNIT_BINS)
 test:
 	@$(MAKE) --no-print-directory deps
 	@$(MAKE) --no-print-directory TESTING=1 SANITIZE=$(SANITIZE) test-build
+	@$(MAKE) --no-print-directory -j$(JOBS) TESTING=1 SANITIZE=$(SANITIZE) check
 	@# t/deb.t installs the package: build it as `make deb` does.
 	@mkdir -p $(BDIR) && $(MAKE) --no-print-directory deb > $(BDIR)/deb.log 2>&1 || { tail -40 $(BDIR)/deb.log; exit 1; }
 	@$(MAKE) --no-print-directory TESTING=1 SANITIZE=$(SANITIZE) test-run
@@ -167,6 +169,9 @@ demo: all
 
 demo-stop:
 	@t/demo stop
+
+demo-reset: all
+	@CERTGATE_BUILD=$(BDIR) t/demo reset
 
 # --- bench -----------------------------------------------------------------------
 
@@ -190,8 +195,28 @@ deb:
 	lintian --info --display-info build-deb/*.changes | tee build-deb/lintian.log
 	@ls build-deb/*.deb
 
+# --- static checks (part of make test) ------------------------------------------
+
+FORMAT_SRCS := $(shell find src t/unit -name '*.cpp' -o -name '*.hpp' | sort)
+TIDY_SRCS   := $(shell find src -name '*.cpp' | sort)
+TIDY_STAMPS := $(patsubst src/%.cpp,$(B)/tidy/%.ok,$(TIDY_SRCS))
+NGX_INCS    := $(foreach d,core event event/modules os/unix http http/modules http/v2,-I$(NGX_SRC)/src/$(d)) \
+               -I$(B)/nginx/objs
+
 check-format:
-	clang-format --dry-run --Werror $$(find src -name '*.cpp' -o -name '*.hpp')
+	@clang-format --dry-run --Werror $(FORMAT_SRCS) && echo "clang-format: $(words $(FORMAT_SRCS)) files clean"
+
+# One stamp per file, so make -j runs clang-tidy in parallel and a second run
+# checks only what changed. The glue needs nginx's headers and the configured objs/.
+$(B)/tidy/%.ok: src/%.cpp .clang-tidy $(CORE_HDRS) $(wildcard src/nginx/*.hpp src/ctl/*.hpp) | $(B)/nginx/objs/Makefile
+	@mkdir -p $(dir $@)
+	@clang-tidy --quiet $< -- $(CXXSTD) -Isrc $(TEST_DEFS) $(if $(filter src/nginx/%,$<),$(NGX_INCS)) 2>&1 \
+	  | grep -v '^[0-9]* warnings* generated' ; test $${PIPESTATUS[0]} = 0 && touch $@
+
+check-tidy: $(TIDY_STAMPS)
+	@echo "clang-tidy: $(words $(TIDY_SRCS)) files clean"
+
+check: check-format check-tidy
 
 clean:
 	rm -rf build build-test build-asan build-deb .demo

@@ -159,6 +159,24 @@ my $r = $ctl->run('user', 'show', 'general03');
 is $r->{rc}, 2, '... and general03 does not exist';
 refused('unreadable nginx.conf', [qw(user list)], 5, qr/cannot read/, undef,
     ['-c', "$dir/missing.conf"]);
+# A line nginx would refuse: certgatectl reads it with the module's parser
+# and names the same file and line.
+for my $case (
+    ['lockout with a bad unit', 'certgate_lockout 6 60x 3;', qr/invalid lock time "60x"/],
+    ['a table file as the zone', 'certgate_timezone zone1970.tab;', qr/unknown time zone "zone1970\.tab"/],
+    ['a duplicate store', "certgate_store sqlite:$dir/other.db;", qr/"certgate_store" directive is duplicate/],
+    ['an http directive in a server', 'server { certgate_mail_from a\@example.com; }',
+        qr/"certgate_mail_from" directive is not allowed here/],
+    ['too many arguments', 'certgate_session_timeout 20m 8h 1d;',
+        qr/invalid number of arguments in "certgate_session_timeout" directive/])
+{
+    my ($name, $line, $re) = @$case;
+    (my $file = "$dir/bad-$name.conf") =~ s/ /-/g;
+    open my $bad, '>', $file or die;
+    print $bad "http {\n    certgate_store sqlite:$dir/certgate.db;\n    $line\n}\n";
+    close $bad;
+    refused("nginx.conf with $name", [qw(user list)], 5, qr/$re.* in \Q$file\E:3$/, undef, ['-c', $file]);
+}
 refused('CRL into a missing directory', ['crl', '--out', "$dir/no/such/crl.pem"],
     5, qr/cannot write/);
 

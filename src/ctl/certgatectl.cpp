@@ -290,6 +290,8 @@ std::string login_name() {
     return std::to_string(geteuid());
 }
 
+std::string display_zone = "Asia/Tokyo";
+
 int run(int argc, char** argv) {
     Context ctx;
     ctx.args = parse_args(argc, argv);
@@ -319,12 +321,12 @@ int run(int argc, char** argv) {
             throw UsageError(words_of(*cmd) + " does not take " + name);
     a.command_words = cmd->words.size();
 
-    // Times print in the store's time zone (R1's), unless TZ is set.
-    std::string tz = "Asia/Tokyo";
-    if (const NginxConf* conf = ctx.conf(); conf && conf->has("certgate_timezone"))
-        tz = conf->get("certgate_timezone");
-    if (!std::getenv("TZ")) setenv("TZ", tz.c_str(), 1);
-    tzset();
+    // Times print in the store's time zone (R1's), unless TZ names another.
+    display_zone = ctx.settings().timezone;
+    if (const char* tz = std::getenv("TZ"); tz && *tz) {
+        std::string name = tz[0] == ':' ? tz + 1 : tz;
+        if (time_zone_problem(name).empty()) display_zone = name;
+    }
     return cmd->run(ctx);
 }
 
@@ -361,18 +363,32 @@ const NginxConf* Context::conf() {
     return conf_ ? &*conf_ : nullptr;
 }
 
-std::string Context::setting(const std::string& option, const std::string& directive) {
-    std::string v = option.empty() ? "" : args.value(option);
-    if (!v.empty()) return v;
-    const NginxConf* c = conf();
-    return c ? c->get(directive) : "";
+const Settings& Context::settings() {
+    if (!values_) {
+        const NginxConf* c = conf();
+        try {
+            values_ = c ? c->values() : ConfValues();
+        } catch (const ConfError& e) {
+            throw ConfigError(e.what());
+        }
+    }
+    return values_->settings;
+}
+
+bool Context::configured(const std::string& directive) {
+    settings();
+    return values_->seen.count(directive) > 0;
+}
+
+std::string Context::option_or(const std::string& option, const std::string& conf_value) const {
+    std::string v = args.value(option);
+    return v.empty() ? conf_value : v;
 }
 
 std::string Context::store_uri() {
     std::string uri = args.value("--store");
     if (!uri.empty()) return uri;
-    const NginxConf* c = conf();
-    if (c && c->has("certgate_store")) return c->get("certgate_store");
+    if (conf() && configured("certgate_store")) return settings().store_uri;
     std::string where = args.value("-c");
     if (where.empty()) where = access(kDefaultConf, R_OK) == 0 ? kDefaultConf : "";
     if (where.empty()) throw UsageError("no store given: use --store URI or -c nginx.conf");
@@ -402,12 +418,7 @@ void print_json(const Json& j) { std::cout << json_body(j); }
 
 std::string format_time(int64_t t) {
     if (t == 0) return "-";
-    time_t tt = static_cast<time_t>(t);
-    struct tm tm;
-    localtime_r(&tt, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %z", &tm);
-    return buf;
+    return format_local_time(static_cast<time_t>(t), display_zone, "%Y-%m-%d %H:%M:%S %z");
 }
 
 int64_t parse_number(const std::string& text, const char* what) {

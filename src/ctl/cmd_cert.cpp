@@ -160,17 +160,17 @@ int cmd_crl(Context& ctx) {
     const int64_t next_update = parse_duration(ctx.args.value("--next-update", "7d"));
     if (next_update < 3600) throw UsageError("--next-update must be at least 1h");
 
-    const std::string cert = ctx.setting("--ca-cert", "certgate_ca_certificate");
-    const std::string key = ctx.setting("--ca-key", "certgate_ca_key");
+    const std::string cert = ctx.option_or("--ca-cert", ctx.settings().ca_certificate);
+    const std::string key = ctx.option_or("--ca-key", ctx.settings().ca_key);
     if (cert.empty() || key.empty())
         throw UsageError(
             "no CA: set certgate_ca_certificate and certgate_ca_key in nginx.conf "
             "(-c) or give --ca-cert and --ca-key");
     CaKeyOptions options;
     options.passphrase_file =
-        ctx.setting("--ca-passphrase-file", "certgate_ca_key_passphrase_file");
-    options.pin_file = ctx.setting("", "certgate_ca_key_pin_file");
-    options.pkcs11_module = ctx.setting("", "certgate_pkcs11_module");
+        ctx.option_or("--ca-passphrase-file", ctx.settings().ca_key_passphrase_file);
+    options.pin_file = ctx.settings().ca_key_pin_file;
+    options.pkcs11_module = ctx.settings().pkcs11_module;
 
     Store& store = ctx.store();
     CaSigner signer = CaSigner::load(cert, key, options);

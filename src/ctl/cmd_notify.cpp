@@ -7,34 +7,9 @@
 
 namespace certgate::ctl {
 
-namespace {
-
-// What the sweep needs from nginx.conf, as the module would read it.
-Settings mail_conf(Context& ctx) {
-    Settings s;
-    s.mail = ctx.setting("", "certgate_mail");
-    s.mail_from = ctx.setting("", "certgate_mail_from");
-    std::string tz = ctx.setting("", "certgate_timezone");
-    if (!tz.empty()) s.timezone = tz;
-    // The http-level certgate_language, as the module reads it for notices.
-    const NginxConf* conf = ctx.conf();
-    const std::string lang = conf ? conf->get_http_level("certgate_language") : "";
-    if (lang == "en") s.mail_language = Language::en;
-    s.mail_bilingual = lang == "auto";
-    std::string renew = ctx.setting("", "certgate_renew_before");
-    if (!renew.empty()) s.renew_before_days = static_cast<long>(parse_duration(renew) / 86400);
-    if (const NginxConf* conf = ctx.conf(); conf && conf->has("certgate_helpdesk")) {
-        auto a = conf->args("certgate_helpdesk");
-        a.resize(3);
-        s.helpdesk = HelpDesk{a[0], a[1], a[2]};
-    }
-    return s;
-}
-
-}  // namespace
-
 int cmd_notify(Context& ctx) {
-    Settings s = mail_conf(ctx);
+    // What the module would read from the same nginx.conf.
+    const Settings& s = ctx.settings();
     Store& store = ctx.store();
     // --now is for test suites: the sweep runs as if the clock said so.
     if (ctx.args.flag("--now")) {

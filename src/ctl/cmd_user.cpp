@@ -40,9 +40,11 @@ void check_rule(Context& ctx, const std::string& directive, const std::string& v
                 const std::string& what, RuleViolation (*builtin)(std::string_view)) {
     if (has_control_character(value))
         throw UsageError(what + " holds a control character (CR, LF, tab or similar)");
-    const NginxConf* conf = ctx.conf();
-    if (conf && conf->has(directive)) {
-        PatternRule rule(conf->args(directive));
+    const Settings& settings = ctx.settings();
+    const std::vector<std::string>& patterns =
+        directive == "certgate_userid_rule" ? settings.userid_rules : settings.password_rules;
+    if (!patterns.empty()) {
+        PatternRule rule(patterns);
         if (auto bad = rule.first_failure(value))
             throw UsageError(what + " does not match " + directive + " pattern \"" +
                              rule.patterns()[*bad] + "\"");
@@ -293,16 +295,9 @@ int report_user(Context& ctx, const std::string& id, const std::string& done) {
     return kOk;
 }
 
-// certgate_lockout failures, lock time, locks: "6 60m 3".
+// certgate_lockout's lock time and locks, as the module reads them.
 std::pair<int64_t, int> lockout_settings(Context& ctx) {
-    int64_t lock_time = 3600;
-    int locks = 3;
-    if (const NginxConf* conf = ctx.conf(); conf && conf->has("certgate_lockout")) {
-        auto a = conf->args("certgate_lockout");
-        if (a.size() >= 2) lock_time = parse_duration(a[1]);
-        if (a.size() >= 3) locks = static_cast<int>(parse_number(a[2], "certgate_lockout locks"));
-    }
-    return {lock_time, locks};
+    return {ctx.settings().lockout_time_s, ctx.settings().lockout_locks};
 }
 
 }  // namespace

@@ -53,6 +53,11 @@ class Context {
 
     // The nginx.conf given with -c (or /etc/nginx/nginx.conf when it exists).
     const NginxConf* conf();
+    // What that nginx.conf sets, read by the module's own parsers, relative
+    // paths against its directory as nginx does; the defaults without one.
+    const Settings& settings();
+    // The conf has this directive.
+    bool configured(const std::string& directive);
     // --store, else certgate_store from the conf.
     std::string store_uri();
     // Opens the store and checks its schema.
@@ -61,12 +66,13 @@ class Context {
     std::unique_ptr<Store> open_store_raw(bool create);
     // "operator:<login>" unless --actor says otherwise.
     std::string actor();
-    // A conf value that a command-line option overrides.
-    std::string setting(const std::string& option, const std::string& directive);
+    // A command-line option, else the conf's value for it.
+    std::string option_or(const std::string& option, const std::string& conf_value) const;
 
   private:
     bool conf_loaded_ = false;
     std::optional<NginxConf> conf_;
+    std::optional<ConfValues> values_;
     std::unique_ptr<Store> store_;
 };
 
@@ -75,7 +81,8 @@ class Context {
 // --json: the answer as one line of JSON on stdout.
 void print_json(const Json& j);
 
-// Local time in certgate_timezone ("2026-11-26 09:00:00 +0900"); "-" for 0.
+// Local time in certgate_timezone, or in TZ when that is set
+// ("2026-11-26 09:00:00 +0900"); "-" for 0.
 std::string format_time(int64_t t);
 // "30d", "12h", "90m", "45s" or plain days.
 int64_t parse_duration(const std::string& text);

@@ -16,9 +16,10 @@ extern ngx_module_t ngx_http_certgate_module;
 #include <string>
 #include <type_traits>
 
+#include "core/app/runtime.hpp"
+#include "core/config/directives.hpp"
 #include "core/web/errors.hpp"
 #include "core/web/portal.hpp"
-#include "core/app/runtime.hpp"
 
 // Where a directive was written, so checks made after the whole http{} block
 // is read can still name the file and line.
@@ -28,47 +29,19 @@ struct ngx_certgate_conf_place_t {
 };
 
 struct ngx_certgate_main_conf_t {
-    // set by ngx_pcalloc: every ngx_str_t below is empty until its directive
+    // set by ngx_pcalloc: the ngx_str_t below are empty until their directive
     // is read; the place records are zero; runtime is NULL.
-    ngx_str_t store;
-    ngx_str_t memcached;
-    ngx_str_t thread_pool_name;
-    ngx_str_t secret_file;
-    ngx_str_t ca_certificate;
-    ngx_str_t ca_certificate_previous;
-    ngx_str_t ca_key;
-    ngx_str_t ca_key_passphrase_file;
-    ngx_str_t ca_key_pin_file;
-    ngx_str_t pkcs11_module;
-    ngx_str_t templates;
-    ngx_str_t key_type;
-    ngx_str_t timezone;
-    ngx_str_t mail;
-    ngx_str_t mail_from;
-    ngx_str_t helpdesk_name;
-    ngx_str_t helpdesk_phone;
-    ngx_str_t helpdesk_hours;
-    ngx_str_t crl_url;
 
-    ngx_uint_t p12_encryption;
-    ngx_int_t p12_iterations;
+    // What the shared directive table (core/config/directives.hpp) read:
+    // a C++ object, deleted by a cleanup of the configuration pool.
+    certgate::ConfValues *values;
+
+    ngx_str_t thread_pool_name;
+
+    // Copies of values->settings for the timers, which also run without a runtime.
     ngx_msec_t sync_interval;
     ngx_msec_t notify_interval;  // 0 means off
-    time_t cert_validity;
-    time_t renew_before;
-    time_t crl_validity;  // nextUpdate - thisUpdate of the portal's CRL
-
-    ngx_uint_t lockout_failures;
-    time_t lockout_time;
-    ngx_uint_t lockout_locks;
-
-    ngx_uint_t code_digits;
-    time_t code_lifetime;
-    ngx_uint_t code_attempts;
-
-    ngx_uint_t code_budget_tries;  // R21: per user and window
-    time_t code_budget_window;
-    ngx_uint_t code_budget_mails;
+    time_t session_absolute;
 
     ngx_uint_t source_failures;  // R21: per-source throttle; 0 means off
     time_t source_window;
@@ -77,9 +50,6 @@ struct ngx_certgate_main_conf_t {
 
     ngx_array_t *userid_rules;    // of ngx_regex_t *
     ngx_array_t *password_rules;  // of ngx_regex_t *
-
-    time_t session_idle;
-    time_t session_absolute;
 
     ngx_str_t portal_prefix;  // the first certgate_portal location
 
@@ -131,31 +101,24 @@ static_assert(std::is_trivially_destructible<ngx_certgate_main_conf_t>::value,
 static_assert(std::is_trivially_destructible<ngx_certgate_loc_conf_t>::value,
               "loc conf lives in pool memory");
 
-// Directive setters (ngx_certgate_conf.cpp).
-char *ngx_certgate_set_store(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_memcached(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_ca_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_key_type(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_interval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_days(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_timezone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_lockout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_code(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_code_budget(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_source_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+// Directive handlers (ngx_certgate_conf.cpp). Those of the shared table
+// parse with it; the others need nginx's structures (locations, zones, regexes).
+char *ngx_certgate_set_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_mail(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_session_timeout(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_templates(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
-char *ngx_certgate_set_helpdesk(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+char *ngx_certgate_set_source_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_portal(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
 char *ngx_certgate_set_require(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept;
+// The module's commands[] and the shared table name the same directives.
+ngx_int_t ngx_certgate_check_commands(ngx_conf_t *cf) noexcept;
 
 // R8 and R9 as PCRE2 patterns, where no certgate_*_rule replaced them.
 ngx_int_t ngx_certgate_default_rules(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
 
-// Checks that need the whole http{} block, and the C++ runtime built from it.
+// The configuration's lifecycle (ngx_certgate_conf_init.cpp): the shared
+// values made with the main conf, checked when http{} ends, and the C++
+// runtime built from them.
+ngx_int_t ngx_certgate_create_values(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
+ngx_int_t ngx_certgate_init_values(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
 ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
 
 // Handlers (ngx_certgate_portal.cpp, ngx_certgate_require.cpp).
@@ -175,8 +138,8 @@ ngx_int_t ngx_certgate_redirect(ngx_http_request_t *r, const std::string &locati
 // The common refusal for JSON and HTML clients.
 ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status, certgate::ErrorCode code) noexcept;
 
-// The protected path's pieces the portal shares (ngx_certgate_require.cpp):
-// the per-connection client certificate check, and the live session.
+// Who is asking (ngx_certgate_identity.cpp), for the portal and the protected
+// path: the per-connection client certificate check, and the live session.
 ngx_int_t ngx_certgate_require_init() noexcept;
 void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
                           certgate::PresentedCertificate *pc);
@@ -204,6 +167,15 @@ void ngx_certgate_each_header(ngx_http_request_t *r, const char *name, F f) {
         }
     }
 }
+
+// Response headers; the value must outlive the request (a literal), or is
+// copied into the request pool (_str).
+ngx_int_t ngx_certgate_add_header(ngx_http_request_t *r, const char *key, const char *value);
+ngx_int_t ngx_certgate_add_header_str(ngx_http_request_t *r, const char *key,
+                                      const std::string &value);
+ngx_int_t ngx_certgate_retry_after(ngx_http_request_t *r, long seconds);  // 429
+// CSP, nosniff, no framing, no referrer; and Cache-Control: no-store.
+ngx_int_t ngx_certgate_security_headers(ngx_http_request_t *r, bool no_store);
 
 // Every Cookie header of the request, joined with "; ".
 std::string ngx_certgate_cookie_header(ngx_http_request_t *r);

@@ -1,12 +1,15 @@
 // certgate: client-certificate login and certificate self-service for nginx.
 //
 // This file is the module's frame: directives, configuration, variables and
-// the phase handler. The directive parsers live in ngx_certgate_conf.cpp,
+// the phase handler. The directives are parsed by the shared table
+// (core/config/directives.cpp) through ngx_certgate_conf.cpp, the runtime is
+// built in ngx_certgate_conf_init.cpp,
 // the portal in ngx_certgate_portal.cpp, the protected path in
 // ngx_certgate_require.cpp and the thread tasks in ngx_certgate_task.cpp.
 
 #include "nginx/ngx_certgate.hpp"
 
+#include <chrono>
 #include <exception>
 #include <memory>
 
@@ -32,12 +35,6 @@ static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_
 static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept;
 static ngx_int_t ngx_certgate_init_module(ngx_cycle_t *cycle) noexcept;
 
-static ngx_conf_enum_t ngx_certgate_p12_encryptions[] = {
-    {ngx_string("aes256"), 0},
-    {ngx_string("legacy"), 1},
-    {ngx_null_string, 0},
-};
-
 static ngx_conf_enum_t ngx_certgate_expired_modes[] = {
     {ngx_string("reject"), 0},
     {ngx_string("pass"), 1},
@@ -51,123 +48,67 @@ static ngx_conf_enum_t ngx_certgate_languages[] = {
     {ngx_null_string, 0},
 };
 
-// Below the floor a stolen .p12 (and with it the login password) falls to
-// an offline guess too fast; above the ceiling issuance takes minutes.
-static char *ngx_certgate_check_p12_iterations(ngx_conf_t *, void *, void *data) noexcept {
-    ngx_int_t n = *static_cast<ngx_int_t *>(data);
-    if (n < certgate::kMinP12Iterations) {
-        return const_cast<char *>(
-            "is below the floor of 10000 iterations: a stolen .p12 and its password would "
-            "fall to an offline guess too fast (default 100000)");
-    }
-    if (n > certgate::kMaxP12Iterations) {
-        return const_cast<char *>("is above 10000000 iterations: issuance would take minutes");
-    }
-    return NGX_CONF_OK;
-}
-static ngx_conf_post_t ngx_certgate_p12_iterations_bounds = {ngx_certgate_check_p12_iterations};
-
 #define CG_MAIN NGX_HTTP_MAIN_CONF
 #define CG_MAIN_OFF NGX_HTTP_MAIN_CONF_OFFSET
 #define CG_FIELD(f) offsetof(ngx_certgate_main_conf_t, f)
+// A directive of the shared table (core/config/directives.hpp): it checks
+// the arity, the duplicates and the values, for nginx and certgatectl alike.
+#define CG_SHARED(name)                                                                       \
+    {                                                                                         \
+        ngx_string(name), CG_MAIN | NGX_CONF_ANY, ngx_certgate_set_directive, CG_MAIN_OFF, 0, \
+            nullptr                                                                           \
+    }
 
 static ngx_command_t ngx_certgate_commands[] = {
 
-    {ngx_string("certgate_store"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_store, CG_MAIN_OFF,
-     CG_FIELD(store), nullptr},
-
-    {ngx_string("certgate_memcached"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_memcached,
-     CG_MAIN_OFF, CG_FIELD(memcached), nullptr},
+    CG_SHARED("certgate_store"),
+    CG_SHARED("certgate_memcached"),
 
     {ngx_string("certgate_thread_pool"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
      CG_MAIN_OFF, CG_FIELD(thread_pool_name), nullptr},
 
-    {ngx_string("certgate_secret"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file, CG_MAIN_OFF,
-     CG_FIELD(secret_file), nullptr},
-
-    {ngx_string("certgate_ca_certificate"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file,
-     CG_MAIN_OFF, CG_FIELD(ca_certificate), nullptr},
-
-    {ngx_string("certgate_ca_certificate_previous"), CG_MAIN | NGX_CONF_TAKE1,
-     ngx_certgate_set_file, CG_MAIN_OFF, CG_FIELD(ca_certificate_previous), nullptr},
-
-    {ngx_string("certgate_ca_key"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_ca_key,
-     CG_MAIN_OFF, CG_FIELD(ca_key), nullptr},
-
-    {ngx_string("certgate_ca_key_passphrase_file"), CG_MAIN | NGX_CONF_TAKE1,
-     ngx_certgate_set_file, CG_MAIN_OFF, CG_FIELD(ca_key_passphrase_file), nullptr},
-
-    {ngx_string("certgate_ca_key_pin_file"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file,
-     CG_MAIN_OFF, CG_FIELD(ca_key_pin_file), nullptr},
-
-    {ngx_string("certgate_pkcs11_module"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_file,
-     CG_MAIN_OFF, CG_FIELD(pkcs11_module), nullptr},
-
-    {ngx_string("certgate_p12_encryption"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_enum_slot,
-     CG_MAIN_OFF, CG_FIELD(p12_encryption), ngx_certgate_p12_encryptions},
-
-    {ngx_string("certgate_p12_iterations"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_num_slot,
-     CG_MAIN_OFF, CG_FIELD(p12_iterations), &ngx_certgate_p12_iterations_bounds},
-
-    {ngx_string("certgate_sync_interval"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_interval,
-     CG_MAIN_OFF, CG_FIELD(sync_interval), nullptr},
-
-    {ngx_string("certgate_notify_interval"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_interval,
-     CG_MAIN_OFF, CG_FIELD(notify_interval), (void *)"off"},
-
-    {ngx_string("certgate_templates"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_templates,
-     CG_MAIN_OFF, CG_FIELD(templates), nullptr},
-
-    {ngx_string("certgate_key_type"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_key_type,
-     CG_MAIN_OFF, CG_FIELD(key_type), nullptr},
-
-    {ngx_string("certgate_cert_validity"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_days,
-     CG_MAIN_OFF, CG_FIELD(cert_validity), nullptr},
-
-    {ngx_string("certgate_renew_before"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_days,
-     CG_MAIN_OFF, CG_FIELD(renew_before), nullptr},
-
-    {ngx_string("certgate_timezone"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_timezone,
-     CG_MAIN_OFF, CG_FIELD(timezone), nullptr},
-
-    {ngx_string("certgate_lockout"), CG_MAIN | NGX_CONF_TAKE3, ngx_certgate_set_lockout,
-     CG_MAIN_OFF, 0, nullptr},
-
-    {ngx_string("certgate_code"), CG_MAIN | NGX_CONF_TAKE3, ngx_certgate_set_code, CG_MAIN_OFF, 0,
-     nullptr},
-
-    {ngx_string("certgate_code_budget"), CG_MAIN | NGX_CONF_TAKE23, ngx_certgate_set_code_budget,
-     CG_MAIN_OFF, 0, nullptr},
+    CG_SHARED("certgate_secret"),
+    CG_SHARED("certgate_ca_certificate"),
+    CG_SHARED("certgate_ca_certificate_previous"),
+    CG_SHARED("certgate_ca_key"),
+    CG_SHARED("certgate_ca_key_passphrase_file"),
+    CG_SHARED("certgate_ca_key_pin_file"),
+    CG_SHARED("certgate_pkcs11_module"),
+    CG_SHARED("certgate_p12_encryption"),
+    CG_SHARED("certgate_p12_iterations"),
+    CG_SHARED("certgate_sync_interval"),
+    CG_SHARED("certgate_notify_interval"),
+    CG_SHARED("certgate_templates"),
+    CG_SHARED("certgate_key_type"),
+    CG_SHARED("certgate_key_pool"),
+    CG_SHARED("certgate_cert_validity"),
+    CG_SHARED("certgate_renew_before"),
+    CG_SHARED("certgate_timezone"),
+    CG_SHARED("certgate_lockout"),
+    CG_SHARED("certgate_code"),
+    CG_SHARED("certgate_code_budget"),
 
     {ngx_string("certgate_source_limit"), CG_MAIN | NGX_CONF_TAKE123,
      ngx_certgate_set_source_limit, CG_MAIN_OFF, 0, nullptr},
 
-    {ngx_string("certgate_userid_rule"), CG_MAIN | NGX_CONF_1MORE, ngx_certgate_set_rule,
+    // Shared too; the glue also compiles the patterns with nginx's regex API.
+    {ngx_string("certgate_userid_rule"), CG_MAIN | NGX_CONF_ANY, ngx_certgate_set_rule,
      CG_MAIN_OFF, CG_FIELD(userid_rules), nullptr},
-
-    {ngx_string("certgate_password_rule"), CG_MAIN | NGX_CONF_1MORE, ngx_certgate_set_rule,
+    {ngx_string("certgate_password_rule"), CG_MAIN | NGX_CONF_ANY, ngx_certgate_set_rule,
      CG_MAIN_OFF, CG_FIELD(password_rules), nullptr},
 
-    {ngx_string("certgate_mail"), CG_MAIN | NGX_CONF_TAKE1, ngx_certgate_set_mail, CG_MAIN_OFF,
-     CG_FIELD(mail), nullptr},
-
-    {ngx_string("certgate_mail_from"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
-     CG_MAIN_OFF, CG_FIELD(mail_from), nullptr},
-
-    {ngx_string("certgate_session_timeout"), CG_MAIN | NGX_CONF_TAKE2,
-     ngx_certgate_set_session_timeout, CG_MAIN_OFF, 0, nullptr},
-
-    {ngx_string("certgate_helpdesk"), CG_MAIN | NGX_CONF_TAKE3, ngx_certgate_set_helpdesk,
-     CG_MAIN_OFF, 0, nullptr},
-
-    {ngx_string("certgate_crl_url"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot, CG_MAIN_OFF,
-     CG_FIELD(crl_url), nullptr},
-    {ngx_string("certgate_crl_validity"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_sec_slot,
-     CG_MAIN_OFF, CG_FIELD(crl_validity), nullptr},
+    CG_SHARED("certgate_mail"),
+    CG_SHARED("certgate_mail_from"),
+    CG_SHARED("certgate_session_timeout"),
+    CG_SHARED("certgate_helpdesk"),
+    CG_SHARED("certgate_crl_url"),
+    CG_SHARED("certgate_crl_validity"),
 
     {ngx_string("certgate_revocation_zone"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
      CG_MAIN_OFF, CG_FIELD(revocation_zone_size), nullptr},
 
+    // Per server for the pages; the shared parser reads the http-level one
+    // for certgatectl's mails.
     {ngx_string("certgate_language"), NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_CONF_TAKE1,
      ngx_conf_set_enum_slot, NGX_HTTP_SRV_CONF_OFFSET, offsetof(ngx_certgate_srv_conf_t, language),
      ngx_certgate_languages},
@@ -196,6 +137,13 @@ static ngx_command_t ngx_certgate_commands[] = {
 static void ngx_certgate_exit_process(ngx_cycle_t *cycle) noexcept {
     ngx_certgate_wait_for_pool_threads(cycle->log);
     ngx_certgate_metrics_stop();
+    // No issuance runs now: the pool's keys are freed (and wiped) here.
+    certgate::set_key_pool(nullptr);
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
+        ngx_http_cycle_get_module_main_conf(cycle, ngx_http_certgate_module));
+    if (cmcf != nullptr && cmcf->runtime != nullptr && cmcf->runtime->key_pool) {
+        cmcf->runtime->key_pool->stop();
+    }
 }
 
 static ngx_http_module_t ngx_certgate_module_ctx = {
@@ -245,6 +193,7 @@ static ngx_http_variable_t ngx_certgate_vars[] = {
     ngx_http_null_variable};
 
 static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept {
+    if (ngx_certgate_check_commands(cf) != NGX_OK) return NGX_ERROR;
     for (ngx_http_variable_t *v = ngx_certgate_vars; v->name.len; v++) {
         ngx_http_variable_t *var = ngx_http_add_variable(cf, &v->name, v->flags);
         if (var == nullptr) return NGX_ERROR;
@@ -292,27 +241,10 @@ static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
     // set by ngx_pcalloc(): all ngx_str_t empty, places zero, runtime,
     // thread_pool, rule arrays NULL, used 0.
 
-    cmcf->p12_encryption = NGX_CONF_UNSET_UINT;
-    cmcf->p12_iterations = NGX_CONF_UNSET;
-    cmcf->sync_interval = NGX_CONF_UNSET_MSEC;
-    cmcf->notify_interval = NGX_CONF_UNSET_MSEC;
-    cmcf->cert_validity = NGX_CONF_UNSET;
-    cmcf->renew_before = NGX_CONF_UNSET;
-    cmcf->crl_validity = NGX_CONF_UNSET;
-    cmcf->lockout_failures = NGX_CONF_UNSET_UINT;
-    cmcf->lockout_time = NGX_CONF_UNSET;
-    cmcf->lockout_locks = NGX_CONF_UNSET_UINT;
-    cmcf->code_digits = NGX_CONF_UNSET_UINT;
-    cmcf->code_lifetime = NGX_CONF_UNSET;
-    cmcf->code_attempts = NGX_CONF_UNSET_UINT;
-    cmcf->code_budget_tries = NGX_CONF_UNSET_UINT;
-    cmcf->code_budget_window = NGX_CONF_UNSET;
-    cmcf->code_budget_mails = NGX_CONF_UNSET_UINT;
+    if (ngx_certgate_create_values(cf, cmcf) != NGX_OK) return nullptr;
     cmcf->source_failures = NGX_CONF_UNSET_UINT;
     cmcf->source_window = NGX_CONF_UNSET;
     cmcf->source_zone_size = NGX_CONF_UNSET_SIZE;
-    cmcf->session_idle = NGX_CONF_UNSET;
-    cmcf->session_absolute = NGX_CONF_UNSET;
     cmcf->revocation_zone_size = NGX_CONF_UNSET_SIZE;
     return cmcf;
 }
@@ -320,31 +252,10 @@ static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
 static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
 
-    ngx_conf_init_uint_value(cmcf->p12_encryption, 0);
-    ngx_conf_init_value(cmcf->p12_iterations, certgate::kDefaultP12Iterations);
-    ngx_conf_init_msec_value(cmcf->sync_interval, 2000);
-    ngx_conf_init_msec_value(cmcf->notify_interval, 3600 * 1000);
-    ngx_conf_init_value(cmcf->cert_validity, 366);
-    ngx_conf_init_value(cmcf->renew_before, 30);
-    ngx_conf_init_value(cmcf->crl_validity, 24 * 3600);
-    if (cmcf->crl_validity < 2) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "certgate_crl_validity must be at least 2s");
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
-    ngx_conf_init_uint_value(cmcf->lockout_failures, 6);
-    ngx_conf_init_value(cmcf->lockout_time, 60 * 60);
-    ngx_conf_init_uint_value(cmcf->lockout_locks, 3);
-    ngx_conf_init_uint_value(cmcf->code_digits, 6);
-    ngx_conf_init_value(cmcf->code_lifetime, 30 * 60);
-    ngx_conf_init_uint_value(cmcf->code_attempts, 5);
-    ngx_conf_init_uint_value(cmcf->code_budget_tries, 30);
-    ngx_conf_init_value(cmcf->code_budget_window, 24 * 3600);
-    ngx_conf_init_uint_value(cmcf->code_budget_mails, 10);
+    if (ngx_certgate_init_values(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
     ngx_conf_init_uint_value(cmcf->source_failures, 15);
     ngx_conf_init_value(cmcf->source_window, 60 * 60);
     ngx_conf_init_size_value(cmcf->source_zone_size, 1024 * 1024);
-    ngx_conf_init_value(cmcf->session_idle, 20 * 60);
-    ngx_conf_init_value(cmcf->session_absolute, 8 * 3600);
     ngx_conf_init_size_value(cmcf->revocation_zone_size, 8 * 1024 * 1024);
     if (cmcf->revocation_zone_size < 64 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "certgate_revocation_zone must be at least 64k");
@@ -354,21 +265,6 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     if (cmcf->thread_pool_name.len == 0) {
         ngx_str_set(&cmcf->thread_pool_name, "default");
     }
-    if (cmcf->key_type.len == 0) {
-        ngx_str_set(&cmcf->key_type, "rsa:2048");
-    }
-    if (cmcf->timezone.len == 0) {
-        ngx_str_set(&cmcf->timezone, "Asia/Tokyo");
-    }
-
-    if (cmcf->renew_before >= cmcf->cert_validity) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "certgate_renew_before (%T days) must be shorter than "
-                           "certgate_cert_validity (%T days)",
-                           cmcf->renew_before, cmcf->cert_validity);
-        return static_cast<char *>(NGX_CONF_ERROR);
-    }
-
     if (cmcf->used || cmcf->metrics) {
         if (ngx_certgate_metrics_zone(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
     }
@@ -549,6 +445,21 @@ static ngx_int_t ngx_certgate_init_process(ngx_cycle_t *cycle) noexcept {
             // one on its timer, until the key opens again.
             ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "certgate: %s", e.what());
             rt->hsm_broken = true;
+        }
+    }
+
+    // Keys made ahead, in this worker's memory only (never in shared memory).
+    if (rt->settings.key_pool_size > 0) {
+        try {
+            rt->key_pool = std::make_unique<certgate::KeyPool>(
+                *certgate::parse_key_type(rt->settings.key_type),
+                static_cast<size_t>(rt->settings.key_pool_size),
+                std::chrono::milliseconds(rt->settings.key_pool_pause_ms));
+            rt->key_pool->start();
+            certgate::set_key_pool(rt->key_pool.get());
+        } catch (const std::exception &e) {
+            // Issuance makes its keys inline then.
+            ngx_log_error(NGX_LOG_ERR, cycle->log, 0, "certgate: key pool: %s", e.what());
         }
     }
 

@@ -83,7 +83,7 @@ void local_time_follows_the_zone(void**) {
     assert_int_equal(t.utc_offset, 9 * 3600);
 }
 
-// The TZif reader agrees with the C library's localtime_r (which reads the
+// The conversion agrees with the C library's localtime_r (which reads the
 // same files) over 1950-2100, in zones with odd rules: southern hemisphere,
 // negative DST (Dublin), half hours, 45 minutes, rules beyond the table.
 void local_time_agrees_with_the_c_library(void**) {
@@ -128,16 +128,48 @@ void r11_file_name_is_local_time(void**) {
                         "AB12cd20271231003000.p12");
 }
 
+// Where daylight saving moves midnight: the day still ends at its last
+// 23:59:59 (America/Santiago: 2024-04-06 23:00-24:00 runs twice, and
+// 2024-09-08 starts at 01:00).
+void r1_when_midnight_moves(void**) {
+    expect_not_after(1712415600 /* 2024-04-06 12:00 -03 */, "America/Santiago", 1,
+                     1712462399 /* the second 2024-04-06 23:59:59, -04 */);
+    expect_not_after(1725724800 /* 2024-09-07 12:00 -04 */, "America/Santiago", 1,
+                     1725767999 /* 2024-09-07 23:59:59 -04 */);
+}
+
+// The default zone of R1 and a zone with daylight saving, through the
+// same conversion the pages and certgatectl use.
+void local_time_formats_in_the_zone(void**) {
+    assert_string_equal(
+        format_local_time(1795654800, "Asia/Tokyo", "%Y-%m-%d %H:%M:%S %z").c_str(),
+        "2026-11-26 10:00:00 +0900");
+    assert_string_equal(
+        format_local_time(2223388800, "America/New_York", "%Y-%m-%d %H:%M:%S %z").c_str(),
+        "2040-06-15 12:00:00 -0400");
+    assert_string_equal(
+        format_local_time(2209755600, "America/New_York", "%Y-%m-%d %H:%M:%S %z").c_str(),
+        "2040-01-09 16:00:00 -0500");
+}
+
+// certgate_timezone takes zone names only: not files of the zoneinfo
+// folder that are no zone (zone1970.tab), not paths, not "localtime".
 void unknown_zones_are_refused(void**) {
-    for (const char* tz : {"Asia/Atlantis", "", "../etc/passwd", "/etc/localtime"}) {
-        try {
-            check_time_zone(tz);
+    for (const char* tz : {"Asia/Atlantis", "", "../etc/passwd", "/etc/localtime", "zone1970.tab",
+                           "zone.tab", "iso3166.tab", "localtime", "libc:Asia/Tokyo", "leapseconds",
+                           "tzdata.zi", "Asia"}) {
+        std::string problem = time_zone_problem(tz);
+        if (problem.find("unknown time zone") == std::string::npos)
             fail_msg("zone \"%s\" was accepted", tz);
+        try {
+            certificate_not_after(1795654800, tz, 366);
+            fail_msg("zone \"%s\" was used", tz);
         } catch (const CaError& e) {
             assert_non_null(strstr(e.what(), "time zone"));
         }
     }
-    check_time_zone("Asia/Tokyo");
+    for (const char* tz : {"Asia/Tokyo", "America/New_York", "UTC", "Etc/GMT-9"})
+        if (!time_zone_problem(tz).empty()) fail_msg("zone \"%s\" was refused", tz);
     try {
         certificate_not_after(1795654800, "Asia/Tokyo", 0);
         fail_msg("0 days accepted");
@@ -158,6 +190,8 @@ int main() {
         cmocka_unit_test(local_time_follows_the_zone),
         cmocka_unit_test(local_time_agrees_with_the_c_library),
         cmocka_unit_test(r11_file_name_is_local_time),
+        cmocka_unit_test(r1_when_midnight_moves),
+        cmocka_unit_test(local_time_formats_in_the_zone),
         cmocka_unit_test(unknown_zones_are_refused),
     };
     return cmocka_run_group_tests_name("validity", tests, nullptr, nullptr);

@@ -1,6 +1,7 @@
 // The CA itself: key types, reading and creating the CA key and certificate,
 // certificate facts, and the protected path's client-certificate check.
 #include "core/adapters/ca.hpp"
+#include "core/adapters/key_pool.hpp"
 
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -14,6 +15,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <atomic>
 #include <cstring>
 #include <fstream>
 
@@ -129,7 +131,11 @@ namespace {
 // higher priority that shares the core (nginx's event loop, when the key is
 // made in a pool thread) run at once instead of after this thread's time
 // slice; with no one waiting it costs a system call.
-int yield_during_keygen(EVP_PKEY_CTX*) {
+// Returning 0 aborts the generation: the key pool's refill is cancelled so
+// at worker exit.
+int yield_during_keygen(EVP_PKEY_CTX* ctx) {
+    auto* cancel = static_cast<const std::atomic<bool>*>(EVP_PKEY_CTX_get_app_data(ctx));
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return 0;
     sched_yield();
     return 1;
 }
@@ -140,7 +146,7 @@ int yield_during_keygen(EVP_PKEY_CTX*) {
 // (pkcs11) must not take over key generation, which its token cannot do for
 // every key type ("unknown group" for ec:P-256). Only the CA key
 // lives in the HSM.
-PKey generate_key(const KeyType& type) {
+PKey generate_key(const KeyType& type, const std::atomic<bool>* cancel) {
     keep_engines_out_of_defaults();
 #if (CERTGATE_TEST_HOOKS)
     // Test builds only: a key generation that fails, a CA error that is not
@@ -157,7 +163,10 @@ PKey generate_key(const KeyType& type) {
         (ec ? EVP_PKEY_CTX_set_group_name(ctx.get(), type.curve.c_str())
             : EVP_PKEY_CTX_set_rsa_keygen_bits(ctx.get(), type.bits)) != 1)
         fail("cannot generate a " + type.name() + " key");
-    if (!ec) EVP_PKEY_CTX_set_cb(ctx.get(), yield_during_keygen);
+    if (!ec) {
+        EVP_PKEY_CTX_set_app_data(ctx.get(), const_cast<std::atomic<bool>*>(cancel));
+        EVP_PKEY_CTX_set_cb(ctx.get(), yield_during_keygen);
+    }
     if (EVP_PKEY_keygen(ctx.get(), &key) != 1 || !key)
         fail("cannot generate a " + type.name() + " key");
     return PKey(key);

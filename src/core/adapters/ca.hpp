@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <atomic>
 #include <cstdint>
 #include <ctime>
 #include <memory>
@@ -20,6 +21,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "core/adapters/tz.hpp"
 
 namespace certgate {
 
@@ -74,8 +77,9 @@ struct KeyType {
 // so a typo stops nginx -t instead of issuing weak or unexpected keys.
 std::optional<KeyType> parse_key_type(std::string_view spec);
 
-// Makes a fresh key pair for one certificate (CPU-heavy for RSA: thread pool only).
-PKey generate_key(const KeyType& type);
+// Makes a fresh key pair for one certificate (CPU-heavy for RSA: thread pool
+// only). A set *cancel stops an RSA generation early (CaError).
+PKey generate_key(const KeyType& type, const std::atomic<bool>* cancel = nullptr);
 
 // ---- the operator's CA -------------------------------------------------------------
 
@@ -279,23 +283,6 @@ class CaSigner {
 // `validity_days` days counting the local issue day (366: 2026-11-26 gives
 // 2027-11-26 23:59:59). Throws CaError for an unknown zone.
 time_t certificate_not_after(time_t issue_time, const std::string& tz, int validity_days);
-
-// A wall-clock time in some zone, for R11's file name and the dates on ⑧.
-struct LocalTime {
-    int year, month, day;  // month 1-12
-    int hour, minute, second;
-    int utc_offset;  // seconds east of UTC in force at that moment
-};
-
-// Converts with the IANA tz database (the TZif files under /usr/share/zoneinfo,
-// read once per zone, never the process-wide TZ), so thread-pool threads can
-// call it while nginx's own thread formats log times. Throws CaError for an
-// unknown zone.
-LocalTime to_local_time(time_t t, const std::string& tz);
-
-// Throws CaError unless `tz` names a zone of the tz database: the glue's
-// config-time check of certgate_timezone.
-void check_time_zone(const std::string& tz);
 
 // The .p12 file name of R11: <userID><YYYYMMDDhhmmss>.p12, local time in `tz`.
 std::string p12_file_name(const std::string& user_id, time_t issue_time, const std::string& tz);

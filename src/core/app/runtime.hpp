@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/adapters/ca.hpp"
+#include "core/adapters/key_pool.hpp"
 #include "core/web/pages.hpp"
 #include "core/config/settings.hpp"
 #include "core/ports/kv.hpp"
@@ -24,6 +25,7 @@ struct Runtime {
     std::unique_ptr<CaSigner> ca;
     std::unique_ptr<ClientCertCheck> client_check;
     std::unique_ptr<Pages> pages;
+    std::unique_ptr<KeyPool> key_pool;  // a worker's, from init_process; null elsewhere
 
     // A signature through the HSM (an engine key) failed: the PKCS#11
     // session of this process is stale, and only a fresh process gets a

@@ -1,6 +1,7 @@
 #include "core/config/nginx_conf_reader.hpp"
 
 #include <glob.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -73,9 +74,19 @@ std::vector<Token> tokenize(const std::string& text, const std::string& file) {
 
 NginxConf NginxConf::read(const std::string& path) {
     NginxConf conf;
-    auto slash = path.rfind('/');
-    conf.prefix_ = slash == std::string::npos ? "." : path.substr(0, slash ? slash : 1);
-    conf.parse_file(path, 0);
+    // As nginx's ngx_process_options: the conf prefix is the directory of
+    // the main file (a relative -c is taken from the working directory here).
+    std::string full = path;
+    if (full.empty() || full[0] != '/') {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd) == nullptr)
+            throw ConfError(std::string("cannot find the working directory: ") +
+                            std::strerror(errno));
+        full = std::string(cwd) + "/" + path;
+    }
+    conf.main_file_ = full;
+    conf.conf_prefix_ = full.substr(0, full.rfind('/') + 1);
+    conf.parse_file(full, 0);
     return conf;
 }
 
@@ -104,7 +115,7 @@ void NginxConf::parse_file(const std::string& path, int depth) {
         const std::string& name = stmt[0].text;
         if (name == "include" && stmt.size() == 2) {
             std::string pattern = stmt[1].text;
-            if (pattern.empty() || pattern[0] != '/') pattern = prefix_ + "/" + pattern;
+            if (pattern.empty() || pattern[0] != '/') pattern = conf_prefix_ + pattern;
             if (pattern.find_first_of("*?[") == std::string::npos) {
                 parse_file(pattern, depth + 1);
             } else {
@@ -118,7 +129,7 @@ void NginxConf::parse_file(const std::string& path, int depth) {
                                     ": cannot expand include " + pattern);
             }
         } else if (name.rfind("certgate_", 0) == 0) {
-            ConfDirective d{name, {}, path, stmt[0].line, false};
+            ConfDirective d{name, {}, path, stmt[0].line, false, blocks_.empty() ? "" : blocks_.back()};
             for (const auto& b : blocks_)
                 if (b == "server" || b == "location") d.in_server = true;
             for (size_t k = 1; k < stmt.size(); ++k) d.args.push_back(stmt[k].text);
@@ -149,6 +160,29 @@ bool NginxConf::has(const std::string& name) const {
     for (const auto& d : directives_)
         if (d.name == name) return true;
     return false;
+}
+
+ConfValues NginxConf::values() const {
+    ConfValues values;
+    ConfPaths paths;
+    paths.conf_prefix = conf_prefix_;
+    paths.check_files = false;
+    for (const auto& d : directives_) {
+        const Directive* directive = find_directive(d.name);
+        // Names this build does not know are nginx's to refuse.
+        if (directive == nullptr || directive->parse == nullptr) continue;
+        const std::string where = " in " + d.file + ":" + std::to_string(d.line);
+        if (d.in_server) {
+            // A server's own language is for its pages; the http level's is the mails'.
+            if (directive->contexts & kServer) continue;
+            throw ConfError("\"" + d.name + "\" directive is not allowed here" + where);
+        }
+        std::string error = apply_directive(*directive, d.args, paths, values);
+        if (!error.empty()) throw ConfError(error + where);
+    }
+    std::string problem = check_settings(values.settings);
+    if (!problem.empty()) throw ConfError(problem + " in " + main_file_);
+    return values;
 }
 
 }  // namespace certgate

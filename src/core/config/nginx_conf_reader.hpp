@@ -3,13 +3,17 @@
 //
 // This is not nginx's parser: it tokenises the same syntax (comments, quotes,
 // escapes, blocks, `include` with globs relative to the main file's directory)
-// and keeps only the directives whose name starts with "certgate_".
+// and keeps only the directives whose name starts with "certgate_". values()
+// reads them with the module's own parsers (directives.hpp), relative paths
+// against nginx's conf prefix: the directory of nginx.conf.
 #pragma once
 
 #include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "core/config/directives.hpp"
 
 namespace certgate {
 
@@ -23,6 +27,7 @@ struct ConfDirective {
     std::string file;
     int line = 0;
     bool in_server = false;  // inside a server{} (or location{}) block, not at the http level
+    std::string block;       // the innermost block ("http", "server", "location", ...; "" at top)
 };
 
 class NginxConf {
@@ -41,9 +46,16 @@ class NginxConf {
     // for directives of http and server context, such as certgate_language.
     std::string get_http_level(const std::string& name) const;
 
+    // The settings these lines make, as nginx would read them (files are
+    // not checked). Throws ConfError "<message> in FILE:LINE".
+    ConfValues values() const;
+    // nginx's conf prefix: the absolute directory of the main file, with '/'.
+    const std::string& conf_prefix() const { return conf_prefix_; }
+
   private:
     void parse_file(const std::string& path, int depth);
-    std::string prefix_;  // the directory of the main file: includes are relative to it
+    std::string main_file_;
+    std::string conf_prefix_;  // the main file's directory: includes and paths are relative to it
     std::vector<std::string> blocks_;  // the names of the blocks open where the parser is
     std::vector<ConfDirective> directives_;
 };

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace certgate {
 
@@ -20,7 +21,8 @@ struct Settings {
     int memcached_port = 11211;
     int memcached_timeout_ms = 500;
 
-    std::string secret;  // raw bytes from certgate_secret, never logged
+    std::string secret_file;  // certgate_secret
+    std::string secret;       // raw bytes read from it, never logged
 
     std::string ca_certificate;
     std::string ca_certificate_previous;  // CAs being retired: still trusted, never signing
@@ -29,6 +31,10 @@ struct Settings {
     std::string ca_key_pin_file;
     std::string pkcs11_module;
     std::string key_type = "rsa:2048";
+    // certgate_key_pool: keys made ahead per worker (0: off), and the pause
+    // after each, a bound on the refill's rate.
+    int key_pool_size = 8;
+    long key_pool_pause_ms = 100;
     bool p12_legacy = false;
     int p12_iterations = 100000;  // certgate_p12_iterations
     std::string crl_url;
@@ -65,6 +71,10 @@ struct Settings {
 
     long session_idle_s = 20 * 60;
     long session_absolute_s = 8 * 3600;
+
+    // certgate_userid_rule / certgate_password_rule; empty: R8 / R9.
+    std::vector<std::string> userid_rules;
+    std::vector<std::string> password_rules;
 
     std::string templates_dir;
     HelpDesk helpdesk;
