@@ -1,12 +1,12 @@
 // The one base64 and hex (core/base/encoding): RFC 4648's test vectors for
 // both alphabets, and base64url's strict decoding.
-#include <string>
-
-#include "core/base/encoding.hpp"
-
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <string>
+
+#include "core/base/encoding.hpp"
 extern "C" {
 #include <cmocka.h>
 }
@@ -14,8 +14,12 @@ extern "C" {
 using namespace certgate;
 
 static void base64_rfc4648_vectors(void **) {
-    const char *vectors[][2] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
+    const char *vectors[][2] = {{"", ""},
+                                {"f", "Zg=="},
+                                {"fo", "Zm8="},
+                                {"foo", "Zm9v"},
+                                {"foob", "Zm9vYg=="},
+                                {"fooba", "Zm9vYmE="},
                                 {"foobar", "Zm9vYmFy"}};
     for (const auto &v : vectors) assert_string_equal(base64_encode(v[0]).c_str(), v[1]);
     // Both alphabets' last two letters.

@@ -41,10 +41,9 @@ bool base64url_decode(std::string_view text, std::string *raw) {
     size_t pad = (4 - padded.size() % 4) % 4;
     padded.append(pad, '=');
     std::string out(padded.size() / 4 * 3, '\0');
-    if (!padded.empty() &&
-        EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()),
-                        reinterpret_cast<const unsigned char *>(padded.data()),
-                        static_cast<int>(padded.size())) < 0)
+    if (!padded.empty() && EVP_DecodeBlock(reinterpret_cast<unsigned char *>(out.data()),
+                                           reinterpret_cast<const unsigned char *>(padded.data()),
+                                           static_cast<int>(padded.size())) < 0)
         return false;
     out.resize(out.size() - pad);
     // Leftover bits must be zero: only the canonical text decodes.
