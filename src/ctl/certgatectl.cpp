@@ -11,7 +11,6 @@
 #include <set>
 
 #include "core/adapters/ca.hpp"
-#include "core/app/health.hpp"
 #include "core/adapters/audit_export.hpp"
 #include "core/base/utc_time.hpp"
 #include "ctl/ctl.hpp"
@@ -416,28 +415,7 @@ std::string Context::actor() {
 
 // --- output helpers -----------------------------------------------------------------
 
-std::string json_string(const std::string& s) { return "\"" + json_escape(s) + "\""; }
-
-JsonObject& JsonObject::add(const std::string& key, const std::string& value) {
-    return raw(key, json_string(value));
-}
-JsonObject& JsonObject::add(const std::string& key, int64_t value) {
-    return raw(key, std::to_string(value));
-}
-JsonObject& JsonObject::add(const std::string& key, bool value) {
-    return raw(key, value ? "true" : "false");
-}
-JsonObject& JsonObject::raw(const std::string& key, const std::string& json) {
-    sep();
-    body_ += json_string(key) + ":" + json;
-    return *this;
-}
-
-std::string json_array(const std::vector<std::string>& items) {
-    std::string out = "[";
-    for (size_t i = 0; i < items.size(); ++i) out += (i ? "," : "") + items[i];
-    return out + "]";
-}
+void print_json(const Json& j) { std::cout << json_body(j); }
 
 std::string format_time(int64_t t) {
     if (t == 0) return "-";
@@ -480,31 +458,34 @@ int64_t parse_duration(const std::string& text) {
     return parse_number(digits, ("duration '" + text + "'").c_str()) * unit;
 }
 
-JsonObject user_json(const User& u) {
-    JsonObject o;
-    o.add("user_id", u.id).add("org", u.org).add("role", to_string(u.role));
-    o.add("name", u.name).add("mail", u.mail).add("state", to_string(u.state));
-    o.add("failure_streak", u.failure_streak).add("lock_count", u.lock_count);
-    o.add("locked_until", u.locked_until).add("blocked", u.blocked);
-    o.add("initial_password_at", u.initial_password_at).add("created_at", u.created_at);
-    o.add("last_login_at", u.last_login_at);
-    return o;
+Json user_json(const User& u) {
+    return Json{{"user_id", u.id},
+                {"org", u.org},
+                {"role", to_string(u.role)},
+                {"name", u.name},
+                {"mail", u.mail},
+                {"state", to_string(u.state)},
+                {"failure_streak", u.failure_streak},
+                {"lock_count", u.lock_count},
+                {"locked_until", u.locked_until},
+                {"blocked", u.blocked},
+                {"initial_password_at", u.initial_password_at},
+                {"created_at", u.created_at},
+                {"last_login_at", u.last_login_at}};
 }
 
-JsonObject cert_json(const Certificate& c) {
-    JsonObject o;
-    o.add("serial", c.serial).add("user_id", c.user_id).add("status", to_string(c.status));
-    o.add("not_before", c.not_before).add("not_after", c.not_after);
-    o.add("issued_at", c.issued_at).add("revoked_at", c.revoked_at).add("reason", c.reason);
-    o.add("notices", c.notices);
-    return o;
+Json cert_json(const Certificate& c) {
+    return Json{{"serial", c.serial},         {"user_id", c.user_id},
+                {"status", to_string(c.status)}, {"not_before", c.not_before},
+                {"not_after", c.not_after},   {"issued_at", c.issued_at},
+                {"revoked_at", c.revoked_at}, {"reason", c.reason},
+                {"notices", c.notices}};
 }
 
-JsonObject event_json(const Event& e) {
-    JsonObject o;
-    o.add("id", e.id).add("at", e.at).add("time", utc_time(e.at)).add("actor", e.actor).add("kind", e.kind);
-    o.add("subject", e.subject).add("detail", e.detail);
-    return o;
+Json event_json(const Event& e) {
+    return Json{{"id", e.id},         {"at", e.at},           {"time", utc_time(e.at)},
+                {"actor", e.actor},   {"kind", e.kind},       {"subject", e.subject},
+                {"detail", e.detail}};
 }
 
 }  // namespace certgate::ctl

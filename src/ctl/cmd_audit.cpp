@@ -96,9 +96,9 @@ int cmd_audit(Context& ctx) {
         return kOk;
     }
     if (ctx.json) {
-        std::vector<std::string> items;
-        for (const auto& e : events) items.push_back(event_json(e).str());
-        std::cout << json_array(items) << "\n";
+        Json items = Json::array();
+        for (const auto& e : events) items.push_back(event_json(e));
+        print_json(items);
         return kOk;
     }
     for (const auto& e : events)
@@ -118,20 +118,18 @@ int cmd_mail_list(Context& ctx) {
     }
     auto mails = ctx.store().list_mails(state);
     if (ctx.json) {
-        std::vector<std::string> items;
+        Json items = Json::array();
         for (const auto& m : mails)
-            items.push_back(JsonObject()
-                                .add("id", m.id)
-                                .add("to", m.to)
-                                .add("subject", m.subject)
-                                .add("state", to_string(m.state))
-                                .add("attempts", m.attempts)
-                                .add("next_attempt_at", m.next_attempt_at)
-                                .add("sent_at", m.sent_at)
-                                .add("created_at", m.created_at)
-                                .add("last_error", m.last_error)
-                                .str());
-        std::cout << json_array(items) << "\n";
+            items.push_back(Json{{"id", m.id},
+                                 {"to", m.to},
+                                 {"subject", m.subject},
+                                 {"state", to_string(m.state)},
+                                 {"attempts", m.attempts},
+                                 {"next_attempt_at", m.next_attempt_at},
+                                 {"sent_at", m.sent_at},
+                                 {"created_at", m.created_at},
+                                 {"last_error", m.last_error}});
+        print_json(items);
         return kOk;
     }
     std::cout << std::left << std::setw(7) << "ID" << std::setw(9) << "STATE" << std::setw(9)
@@ -148,7 +146,7 @@ int cmd_mail_retry(Context& ctx) {
     const int64_t id = parse_number(ctx.args.positional(0, "MAIL_ID"), "MAIL_ID");
     ctx.store().retry_mail(id, ctx.actor());
     if (ctx.json)
-        std::cout << JsonObject().add("id", id).add("state", "queued").str() << "\n";
+        print_json(Json{{"id", id}, {"state", "queued"}});
     else
         std::cout << "mail " << id << " is due now\n";
     return kOk;

@@ -70,9 +70,9 @@ int cmd_cert_list(Context& ctx) {
     }
     auto certs = store.list_certificates(f);
     if (ctx.json) {
-        std::vector<std::string> items;
-        for (const auto& c : certs) items.push_back(cert_json(c).str());
-        std::cout << json_array(items) << "\n";
+        Json items = Json::array();
+        for (const auto& c : certs) items.push_back(cert_json(c));
+        print_json(items);
         return kOk;
     }
     print_cert_table(certs);
@@ -84,7 +84,7 @@ int cmd_cert_show(Context& ctx) {
     auto c = ctx.store().find_certificate(serial);
     if (!c) throw StoreNotFound("certificate " + serial + " is not in the store");
     if (ctx.json) {
-        std::cout << cert_json(*c).str() << "\n";
+        print_json(cert_json(*c));
         return kOk;
     }
     std::cout << "serial       " << c->serial << "\n"
@@ -114,7 +114,7 @@ int cmd_cert_import(Context& ctx) {
     c.not_after = id.not_after;
     ctx.store().add_certificate(c, false, ctx.actor());
     if (ctx.json)
-        std::cout << cert_json(*ctx.store().find_certificate(c.serial)).str() << "\n";
+        print_json(cert_json(*ctx.store().find_certificate(c.serial)));
     else
         std::cout << "recorded certificate " << c.serial << " of " << c.user_id << "\n";
     return kOk;
@@ -142,10 +142,7 @@ int cmd_cert_revoke(Context& ctx) {
             throw StoreNotFound("user " + user + " has no live certificate to revoke");
     }
     if (ctx.json) {
-        std::vector<std::string> items;
-        for (const auto& s : revoked) items.push_back(json_string(s));
-        std::cout << JsonObject().raw("revoked", json_array(items)).add("reason", reason).str()
-                  << "\n";
+        print_json(Json{{"revoked", revoked}, {"reason", reason}});
     } else {
         for (const auto& s : revoked)
             std::cout << "revoked certificate " << s << " (" << reason << ")\n";
@@ -198,12 +195,9 @@ int cmd_crl(Context& ctx) {
         }
     });
     if (ctx.json)
-        std::cout << JsonObject()
-                         .add("out", out)
-                         .add("format", pem ? "pem" : "der")
-                         .add("revoked", static_cast<int64_t>(count))
-                         .str()
-                  << "\n";
+        print_json(Json{{"out", out},
+                        {"format", pem ? "pem" : "der"},
+                        {"revoked", static_cast<int64_t>(count)}});
     else
         std::cout << "wrote CRL " << out << " (" << (pem ? "PEM" : "DER") << ", " << count
                   << " revoked)\n";

@@ -24,14 +24,11 @@ int cmd_notify(Context& ctx) {
     SweepResult r = sweep_mail(s, store, now);
     for (const auto& p : r.notices.problems) std::cerr << "certgatectl: passed over " << p << "\n";
     if (ctx.json) {
-        std::cout << JsonObject()
-                         .add("expiring", r.notices.expiring)
-                         .add("expired", r.notices.expired)
-                         .add("sent", r.outbox.sent)
-                         .add("retried", r.outbox.retried)
-                         .add("failed", r.outbox.failed)
-                         .str()
-                  << "\n";
+        print_json(Json{{"expiring", r.notices.expiring},
+                        {"expired", r.notices.expired},
+                        {"sent", r.outbox.sent},
+                        {"retried", r.outbox.retried},
+                        {"failed", r.outbox.failed}});
         return kOk;
     }
     std::cout << "queued " << r.notices.expiring << " expiring and " << r.notices.expired

@@ -28,7 +28,7 @@ int cmd_org_add(Context& ctx) {
     const std::string name = ctx.args.value("--name", id);
     ctx.store().add_org(Organisation{id, name, 0}, ctx.actor());
     if (ctx.json)
-        std::cout << JsonObject().add("org", id).add("name", name).str() << "\n";
+        print_json(Json{{"org", id}, {"name", name}});
     else
         std::cout << "added organisation " << id << " (" << name << ")\n";
     return kOk;
@@ -38,21 +38,19 @@ int cmd_org_list(Context& ctx) {
     Store& store = ctx.store();
     auto orgs = store.list_orgs();
     if (ctx.json) {
-        std::vector<std::string> items;
+        Json items = Json::array();
         for (const auto& o : orgs) {
             auto users = store.list_users(o.id);
             std::string master;
             for (const auto& u : users)
                 if (u.role == Role::master && u.state != UserState::disabled) master = u.id;
-            items.push_back(JsonObject()
-                                .add("org", o.id)
-                                .add("name", o.name)
-                                .add("created_at", o.created_at)
-                                .add("master", master)
-                                .add("users", static_cast<int64_t>(users.size()))
-                                .str());
+            items.push_back(Json{{"org", o.id},
+                                 {"name", o.name},
+                                 {"created_at", o.created_at},
+                                 {"master", master},
+                                 {"users", static_cast<int64_t>(users.size())}});
         }
-        std::cout << json_array(items) << "\n";
+        print_json(items);
         return kOk;
     }
     std::cout << std::left << std::setw(20) << "ORG" << std::setw(14) << "MASTER" << std::setw(7)
@@ -76,15 +74,12 @@ int cmd_org_show(Context& ctx) {
     if (!org) throw StoreNotFound("organisation " + id + " does not exist");
     auto users = store.list_users(id);
     if (ctx.json) {
-        std::vector<std::string> items;
-        for (const auto& u : users) items.push_back(user_json(u).str());
-        std::cout << JsonObject()
-                         .add("org", org->id)
-                         .add("name", org->name)
-                         .add("created_at", org->created_at)
-                         .raw("users", json_array(items))
-                         .str()
-                  << "\n";
+        Json items = Json::array();
+        for (const auto& u : users) items.push_back(user_json(u));
+        print_json(Json{{"org", org->id},
+                        {"name", org->name},
+                        {"created_at", org->created_at},
+                        {"users", items}});
         return kOk;
     }
     std::cout << "organisation  " << org->id << "\n"

@@ -9,6 +9,7 @@
 
 #include "core/adapters/ca.hpp"
 #include "core/adapters/ca_openssl.hpp"
+#include "core/base/encoding.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {
@@ -114,10 +115,7 @@ TokenKey parse_token_key(const std::string& key_spec) {
             eq == std::string::npos ? "" : percent_decode(attr.substr(eq + 1), key_spec);
         if (name == "token") k.token = value;
         if (name == "object") k.object = value;
-        if (name == "id") {
-            static const char digits[] = "0123456789abcdef";
-            for (unsigned char c : value) k.id_hex += {digits[c >> 4], digits[c & 15]};
-        }
+        if (name == "id") k.id_hex += hex_encode(value);
         if (name == "type" && value != "private")
             throw UsageError("--hsm makes a private key: the URI needs type=private, not " +
                              key_spec);
@@ -288,10 +286,9 @@ int cmd_init(Context& ctx) {
                        : before < Store::kSchemaVersion ? "migrated"
                                                         : "already initialised";
     if (ctx.json) {
-        JsonObject o;
-        o.add("store", uri).add("schema_version", Store::kSchemaVersion).add("result", what);
-        if (demo || hsm) o.add("ca", ca_note);
-        std::cout << o.str() << "\n";
+        Json o{{"store", uri}, {"schema_version", Store::kSchemaVersion}, {"result", what}};
+        if (demo || hsm) o["ca"] = ca_note;
+        print_json(o);
     } else {
         std::cout << store->describe() << ": " << what << " (schema version "
                   << Store::kSchemaVersion << ")\n";
@@ -305,8 +302,7 @@ int cmd_migrate(Context& ctx) {
     const int before = store->schema_version();
     store->migrate();
     if (ctx.json) {
-        std::cout << JsonObject().add("from", before).add("to", Store::kSchemaVersion).str()
-                  << "\n";
+        print_json(Json{{"from", before}, {"to", Store::kSchemaVersion}});
     } else if (before == Store::kSchemaVersion) {
         std::cout << store->describe() << " is already at schema version " << before << "\n";
     } else {
@@ -325,13 +321,13 @@ int cmd_status(Context& ctx) {
     const int64_t last = store.last_event_id();
     const size_t queued = store.list_mails(MailState::queued).size();
     if (ctx.json) {
-        JsonObject o;
-        o.add("store", ctx.store_uri()).add("schema_version", store.schema_version());
-        o.add("organisations", static_cast<int64_t>(orgs))
-            .add("users", static_cast<int64_t>(users));
-        o.add("certificates", static_cast<int64_t>(certs)).add("last_event", last);
-        o.add("mails_queued", static_cast<int64_t>(queued));
-        std::cout << o.str() << "\n";
+        print_json(Json{{"store", ctx.store_uri()},
+                        {"schema_version", store.schema_version()},
+                        {"organisations", static_cast<int64_t>(orgs)},
+                        {"users", static_cast<int64_t>(users)},
+                        {"certificates", static_cast<int64_t>(certs)},
+                        {"last_event", last},
+                        {"mails_queued", static_cast<int64_t>(queued)}});
         return kOk;
     }
     std::cout << store.describe() << "\n"

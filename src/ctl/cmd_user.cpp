@@ -205,11 +205,12 @@ void write_letter_file(const std::string& path, const std::string& text) {
 void deliver_letter(Context& ctx, const LetterFacts& f, const std::string& rendered) {
     const std::string out = ctx.args.value("--out");
     if (ctx.json) {
-        JsonObject o;
-        o.add("user_id", f.user_id).add("org", f.org_id).add("role", to_string(f.role));
-        o.add("initial_password", f.password);
-        if (!out.empty()) o.add("letter", out);
-        std::cout << o.str() << "\n";
+        Json o{{"user_id", f.user_id},
+               {"org", f.org_id},
+               {"role", to_string(f.role)},
+               {"initial_password", f.password}};
+        if (!out.empty()) o["letter"] = out;
+        print_json(o);
     } else if (out.empty()) {
         std::cout << rendered;
     } else {
@@ -258,13 +259,10 @@ int add_user(Context& ctx, Role role) {
     });
     if (from_stdin) {
         if (ctx.json)
-            std::cout << JsonObject()
-                             .add("user_id", user_id)
-                             .add("org", org_id)
-                             .add("role", to_string(role))
-                             .add("state", "active")
-                             .str()
-                      << "\n";
+            print_json(Json{{"user_id", user_id},
+                            {"org", org_id},
+                            {"role", to_string(role)},
+                            {"state", "active"}});
         else
             std::cout << "added " << to_string(role) << " user " << user_id << " to " << org_id
                       << " (registered, password from standard input)\n";
@@ -291,7 +289,7 @@ std::string user_state_words(const User& u, int64_t now) {
 int report_user(Context& ctx, const std::string& id, const std::string& done) {
     User u = require_user(ctx.store(), id);
     if (ctx.json)
-        std::cout << user_json(u).str() << "\n";
+        print_json(user_json(u));
     else
         std::cout << done << " " << id << " (now " << user_state_words(u, ctx.store().now())
                   << ")\n";
@@ -387,9 +385,9 @@ int cmd_user_list(Context& ctx) {
         throw StoreNotFound("organisation " + org + " does not exist");
     auto users = store.list_users(org);
     if (ctx.json) {
-        std::vector<std::string> items;
-        for (const auto& u : users) items.push_back(user_json(u).str());
-        std::cout << json_array(items) << "\n";
+        Json items = Json::array();
+        for (const auto& u : users) items.push_back(user_json(u));
+        print_json(items);
         return kOk;
     }
     print_user_table(users, store.now());
@@ -404,9 +402,10 @@ int cmd_user_show(Context& ctx) {
     f.user_id = id;
     auto certs = store.list_certificates(f);
     if (ctx.json) {
-        std::vector<std::string> items;
-        for (const auto& c : certs) items.push_back(cert_json(c).str());
-        std::cout << user_json(u).raw("certificates", json_array(items)).str() << "\n";
+        Json j = user_json(u);
+        j["certificates"] = Json::array();
+        for (const auto& c : certs) j["certificates"].push_back(cert_json(c));
+        print_json(j);
         return kOk;
     }
     const int64_t now = store.now();

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/base/json.hpp"
 #include "core/config/nginx_conf_reader.hpp"
 #include "core/ports/store.hpp"
 
@@ -77,29 +78,8 @@ class Context {
 
 // --- output ---------------------------------------------------------------------
 
-std::string json_string(const std::string& s);
-
-// A JSON object written field by field, in order.
-class JsonObject {
-  public:
-    JsonObject& add(const std::string& key, const std::string& value);
-    JsonObject& add(const std::string& key, const char* value) {
-        return add(key, std::string(value));
-    }
-    JsonObject& add(const std::string& key, int64_t value);
-    JsonObject& add(const std::string& key, int value) { return add(key, int64_t{value}); }
-    JsonObject& add(const std::string& key, bool value);
-    JsonObject& raw(const std::string& key, const std::string& json);
-    std::string str() const { return "{" + body_ + "}"; }
-
-  private:
-    void sep() {
-        if (!body_.empty()) body_ += ",";
-    }
-    std::string body_;
-};
-
-std::string json_array(const std::vector<std::string>& items);
+// --json: the answer as one line of JSON on stdout.
+void print_json(const Json& j);
 
 // Local time in certgate_timezone, or in TZ when that is set
 // ("2026-11-26 09:00:00 +0900"); "-" for 0.
@@ -109,9 +89,9 @@ int64_t parse_duration(const std::string& text);
 // A positive number, or UsageError naming the option.
 int64_t parse_number(const std::string& text, const char* what);
 
-JsonObject user_json(const User& u);
-JsonObject cert_json(const Certificate& c);
-JsonObject event_json(const Event& e);
+Json user_json(const User& u);
+Json cert_json(const Certificate& c);
+Json event_json(const Event& e);
 
 // --- commands ----------------------------------------------------------------------
 

@@ -1,7 +1,6 @@
 // Requests and answers in nginx terms, shared by the portal and the
 // protected path: headers, language, cookies, pages and refusals.
 
-#include "core/app/health.hpp"
 #include "core/web/errors.hpp"
 #include "core/web/form.hpp"
 #include "core/web/portal.hpp"
@@ -147,10 +146,8 @@ ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status,
         certgate::Language lang = ngx_certgate_language(r);
         const std::string &message = certgate::error_message(code, lang);
         if (ngx_certgate_wants_json(r)) {
-            std::string body = std::string("{\"ok\":false,\"error\":\"") +
-                               certgate::error_name(code) + "\",\"message\":\"" +
-                               certgate::json_escape(message) + "\"}\n";
-            return ngx_certgate_send(r, status, "application/json", body, true);
+            return ngx_certgate_send(r, status, "application/json",
+                                     certgate::refusal_json(code, message), true);
         }
         certgate::PageData data{certgate::PageData::type::object};
         data.set("message", message);

@@ -422,8 +422,13 @@ void ngx_certgate_metrics_outbox(long mails) noexcept {
 // --- health for load balancers -----------------------------------------------------
 
 ngx_int_t ngx_certgate_health_live(ngx_http_request_t *r) noexcept {
-    return ngx_certgate_send(r, NGX_HTTP_OK, "application/json",
-                             "{\"status\":\"ok\",\"pid\":" + std::to_string(ngx_pid) + "}\n", true);
+    try {
+        return ngx_certgate_send(r, NGX_HTTP_OK, "application/json",
+                                 certgate::live_json(static_cast<long>(ngx_pid)), true);
+    } catch (const std::exception &e) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: live: %s", e.what());
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 }
 
 ngx_int_t ngx_certgate_health_ready(ngx_http_request_t *r) noexcept {
@@ -456,16 +461,8 @@ ngx_int_t ngx_certgate_health_ready(ngx_http_request_t *r) noexcept {
                     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0, "certgate: ready: store: %s",
                                   health->store_error.c_str());
                 }
-                bool ready = health->ok() && feed_ok && ca_ok;
-                auto up = [](bool b) {
-                    return std::string("{\"up\":") + (b ? "true" : "false") + "}";
-                };
-                std::string body =
-                    std::string("{\"status\":\"") + (ready ? "ready" : "unavailable") +
-                    "\",\"memcached\":" + up(health->memcached_up) +
-                    ",\"store\":" + up(health->store_up) +
-                    ",\"feed\":{\"fresh\":" + (feed_ok ? "true" : "false") +
-                    ",\"lag_seconds\":" + std::to_string(lag) + "},\"ca_key\":" + up(ca_ok) + "}\n";
+                bool ready = certgate::ready(*health, feed_ok, ca_ok);
+                std::string body = certgate::ready_json(*health, feed_ok, lag, ca_ok);
                 return ngx_certgate_send(r, ready ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "application/json", body, true);
             });

@@ -73,6 +73,19 @@ struct World {
     }
 };
 
+const char* to_string(AuthStatus s) {
+    switch (s) {
+        case AuthStatus::ok: return "ok";
+        case AuthStatus::bad_credentials: return "bad_credentials";
+        case AuthStatus::locked: return "locked";
+        case AuthStatus::blocked: return "blocked";
+        case AuthStatus::already_issued: return "already_issued";
+        case AuthStatus::initial_password_expired: return "initial_password_expired";
+        case AuthStatus::unavailable: return "unavailable";
+    }
+    return "?";
+}
+
 void assert_status(const AuthResult& r, AuthStatus want) {
     if (r.status != want)
         fail_msg("status %s, want %s (%s)", to_string(r.status), to_string(want), r.error.c_str());

@@ -121,9 +121,6 @@ void key_types_parse_exactly_the_three_allowed(void**) {
 }
 
 void other_words_parse(void**) {
-    assert_true(parse_p12_encryption("aes256") == P12Encryption::aes256);
-    assert_true(parse_p12_encryption("legacy") == P12Encryption::legacy);
-    assert_false(parse_p12_encryption("AES256").has_value());
     assert_int_equal(*parse_revocation_reason("keyCompromise"), 1);
     assert_int_equal(*parse_revocation_reason("superseded"), 4);
     assert_int_equal(*parse_revocation_reason("cessationOfOperation"), 5);
@@ -347,31 +344,110 @@ void issue_from_several_threads(void**) {
 
 // ---- the protected path's check ---------------------------------------------------------------
 
+// issue() at the real clock: the fixture's CAs are valid from the moment the
+// tests start, and X509_verify_cert checks the CA's dates as well.
+IssuedCertificate issue_now() {
+    IssueRequest req = request("ec:P-256");
+    req.now = time(nullptr);
+    return ca->issue(req, "Passw0rd!", P12Encryption::aes256);
+}
+
 void client_cert_check(void**) {
-    IssuedCertificate c = ca->issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256);
+    IssuedCertificate c = issue_now();
     X509Ptr cert = parse_pem(c.cert_pem);
     ClientCertCheck check(ca->certificate());
     using R = ClientCertCheck::Result;
-    assert_true(check.check(cert.get(), issue_time) == R::ok);
-    assert_true(check.check(cert.get(), r1_not_after) == R::ok);  // inclusive
-    assert_true(check.check(cert.get(), r1_not_after + 1) == R::expired);
+    time_t now = time(nullptr);
+    assert_true(check.check(cert.get(), now) == R::ok);
+    assert_true(check.check(cert.get(), c.not_after - 1) == R::ok);
+    assert_true(check.check(cert.get(), c.not_after + 1) == R::expired);
     assert_true(check.check(cert.get(), c.not_before - 1) == R::not_yet_valid);
-    assert_true(check.check(nullptr, issue_time) == R::not_ours);
-    assert_true(check.check(ca->certificate(), issue_time) == R::not_ours);
-    assert_string_equal(to_string(R::expired), "expired");
+    assert_true(check.check(nullptr, now) == R::not_ours);
+    assert_true(check.check(ca->certificate(), now) == R::not_ours);
 
     // Same subject name, other key: the signature decides.
     create_ca(path("twin.pem"), path("twin.key"), "certgate test CA", *parse_key_type("ec:P-256"),
               30);
     CaSigner twin = CaSigner::load(path("twin.pem"), path("twin.key"), "");
-    X509Ptr forged =
-        parse_pem(twin.issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256).cert_pem);
-    assert_true(check.check(forged.get(), issue_time) == R::not_ours);
+    IssueRequest req = request("ec:P-256");
+    req.now = now;
+    X509Ptr forged = parse_pem(twin.issue(req, "Passw0rd!", P12Encryption::aes256).cert_pem);
+    assert_true(check.check(forged.get(), now) == R::not_ours);
+    // ... also once it has expired: an expiry never hides a foreign signature.
+    assert_true(check.check(forged.get(), c.not_after + 1) == R::not_ours);
     // Another CA altogether.
     CaSigner other = CaSigner::load(path("other.pem"), path("other.key"), "");
-    X509Ptr foreign =
-        parse_pem(other.issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256).cert_pem);
-    assert_true(check.check(foreign.get(), issue_time) == R::not_ours);
+    X509Ptr foreign = parse_pem(other.issue(req, "Passw0rd!", P12Encryption::aes256).cert_pem);
+    assert_true(check.check(foreign.get(), now) == R::not_ours);
+}
+
+// A leaf signed with the fixture CA's key, with extensions in OpenSSL's config
+// syntax: the certificates issue() never makes.
+X509Ptr hand_made_leaf(time_t not_before, time_t not_after,
+                       const std::vector<std::pair<const char*, const char*>>& extensions) {
+    FILE* f = fopen(path("ca.key").c_str(), "r");
+    assert_non_null(f);
+    PKey ca_key(PEM_read_PrivateKey(f, nullptr, nullptr, nullptr));
+    fclose(f);
+    assert_non_null(ca_key.get());
+    PKey key(EVP_EC_gen("P-256"));
+    X509Ptr cert(X509_new());
+    assert_true(key && cert);
+    X509_set_version(cert.get(), X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), static_cast<long>(not_before & 0xffffff) + 1);
+    X509_NAME* subject = X509_get_subject_name(cert.get());
+    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
+                               reinterpret_cast<const unsigned char*>("user01"), -1, -1, 0);
+    X509_set_issuer_name(cert.get(), X509_get_subject_name(ca->certificate()));
+    ASN1_TIME_set(X509_getm_notBefore(cert.get()), not_before);
+    ASN1_TIME_set(X509_getm_notAfter(cert.get()), not_after);
+    X509_set_pubkey(cert.get(), key.get());
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, ca->certificate(), cert.get(), nullptr, nullptr, 0);
+    for (const auto& [name, value] : extensions) {
+        X509_EXTENSION* ext = X509V3_EXT_nconf(nullptr, &ctx, name, value);
+        if (!ext) fail_msg("extension %s=%s: %s", name, value, openssl_errors().c_str());
+        X509_add_ext(cert.get(), ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    assert_true(X509_sign(cert.get(), ca_key.get(), EVP_sha256()) > 0);
+    return cert;
+}
+
+// X509_verify_cert with the SSL-client purpose: what a certificate is for
+// counts, not only who signed it.
+void client_cert_check_uses_the_client_purpose(void**) {
+    ClientCertCheck check(ca->certificate());
+    using R = ClientCertCheck::Result;
+    time_t now = time(nullptr);
+    time_t from = now - 3600, to = now + 86400;
+    const std::pair<const char*, const char*> leaf = {"basicConstraints", "critical,CA:FALSE"};
+    const std::pair<const char*, const char*> signing = {"keyUsage", "critical,digitalSignature"};
+    const std::pair<const char*, const char*> client = {"extendedKeyUsage", "clientAuth"};
+
+    assert_true(check.check(hand_made_leaf(from, to, {leaf, signing, client}).get(), now) == R::ok);
+    // A TLS server certificate of our CA is no login certificate.
+    X509Ptr server = hand_made_leaf(from, to, {leaf, signing, {"extendedKeyUsage", "serverAuth"}});
+    assert_true(check.check(server.get(), now) == R::not_ours);
+    // Nor one whose key may not sign.
+    X509Ptr encipher = hand_made_leaf(from, to, {leaf, {"keyUsage", "critical,keyEncipherment"}, client});
+    assert_true(check.check(encipher.get(), now) == R::not_ours);
+    // A critical extension nobody here understands refuses it; a non-critical one does not.
+    X509Ptr critical =
+        hand_made_leaf(from, to, {leaf, signing, client, {"1.3.6.1.4.1.99999.1", "critical,DER:05:00"}});
+    assert_true(check.check(critical.get(), now) == R::not_ours);
+    X509Ptr noncritical =
+        hand_made_leaf(from, to, {leaf, signing, client, {"1.3.6.1.4.1.99999.1", "DER:05:00"}});
+    assert_true(check.check(noncritical.get(), now) == R::ok);
+
+    // Expired: refused as expired (the login screen says so), yet ours in every
+    // other respect, which is what certgate_expired_certificates pass lets in.
+    X509Ptr expired = hand_made_leaf(now - 2 * 86400, now - 86400, {leaf, signing, client});
+    assert_true(check.check(expired.get(), now) == R::expired);
+    // An expiry never hides a wrong purpose.
+    X509Ptr expired_server =
+        hand_made_leaf(now - 2 * 86400, now - 86400, {leaf, signing, {"extendedKeyUsage", "serverAuth"}});
+    assert_true(check.check(expired_server.get(), now) == R::not_ours);
 }
 
 // A CA rotation: the previous CA's certificates stay good until they expire;
@@ -380,27 +456,29 @@ void client_cert_check_during_rotation(void**) {
     create_ca(path("old.pem"), path("old.key"), "certgate test CA", *parse_key_type("ec:P-256"),
               30);
     CaSigner old_ca = CaSigner::load(path("old.pem"), path("old.key"), "");
-    X509Ptr old_cert =
-        parse_pem(old_ca.issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256).cert_pem);
-    X509Ptr new_cert =
-        parse_pem(ca->issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256).cert_pem);
+    time_t now = time(nullptr);
+    IssueRequest req = request("ec:P-256");
+    req.now = now;
+    X509Ptr old_cert = parse_pem(old_ca.issue(req, "Passw0rd!", P12Encryption::aes256).cert_pem);
+    X509Ptr new_cert = parse_pem(ca->issue(req, "Passw0rd!", P12Encryption::aes256).cert_pem);
     using R = ClientCertCheck::Result;
 
     ClientCertCheck alone(ca->certificate());
-    assert_true(alone.check(old_cert.get(), issue_time) == R::not_ours);
+    assert_true(alone.check(old_cert.get(), now) == R::not_ours);
 
     std::vector<X509Ptr> previous = load_previous_ca_certificates(path("old.pem"), ca->certificate());
     assert_int_equal(previous.size(), 1);
     ClientCertCheck overlap(ca->certificate(), previous);
     assert_int_equal(overlap.trusted(), 2);
-    assert_true(overlap.check(old_cert.get(), issue_time) == R::ok);
-    assert_true(overlap.check(new_cert.get(), issue_time) == R::ok);
-    assert_true(overlap.check(old_cert.get(), r1_not_after + 1) == R::expired);
-    assert_true(overlap.check(old_ca.certificate(), issue_time) == R::not_ours);
+    assert_true(overlap.check(old_cert.get(), now) == R::ok);
+    assert_true(overlap.check(new_cert.get(), now) == R::ok);
+    // Once the old CA itself has expired (30 days), its certificates count as expired.
+    assert_true(overlap.check(old_cert.get(), now + 31 * 86400) == R::expired);
+    assert_true(overlap.check(new_cert.get(), now + 31 * 86400) == R::ok);
+    assert_true(overlap.check(old_ca.certificate(), now) == R::not_ours);
     CaSigner other = CaSigner::load(path("other.pem"), path("other.key"), "");
-    X509Ptr foreign =
-        parse_pem(other.issue(request("ec:P-256"), "Passw0rd!", P12Encryption::aes256).cert_pem);
-    assert_true(overlap.check(foreign.get(), issue_time) == R::not_ours);
+    X509Ptr foreign = parse_pem(other.issue(req, "Passw0rd!", P12Encryption::aes256).cert_pem);
+    assert_true(overlap.check(foreign.get(), now) == R::not_ours);
 
     // Several CAs in one file.
     std::string old_pem = certificate_pem(old_ca.certificate());
@@ -522,6 +600,7 @@ int main() {
         cmocka_unit_test(issue_refuses_bad_input),
         cmocka_unit_test(issue_from_several_threads),
         cmocka_unit_test(client_cert_check),
+        cmocka_unit_test(client_cert_check_uses_the_client_purpose),
         cmocka_unit_test(client_cert_check_during_rotation),
         cmocka_unit_test(crl_lists_revoked_serials_and_verifies),
         cmocka_unit_test(openssl_command_line_agrees),

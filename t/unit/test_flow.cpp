@@ -10,6 +10,7 @@
 #include "core/app/flow.hpp"
 #include "core/web/form.hpp"
 #include "core/app/revocation_feed.hpp"
+#include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
 #include "core/app/session.hpp"
 

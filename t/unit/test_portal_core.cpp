@@ -12,6 +12,7 @@
 #include "core/web/errors.hpp"
 #include "core/app/health.hpp"
 #include "core/web/pages.hpp"
+#include "core/web/portal.hpp"
 
 // cmocka last: its macros (fail, ...) clash with the C++ library.
 #include <setjmp.h>
@@ -124,7 +125,19 @@ static void health_json_hides_reasons(void **) {
     assert_false(contains(json, "tasks_alive"));
     h.memcached_up = true;
     assert_true(contains(health_json(h, 3), "\"tasks_alive\":3"));
-    assert_string_equal(json_escape("a\"b\\c\n<").c_str(), "a\\\"b\\\\c\\n\\u003c");
+    assert_string_equal(ready_json(h, false, 7, true).c_str(),
+                        "{\"status\":\"unavailable\",\"memcached\":{\"up\":true},\"store\":{\"up\":true},"
+                        "\"feed\":{\"fresh\":false,\"lag_seconds\":7},\"ca_key\":{\"up\":true}}\n");
+    assert_true(ready(h, true, true));
+    assert_string_equal(live_json(42).c_str(), "{\"status\":\"ok\",\"pid\":42}\n");
+}
+
+// Refusals keep their key order and their UTF-8; bytes that are not UTF-8
+// are replaced, never thrown (no 500 for a bad byte in a message).
+static void refusal_json_escapes_and_keeps_utf8(void **) {
+    assert_string_equal(refusal_json(ErrorCode::locked, "ロック\"中\"\n\\").c_str(),
+                        "{\"ok\":false,\"error\":\"locked\",\"message\":\"ロック\\\"中\\\"\\n\\\\\"}\n");
+    assert_true(contains(refusal_json(ErrorCode::locked, "a\xff"), "a\xef\xbf\xbd"));
 }
 
 int main() {
@@ -134,6 +147,7 @@ int main() {
         cmocka_unit_test(page_values_are_escaped),
         cmocka_unit_test(custom_templates_override_and_errors_name_the_file),
         cmocka_unit_test(health_json_hides_reasons),
+        cmocka_unit_test(refusal_json_escapes_and_keeps_utf8),
     };
     return cmocka_run_group_tests_name("portal_core", tests, nullptr, nullptr);
 }

@@ -12,7 +12,7 @@
 #include <ctime>
 #include <stdexcept>
 
-#include "core/app/health.hpp"
+#include "core/base/json.hpp"
 #include "core/base/utc_time.hpp"
 
 namespace certgate {
@@ -139,10 +139,13 @@ AuditTarget parse_audit_target(const std::string &spec) {
 
 
 std::string audit_json(const Event &e, const std::string &node) {
-    return "{\"time\":\"" + utc_time(e.at) + "\",\"id\":" + std::to_string(e.id) +
-           ",\"kind\":\"" + json_escape(e.kind) + "\",\"actor\":\"" + json_escape(e.actor) +
-           "\",\"subject\":\"" + json_escape(e.subject) + "\",\"detail\":\"" +
-           json_escape(scrub(e.detail)) + "\",\"node\":\"" + json_escape(node) + "\"}";
+    return json_line(Json{{"time", utc_time(e.at)},
+                          {"id", e.id},
+                          {"kind", e.kind},
+                          {"actor", e.actor},
+                          {"subject", e.subject},
+                          {"detail", scrub(e.detail)},
+                          {"node", node}});
 }
 
 std::string syslog_message(const AuditTarget &t, const std::string &node, int64_t at,

@@ -42,6 +42,8 @@ struct OpenSslDelete {
     void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
     void operator()(X509* p) const { X509_free(p); }
     void operator()(X509_CRL* p) const { X509_CRL_free(p); }
+    void operator()(X509_STORE* p) const { X509_STORE_free(p); }
+    void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
 };
 using PKey = std::unique_ptr<EVP_PKEY, OpenSslDelete>;
 using X509Ptr = std::unique_ptr<X509, OpenSslDelete>;
@@ -109,14 +111,15 @@ CertificateIdentity certificate_identity(const X509* cert);
 
 // ---- the protected path's check ---------------------------------------------------------
 
-// Checks a TLS peer certificate against our CA inline on the event loop:
-// issuer name, signature with the CA public key, not a CA itself (the CA
-// certificate is public), validity window (both ends inclusive). No I/O, no
-// allocation beyond OpenSSL's verify context; tens of microseconds.
+// Checks a TLS peer certificate against our CA inline on the event loop with
+// X509_verify_cert and the SSL-client purpose, so signature, dates, keyUsage,
+// extendedKeyUsage and unhandled critical extensions are OpenSSL's verdict;
+// a CA certificate is never a login certificate. No I/O; tens of microseconds.
+// Revocation is not checked here: the revocation set does that.
 //
-// During a CA rotation the previous CA certificates are trusted too, so
+// During a CA rotation the previous CA certificates are trust anchors too, so
 // certificates of the old CA keep working until they expire; a new and an
-// old CA may share a subject name, so each CA of that name is tried.
+// old CA may share a subject name, so the signature decides between them.
 class ClientCertCheck {
   public:
     enum class Result { ok, not_ours, expired, not_yet_valid };
@@ -124,29 +127,24 @@ class ClientCertCheck {
     // Takes its own references to the certificates; the caller keeps its own.
     explicit ClientCertCheck(X509* ca_cert, const std::vector<X509Ptr>& previous = {});
 
-    // Decides for one peer certificate at `now` (passed in so tests fix the clock).
+    // Decides for one peer certificate at `now` (passed in so tests fix the
+    // clock). expired and not_yet_valid mean the certificate is ours in every
+    // other respect (it passes with X509_V_FLAG_NO_CHECK_TIME).
     Result check(X509* peer, time_t now) const;
 
     // How many CA certificates are trusted (1 + the previous ones).
-    size_t trusted() const { return cas_.size(); }
+    size_t trusted() const { return trusted_; }
 
   private:
-    struct Trusted {
-        X509Ptr cert;
-        EVP_PKEY* public_key;  // owned by cert
-    };
     void trust(X509* cert);
-    bool signed_by_ours(X509* peer) const;
-    std::vector<Trusted> cas_;
+    // X509_verify_cert's error for peer: X509_V_OK when it passes.
+    int verify(X509* peer, time_t now, bool check_time) const;
+    std::unique_ptr<X509_STORE, OpenSslDelete> store_;
+    size_t trusted_ = 0;
 };
-
-// The short word for a Result, for debug logs and JSON errors.
-const char* to_string(ClientCertCheck::Result r);
 
 // ---- issuance ---------------------------------------------------------------------------
 
-// Parses certgate_p12_encryption ("aes256" | "legacy").
-std::optional<P12Encryption> parse_p12_encryption(std::string_view spec);
 
 // ---- revocation -------------------------------------------------------------------------
 

@@ -173,12 +173,6 @@ std::vector<uint8_t> make_pkcs12(const std::string& friendly_name, EVP_PKEY* key
 
 }  // namespace
 
-std::optional<P12Encryption> parse_p12_encryption(std::string_view spec) {
-    if (spec == "aes256") return P12Encryption::aes256;
-    if (spec == "legacy") return P12Encryption::legacy;
-    return std::nullopt;
-}
-
 IssuedCertificate CaSigner::issue(const IssueRequest& req, const std::string& p12_password,
                                   P12Encryption enc) const {
     if (req.user_id.empty()) throw CaError("cannot issue a certificate without a user ID");

@@ -17,37 +17,13 @@
 #include <memory>
 #include <mutex>
 
+#include "core/base/encoding.hpp"
+
 namespace certgate {
 
 namespace {
 
 // ---- message format ---------------------------------------------------------------
-
-const char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-std::string base64(const std::string& in) {
-    std::string out;
-    out.reserve((in.size() + 2) / 3 * 4);
-    size_t i = 0;
-    for (; i + 2 < in.size(); i += 3) {
-        unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                     (static_cast<unsigned char>(in[i + 1]) << 8) |
-                     static_cast<unsigned char>(in[i + 2]);
-        out += kBase64[(v >> 18) & 63];
-        out += kBase64[(v >> 12) & 63];
-        out += kBase64[(v >> 6) & 63];
-        out += kBase64[v & 63];
-    }
-    if (i < in.size()) {
-        unsigned v = static_cast<unsigned char>(in[i]) << 16;
-        if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-        out += kBase64[(v >> 18) & 63];
-        out += kBase64[(v >> 12) & 63];
-        out += i + 1 < in.size() ? kBase64[(v >> 6) & 63] : '=';
-        out += '=';
-    }
-    return out;
-}
 
 bool is_ascii_text(const std::string& s) {
     for (unsigned char c : s)
@@ -111,7 +87,7 @@ std::string encode_words(const std::string& text, size_t first_line_used) {
             --n;
         if (n == 0) n = std::min<size_t>(39, text.size() - i);  // not UTF-8: cut anyway
         if (!out.empty()) out += "\r\n ";
-        out += "=?UTF-8?B?" + base64(text.substr(i, n)) + "?=";
+        out += "=?UTF-8?B?" + base64_encode(text.substr(i, n)) + "?=";
         i += n;
     }
     return out;
@@ -150,13 +126,7 @@ std::string random_hex(size_t bytes) {
     if (bytes > sizeof buf) bytes = sizeof buf;
     if (RAND_bytes(buf, static_cast<int>(bytes)) != 1)
         throw MailError(MailError::Kind::temporary, "no random bytes for a Message-ID");
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    for (size_t i = 0; i < bytes; ++i) {
-        out += hex[buf[i] >> 4];
-        out += hex[buf[i] & 15];
-    }
-    return out;
+    return hex_encode(std::string_view(reinterpret_cast<const char*>(buf), bytes));
 }
 
 std::string crlf_lines(const std::string& text) {
@@ -572,7 +542,7 @@ std::string format_mail(const MailSettings& settings, const MailMessage& message
     out += "Content-Type: text/plain; charset=UTF-8\r\n";
     out += "Content-Transfer-Encoding: base64\r\n";
     out += "\r\n";
-    const std::string body = base64(crlf_lines(message.body));
+    const std::string body = base64_encode(crlf_lines(message.body));
     for (size_t i = 0; i < body.size(); i += 76) out += body.substr(i, 76) + "\r\n";
     return out;
 }

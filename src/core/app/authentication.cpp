@@ -8,19 +8,6 @@
 
 namespace certgate {
 
-const char *to_string(AuthStatus s) {
-    switch (s) {
-    case AuthStatus::ok: return "ok";
-    case AuthStatus::bad_credentials: return "bad_credentials";
-    case AuthStatus::locked: return "locked";
-    case AuthStatus::blocked: return "blocked";
-    case AuthStatus::already_issued: return "already_issued";
-    case AuthStatus::initial_password_expired: return "initial_password_expired";
-    case AuthStatus::unavailable: return "unavailable";
-    }
-    return "unavailable";
-}
-
 std::string failure_counter_key(const std::string &user_id, int64_t epoch) {
     return "cg:fail:" + user_id + ":" + std::to_string(epoch);
 }

@@ -32,8 +32,6 @@ enum class AuthStatus {
     unavailable,      // memcached or the store did not answer: fail closed
 };
 
-const char *to_string(AuthStatus);
-
 enum class AuthPurpose { login, issuance };
 
 struct AuthRequest {

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/web/form.hpp"
+#include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
 
 namespace certgate {

@@ -3,12 +3,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <exception>
 
 #include "core/app/runtime.hpp"
+#include "core/base/json.hpp"
 
 namespace certgate {
 
@@ -44,43 +44,32 @@ Health check_health(const Settings &settings, bool check_file) {
     return h;
 }
 
-std::string json_escape(const std::string &s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '<': out += "\\u003c"; break;
-        case '>': out += "\\u003e"; break;
-        default:
-            if (c < 0x20) {
-                char buf[8];
-                std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-                out += buf;
-            } else {
-                out += static_cast<char>(c);
-            }
-        }
-    }
-    return out;
-}
-
 namespace {
 // The reason a probe failed goes to the error log, not to the page: it
 // names internal hosts and files.
-std::string probe_json(bool up) { return std::string("{\"up\":") + (up ? "true" : "false") + "}"; }
+Json probe(bool up) { return Json{{"up", up}}; }
 }  // namespace
 
 std::string health_json(const Health &health, long tasks_alive) {
-    std::string out = std::string("{\"status\":\"") + (health.ok() ? "ok" : "unavailable") + "\"";
-    out += ",\"memcached\":" + probe_json(health.memcached_up);
-    out += ",\"store\":" + probe_json(health.store_up);
-    if (tasks_alive >= 0) out += ",\"tasks_alive\":" + std::to_string(tasks_alive);
-    return out + "}\n";
+    Json j{{"status", health.ok() ? "ok" : "unavailable"},
+           {"memcached", probe(health.memcached_up)},
+           {"store", probe(health.store_up)}};
+    if (tasks_alive >= 0) j["tasks_alive"] = tasks_alive;
+    return json_body(j);
+}
+
+std::string live_json(long pid) { return json_body(Json{{"status", "ok"}, {"pid", pid}}); }
+
+bool ready(const Health &health, bool feed_fresh, bool ca_up) {
+    return health.ok() && feed_fresh && ca_up;
+}
+
+std::string ready_json(const Health &health, bool feed_fresh, int64_t lag_seconds, bool ca_up) {
+    return json_body(Json{{"status", ready(health, feed_fresh, ca_up) ? "ready" : "unavailable"},
+                          {"memcached", probe(health.memcached_up)},
+                          {"store", probe(health.store_up)},
+                          {"feed", {{"fresh", feed_fresh}, {"lag_seconds", lag_seconds}}},
+                          {"ca_key", probe(ca_up)}});
 }
 
 }  // namespace certgate

@@ -3,6 +3,7 @@
 // store's busy timeout.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "core/config/settings.hpp"
@@ -26,7 +27,13 @@ Health check_health(const Settings &settings, bool check_file = false);
 // tasks_alive >= 0 adds "tasks_alive" (test builds).
 std::string health_json(const Health &health, long tasks_alive);
 
-// JSON string escaping for the few hand-made JSON answers.
-std::string json_escape(const std::string &s);
+// <portal>/health/live: {"status":"ok","pid":N}
+std::string live_json(long pid);
+
+// <portal>/health/ready: the probes plus what the worker knows without I/O:
+// {"status":"ready"|"unavailable","memcached":{"up":..},"store":{"up":..},
+//  "feed":{"fresh":..,"lag_seconds":N},"ca_key":{"up":..}}
+bool ready(const Health &health, bool feed_fresh, bool ca_up);
+std::string ready_json(const Health &health, bool feed_fresh, int64_t lag_seconds, bool ca_up);
 
 }  // namespace certgate

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/web/form.hpp"
+#include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
 
 namespace certgate {

@@ -1,5 +1,5 @@
 // The small cryptographic pieces the flows stand on: random bytes, HMAC,
-// constant-time comparison, base64url, and AES-256-GCM for the login
+// constant-time comparison and AES-256-GCM for the login
 // password kept between screens ④ and ⑥.
 #pragma once
 
@@ -19,12 +19,6 @@ std::string hmac_sha256(std::string_view key, std::string_view message);
 
 // Compares in time independent of where the inputs differ.
 bool equal_secrets(std::string_view a, std::string_view b);
-
-std::string base64url_encode(std::string_view raw);
-// False when `text` is not base64url.
-bool base64url_decode(std::string_view text, std::string *raw);
-
-std::string hex_encode(std::string_view raw);
 
 // AES-256-GCM with a random 12-byte nonce: nonce | ciphertext | tag.
 // key is 32 raw bytes.

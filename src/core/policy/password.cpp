@@ -65,13 +65,6 @@ bool verify_password(std::string_view password, const std::string& phc) {
     return argon2_verify(phc.c_str(), password.data(), password.size(), Argon2_id) == ARGON2_OK;
 }
 
-bool needs_rehash(const std::string& phc, const Argon2Params& floor) {
-    unsigned v = 0, m = 0, t = 0, par = 0;
-    if (std::sscanf(phc.c_str(), "$argon2id$v=%u$m=%u,t=%u,p=%u$", &v, &m, &t, &par) != 4)
-        return true;
-    return v != ARGON2_VERSION_13 || m < floor.memory_kib || t < floor.iterations;
-}
-
 std::string generate_initial_password(size_t length) {
     if (length < 8 || length > 12) length = 12;
     // One of each class first, the rest from all classes, then a shuffle.

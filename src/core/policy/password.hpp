@@ -10,8 +10,8 @@
 
 namespace certgate {
 
-// The floor the issue sets (m = 19 MiB, t = 2, p = 1); hashes below it are
-// still verified but reported by needs_rehash().
+// The floor the issue sets (m = 19 MiB, t = 2, p = 1); hashes made with
+// other parameters still verify.
 struct Argon2Params {
     uint32_t memory_kib = 19456;
     uint32_t iterations = 2;
@@ -25,9 +25,6 @@ std::string hash_password(std::string_view password, const Argon2Params& params 
 // True when password matches the PHC string (argon2id only). Malformed strings
 // verify false. The comparison is constant-time (libargon2's own).
 bool verify_password(std::string_view password, const std::string& phc);
-
-// True when the hash is weaker than the floor and should be replaced at the next login.
-bool needs_rehash(const std::string& phc, const Argon2Params& floor = {});
 
 // A random password that meets R9: 12 characters from OpenSSL's CSPRNG with at
 // least one upper-case letter, lower-case letter, digit and symbol. Letters and

@@ -5,7 +5,7 @@
 
 #include "core/adapters/ca.hpp"
 #include "core/web/form.hpp"
-#include "core/app/health.hpp"
+#include "core/base/json.hpp"
 #include "core/base/observe.hpp"
 #include "core/web/portal_screens.hpp"
 #include "core/app/runtime.hpp"
@@ -136,6 +136,10 @@ void add_steps(PageData &data, int current, Language lang) {
     data.set("steps", steps);
 }
 
+std::string refusal_json(ErrorCode code, const std::string &message) {
+    return json_body(Json{{"ok", false}, {"error", error_name(code)}, {"message", message}});
+}
+
 // Renders a screen, or its JSON form.
 PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::string &name,
                                   const std::string &title, PageData data, int status,
@@ -148,12 +152,8 @@ PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::str
     }
     if (c.req.json) {
         res.content_type = "application/json";
-        if (error) {
-            res.body = std::string("{\"ok\":false,\"error\":\"") + error_name(*error) +
-                       "\",\"message\":\"" + json_escape(message) + "\"}\n";
-        } else {
-            res.body = "{\"ok\":true,\"csrf_token\":\"" + c.csrf() + "\"}\n";
-        }
+        res.body = error ? refusal_json(*error, message)
+                         : json_body(Json{{"ok", true}, {"csrf_token", c.csrf()}});
         return res;
     }
     data.set("title", title);
@@ -171,7 +171,7 @@ PortalResponse go_next(Portal::Context &c, const std::string &next) {
     if (c.req.json) {
         res.status = 200;
         res.content_type = "application/json";
-        res.body = "{\"ok\":true,\"next\":\"" + json_escape(next) + "\"}\n";
+        res.body = json_body(Json{{"ok", true}, {"next", next}});
     } else {
         res.status = 303;
         res.location = next;
@@ -248,8 +248,8 @@ PortalResponse Portal::handle(const PortalRequest &req) const {
         data.set("error", error_name(ErrorCode::unavailable));
         if (req.json) {
             res.content_type = "application/json";
-            res.body = std::string("{\"ok\":false,\"error\":\"unavailable\",\"message\":\"") +
-                       json_escape(error_message(ErrorCode::unavailable, c.lang)) + "\"}\n";
+            res.body = refusal_json(ErrorCode::unavailable,
+                                    error_message(ErrorCode::unavailable, c.lang));
         } else {
             res.body = rt_.pages->render("error", c.lang, data, rt_.settings.portal_prefix + req.path);
         }

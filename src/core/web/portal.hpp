@@ -91,6 +91,10 @@ inline constexpr const char *kSessionCookie = "__Host-certgate_session";
 // for a browser-session cookie, 0 to delete it.
 std::string set_cookie_value(const char *name, const std::string &value, long max_age);
 
+// {"ok":false,"error":"<code>","message":"..."}: a refusal as JSON, for the
+// screens and for certgate_require's refusals alike.
+std::string refusal_json(ErrorCode code, const std::string &message);
+
 class Portal {
 public:
     explicit Portal(const Runtime &runtime) : rt_(runtime) {}

@@ -5,9 +5,9 @@
 
 #include "core/app/authentication.hpp"
 #include "core/app/flow.hpp"
-#include "core/app/health.hpp"
 #include "core/adapters/mail.hpp"
 #include "core/app/outbox.hpp"
+#include "core/base/json.hpp"
 #include "core/web/portal_screens.hpp"
 #include "core/app/runtime.hpp"
 #include "core/base/secrets.hpp"
@@ -305,7 +305,7 @@ PortalResponse admin_list(const Runtime &rt, Portal::Context &c, ErrorCode *erro
     Store &store = thread_store(s.store_uri);
     const std::string &org = c.req.session->org;
     PageData rows{PageData::type::list};
-    std::string json;
+    Json users = Json::array();
     for (const User &u : store.list_users(org)) {
         if (u.role != Role::general) continue;
         auto cert = store.current_certificate(u.id);
@@ -325,21 +325,21 @@ PortalResponse admin_list(const Runtime &rt, Portal::Context &c, ErrorCode *erro
             if (locked || u.blocked) row.set("unlockable", true);
         }
         rows.push_back(row);
-        json += std::string(json.empty() ? "" : ",") + "{\"user_id\":\"" + json_escape(u.id) +
-                "\",\"name\":\"" + json_escape(u.name) + "\",\"mail\":\"" + json_escape(u.mail) +
-                "\",\"state\":\"" + to_string(u.state) +
-                "\",\"locked_until\":" + std::to_string(locked ? u.locked_until : 0) +
-                ",\"blocked\":" + (u.blocked ? "true" : "false") + ",\"certificate\":" +
-                (cert ? "{\"serial\":\"" + json_escape(cert->serial) +
-                            "\",\"not_after\":" + std::to_string(cert->not_after) + "}"
-                      : std::string("null")) +
-                "}";
+        users.push_back(Json{{"user_id", u.id},
+                             {"name", u.name},
+                             {"mail", u.mail},
+                             {"state", to_string(u.state)},
+                             {"locked_until", locked ? u.locked_until : 0},
+                             {"blocked", u.blocked},
+                             {"certificate", cert ? Json{{"serial", cert->serial},
+                                                         {"not_after", cert->not_after}}
+                                                  : Json(nullptr)}});
     }
     if (c.req.json && !error) {
         c.res.status = 200;
         c.res.content_type = "application/json";
-        c.res.body = "{\"ok\":true,\"csrf_token\":\"" + c.csrf() + "\",\"org\":\"" +
-                     json_escape(org) + "\",\"users\":[" + json + "]}\n";
+        c.res.body = json_body(
+            Json{{"ok", true}, {"csrf_token", c.csrf()}, {"org", org}, {"users", users}});
         return c.res;
     }
     PageData data{PageData::type::object};
@@ -360,9 +360,10 @@ PortalResponse show_initial_password(const Runtime &rt, Portal::Context &c, cons
     if (c.req.json) {
         c.res.status = 200;
         c.res.content_type = "application/json";
-        c.res.body = "{\"ok\":true,\"user_id\":\"" + json_escape(u.id) +
-                     "\",\"initial_password\":\"" + json_escape(password) + "\",\"next\":\"" +
-                     json_escape(c.url(kAdminUsers)) + "\"}\n";
+        c.res.body = json_body(Json{{"ok", true},
+                                    {"user_id", u.id},
+                                    {"initial_password", password},
+                                    {"next", c.url(kAdminUsers)}});
         return c.res;
     }
     PageData data{PageData::type::object};

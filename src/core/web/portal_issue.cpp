@@ -17,8 +17,10 @@
 #include "core/adapters/mail.hpp"
 #include "core/app/issuance.hpp"
 #include "core/app/outbox.hpp"
+#include "core/base/json.hpp"
 #include "core/web/portal_screens.hpp"
 #include "core/app/runtime.hpp"
+#include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
 
 namespace certgate {
@@ -361,9 +363,11 @@ PortalResponse confirm_screen(const Runtime &rt, Portal::Context &c, const Flow 
                                       page_words(c.lang).at("issue_confirm_title"),
                                       std::move(data), status_of(code), msg, &code);
     if (c.req.json) {
-        res.body = std::string("{\"ok\":false,\"error\":\"") + error_name(code) +
-                   "\",\"retry\":true,\"message\":\"" + json_escape(msg) + "\",\"csrf_token\":\"" +
-                   c.csrf() + "\"}\n";
+        res.body = json_body(Json{{"ok", false},
+                                  {"error", error_name(code)},
+                                  {"retry", true},
+                                  {"message", msg},
+                                  {"csrf_token", c.csrf()}});
     }
     return res;
 }
@@ -439,10 +443,10 @@ PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Kv &mc,
     if (c.req.json) {
         c.res.status = 200;
         c.res.content_type = "application/json";
-        c.res.body = "{\"ok\":true,\"serial\":\"" + json_escape(flow.serial) +
-                     "\",\"file_name\":\"" + json_escape(flow.file_name) + "\"" +
-                     (downloadable ? ",\"download\":\"" + json_escape(download) + "\"" : "") +
-                     ",\"csrf_token\":\"" + c.csrf() + "\"}\n";
+        Json j{{"ok", true}, {"serial", flow.serial}, {"file_name", flow.file_name}};
+        if (downloadable) j["download"] = download;
+        j["csrf_token"] = c.csrf();
+        c.res.body = json_body(j);
         return c.res;
     }
     PageData data{PageData::type::object};
@@ -591,9 +595,10 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
     if (c.req.json) {
         c.res.status = 200;
         c.res.content_type = "application/json";
-        c.res.body = "{\"ok\":true,\"next\":\"" + json_escape(c.url("issue/confirm")) +
-                     "\",\"download\":\"" + json_escape(download) + "\",\"serial\":\"" +
-                     json_escape(issued.serial_hex) + "\"}\n";
+        c.res.body = json_body(Json{{"ok", true},
+                                    {"next", c.url("issue/confirm")},
+                                    {"download", download},
+                                    {"serial", issued.serial_hex}});
         return c.res;
     }
     return go_next(c, c.url("issue/confirm"));

@@ -2,6 +2,7 @@
 // (ログイン) and logout.
 
 #include "core/app/authentication.hpp"
+#include "core/base/json.hpp"
 #include "core/web/portal_screens.hpp"
 
 namespace certgate {
@@ -161,9 +162,9 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
     if (c.req.json) {
         c.res.status = 200;
         c.res.content_type = "application/json";
-        c.res.body = "{\"ok\":true,\"next\":\"" + json_escape(next) +
-                     "\",\"renewal\":{\"expires\":\"" + json_escape(expires) +
-                     "\",\"renew\":\"" + json_escape(c.url("issue")) + "\"}}\n";
+        c.res.body = json_body(Json{{"ok", true},
+                                    {"next", next},
+                                    {"renewal", {{"expires", expires}, {"renew", c.url("issue")}}}});
         return c.res;
     }
     PageData data{PageData::type::object};

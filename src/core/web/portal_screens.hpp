@@ -8,7 +8,6 @@
 
 #include "core/app/authentication.hpp"
 #include "core/app/flow.hpp"
-#include "core/app/health.hpp"
 #include "core/web/form.hpp"
 #include "core/policy/password.hpp"
 #include "core/app/session.hpp"
