@@ -46,15 +46,10 @@ private:
     std::map<std::string, Asset> assets_;
 };
 
-// The builtin templates and assets (templates.cpp), by name.
+// The built-in templates and assets (resources/templates, resources/static), by name.
 const std::map<std::string, std::string> &builtin_templates();
 const std::map<std::string, std::string> &builtin_assets();
 // The words of the pages, per language: key → text.
 const std::map<std::string, std::string> &page_words(Language lang);
-
-// The account screens' templates and words (templates_account.cpp), merged
-// into the two above.
-std::map<std::string, std::string> account_templates();
-std::map<std::string, std::string> account_words(Language lang);
 
 }  // namespace certgate
