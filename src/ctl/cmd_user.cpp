@@ -13,6 +13,7 @@
 #include "core/adapters/ca.hpp"
 #include "core/adapters/mail.hpp"
 #include "core/policy/password.hpp"
+#include "core/policy/policy.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {
@@ -42,10 +43,21 @@ void check_rule(Context& ctx, const std::string& directive, const std::string& v
         throw UsageError(what + " holds a control character (CR, LF, tab or similar)");
     const NginxConf* conf = ctx.conf();
     if (conf && conf->has(directive)) {
-        PatternRule rule(conf->args(directive));
-        if (auto bad = rule.first_failure(value))
+        const CredentialRule rule = parse_credential_rule(conf->args(directive));
+        if (has_full_width(value))
+            throw UsageError(what + " " + describe(RuleViolation::full_width));
+        const size_t n = utf8_length(value);
+        if (n < rule.min_chars || n > rule.max_chars)
+            throw UsageError(what + " " +
+                             describe(n < rule.min_chars ? RuleViolation::too_short
+                                                         : RuleViolation::too_long) +
+                             " (" + std::to_string(n) + " characters; " + directive + " says " +
+                             std::to_string(rule.min_chars) + " to " +
+                             std::to_string(rule.max_chars) + ")");
+        PatternRule patterns(rule.patterns);
+        if (auto bad = patterns.first_failure(value))
             throw UsageError(what + " does not match " + directive + " pattern \"" +
-                             rule.patterns()[*bad] + "\"");
+                             patterns.patterns()[*bad] + "\"");
         return;
     }
     RuleViolation v = builtin(value);

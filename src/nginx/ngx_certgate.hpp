@@ -77,6 +77,8 @@ struct ngx_certgate_main_conf_t {
 
     ngx_array_t *userid_rules;    // of ngx_regex_t *
     ngx_array_t *password_rules;  // of ngx_regex_t *
+    ngx_array_t *userid_rule_args;    // of ngx_str_t: the directive as written
+    ngx_array_t *password_rule_args;  // (patterns, min=, max=, description=)
 
     time_t session_idle;
     time_t session_absolute;

@@ -14,6 +14,7 @@
 
 #include "core/adapters/ca.hpp"
 #include "core/policy/password.hpp"
+#include "core/policy/policy.hpp"
 #include "core/app/runtime.hpp"
 #include "core/ports/store.hpp"
 #include "nginx/ngx_certgate.hpp"
@@ -406,22 +407,48 @@ ngx_int_t ngx_certgate_default_rules(ngx_conf_t *cf, ngx_certgate_main_conf_t *c
     return NGX_OK;
 }
 
-// One or more PCRE2 patterns that must all match, through nginx's regex API.
+// One or more PCRE2 patterns that must all match, through nginx's regex API,
+// then the rule's options (min=, max=, description=, description_en=).
 char *ngx_certgate_set_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept {
-    auto **field = reinterpret_cast<ngx_array_t **>(static_cast<char *>(conf) + cmd->offset);
-    if (*field != nullptr) return const_cast<char *>("is duplicate");
+    try {
+        auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
+        auto **field = reinterpret_cast<ngx_array_t **>(static_cast<char *>(conf) + cmd->offset);
+        if (*field != nullptr) return const_cast<char *>("is duplicate");
 
-    *field = ngx_array_create(cf->pool, cf->args->nelts - 1, sizeof(ngx_regex_t *));
-    if (*field == nullptr) return CG_CONF_ERROR;
+        ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
+        std::vector<std::string> args;
+        for (ngx_uint_t i = 1; i < cf->args->nelts; i++) args.push_back(ngx_certgate_str(value[i]));
+        certgate::CredentialRule rule;
+        try {
+            rule = certgate::parse_credential_rule(args);
+        } catch (const certgate::RuleError &e) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "\"%V\": %s", &cmd->name, e.what());
+            return CG_CONF_ERROR;
+        }
 
-    ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
-    for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
-        auto **slot = static_cast<ngx_regex_t **>(ngx_array_push(*field));
-        if (slot == nullptr) return CG_CONF_ERROR;
-        *slot = ngx_certgate_compile(cf, &value[i]);
-        if (*slot == nullptr) return CG_CONF_ERROR;
+        *field = ngx_array_create(cf->pool, rule.patterns.size(), sizeof(ngx_regex_t *));
+        if (*field == nullptr) return CG_CONF_ERROR;
+        for (ngx_uint_t i = 1; i <= rule.patterns.size(); i++) {
+            auto **slot = static_cast<ngx_regex_t **>(ngx_array_push(*field));
+            if (slot == nullptr) return CG_CONF_ERROR;
+            *slot = ngx_certgate_compile(cf, &value[i]);
+            if (*slot == nullptr) return CG_CONF_ERROR;
+        }
+        // The whole directive, for the core's Policy (lengths, descriptions).
+        ngx_array_t **kept = field == &cmcf->userid_rules ? &cmcf->userid_rule_args
+                                                          : &cmcf->password_rule_args;
+        *kept = ngx_array_create(cf->pool, cf->args->nelts - 1, sizeof(ngx_str_t));
+        if (*kept == nullptr) return CG_CONF_ERROR;
+        for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
+            auto *slot = static_cast<ngx_str_t *>(ngx_array_push(*kept));
+            if (slot == nullptr) return CG_CONF_ERROR;
+            *slot = value[i];
+        }
+        return NGX_CONF_OK;
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "certgate: %s", e.what());
+        return CG_CONF_ERROR;
     }
-    return NGX_CONF_OK;
 }
 
 char *ngx_certgate_set_mail(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept {
@@ -715,6 +742,12 @@ ngx_int_t ngx_certgate_init_runtime(ngx_conf_t *cf, ngx_certgate_main_conf_t *cm
         s.code_budget_mails = static_cast<int>(cmcf->code_budget_mails);
         s.mail = ngx_certgate_str(cmcf->mail);
         s.mail_from = ngx_certgate_str(cmcf->mail_from);
+        for (auto [from, to] : {std::pair{cmcf->userid_rule_args, &s.userid_rule_args},
+                                std::pair{cmcf->password_rule_args, &s.password_rule_args}}) {
+            if (from == nullptr) continue;
+            auto *arg = static_cast<ngx_str_t *>(from->elts);
+            for (ngx_uint_t i = 0; i < from->nelts; i++) to->push_back(ngx_certgate_str(arg[i]));
+        }
         s.session_idle_s = static_cast<long>(cmcf->session_idle);
         s.session_absolute_s = static_cast<long>(cmcf->session_absolute);
         s.templates_dir = ngx_certgate_str(cmcf->templates);

@@ -1,5 +1,7 @@
 #include "core/policy/password.hpp"
 
+#include "core/policy/policy.hpp"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <argon2.h>
 #include <openssl/rand.h>
@@ -92,6 +94,8 @@ const char* describe(RuleViolation v) {
             return "too long";
         case RuleViolation::bad_character:
             return "contains a character that is not allowed";
+        case RuleViolation::full_width:
+            return "contains a full-width character";
         case RuleViolation::missing_letter:
             return "needs at least one letter";
         case RuleViolation::missing_digit:
@@ -115,8 +119,9 @@ bool has_control_character(std::string_view value) {
 }
 
 RuleViolation check_user_id(std::string_view id) {
-    if (id.size() < 6) return RuleViolation::too_short;
-    if (id.size() > 12) return RuleViolation::too_long;
+    if (has_full_width(id)) return RuleViolation::full_width;
+    if (utf8_length(id) < 6) return RuleViolation::too_short;
+    if (utf8_length(id) > 12) return RuleViolation::too_long;
     bool letter = false, digit = false;
     for (char c : id) {
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
@@ -132,8 +137,9 @@ RuleViolation check_user_id(std::string_view id) {
 }
 
 RuleViolation check_password(std::string_view pw) {
-    if (pw.size() < 8) return RuleViolation::too_short;
-    if (pw.size() > 12) return RuleViolation::too_long;
+    if (has_full_width(pw)) return RuleViolation::full_width;
+    if (utf8_length(pw) < 8) return RuleViolation::too_short;
+    if (utf8_length(pw) > 12) return RuleViolation::too_long;
     bool upper = false, lower = false, digit = false, symbol = false;
     for (char c : pw) {
         if (c >= 'A' && c <= 'Z')

@@ -40,6 +40,7 @@ enum class RuleViolation {
     too_short,
     too_long,
     bad_character,  // outside the allowed set
+    full_width,     // a full-width letter, digit or symbol (ＡＢ１２): type it in 半角
     missing_letter,
     missing_digit,
     missing_upper,
@@ -54,7 +55,8 @@ const char* describe(RuleViolation v);  // English, one short phrase
 // (a pattern ending in `$` would let a trailing newline through).
 bool has_control_character(std::string_view value);
 
-// R8: 6-12 ASCII letters and digits, at least one of each.
+// R8: 6-12 ASCII letters and digits, at least one of each. Lengths count
+// characters, not bytes; full-width input is named as such.
 RuleViolation check_user_id(std::string_view id);
 // R9: 8-12 printable ASCII characters with upper, lower, digit and symbol.
 RuleViolation check_password(std::string_view password);
