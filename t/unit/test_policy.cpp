@@ -147,6 +147,19 @@ void checks_in_order(void **) {
     assert_int_equal(p.check_password("Ab1$efgh", false), RuleViolation::pattern);
 }
 
+void initial_passwords_fit_the_rule(void **) {
+    assert_int_equal(Policy{Settings{}}.initial_password_length(), 12);
+    Settings s;
+    s.password_rule_args = {"^[\\x21-\\x7e]{14,20}\\z"};
+    const Policy p(s);
+    assert_int_equal(p.initial_password_length(), 14);
+    const std::string pw = generate_initial_password(p.initial_password_length());
+    assert_int_equal(pw.size(), 14);
+    assert_int_equal(p.check_password(pw, true), RuleViolation::none);
+    s.password_rule_args = {"^.{8,10}\\z"};
+    assert_int_equal(Policy(s).initial_password_length(), 10);
+}
+
 void durations_read_as_a_clerk_reads_them(void **) {
     assert_string_equal(Policy::duration_text(3600, Language::ja).c_str(), "60分");
     assert_string_equal(Policy::duration_text(120, Language::en).c_str(), "2 minutes");
@@ -222,6 +235,7 @@ int main() {
         cmocka_unit_test(rule_options_parse),
         cmocka_unit_test(bad_rule_options_are_refused),
         cmocka_unit_test(checks_in_order),
+        cmocka_unit_test(initial_passwords_fit_the_rule),
         cmocka_unit_test(durations_read_as_a_clerk_reads_them),
         cmocka_unit_test(default_words_keep_the_manuals_numbers),
         cmocka_unit_test(configured_words_state_the_configuration),

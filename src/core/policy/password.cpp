@@ -75,7 +75,8 @@ bool needs_rehash(const std::string& phc, const Argon2Params& floor) {
 }
 
 std::string generate_initial_password(size_t length) {
-    if (length < 8 || length > 12) length = 12;
+    if (length < 8) length = 8;
+    if (length > 64) length = 64;
     // One of each class first, the rest from all classes, then a shuffle.
     std::string pw = {pick(kUpper), pick(kLower), pick(kDigit), pick(kSymbol)};
     const std::string all = std::string(kUpper) + kLower + kDigit + kSymbol;

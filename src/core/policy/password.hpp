@@ -29,9 +29,9 @@ bool verify_password(std::string_view password, const std::string& phc);
 // True when the hash is weaker than the floor and should be replaced at the next login.
 bool needs_rehash(const std::string& phc, const Argon2Params& floor = {});
 
-// A random password that meets R9: 12 characters from OpenSSL's CSPRNG with at
-// least one upper-case letter, lower-case letter, digit and symbol. Letters and
-// digits that look alike on paper (0 O o 1 l I) are left out.
+// A random password of `length` characters (8 to 64; R9: 12) from OpenSSL's
+// CSPRNG with at least one upper-case letter, lower-case letter, digit and
+// symbol. Letters and digits that look alike on paper (0 O o 1 l I) are left out.
 std::string generate_initial_password(size_t length = 12);
 
 // Which rule a user ID or password broke; the names match the JSON error codes.

@@ -165,6 +165,13 @@ RuleViolation Policy::check_password(std::string_view value, bool patterns_ok) c
     return check(password, value, patterns_ok, certgate::check_password);
 }
 
+size_t Policy::initial_password_length() const {
+    size_t n = 12;
+    if (n < password.min_chars) n = password.min_chars;
+    if (n > password.max_chars) n = password.max_chars;
+    return n;
+}
+
 std::string Policy::duration_text(long seconds, Language lang) {
     const bool ja = lang == Language::ja;
     long n = seconds;

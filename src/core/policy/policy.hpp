@@ -100,6 +100,10 @@ class Policy {
     RuleViolation check_user_id(std::string_view value, bool patterns_ok) const;
     RuleViolation check_password(std::string_view value, bool patterns_ok) const;
 
+    // The length of the initial passwords made for the bank's letter and the
+    // master's page: R9's 12, within the configured password length.
+    size_t initial_password_length() const;
+
     // A span of time as a clerk reads it: "60分" / "60 minutes", "90秒".
     static std::string duration_text(long seconds, Language lang);
 };

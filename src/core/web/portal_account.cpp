@@ -384,7 +384,8 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
     }
 
     Store &store = thread_store(s.store_uri);
-    std::string password = generate_initial_password();
+    std::string password =
+        generate_initial_password(rt.pages->policy().initial_password_length());
     User u;
     u.id = user_id;
     u.org = c.req.session->org;
@@ -430,7 +431,8 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
     }
     if (action == "reset") {
         if (u->state == UserState::disabled) return refusal(rt, c, ErrorCode::not_found);
-        std::string password = generate_initial_password();
+        std::string password =
+        generate_initial_password(rt.pages->policy().initial_password_length());
         store.reset_user(target, hash_password(password), actor);
         PortalResponse res = show_initial_password(rt, c, *u, password, false);
         wipe(password);
