@@ -8,12 +8,14 @@
 #include <cstring>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
+
+#include <kainjow/mustache.hpp>
 
 #include "core/adapters/ca.hpp"
 #include "core/adapters/mail.hpp"
 #include "core/policy/password.hpp"
 #include "core/policy/policy.hpp"
+#include "core/web/resources.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {
@@ -122,81 +124,32 @@ struct LetterFacts {
 
 std::string day_of(int64_t t) { return format_time(t).substr(0, 10); }
 
-// The letter the bank mails: what the user needs for 初期登録 and nothing else.
-std::string letter_text(const LetterFacts& f) {
-    const bool master = f.role == Role::master;
-    std::ostringstream o;
-    o << "ろうきん賃金控除事務支援システム  初期パスワードのお知らせ\n"
-      << "Wage-deduction administration system: your initial password\n"
-      << "\n"
-      << "発行日 / Date:                   " << day_of(f.issued_at) << "\n"
-      << "団体 / Organisation:             " << f.org_name << " (" << f.org_id << ")\n";
-    if (!f.name.empty()) o << "お名前 / Name:                   " << f.name << "\n";
-    o << "ユーザー区分 / Role:             "
-      << (master ? "マスターユーザー / master user" : "一般ユーザー / general user") << "\n"
-      << "ユーザーID / User ID:            " << f.user_id << "\n"
-      << "初期パスワード / Initial password: " << f.password << "\n"
-      << "\n";
-    if (master)
-        o << "ログイン画面の［マスターユーザーの初期登録］から、上記のユーザーIDと初期パスワードで"
-             "\n"
-             "初期登録を行い、新しいパスワードとメールアドレスを登録してください。\n"
-             "On the login screen, choose マスターユーザーの初期登録 (master user's first\n"
-             "registration) and enter the user ID and initial password above; then set a new\n"
-             "password and your mail address.\n";
+// The letter the bank mails: what the user needs for 初期登録 and nothing else
+// (resources/letter/initial_password.{txt,html}.mustache).
+std::string render_letter(const LetterFacts& f, bool html) {
+    kainjow::mustache::data d;
+    d.set("date", day_of(f.issued_at));
+    d.set("org_name", f.org_name);
+    d.set("org_id", f.org_id);
+    if (!f.name.empty()) d.set("name", f.name);
+    d.set("master", f.role == Role::master);
+    d.set("button", f.role == Role::master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録");
+    d.set("user_id", f.user_id);
+    d.set("password", f.password);
+    d.set("reset", f.reset);
+    kainjow::mustache::mustache tmpl{std::string(embedded_resource(
+        html ? "letter/initial_password.html.mustache" : "letter/initial_password.txt.mustache"))};
+    if (html)
+        tmpl.set_custom_escape(html_escape);
     else
-        o << "ログイン画面の［一般ユーザーの初期登録］から、上記のユーザーIDと初期パスワードで\n"
-             "認証し、新しいパスワードを設定してください。\n"
-             "On the login screen, choose 一般ユーザーの初期登録 (general user's first\n"
-             "registration), enter the user ID and initial password above, and set a new\n"
-             "password.\n";
-    o << "\n"
-      << "初期パスワードは一度だけ使えます。英字の大文字と小文字を区別します。\n"
-      << "The initial password works for one registration only; letters are case-sensitive.\n";
-    if (f.reset)
-        o << "以前のパスワードと電子証明書でのログインはできなくなりました。\n"
-             "Your previous password no longer works.\n";
-    return o.str();
+        tmpl.set_custom_escape([](const std::string& s) { return s; });
+    std::string out = tmpl.render(d);
+    if (!tmpl.is_valid()) throw std::runtime_error("letter template: " + tmpl.error_message());
+    return out;
 }
 
-std::string letter_html(const LetterFacts& f) {
-    std::ostringstream o;
-    const bool master = f.role == Role::master;
-    o << "<!DOCTYPE html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">\n"
-      << "<title>初期パスワードのお知らせ " << html_escape(f.user_id) << "</title>\n"
-      << "<style>body{font-family:serif;margin:2cm;max-width:17cm}"
-         "table{border-collapse:collapse;margin:1em 0}"
-         "th,td{border:1px solid #000;padding:.4em .8em;text-align:left}"
-         ".pw{font-family:monospace;font-size:1.4em;letter-spacing:.2em}"
-         "@media print{body{margin:0}}</style>\n"
-      << "</head><body>\n"
-      << "<h1>初期パスワードのお知らせ</h1>\n"
-      << "<p>ろうきん賃金控除事務支援システム<br>"
-         "Wage-deduction administration system: your initial password</p>\n"
-      << "<table>\n"
-      << "<tr><th>発行日 / Date</th><td>" << day_of(f.issued_at) << "</td></tr>\n"
-      << "<tr><th>団体 / Organisation</th><td>" << html_escape(f.org_name) << " ("
-      << html_escape(f.org_id) << ")</td></tr>\n";
-    if (!f.name.empty())
-        o << "<tr><th>お名前 / Name</th><td>" << html_escape(f.name) << "</td></tr>\n";
-    o << "<tr><th>ユーザー区分 / Role</th><td>"
-      << (master ? "マスターユーザー / master user" : "一般ユーザー / general user")
-      << "</td></tr>\n"
-      << "<tr><th>ユーザーID / User ID</th><td class=\"pw\">" << html_escape(f.user_id)
-      << "</td></tr>\n"
-      << "<tr><th>初期パスワード / Initial password</th><td class=\"pw\">"
-      << html_escape(f.password) << "</td></tr>\n"
-      << "</table>\n"
-      << "<p>ログイン画面の［" << (master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録")
-      << "］から、上記のユーザーIDと初期パスワードで初期登録を行ってください。"
-         "初期パスワードは一度だけ使えます。英字の大文字と小文字を区別します。</p>\n"
-      << "<p>On the login screen choose "
-      << (master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録")
-      << " and enter the user ID and initial password above. The initial password works "
-         "for one registration only; letters are case-sensitive.</p>\n"
-      << "</body></html>\n";
-    return o.str();
-}
+std::string letter_text(const LetterFacts& f) { return render_letter(f, false); }
+std::string letter_html(const LetterFacts& f) { return render_letter(f, true); }
 
 // Writes the letter to --out (0600: it holds a password); the caller does this
 // inside the store transaction, so a file that cannot be written changes nothing.
