@@ -1,4 +1,8 @@
 /* certgate: comfort only; every step works without scripts (R19). ES5. */
+/* The software keyboard (R14), the 発行中 panel of ⑦ and the automatic
+   download of ⑧. ES5 only (no arrow functions, let/const, classes, template
+   literals or fetch), so Edge's IE mode runs it; the strict CSP allows no
+   inline script, so all of it is here. */
 (function () {
   'use strict';
 
@@ -213,6 +217,8 @@
     });
   };
 
+  // maxlength is one more than the rule allows: a character too many still
+  // goes in, and the server says "too long" instead of a wrong password.
   Keyboard.prototype.type = function (ch) {
     var max = this.input.maxLength > 0 ? this.input.maxLength : 64;
     if (this.input.value.length >= max) {
