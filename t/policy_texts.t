@@ -153,6 +153,12 @@ subtest 'certgatectl -c nginx.conf: the configured user-ID rule, counted in char
         '--mail', 'tanaka@example.test');
     isnt($rc, 0, 'a full-width user ID is refused');
     like($out, qr/full-width/, 'named as full-width') or diag $out;
+    ($rc, $out) = Certgate::Test::run(Certgate::Test::build_dir() . '/certgatectl', '-c', $conf,
+        '--store', 'sqlite:' . $t->dir . '/certgate.db', 'user', 'add-general', 'ORG001', 'abcdef123456',
+        '--mail', 'long@example.test');
+    isnt($rc, 0, 'a 12-character user ID is refused by max=10');
+    like($out, qr/breaks certgate_userid_rule: too long \(12 characters; certgate_userid_rule says 5 to 10\)/,
+        'named by the configured rule and its numbers') or diag $out;
     ($rc, $out) = $t->certgatectl('user', 'add-general', 'ORG001', 'ｔａｎａｋａ０１', '--mail', 'tanaka@example.test');
     isnt($rc, 0, 'and by R8 without nginx.conf');
     like($out, qr/full-width/, 'named as full-width there too') or diag $out;

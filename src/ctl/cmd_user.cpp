@@ -66,11 +66,18 @@ void check_rule(Context& ctx, const std::string& directive, const std::string& v
     if (v != RuleViolation::none) throw UsageError(what + " " + describe(v));
 }
 
+// The rule a refusal names: the configured directive, else R8 / R9 in words.
+std::string rule_name(Context& ctx, const char* directive, const char* builtin) {
+    return ctx.conf() && ctx.conf()->has(directive) ? directive : builtin;
+}
+
 void check_user_id_rule(Context& ctx, const std::string& id) {
-    check_rule(
-        ctx, "certgate_userid_rule", id,
-        "user ID '" + shown(id) + "' breaks R8 (6-12 letters and digits, at least one of each):",
-        check_user_id);
+    check_rule(ctx, "certgate_userid_rule", id,
+               "user ID '" + shown(id) + "' breaks " +
+                   rule_name(ctx, "certgate_userid_rule",
+                             "R8 (6-12 letters and digits, at least one of each)") +
+                   ":",
+               check_user_id);
 }
 
 // The mailer's rule (check_mail_address), so every address it stores can be sent.
@@ -193,7 +200,10 @@ int add_user(Context& ctx, Role role) {
     std::string password = from_stdin ? read_password_stdin() : generate_initial_password();
     if (from_stdin)
         check_rule(ctx, "certgate_password_rule", password,
-                   "the password breaks R9 (8-12 characters with upper, lower, digit and symbol):",
+                   "the password breaks " +
+                       rule_name(ctx, "certgate_password_rule",
+                                 "R9 (8-12 characters with upper, lower, digit and symbol)") +
+                       ":",
                    check_password);
 
     Store& store = ctx.store();

@@ -27,7 +27,7 @@ void counts_characters(void **) {
     assert_int_equal(utf8_length("tanaka01"), 8);
     assert_int_equal(utf8_length("ｔａｎａｋａ０１"), 8);  // 24 bytes
     assert_int_equal(utf8_length("日本語"), 3);
-    assert_int_equal(utf8_length("\xff\xfe"), 2);  // malformed bytes count one each
+    assert_int_equal(utf8_length("\xff\xfe"), 2);   // malformed bytes count one each
     assert_int_equal(utf8_length("a\xe3\x81"), 3);  // a cut-off sequence too
 }
 
@@ -35,7 +35,9 @@ void finds_full_width(void **) {
     assert_true(has_full_width("ｔａｎａｋａ０１"));
     assert_true(has_full_width("tanaka０1"));
     assert_true(has_full_width("Pass！word"));
-    assert_true(has_full_width("a\xe3\x80\x80" "b"));  // the ideographic space
+    assert_true(
+        has_full_width("a\xe3\x80\x80"
+                       "b"));  // the ideographic space
     assert_false(has_full_width("tanaka01"));
     assert_false(has_full_width("たなか01"));  // not a full-width form: another rule refuses it
 }
@@ -87,8 +89,8 @@ void settings_reach_the_policy(void **) {
 }
 
 void rule_options_parse(void **) {
-    CredentialRule r = parse_credential_rule(
-        {"^[a-z0-9]+\\z", "[0-9]", "min=5", "max=10", "description=5～10文字", "description_en=5 to 10"});
+    CredentialRule r = parse_credential_rule({"^[a-z0-9]+\\z", "[0-9]", "min=5", "max=10",
+                                              "description=5～10文字", "description_en=5 to 10"});
     assert_int_equal(r.patterns.size(), 2);
     assert_int_equal(r.min_chars, 5);
     assert_int_equal(r.max_chars, 10);
@@ -110,13 +112,13 @@ void rule_options_parse(void **) {
 
 void bad_rule_options_are_refused(void **) {
     const std::vector<std::vector<std::string>> bad = {
-        {},                              // no pattern
-        {"min=3"},                       // options only
-        {"^a", "min=x"},                 // not a number
-        {"^a", "min=9", "max=8"},        // min above max
-        {"^a", "max=0"},                 // nothing fits
-        {"^a", "min=3", "[0-9]"},        // a pattern after an option
-        {"^a", "min=3", "min=4"},        // twice
+        {},                        // no pattern
+        {"min=3"},                 // options only
+        {"^a", "min=x"},           // not a number
+        {"^a", "min=9", "max=8"},  // min above max
+        {"^a", "max=0"},           // nothing fits
+        {"^a", "min=3", "[0-9]"},  // a pattern after an option
+        {"^a", "min=3", "min=4"},  // twice
     };
     for (const auto &args : bad) {
         bool thrown = false;
@@ -170,9 +172,10 @@ void durations_read_as_a_clerk_reads_them(void **) {
 void default_words_keep_the_manuals_numbers(void **) {
     const Pages pages{Settings{}};
     const auto &ja = pages.words(Language::ja);
-    assert_string_equal(ja.at("lock_note").c_str(),
-                        "パスワードを連続して6回間違えた場合は、60分間ログイン不可（ロック）になります。"
-                        "ロックを3回繰り返した場合はログイン不可（閉塞）となります。");
+    assert_string_equal(
+        ja.at("lock_note").c_str(),
+        "パスワードを連続して6回間違えた場合は、60分間ログイン不可（ロック）になります。"
+        "ロックを3回繰り返した場合はログイン不可（閉塞）となります。");
     assert_true(contains(ja.at("user_id_rule"), "6～12桁で入力します。"));
     assert_true(contains(ja.at("password_rule"), "8～12桁で入力します。"));
     assert_true(contains(ja.at("already_issued_note"), "30日前"));
@@ -188,13 +191,15 @@ void configured_words_state_the_configuration(void **) {
     s.lockout_locks = 2;
     s.code_digits = 8;
     s.code_lifetime_s = 45 * 60;
-    s.userid_rule_args = {"^[a-z0-9]{5,10}\\z", "description=英小文字と数字", "description_en=lower case"};
+    s.userid_rule_args = {"^[a-z0-9]{5,10}\\z", "description=英小文字と数字",
+                          "description_en=lower case"};
     s.password_rule_args = {"^[\\x21-\\x7e]{10,16}\\z"};
     const Pages pages(s);
     const auto &ja = pages.words(Language::ja);
-    assert_string_equal(ja.at("lock_note").c_str(),
-                        "パスワードを連続して4回間違えた場合は、2分間ログイン不可（ロック）になります。"
-                        "ロックを2回繰り返した場合はログイン不可（閉塞）となります。");
+    assert_string_equal(
+        ja.at("lock_note").c_str(),
+        "パスワードを連続して4回間違えた場合は、2分間ログイン不可（ロック）になります。"
+        "ロックを2回繰り返した場合はログイン不可（閉塞）となります。");
     assert_true(contains(ja.at("already_issued_note"), "45日前"));
     assert_true(contains(ja.at("code_rule"), "半角数字8桁"));
     assert_true(contains(ja.at("code_rule"), "有効期限45分"));
@@ -204,12 +209,13 @@ void configured_words_state_the_configuration(void **) {
     assert_true(contains(pages.words(Language::en).at("lock_note"), "for 2 minutes"));
 
     // The refusals name the configured numbers.
-    const std::string long_pw = pages.rule_message(false, RuleViolation::too_long,
-                                                   "Passw0rd!x1234567", Language::ja);
+    const std::string long_pw =
+        pages.rule_message(false, RuleViolation::too_long, "Passw0rd!x1234567", Language::ja);
     assert_true(contains(long_pw, "16文字以内"));
     assert_true(contains(long_pw, "17文字"));
     assert_string_equal(
-        pages.rule_message(true, RuleViolation::full_width, "ｔａｎａｋａ０１", Language::ja).c_str(),
+        pages.rule_message(true, RuleViolation::full_width, "ｔａｎａｋａ０１", Language::ja)
+            .c_str(),
         "全角文字は使用できません。半角で入力してください。");
     assert_true(contains(pages.rule_message(true, RuleViolation::pattern, "x", Language::ja),
                          "英小文字と数字"));
@@ -218,7 +224,8 @@ void configured_words_state_the_configuration(void **) {
     PageData data{PageData::type::object};
     data.set("csrf_token", "t");
     const std::string page = pages.render("login", Language::ja, data, "/certgate/");
-    assert_true(contains(page, "id=\"user_id\" name=\"user_id\" type=\"text\" value=\"\" maxlength=\"11\""));
+    assert_true(contains(
+        page, "id=\"user_id\" name=\"user_id\" type=\"text\" value=\"\" maxlength=\"11\""));
     assert_true(contains(page, "type=\"password\" maxlength=\"17\""));
     assert_false(contains(page, "maxlength=\"12\""));
 }

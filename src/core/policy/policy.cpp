@@ -11,7 +11,11 @@ namespace {
 // returned as itself (0x80-0xff), one byte on.
 uint32_t next_code_point(std::string_view s, size_t *i) {
     const auto b = static_cast<unsigned char>(s[*i]);
-    size_t len = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xe ? 3 : (b >> 3) == 0x1e ? 4 : 0;
+    size_t len = b < 0x80           ? 1
+                 : (b >> 5) == 0x6  ? 2
+                 : (b >> 4) == 0xe  ? 3
+                 : (b >> 3) == 0x1e ? 4
+                                    : 0;
     if (len == 0 || *i + len > s.size()) {
         ++*i;
         return b;

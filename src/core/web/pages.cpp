@@ -74,8 +74,8 @@ Pages::Pages(const Settings &settings) : settings_(settings), policy_(settings) 
             words[key] = later ? text : fill(text, values);
         }
         // A configured rule is described by the directive, or by its length.
-        for (auto [field, rule] : {std::pair{"user_id", &policy_.user_id},
-                                   std::pair{"password", &policy_.password}}) {
+        for (auto [field, rule] :
+             {std::pair{"user_id", &policy_.user_id}, std::pair{"password", &policy_.password}}) {
             const std::string key = std::string(field) + "_rule";
             if (!rule->description(lang).empty())
                 words[key] = rule->description(lang);
@@ -168,16 +168,26 @@ std::string Pages::rule_message(bool user_id, RuleViolation v, std::string_view 
     const std::string general =
         fill(t.at("invalid_" + field + (rule.builtin ? "_builtin" : "_custom")), values);
     switch (v) {
-    case RuleViolation::full_width: return t.at("rule_full_width");
-    case RuleViolation::too_long: return fill(t.at("rule_too_long"), values);
-    case RuleViolation::too_short: return t.at("rule_too_short") + general;
-    case RuleViolation::bad_character: return t.at("rule_bad_character") + general;
-    case RuleViolation::missing_letter: return t.at("rule_missing_letter") + general;
-    case RuleViolation::missing_digit: return t.at("rule_missing_digit") + general;
-    case RuleViolation::missing_upper: return t.at("rule_missing_upper") + general;
-    case RuleViolation::missing_lower: return t.at("rule_missing_lower") + general;
-    case RuleViolation::missing_symbol: return t.at("rule_missing_symbol") + general;
-    default: return general;
+        case RuleViolation::full_width:
+            return t.at("rule_full_width");
+        case RuleViolation::too_long:
+            return fill(t.at("rule_too_long"), values);
+        case RuleViolation::too_short:
+            return t.at("rule_too_short") + general;
+        case RuleViolation::bad_character:
+            return t.at("rule_bad_character") + general;
+        case RuleViolation::missing_letter:
+            return t.at("rule_missing_letter") + general;
+        case RuleViolation::missing_digit:
+            return t.at("rule_missing_digit") + general;
+        case RuleViolation::missing_upper:
+            return t.at("rule_missing_upper") + general;
+        case RuleViolation::missing_lower:
+            return t.at("rule_missing_lower") + general;
+        case RuleViolation::missing_symbol:
+            return t.at("rule_missing_symbol") + general;
+        default:
+            return general;
     }
 }
 

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <kainjow/mustache.hpp>
-
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -22,7 +21,7 @@ struct PageError : std::runtime_error {
 using PageData = kainjow::mustache::data;
 
 class Pages {
-public:
+  public:
     // Compiles every built-in template, each replaced by DIR/<name>.mustache
     // when that file exists. A template that does not compile throws
     // PageError naming the file and the Mustache error. The words are
@@ -52,7 +51,7 @@ public:
     };
     const Asset *asset(const std::string &name) const;
 
-private:
+  private:
     Settings settings_;
     Policy policy_;
     std::map<std::string, std::string> words_ja_, words_en_;

@@ -2,9 +2,8 @@
 // the static assets, read from the files under resources/ that the build
 // embeds. Screen names and button labels are the manual's.
 
-#include <nlohmann/json.hpp>
-
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/web/pages.hpp"
