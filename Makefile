@@ -53,6 +53,11 @@ LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lcctz -lmemcache
 CORE_SRCS := $(shell find src/core -name '*.cpp' | sort)
 CORE_HDRS := $(shell find src/core -name '*.hpp')
 CORE_OBJS := $(patsubst src/core/%.cpp,$(B)/core/%.o,$(CORE_SRCS))
+# Templates, mail texts, word tables, CSS and JS: files under resources/,
+# embedded into the core by resources/embed.py.
+RESOURCES := $(shell find resources -type f ! -name '*.py' ! -name '*~' | sort)
+GEN_OBJS  := $(B)/gen/resources.o
+PYTHON    ?= python3
 CTL_SRCS  := $(wildcard src/ctl/*.cpp)
 CTL_OBJS  := $(patsubst src/ctl/%.cpp,$(B)/ctl/%.o,$(CTL_SRCS))
 GLUE_SRCS := $(wildcard src/nginx/*.cpp src/nginx/*.hpp) config config.make
@@ -105,7 +110,14 @@ $(B)/core/%.o: src/core/%.cpp $(CORE_HDRS)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
 
-$(CORE_LIB): $(CORE_OBJS)
+$(B)/gen/resources.cpp: resources/embed.py $(RESOURCES)
+	@mkdir -p $(dir $@)
+	$(PYTHON) resources/embed.py $@ resources $(RESOURCES)
+
+$(B)/gen/resources.o: $(B)/gen/resources.cpp src/core/web/resources.hpp
+	$(CXX) $(CXXFLAGS_ALL) -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJS) $(GEN_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 

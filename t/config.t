@@ -90,6 +90,13 @@ my @cases = (
         sub { Certgate::Test::write_file("$d/short-secret", "short"); chmod 0600, "$d/short-secret";
               $_[0] =~ s{certgate_secret \S+;}{certgate_secret $d/short-secret;  # <- here}; }],
     ['bad password rule', 'certgate_password_rule "[A-Z";  # <- here', qr{invalid pattern "\[A-Z"}],
+    ['password rule: min above max', 'certgate_password_rule "^.+\z" min=9 max=3;  # <- here',
+        qr{"certgate_password_rule": min is greater than max}],
+    ['user ID rule: a pattern after its options',
+        'certgate_userid_rule "^[a-z0-9]+\z" max=10 "[0-9]";  # <- here',
+        qr{pattern "\[0-9\]" after the rule's options}],
+    ['password rule: bad length', 'certgate_password_rule "^.+\z" max=ten;  # <- here',
+        qr{invalid "max=ten"}],
     ['bad role', '', qr{invalid parameter "role=admin"},
         undef, 'location /x/ { certgate_require role=admin;  # <- here
         }'],

@@ -8,12 +8,15 @@
 #include <cstring>
 #include <iomanip>
 #include <iostream>
-#include <sstream>
+
+#include <kainjow/mustache.hpp>
 
 #include "core/adapters/ca.hpp"
 #include "core/adapters/mail.hpp"
 #include "core/app/authentication.hpp"
 #include "core/policy/password.hpp"
+#include "core/policy/policy.hpp"
+#include "core/web/resources.hpp"
 #include "ctl/ctl.hpp"
 
 namespace certgate::ctl {
@@ -42,24 +45,43 @@ void check_rule(Context& ctx, const std::string& directive, const std::string& v
     if (has_control_character(value))
         throw UsageError(what + " holds a control character (CR, LF, tab or similar)");
     const Settings& settings = ctx.settings();
-    const std::vector<std::string>& patterns =
-        directive == "certgate_userid_rule" ? settings.userid_rules : settings.password_rules;
-    if (!patterns.empty()) {
-        PatternRule rule(patterns);
-        if (auto bad = rule.first_failure(value))
+    const std::vector<std::string>& args = directive == "certgate_userid_rule"
+                                               ? settings.userid_rule_args
+                                               : settings.password_rule_args;
+    if (!args.empty()) {
+        const CredentialRule rule = parse_credential_rule(args);
+        if (has_full_width(value))
+            throw UsageError(what + " " + describe(RuleViolation::full_width));
+        const size_t n = utf8_length(value);
+        if (n < rule.min_chars || n > rule.max_chars)
+            throw UsageError(what + " " +
+                             describe(n < rule.min_chars ? RuleViolation::too_short
+                                                         : RuleViolation::too_long) +
+                             " (" + std::to_string(n) + " characters; " + directive + " says " +
+                             std::to_string(rule.min_chars) + " to " +
+                             std::to_string(rule.max_chars) + ")");
+        PatternRule patterns(rule.patterns);
+        if (auto bad = patterns.first_failure(value))
             throw UsageError(what + " does not match " + directive + " pattern \"" +
-                             rule.patterns()[*bad] + "\"");
+                             patterns.patterns()[*bad] + "\"");
         return;
     }
     RuleViolation v = builtin(value);
     if (v != RuleViolation::none) throw UsageError(what + " " + describe(v));
 }
 
+// The rule a refusal names: the configured directive, else R8 / R9 in words.
+std::string rule_name(Context& ctx, const char* directive, const char* builtin) {
+    return ctx.conf() && ctx.conf()->has(directive) ? directive : builtin;
+}
+
 void check_user_id_rule(Context& ctx, const std::string& id) {
-    check_rule(
-        ctx, "certgate_userid_rule", id,
-        "user ID '" + shown(id) + "' breaks R8 (6-12 letters and digits, at least one of each):",
-        check_user_id);
+    check_rule(ctx, "certgate_userid_rule", id,
+               "user ID '" + shown(id) + "' breaks " +
+                   rule_name(ctx, "certgate_userid_rule",
+                             "R8 (6-12 letters and digits, at least one of each)") +
+                   ":",
+               check_user_id);
 }
 
 // The mailer's rule (check_mail_address), so every address it stores can be sent.
@@ -113,81 +135,32 @@ struct LetterFacts {
 
 std::string day_of(int64_t t) { return format_time(t).substr(0, 10); }
 
-// The letter the bank mails: what the user needs for 初期登録 and nothing else.
-std::string letter_text(const LetterFacts& f) {
-    const bool master = f.role == Role::master;
-    std::ostringstream o;
-    o << "ろうきん賃金控除事務支援システム  初期パスワードのお知らせ\n"
-      << "Wage-deduction administration system: your initial password\n"
-      << "\n"
-      << "発行日 / Date:                   " << day_of(f.issued_at) << "\n"
-      << "団体 / Organisation:             " << f.org_name << " (" << f.org_id << ")\n";
-    if (!f.name.empty()) o << "お名前 / Name:                   " << f.name << "\n";
-    o << "ユーザー区分 / Role:             "
-      << (master ? "マスターユーザー / master user" : "一般ユーザー / general user") << "\n"
-      << "ユーザーID / User ID:            " << f.user_id << "\n"
-      << "初期パスワード / Initial password: " << f.password << "\n"
-      << "\n";
-    if (master)
-        o << "ログイン画面の［マスターユーザーの初期登録］から、上記のユーザーIDと初期パスワードで"
-             "\n"
-             "初期登録を行い、新しいパスワードとメールアドレスを登録してください。\n"
-             "On the login screen, choose マスターユーザーの初期登録 (master user's first\n"
-             "registration) and enter the user ID and initial password above; then set a new\n"
-             "password and your mail address.\n";
+// The letter the bank mails: what the user needs for 初期登録 and nothing else
+// (resources/letter/initial_password.{txt,html}.mustache).
+std::string render_letter(const LetterFacts& f, bool html) {
+    kainjow::mustache::data d;
+    d.set("date", day_of(f.issued_at));
+    d.set("org_name", f.org_name);
+    d.set("org_id", f.org_id);
+    if (!f.name.empty()) d.set("name", f.name);
+    d.set("master", f.role == Role::master);
+    d.set("button", f.role == Role::master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録");
+    d.set("user_id", f.user_id);
+    d.set("password", f.password);
+    d.set("reset", f.reset);
+    kainjow::mustache::mustache tmpl{std::string(embedded_resource(
+        html ? "letter/initial_password.html.mustache" : "letter/initial_password.txt.mustache"))};
+    if (html)
+        tmpl.set_custom_escape(html_escape);
     else
-        o << "ログイン画面の［一般ユーザーの初期登録］から、上記のユーザーIDと初期パスワードで\n"
-             "認証し、新しいパスワードを設定してください。\n"
-             "On the login screen, choose 一般ユーザーの初期登録 (general user's first\n"
-             "registration), enter the user ID and initial password above, and set a new\n"
-             "password.\n";
-    o << "\n"
-      << "初期パスワードは一度だけ使えます。英字の大文字と小文字を区別します。\n"
-      << "The initial password works for one registration only; letters are case-sensitive.\n";
-    if (f.reset)
-        o << "以前のパスワードと電子証明書でのログインはできなくなりました。\n"
-             "Your previous password no longer works.\n";
-    return o.str();
+        tmpl.set_custom_escape([](const std::string& s) { return s; });
+    std::string out = tmpl.render(d);
+    if (!tmpl.is_valid()) throw std::runtime_error("letter template: " + tmpl.error_message());
+    return out;
 }
 
-std::string letter_html(const LetterFacts& f) {
-    std::ostringstream o;
-    const bool master = f.role == Role::master;
-    o << "<!DOCTYPE html>\n<html lang=\"ja\"><head><meta charset=\"utf-8\">\n"
-      << "<title>初期パスワードのお知らせ " << html_escape(f.user_id) << "</title>\n"
-      << "<style>body{font-family:serif;margin:2cm;max-width:17cm}"
-         "table{border-collapse:collapse;margin:1em 0}"
-         "th,td{border:1px solid #000;padding:.4em .8em;text-align:left}"
-         ".pw{font-family:monospace;font-size:1.4em;letter-spacing:.2em}"
-         "@media print{body{margin:0}}</style>\n"
-      << "</head><body>\n"
-      << "<h1>初期パスワードのお知らせ</h1>\n"
-      << "<p>ろうきん賃金控除事務支援システム<br>"
-         "Wage-deduction administration system: your initial password</p>\n"
-      << "<table>\n"
-      << "<tr><th>発行日 / Date</th><td>" << day_of(f.issued_at) << "</td></tr>\n"
-      << "<tr><th>団体 / Organisation</th><td>" << html_escape(f.org_name) << " ("
-      << html_escape(f.org_id) << ")</td></tr>\n";
-    if (!f.name.empty())
-        o << "<tr><th>お名前 / Name</th><td>" << html_escape(f.name) << "</td></tr>\n";
-    o << "<tr><th>ユーザー区分 / Role</th><td>"
-      << (master ? "マスターユーザー / master user" : "一般ユーザー / general user")
-      << "</td></tr>\n"
-      << "<tr><th>ユーザーID / User ID</th><td class=\"pw\">" << html_escape(f.user_id)
-      << "</td></tr>\n"
-      << "<tr><th>初期パスワード / Initial password</th><td class=\"pw\">"
-      << html_escape(f.password) << "</td></tr>\n"
-      << "</table>\n"
-      << "<p>ログイン画面の［" << (master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録")
-      << "］から、上記のユーザーIDと初期パスワードで初期登録を行ってください。"
-         "初期パスワードは一度だけ使えます。英字の大文字と小文字を区別します。</p>\n"
-      << "<p>On the login screen choose "
-      << (master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録")
-      << " and enter the user ID and initial password above. The initial password works "
-         "for one registration only; letters are case-sensitive.</p>\n"
-      << "</body></html>\n";
-    return o.str();
-}
+std::string letter_text(const LetterFacts& f) { return render_letter(f, false); }
+std::string letter_html(const LetterFacts& f) { return render_letter(f, true); }
 
 // Writes the letter to --out (0600: it holds a password); the caller does this
 // inside the store transaction, so a file that cannot be written changes nothing.
@@ -232,7 +205,10 @@ int add_user(Context& ctx, Role role) {
     std::string password = from_stdin ? read_password_stdin() : generate_initial_password();
     if (from_stdin)
         check_rule(ctx, "certgate_password_rule", password,
-                   "the password breaks R9 (8-12 characters with upper, lower, digit and symbol):",
+                   "the password breaks " +
+                       rule_name(ctx, "certgate_password_rule",
+                                 "R9 (8-12 characters with upper, lower, digit and symbol)") +
+                       ":",
                    check_password);
 
     Store& store = ctx.store();

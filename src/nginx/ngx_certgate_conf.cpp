@@ -205,22 +205,32 @@ ngx_int_t ngx_certgate_default_rules(ngx_conf_t *cf, ngx_certgate_main_conf_t *c
     return NGX_OK;
 }
 
-// One or more PCRE2 patterns that must all match: the shared parser keeps
-// them for certgatectl and the settings, nginx's regex API compiles them here.
+// One or more PCRE2 patterns that must all match, then the rule's options
+// (min=, max=, description=): the shared parser reads them into the settings
+// (certgatectl does the same), nginx's regex API compiles the patterns here.
 char *ngx_certgate_set_rule(ngx_conf_t *cf, ngx_command_t *cmd, void *conf) noexcept {
     char *rv = ngx_certgate_set_directive(cf, cmd, conf);
     if (rv != NGX_CONF_OK) return rv;
-
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(conf);
     auto **field = reinterpret_cast<ngx_array_t **>(static_cast<char *>(conf) + cmd->offset);
-    *field = ngx_array_create(cf->pool, cf->args->nelts - 1, sizeof(ngx_regex_t *));
-    if (*field == nullptr) return CG_CONF_ERROR;
-
-    ngx_str_t *value = static_cast<ngx_str_t *>(cf->args->elts);
-    for (ngx_uint_t i = 1; i < cf->args->nelts; i++) {
-        auto **slot = static_cast<ngx_regex_t **>(ngx_array_push(*field));
-        if (slot == nullptr) return CG_CONF_ERROR;
-        *slot = ngx_certgate_compile(cf, &value[i]);
-        if (*slot == nullptr) return CG_CONF_ERROR;
+    const certgate::Settings &s = cmcf->values->settings;
+    const std::vector<std::string> &patterns =
+        field == &cmcf->userid_rules ? s.userid_rules : s.password_rules;
+    try {
+        *field = ngx_array_create(cf->pool, patterns.size() ? patterns.size() : 1,
+                                  sizeof(ngx_regex_t *));
+        if (*field == nullptr) return CG_CONF_ERROR;
+        for (const std::string &p : patterns) {
+            auto **slot = static_cast<ngx_regex_t **>(ngx_array_push(*field));
+            if (slot == nullptr) return CG_CONF_ERROR;
+            ngx_str_t pattern = ngx_certgate_pstr(cf->pool, p);
+            if (pattern.len == 0) return CG_CONF_ERROR;
+            *slot = ngx_certgate_compile(cf, &pattern);
+            if (*slot == nullptr) return CG_CONF_ERROR;
+        }
+    } catch (const std::exception &e) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "certgate: %s", e.what());
+        return CG_CONF_ERROR;
     }
     return NGX_CONF_OK;
 }

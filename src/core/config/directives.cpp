@@ -1,5 +1,6 @@
 #include "core/config/directives.hpp"
 #include "core/config/memcached_servers.hpp"
+#include "core/policy/policy.hpp"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -241,9 +242,17 @@ std::string parse_code_budget(const Args& a, const ConfPaths&, ConfValues& v) {
     return "";
 }
 
-// One or more PCRE2 patterns that must all match.
-std::string parse_rule(const Args& a, std::vector<std::string>& patterns) {
-    for (const std::string& p : a) {
+// One or more PCRE2 patterns that must all match, then min=, max=,
+// description=, description_en= (the Policy's reading of the rule).
+std::string parse_rule(const char* name, const Args& a, std::vector<std::string>& patterns,
+                       std::vector<std::string>& args) {
+    CredentialRule rule;
+    try {
+        rule = parse_credential_rule(a);
+    } catch (const RuleError& e) {
+        return "\"" + std::string(name) + "\": " + e.what();
+    }
+    for (const std::string& p : rule.patterns) {
         int err = 0;
         PCRE2_SIZE offset = 0;
         pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(p.data()), p.size(), 0, &err,
@@ -256,7 +265,8 @@ std::string parse_rule(const Args& a, std::vector<std::string>& patterns) {
         }
         pcre2_code_free(code);
     }
-    patterns = a;
+    patterns = rule.patterns;
+    args = a;
     return "";
 }
 
@@ -345,11 +355,13 @@ std::string parse_memcached(const Args& a, const ConfPaths&, ConfValues& v) {
 }
 
 std::string parse_userid_rule(const Args& a, const ConfPaths&, ConfValues& v) {
-    return parse_rule(a, v.settings.userid_rules);
+    return parse_rule("certgate_userid_rule", a, v.settings.userid_rules,
+                      v.settings.userid_rule_args);
 }
 
 std::string parse_password_rule(const Args& a, const ConfPaths&, ConfValues& v) {
-    return parse_rule(a, v.settings.password_rules);
+    return parse_rule("certgate_password_rule", a, v.settings.password_rules,
+                      v.settings.password_rule_args);
 }
 
 // --- the table ------------------------------------------------------------------------

@@ -64,6 +64,11 @@ struct Settings {
     long lockout_time_s = 60 * 60;
     int lockout_locks = 3;
 
+    // The arguments of certgate_userid_rule / certgate_password_rule as
+    // written (patterns, then min=, max=, description=); empty: R8 / R9.
+    std::vector<std::string> userid_rule_args;
+    std::vector<std::string> password_rule_args;
+
     int code_digits = 6;
     long code_lifetime_s = 30 * 60;
     int code_attempts = 5;

@@ -1,5 +1,7 @@
 #include "core/policy/password.hpp"
 
+#include "core/policy/policy.hpp"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <argon2.h>
 #include <openssl/rand.h>
@@ -66,7 +68,8 @@ bool verify_password(std::string_view password, const std::string& phc) {
 }
 
 std::string generate_initial_password(size_t length) {
-    if (length < 8 || length > 12) length = 12;
+    if (length < 8) length = 8;
+    if (length > 64) length = 64;
     // One of each class first, the rest from all classes, then a shuffle.
     std::string pw = {pick(kUpper), pick(kLower), pick(kDigit), pick(kSymbol)};
     const std::string all = std::string(kUpper) + kLower + kDigit + kSymbol;
@@ -85,6 +88,8 @@ const char* describe(RuleViolation v) {
             return "too long";
         case RuleViolation::bad_character:
             return "contains a character that is not allowed";
+        case RuleViolation::full_width:
+            return "contains a full-width character";
         case RuleViolation::missing_letter:
             return "needs at least one letter";
         case RuleViolation::missing_digit:
@@ -108,8 +113,9 @@ bool has_control_character(std::string_view value) {
 }
 
 RuleViolation check_user_id(std::string_view id) {
-    if (id.size() < 6) return RuleViolation::too_short;
-    if (id.size() > 12) return RuleViolation::too_long;
+    if (has_full_width(id)) return RuleViolation::full_width;
+    if (utf8_length(id) < 6) return RuleViolation::too_short;
+    if (utf8_length(id) > 12) return RuleViolation::too_long;
     bool letter = false, digit = false;
     for (char c : id) {
         if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))
@@ -125,8 +131,9 @@ RuleViolation check_user_id(std::string_view id) {
 }
 
 RuleViolation check_password(std::string_view pw) {
-    if (pw.size() < 8) return RuleViolation::too_short;
-    if (pw.size() > 12) return RuleViolation::too_long;
+    if (has_full_width(pw)) return RuleViolation::full_width;
+    if (utf8_length(pw) < 8) return RuleViolation::too_short;
+    if (utf8_length(pw) > 12) return RuleViolation::too_long;
     bool upper = false, lower = false, digit = false, symbol = false;
     for (char c : pw) {
         if (c >= 'A' && c <= 'Z')

@@ -26,9 +26,9 @@ std::string hash_password(std::string_view password, const Argon2Params& params 
 // verify false. The comparison is constant-time (libargon2's own).
 bool verify_password(std::string_view password, const std::string& phc);
 
-// A random password that meets R9: 12 characters from OpenSSL's CSPRNG with at
-// least one upper-case letter, lower-case letter, digit and symbol. Letters and
-// digits that look alike on paper (0 O o 1 l I) are left out.
+// A random password of `length` characters (8 to 64; R9: 12) from OpenSSL's
+// CSPRNG with at least one upper-case letter, lower-case letter, digit and
+// symbol. Letters and digits that look alike on paper (0 O o 1 l I) are left out.
 std::string generate_initial_password(size_t length = 12);
 
 // Which rule a user ID or password broke; the names match the JSON error codes.
@@ -37,6 +37,7 @@ enum class RuleViolation {
     too_short,
     too_long,
     bad_character,  // outside the allowed set
+    full_width,     // a full-width letter, digit or symbol (ＡＢ１２): type it in 半角
     missing_letter,
     missing_digit,
     missing_upper,
@@ -51,7 +52,8 @@ const char* describe(RuleViolation v);  // English, one short phrase
 // (a pattern ending in `$` would let a trailing newline through).
 bool has_control_character(std::string_view value);
 
-// R8: 6-12 ASCII letters and digits, at least one of each.
+// R8: 6-12 ASCII letters and digits, at least one of each. Lengths count
+// characters, not bytes; full-width input is named as such.
 RuleViolation check_user_id(std::string_view id);
 // R9: 8-12 printable ASCII characters with upper, lower, digit and symbol.
 RuleViolation check_password(std::string_view password);

@@ -15,15 +15,14 @@ struct ErrorText {
 
 const std::array<ErrorText, 24> &error_texts() {
     static const std::array<ErrorText, 24> texts = {{
+        // The rule's numbers come from the Policy (Pages::rule_message);
+        // these general words are for a form that could not be read at all.
         {ErrorCode::invalid_user_id, "invalid_user_id",
-         "ユーザーIDは半角英字と数字をそれぞれ1文字以上含む6～12桁で入力してください。",
-         "The user ID must be 6 to 12 characters of ASCII letters and digits, with at least one "
-         "of each."},
+         "ユーザーIDが入力規則に合いません。画面の説明のとおり入力してください。",
+         "The user ID does not follow the rule shown on the page."},
         {ErrorCode::invalid_password, "invalid_password",
-         "パスワードは半角英大文字・英小文字・数字・記号をそれぞれ1文字以上含む8～12桁で入力して"
-         "ください。",
-         "The password must be 8 to 12 characters with at least one upper-case letter, one "
-         "lower-case letter, one digit and one symbol."},
+         "パスワードが入力規則に合いません。画面の説明のとおり入力してください。",
+         "The password does not follow the rule shown on the page."},
         {ErrorCode::bad_credentials, "bad_credentials",
          "ユーザーIDまたはパスワードが正しくありません。",
          "The user ID or the password is not correct."},
@@ -37,8 +36,8 @@ const std::array<ErrorText, 24> &error_texts() {
          "This user is blocked. A general user asks the master user; the master user asks the "
          "bank."},
         {ErrorCode::already_issued, "already_issued",
-         "電子証明書は発行済みです。有効期限の30日前から更新できます。",
-         "A certificate has already been issued. Renewal opens 30 days before it expires."},
+         "電子証明書は発行済みです。有効期限が近づくと更新できます。",
+         "A certificate has already been issued. Renewal opens shortly before it expires."},
         {ErrorCode::bad_code, "bad_code", "認証コードが正しくありません。",
          "The authentication code is not correct."},
         {ErrorCode::code_expired, "code_expired",

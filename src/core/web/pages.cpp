@@ -10,6 +10,48 @@ namespace {
 
 using kainjow::mustache::mustache;
 
+// Words are plain text here: the page escapes them when it shows them.
+std::string fill(const std::string &text, const PageData &values) {
+    if (text.find("{{") == std::string::npos) return text;
+    mustache tmpl(text);
+    tmpl.set_custom_escape([](const std::string &v) { return v; });
+    std::string out = tmpl.render(values);
+    if (!tmpl.is_valid()) throw PageError("word \"" + text + "\": " + tmpl.error_message());
+    return out;
+}
+
+PageData rule_data(const CredentialRule &rule) {
+    PageData d{PageData::type::object};
+    d.set("min", std::to_string(rule.min_chars));
+    d.set("max", std::to_string(rule.max_chars));
+    d.set("maxlength", std::to_string(rule.maxlength()));
+    return d;
+}
+
+// The numbers of the Policy as the templates and words read them.
+PageData policy_data(const Policy &p, Language lang) {
+    PageData lockout{PageData::type::object};
+    lockout.set("failures", std::to_string(p.lockout.failures));
+    lockout.set("duration", Policy::duration_text(p.lockout.lock_s, lang));
+    lockout.set("locks", std::to_string(p.lockout.locks));
+    PageData code{PageData::type::object};
+    code.set("digits", std::to_string(p.codes.digits));
+    code.set("lifetime", Policy::duration_text(p.codes.lifetime_s, lang));
+    code.set("attempts", std::to_string(p.codes.attempts));
+    PageData session{PageData::type::object};
+    session.set("idle", Policy::duration_text(p.sessions.idle_s, lang));
+    session.set("absolute", Policy::duration_text(p.sessions.absolute_s, lang));
+    PageData d{PageData::type::object};
+    d.set("certificate_days", std::to_string(p.validity.certificate_days));
+    d.set("renew_before_days", std::to_string(p.validity.renew_before_days));
+    d.set("user_id", rule_data(p.user_id));
+    d.set("password", rule_data(p.password));
+    d.set("lockout", lockout);
+    d.set("code", code);
+    d.set("session", session);
+    return d;
+}
+
 std::string read_file_if_exists(const std::string &path, bool *found) {
     std::ifstream in(path, std::ios::binary);
     *found = static_cast<bool>(in);
@@ -19,7 +61,32 @@ std::string read_file_if_exists(const std::string &path, bool *found) {
 
 }  // namespace
 
-Pages::Pages(const Settings &settings) : settings_(settings) {
+Pages::Pages(const Settings &settings) : settings_(settings), policy_(settings) {
+    for (Language lang : {Language::ja, Language::en}) {
+        PageData policy = policy_data(policy_, lang);
+        PageData values{PageData::type::object};
+        values.set("policy", policy);
+        auto &words = lang == Language::en ? words_en_ : words_ja_;
+        // The refusal words (rule_*, invalid_*) take the value's own numbers
+        // too: rule_message fills them when it is asked.
+        for (const auto &[key, text] : page_words(lang)) {
+            const bool later = key.rfind("rule_", 0) == 0 || key.rfind("invalid_", 0) == 0;
+            words[key] = later ? text : fill(text, values);
+        }
+        // A configured rule is described by the directive, or by its length.
+        for (auto [field, rule] :
+             {std::pair{"user_id", &policy_.user_id}, std::pair{"password", &policy_.password}}) {
+            const std::string key = std::string(field) + "_rule";
+            if (!rule->description(lang).empty())
+                words[key] = rule->description(lang);
+            else if (!rule->builtin)
+                words[key] = words.at(key + "_custom");
+            PageData r = rule_data(*rule);
+            r.set("description", words[key]);
+            policy.set(field, r);
+        }
+        (lang == Language::en ? policy_en_ : policy_ja_) = std::move(policy);
+    }
     for (const auto &[name, text] : builtin_templates()) {
         std::string source = text;
         std::string origin = "built-in template \"" + name + "\"";
@@ -54,16 +121,18 @@ std::string Pages::render(const std::string &name, Language lang, PageData data,
     auto it = templates_.find(name);
     if (it == templates_.end()) throw PageError("no template \"" + name + "\"");
 
+    const auto &t = this->words(lang);
     PageData words{PageData::type::object};
-    for (const auto &[key, text] : page_words(lang)) words.set(key, text);
+    for (const auto &[key, text] : t) words.set(key, text);
 
     PageData helpdesk{PageData::type::object};
     const HelpDesk &hd = settings_.helpdesk;
-    helpdesk.set("name", hd.name.empty() ? page_words(lang).at("helpdesk_default_name") : hd.name);
-    helpdesk.set("phone", hd.phone.empty() ? page_words(lang).at("helpdesk_default_phone") : hd.phone);
-    helpdesk.set("hours", hd.hours.empty() ? page_words(lang).at("helpdesk_default_hours") : hd.hours);
+    helpdesk.set("name", hd.name.empty() ? t.at("helpdesk_default_name") : hd.name);
+    helpdesk.set("phone", hd.phone.empty() ? t.at("helpdesk_default_phone") : hd.phone);
+    helpdesk.set("hours", hd.hours.empty() ? t.at("helpdesk_default_hours") : hd.hours);
 
     data.set("t", words);
+    data.set("policy", lang == Language::en ? policy_en_ : policy_ja_);
     data.set("helpdesk", helpdesk);
     data.set("prefix", settings_.portal_prefix);
     data.set("lang", lang == Language::en ? "en" : "ja");
@@ -76,6 +145,50 @@ std::string Pages::render(const std::string &name, Language lang, PageData data,
     std::string body = mustache(it->second).render(data);
     data.set("body", body);
     return mustache(templates_.at("layout")).render(data);
+}
+
+const std::map<std::string, std::string> &Pages::words(Language lang) const {
+    return lang == Language::en ? words_en_ : words_ja_;
+}
+
+std::string Pages::rule_message(bool user_id, RuleViolation v, std::string_view value,
+                                Language lang) const {
+    const auto &t = words(lang);
+    const CredentialRule &rule = user_id ? policy_.user_id : policy_.password;
+    const std::string field = user_id ? "user_id" : "password";
+    PageData values{PageData::type::object};
+    values.set("policy", lang == Language::en ? policy_en_ : policy_ja_);
+    values.set("field", t.at("rule_field_" + field));
+    values.set("min", std::to_string(rule.min_chars));
+    values.set("max", std::to_string(rule.max_chars));
+    values.set("length", std::to_string(utf8_length(value)));
+    values.set("description", t.at(field + "_rule"));
+
+    // R8/R9 name what is missing; a configured rule is told in its own words.
+    const std::string general =
+        fill(t.at("invalid_" + field + (rule.builtin ? "_builtin" : "_custom")), values);
+    switch (v) {
+        case RuleViolation::full_width:
+            return t.at("rule_full_width");
+        case RuleViolation::too_long:
+            return fill(t.at("rule_too_long"), values);
+        case RuleViolation::too_short:
+            return t.at("rule_too_short") + general;
+        case RuleViolation::bad_character:
+            return t.at("rule_bad_character") + general;
+        case RuleViolation::missing_letter:
+            return t.at("rule_missing_letter") + general;
+        case RuleViolation::missing_digit:
+            return t.at("rule_missing_digit") + general;
+        case RuleViolation::missing_upper:
+            return t.at("rule_missing_upper") + general;
+        case RuleViolation::missing_lower:
+            return t.at("rule_missing_lower") + general;
+        case RuleViolation::missing_symbol:
+            return t.at("rule_missing_symbol") + general;
+        default:
+            return general;
+    }
 }
 
 const Pages::Asset *Pages::asset(const std::string &name) const {

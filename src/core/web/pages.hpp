@@ -5,12 +5,12 @@
 #pragma once
 
 #include <kainjow/mustache.hpp>
-
 #include <map>
 #include <stdexcept>
 #include <string>
 
 #include "core/config/settings.hpp"
+#include "core/policy/policy.hpp"
 
 namespace certgate {
 
@@ -21,15 +21,26 @@ struct PageError : std::runtime_error {
 using PageData = kainjow::mustache::data;
 
 class Pages {
-public:
+  public:
     // Compiles every built-in template, each replaced by DIR/<name>.mustache
     // when that file exists. A template that does not compile throws
-    // PageError naming the file and the Mustache error.
+    // PageError naming the file and the Mustache error. The words are
+    // filled in with the Policy's numbers once, here.
     Pages(const Settings &settings);
 
+    const Policy &policy() const { return policy_; }
+
+    // The words of the pages (t.*), with the configured numbers and rules.
+    const std::map<std::string, std::string> &words(Language lang) const;
+
+    // Why a user ID (`user_id`) or a password that broke its rule is refused,
+    // in words that name the configured rule.
+    std::string rule_message(bool user_id, RuleViolation v, std::string_view value,
+                             Language lang) const;
+
     // Renders page `name` inside the layout. `data` gives the page's own
-    // values; the words of the page (t.*), the help desk, the language
-    // switch and the portal prefix are added here.
+    // values; the words of the page (t.*), the policy's numbers (policy.*),
+    // the help desk, the language switch and the portal prefix are added here.
     std::string render(const std::string &name, Language lang, PageData data,
                        const std::string &self_path) const;
 
@@ -40,21 +51,20 @@ public:
     };
     const Asset *asset(const std::string &name) const;
 
-private:
+  private:
     Settings settings_;
+    Policy policy_;
+    std::map<std::string, std::string> words_ja_, words_en_;
+    PageData policy_ja_, policy_en_;
     std::map<std::string, std::string> templates_;
     std::map<std::string, Asset> assets_;
 };
 
-// The builtin templates and assets (templates.cpp), by name.
+// The built-in templates and assets (resources/templates, resources/static), by name.
 const std::map<std::string, std::string> &builtin_templates();
 const std::map<std::string, std::string> &builtin_assets();
-// The words of the pages, per language: key → text.
+// The words of the pages, per language: key → text, as in resources/i18n
+// (numbers still as {{policy.*}}; Pages::words fills them in).
 const std::map<std::string, std::string> &page_words(Language lang);
-
-// The account screens' templates and words (templates_account.cpp), merged
-// into the two above.
-std::map<std::string, std::string> account_templates();
-std::map<std::string, std::string> account_words(Language lang);
 
 }  // namespace certgate

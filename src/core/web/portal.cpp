@@ -84,37 +84,16 @@ std::string field(const PortalRequest &req, const char *name) {
     return it == req.form.end() ? std::string() : it->second;
 }
 
-RuleViolation rule_violation(const PortalRequest &req, bool user_id, const std::string &value) {
-    if (has_control_character(value)) return RuleViolation::bad_character;
-    if (user_id) return req.default_userid_rule ? check_user_id(value) : RuleViolation::pattern;
-    return req.default_password_rule ? check_password(value) : RuleViolation::pattern;
-}
-
-// The words of the R8/R9 violation, when the default rules are in force and
-// the violation can be named; the rule's general words otherwise.
-std::string rule_message(ErrorCode code, RuleViolation v, Language lang) {
-    const std::string &general = error_message(code, lang);
-    bool ja = lang == Language::ja;
-    switch (v) {
-    case RuleViolation::too_short:
-        return (ja ? "文字数が足りません。" : "Too short. ") + general;
-    case RuleViolation::too_long:
-        return (ja ? "文字数が多すぎます。" : "Too long. ") + general;
-    case RuleViolation::bad_character:
-        return (ja ? "使えない文字が含まれています。" : "It contains a character that is not allowed. ") +
-               general;
-    case RuleViolation::missing_letter:
-        return (ja ? "英字が含まれていません。" : "It has no letter. ") + general;
-    case RuleViolation::missing_digit:
-        return (ja ? "数字が含まれていません。" : "It has no digit. ") + general;
-    case RuleViolation::missing_upper:
-        return (ja ? "英大文字が含まれていません。" : "It has no upper-case letter. ") + general;
-    case RuleViolation::missing_lower:
-        return (ja ? "英小文字が含まれていません。" : "It has no lower-case letter. ") + general;
-    case RuleViolation::missing_symbol:
-        return (ja ? "記号が含まれていません。" : "It has no symbol. ") + general;
-    default: return general;
-    }
+std::string credential_refusal(const Runtime &rt, const Portal::Context &c, const char *field,
+                               const std::string &value) {
+    const Policy &policy = rt.pages->policy();
+    auto rule = c.req.rules.find(field);
+    const bool patterns_ok = rule == c.req.rules.end() || rule->second.ok;
+    const bool user_id = std::string(field) == "user_id";
+    RuleViolation v = user_id ? policy.check_user_id(value, patterns_ok)
+                              : policy.check_password(value, patterns_ok);
+    if (v == RuleViolation::none) return "";
+    return rt.pages->rule_message(user_id, v, value, c.lang);
 }
 
 void add_steps(PageData &data, int current, Language lang) {

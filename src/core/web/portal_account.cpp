@@ -43,23 +43,19 @@ bool mail_ok(const Portal::Context &c, const std::string &mail, std::string *mes
     return false;
 }
 
-// R9 for a field the glue checked, with the violation named when the
-// default rule is in force.
-bool password_rule_ok(const Portal::Context &c, const char *name, const std::string &value,
-                      std::string *message) {
-    auto rule = c.req.rules.find(name);
-    if (!value.empty() && (rule == c.req.rules.end() || rule->second.ok)) return true;
-    RuleViolation v = rule_violation(c.req, false, value);
-    *message = rule_message(ErrorCode::invalid_password, v, c.lang);
-    return false;
+// The password rule for a field the glue checked, the violation named.
+bool password_rule_ok(const Runtime &rt, const Portal::Context &c, const char *name,
+                      const std::string &value, std::string *message) {
+    *message = credential_refusal(rt, c, name, value);
+    return message->empty();
 }
 
 // The new password of a registration: R9, typed twice, not the initial one.
-bool new_password_ok(const Portal::Context &c, const std::string &initial, ErrorCode *code,
-                     std::string *message) {
+bool new_password_ok(const Runtime &rt, const Portal::Context &c, const std::string &initial,
+                     ErrorCode *code, std::string *message) {
     std::string pw = field(c.req, "new_password");
     *code = ErrorCode::invalid_password;
-    if (!password_rule_ok(c, "new_password", pw, message)) return false;
+    if (!password_rule_ok(rt, c, "new_password", pw, message)) return false;
     if (pw != field(c.req, "new_password_confirm")) {
         *code = ErrorCode::password_mismatch;
         *message = error_message(*code, c.lang);
@@ -171,16 +167,12 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
     std::string mail = field(c.req, "mail");
     std::string message;
 
-    auto rule = c.req.rules.find("user_id");
-    if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
-        RuleViolation v = rule_violation(c.req, true, user_id);
-        return refuse(rt, c, page, registration_data(c), ErrorCode::invalid_user_id,
-                      rule_message(ErrorCode::invalid_user_id, v, c.lang));
-    }
-    if (!password_rule_ok(c, "password", initial, &message))
+    if (std::string why = credential_refusal(rt, c, "user_id", user_id); !why.empty())
+        return refuse(rt, c, page, registration_data(c), ErrorCode::invalid_user_id, why);
+    if (!password_rule_ok(rt, c, "password", initial, &message))
         return refuse(rt, c, page, registration_data(c), ErrorCode::invalid_password, message);
     ErrorCode code;
-    if (!new_password_ok(c, initial, &code, &message))
+    if (!new_password_ok(rt, c, initial, &code, &message))
         return refuse(rt, c, page, registration_data(c), code, message);
     if (!mail_ok(c, mail, &message))
         return refuse(rt, c, page, registration_data(c), ErrorCode::mail_mismatch, message);
@@ -262,7 +254,7 @@ PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
         return refusal(rt, c, ErrorCode::flow_expired);
     ErrorCode code;
     std::string message;
-    bool ok = new_password_ok(c, initial, &code, &message);
+    bool ok = new_password_ok(rt, c, initial, &code, &message);
     wipe(initial);
     if (!ok) return refuse(rt, c, page, std::move(data), code, message);
 
@@ -379,11 +371,9 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
     ErrorCode code;
     std::string user_id = field(c.req, "user_id");
     std::string mail = field(c.req, "mail");
-    auto rule = c.req.rules.find("user_id");
-    if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
+    if (std::string why = credential_refusal(rt, c, "user_id", user_id); !why.empty()) {
         code = ErrorCode::invalid_user_id;
-        RuleViolation v = rule_violation(c.req, true, user_id);
-        return admin_list(rt, c, &code, rule_message(code, v, c.lang));
+        return admin_list(rt, c, &code, why);
     }
     std::string message;
     if (!mail_ok(c, mail, &message)) {
@@ -396,7 +386,8 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
     }
 
     Store &store = thread_store(s.store_uri);
-    std::string password = generate_initial_password();
+    std::string password =
+        generate_initial_password(rt.pages->policy().initial_password_length());
     User u;
     u.id = user_id;
     u.org = c.req.session->org;
@@ -442,7 +433,8 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
     }
     if (action == "reset") {
         if (u->state == UserState::disabled) return refusal(rt, c, ErrorCode::not_found);
-        std::string password = generate_initial_password();
+        std::string password =
+        generate_initial_password(rt.pages->policy().initial_password_length());
         store.reset_user(target, hash_password(password), actor);
         PortalResponse res = show_initial_password(rt, c, *u, password, false);
         wipe(password);

@@ -131,17 +131,13 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     std::string user_id = field(c.req, "user_id");
     std::string password = field(c.req, "password");
 
-    auto rule = c.req.rules.find("user_id");
-    if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
+    if (std::string why = credential_refusal(rt_, c, "user_id", user_id); !why.empty()) {
         code = ErrorCode::invalid_user_id;
-        RuleViolation v = rule_violation(c.req, true, user_id);
-        return auth_screen(rt_, c, &code, rule_message(code, v, c.lang));
+        return auth_screen(rt_, c, &code, why);
     }
-    rule = c.req.rules.find("password");
-    if (password.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
+    if (std::string why = credential_refusal(rt_, c, "password", password); !why.empty()) {
         code = ErrorCode::invalid_password;
-        RuleViolation v = rule_violation(c.req, false, password);
-        return auth_screen(rt_, c, &code, rule_message(code, v, c.lang));
+        return auth_screen(rt_, c, &code, why);
     }
 
     Store &store = thread_store(s.store_uri);

@@ -80,18 +80,10 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
 
     std::string user_id = field(c.req, "user_id");
     std::string password = field(c.req, "password");
-    auto rule = c.req.rules.find("user_id");
-    if (user_id.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
-        return refuse(
-            ErrorCode::invalid_user_id,
-            rule_message(ErrorCode::invalid_user_id, rule_violation(c.req, true, user_id), c.lang));
-    }
-    rule = c.req.rules.find("password");
-    if (password.empty() || (rule != c.req.rules.end() && !rule->second.ok)) {
-        return refuse(ErrorCode::invalid_password,
-                      rule_message(ErrorCode::invalid_password,
-                                   rule_violation(c.req, false, password), c.lang));
-    }
+    if (std::string why = credential_refusal(rt, c, "user_id", user_id); !why.empty())
+        return refuse(ErrorCode::invalid_user_id, why);
+    if (std::string why = credential_refusal(rt, c, "password", password); !why.empty())
+        return refuse(ErrorCode::invalid_password, why);
 
     const PresentedCertificate &pc = c.req.cert;
     if (!pc.present) return refuse(ErrorCode::no_certificate);

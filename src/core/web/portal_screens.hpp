@@ -29,13 +29,11 @@ std::string cookie(const char *name, const std::string &value, long max_age);
 // A form field, empty when absent.
 std::string field(const PortalRequest &req, const char *name);
 
-// Which R8/R9 rule a refused user ID or password broke: named when the
-// default rule is in force or a control character is in it; `pattern`
-// (the rule's general words) for a configured rule.
-RuleViolation rule_violation(const PortalRequest &req, bool user_id, const std::string &value);
-
-// The words of an R8/R9 violation.
-std::string rule_message(ErrorCode code, RuleViolation v, Language lang);
+// Why `value` of form field `field` (user_id, password, new_password) breaks
+// the Policy's rule for it (the glue ran the patterns), or "" when it passes.
+// Checked before any password is: a refusal here never counts as a failure.
+std::string credential_refusal(const Runtime &rt, const Portal::Context &c, const char *field,
+                               const std::string &value);
 
 // The step bar ①…⑨ of the issuance screens, `current` highlighted.
 void add_steps(PageData &data, int current, Language lang);

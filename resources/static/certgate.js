@@ -1,97 +1,8 @@
-// The portal's static assets, served under <prefix>assets/: the style sheet
-// and the script. The script is plain ES5 (Edge's IE mode runs it) and only
-// adds comfort: every step works as plain HTML forms (R19). The strict CSP
-// allows no inline script or style, so everything a page needs is here.
-
-#include <map>
-#include <string>
-
-#include "core/web/pages.hpp"
-
-namespace certgate {
-
-namespace {
-
-// Colours meet WCAG AA (4.5:1) on their backgrounds; every control has a
-// visible focus ring and a target of at least 44 px (the clerk's mouse).
-const char *const kStyleSheet = R"CSS([hidden]{display:none!important}
-html{font-size:100%}
-body{margin:0;font-family:"Meiryo","Yu Gothic","Hiragino Sans","Noto Sans CJK JP",sans-serif;line-height:1.6;color:#1a1a1a;background:#f4f6f8}
-a{color:#0b4f8a}
-a:focus,button:focus,input:focus,select:focus,textarea:focus{outline:3px solid #e08a00;outline-offset:2px}
-.cg-header{display:flex;flex-wrap:wrap;justify-content:space-between;align-items:center;background:#0b4f8a;color:#fff;padding:.4em 1.2em}
-.cg-header a{color:#fff;display:inline-block;padding:.5em .3em;min-height:24px}
-.cg-header a:focus{outline-color:#ffd27a}
-.cg-system{margin:0;font-weight:bold;font-size:1.05em}
-.cg-lang{margin:0}
-.cg-main{max-width:46em;margin:1.5em auto;background:#fff;padding:1.5em 2em;border:1px solid #cfd8e3;border-radius:4px}
-h1{font-size:1.35em;line-height:1.4;border-left:6px solid #0b4f8a;padding-left:.5em;margin:.2em 0 1em}
-h2{font-size:1.1em;margin:1.5em 0 .5em}
-.cg-form{margin:0}
-.cg-field{margin:1.2em 0}
-.cg-field label{display:block;font-weight:bold;margin-bottom:.3em}
-.cg-field input{font-size:1.1em;padding:.4em .5em;width:16em;max-width:100%;box-sizing:border-box;min-height:44px;border:1px solid #6b7785;border-radius:3px;vertical-align:middle}
-.cg-field input:focus{border-color:#0b4f8a}
-button{font-family:inherit;font-size:1em;min-height:44px;padding:.5em 1.2em;border:1px solid #6b7785;border-radius:3px;background:#f0f2f5;color:#1a1a1a;cursor:pointer}
-button:hover{background:#e1e6ec}
-button[disabled]{cursor:default;color:#595959;background:#e9ebee}
-.cg-primary{background:#0b4f8a;color:#fff;border-color:#083a66;font-weight:bold;min-width:8em}
-.cg-primary:hover{background:#083a66}
-.cg-buttons{margin:1.2em 0 .6em}
-.cg-buttons button,.cg-actions button{margin:.3em .5em .3em 0}
-.cg-actions{display:flex;flex-wrap:wrap;border-top:1px solid #cfd8e3;margin-top:1.2em;padding-top:1em}
-.cg-actions form{margin:0}
-.cg-cancel{display:inline-block;margin:0 0 1em}
-.cg-message{background:#fff3f3;border:1px solid #c62828;border-left-width:6px;color:#8a1010;padding:.6em .8em}
-.cg-info{background:#eef5fc;border:1px solid #0b4f8a;border-left-width:6px;padding:.6em .8em}
-.cg-note,.cg-notes,.cg-rule{font-size:.9em;color:#404040}
-.cg-rule{margin:.3em 0}
-.cg-required{color:#a30000;font-size:.85em;font-weight:normal}
-.cg-notes{padding-left:1.3em}
-.cg-lead{margin:.5em 0 1em}
-.cg-error-code{color:#404040}
-.cg-steps{display:flex;flex-wrap:wrap;list-style:none;padding:0;margin:0 0 1.2em;font-size:.85em;counter-reset:none}
-.cg-steps li{position:relative;padding:.35em .9em .35em .6em;margin:0 .25em .3em 0;background:#e8edf3;color:#2b2b2b;border-radius:3px}
-.cg-steps li.cg-done{background:#cfdbe8;color:#1a1a1a}
-.cg-steps li.cg-current{background:#0b4f8a;color:#fff;font-weight:bold}
-.cg-step-mark{margin-right:.25em}
-.cg-footer{text-align:center;font-size:.9em;color:#2b2b2b;padding:1em}
-.cg-footer span{margin:0 .4em;display:inline-block}
-table{border-collapse:collapse;width:100%;margin:1em 0}
-th,td{border:1px solid #cfd8e3;padding:.4em .6em;text-align:left;vertical-align:top}
-th{background:#e8edf3}
-.cg-keyboard-open{margin:.3em 0 .3em .5em;vertical-align:middle;font-size:.95em}
-.cg-keyboard{margin:.6em 0;padding:.8em;border:1px solid #6b7785;border-radius:4px;background:#f7f9fb;max-width:40em}
-.cg-kb-title{margin:0 0 .4em;font-weight:bold;font-size:.95em}
-.cg-kb-modes,.cg-kb-controls{display:flex;flex-wrap:wrap;margin:0 0 .4em}
-.cg-kb-modes button,.cg-kb-controls button{margin:0 .4em .3em 0;font-size:.9em;padding:.4em .8em}
-.cg-kb-modes button[aria-pressed=true]{background:#0b4f8a;color:#fff;border-color:#083a66;font-weight:bold}
-.cg-kb-keys{display:flex;flex-wrap:wrap;margin:.2em 0 .4em}
-.cg-key{min-width:44px;min-height:44px;margin:0 .3em .3em 0;padding:.2em;font-family:Consolas,"Courier New",monospace;font-size:1.1em;background:#fff}
-.cg-kb-status{margin:.2em 0 0;font-size:.9em;color:#404040}
-.cg-progress{margin:1em 0;padding:1em;border:1px solid #0b4f8a;background:#eef5fc;border-radius:4px}
-.cg-progress-bar{height:.8em;margin:.6em 0 0;background:#cfdbe8;overflow:hidden;border-radius:.4em}
-.cg-progress-bar span{display:block;height:100%;width:35%;background:#0b4f8a;border-radius:.4em;animation:cg-progress 1.4s ease-in-out infinite}
-@keyframes cg-progress{0%{margin-left:-35%}100%{margin-left:100%}}
-@media (prefers-reduced-motion:reduce){.cg-progress-bar span{animation:none;width:100%}}
-.cg-progress-title{font-weight:bold;margin:0 0 .3em}
-a.cg-button{display:inline-block;box-sizing:border-box;min-height:44px;padding:.55em 1.2em;border:1px solid #6b7785;border-radius:3px;text-decoration:none}
-a.cg-primary,a.cg-primary:visited{color:#fff}
-a.cg-primary:hover{color:#fff;background:#083a66}
-.cg-result th{width:12em}
-.cg-import li{margin:.3em 0}
-.cg-danger{background:#fff;color:#a30000;border-color:#a30000}
-.cg-danger:hover{background:#fbeaea}
-.cg-download{display:inline-block;margin:.5em 0;padding:.6em 1.2em;min-height:24px;background:#0b4f8a;color:#fff;font-weight:bold;border-radius:3px}
-.cg-download:hover{background:#083a66;color:#fff}
-@media (max-width:40em){.cg-main{margin:0;padding:1em;border:0}.cg-field input{width:100%}}
-@media print{.cg-header,.cg-footer,.cg-keyboard,.cg-keyboard-open{display:none}}
-)CSS";
-
-// The software keyboard (R14), the 発行中 panel of ⑦ and the automatic
-// download of ⑧. ES5 only: no arrow functions, let/const, classes,
-// template literals or fetch, so Edge's IE mode runs it.
-const char *const kScript = R"JS(/* certgate: comfort only; every step works without scripts (R19). ES5. */
+/* certgate: comfort only; every step works without scripts (R19). ES5. */
+/* The software keyboard (R14), the 発行中 panel of ⑦ and the automatic
+   download of ⑧. ES5 only (no arrow functions, let/const, classes, template
+   literals or fetch), so Edge's IE mode runs it; the strict CSP allows no
+   inline script, so all of it is here. */
 (function () {
   'use strict';
 
@@ -306,6 +217,8 @@ const char *const kScript = R"JS(/* certgate: comfort only; every step works wit
     });
   };
 
+  // maxlength is one more than the rule allows: a character too many still
+  // goes in, and the server says "too long" instead of a wrong password.
   Keyboard.prototype.type = function (ch) {
     var max = this.input.maxLength > 0 ? this.input.maxLength : 64;
     if (this.input.value.length >= max) {
@@ -392,16 +305,3 @@ const char *const kScript = R"JS(/* certgate: comfort only; every step works wit
 
   if (doc.readyState === 'loading') on(doc, 'DOMContentLoaded', start); else start();
 })();
-)JS";
-
-}  // namespace
-
-const std::map<std::string, std::string> &builtin_assets() {
-    static const std::map<std::string, std::string> assets = {
-        {"certgate.css", kStyleSheet},
-        {"certgate.js", kScript},
-    };
-    return assets;
-}
-
-}  // namespace certgate
