@@ -10,8 +10,8 @@
 #include <iostream>
 #include <set>
 
-#include "core/adapters/ca.hpp"
 #include "core/adapters/audit_export.hpp"
+#include "core/adapters/ca.hpp"
 #include "core/base/utc_time.hpp"
 #include "ctl/ctl.hpp"
 
@@ -23,18 +23,42 @@ const char* const kDefaultConf = "/etc/nginx/nginx.conf";
 
 // Every option any command knows; true when it takes a value.
 const std::map<std::string, bool> kOptions = {
-    {"-c", true},         {"--store", true},       {"--json", false},
-    {"--actor", true},    {"--help", false},       {"-h", false},
-    {"--demo-ca", false}, {"--ca-cert", true},     {"--ca-key", true},
-    {"--ca-cn", true},    {"--ca-days", true},     {"--ca-passphrase-file", true},
-    {"--key-type", true}, {"--name", true},        {"--mail", true},
-    {"--html", false},    {"--out", true},         {"--password-stdin", false},
-    {"--org", true},      {"--user", true},        {"--expiring-within", true},
-    {"--status", true},   {"--reason", true},      {"--pem", false},
-    {"--der", false},     {"--next-update", true}, {"--since", true},
-    {"--limit", true},    {"--minutes", true},     {"--state", true},
-    {"--now", true},      {"--hsm", false},        {"--pin-file", true},
-    {"--pkcs11-module", true}, {"--until", true},    {"--jsonl", false},
+    {"-c", true},
+    {"--store", true},
+    {"--json", false},
+    {"--actor", true},
+    {"--help", false},
+    {"-h", false},
+    {"--demo-ca", false},
+    {"--ca-cert", true},
+    {"--ca-key", true},
+    {"--ca-cn", true},
+    {"--ca-days", true},
+    {"--ca-passphrase-file", true},
+    {"--key-type", true},
+    {"--name", true},
+    {"--mail", true},
+    {"--html", false},
+    {"--out", true},
+    {"--password-stdin", false},
+    {"--org", true},
+    {"--user", true},
+    {"--expiring-within", true},
+    {"--status", true},
+    {"--reason", true},
+    {"--pem", false},
+    {"--der", false},
+    {"--next-update", true},
+    {"--since", true},
+    {"--limit", true},
+    {"--minutes", true},
+    {"--state", true},
+    {"--now", true},
+    {"--hsm", false},
+    {"--pin-file", true},
+    {"--pkcs11-module", true},
+    {"--until", true},
+    {"--jsonl", false},
 };
 const std::set<std::string> kGlobalOptions = {"-c", "--store", "--json", "--actor", "--help", "-h"};
 
@@ -475,16 +499,15 @@ Json user_json(const User& u) {
 }
 
 Json cert_json(const Certificate& c) {
-    return Json{{"serial", c.serial},         {"user_id", c.user_id},
-                {"status", to_string(c.status)}, {"not_before", c.not_before},
-                {"not_after", c.not_after},   {"issued_at", c.issued_at},
-                {"revoked_at", c.revoked_at}, {"reason", c.reason},
-                {"notices", c.notices}};
+    return Json{
+        {"serial", c.serial},         {"user_id", c.user_id},     {"status", to_string(c.status)},
+        {"not_before", c.not_before}, {"not_after", c.not_after}, {"issued_at", c.issued_at},
+        {"revoked_at", c.revoked_at}, {"reason", c.reason},       {"notices", c.notices}};
 }
 
 Json event_json(const Event& e) {
-    return Json{{"id", e.id},         {"at", e.at},           {"time", utc_time(e.at)},
-                {"actor", e.actor},   {"kind", e.kind},       {"subject", e.subject},
+    return Json{{"id", e.id},        {"at", e.at},     {"time", utc_time(e.at)},
+                {"actor", e.actor},  {"kind", e.kind}, {"subject", e.subject},
                 {"detail", e.detail}};
 }
 

@@ -8,7 +8,6 @@
 #include <cstring>
 #include <iomanip>
 #include <iostream>
-
 #include <kainjow/mustache.hpp>
 
 #include "core/adapters/ca.hpp"
@@ -54,12 +53,11 @@ void check_rule(Context& ctx, const std::string& directive, const std::string& v
             throw UsageError(what + " " + describe(RuleViolation::full_width));
         const size_t n = utf8_length(value);
         if (n < rule.min_chars || n > rule.max_chars)
-            throw UsageError(what + " " +
-                             describe(n < rule.min_chars ? RuleViolation::too_short
-                                                         : RuleViolation::too_long) +
-                             " (" + std::to_string(n) + " characters; " + directive + " says " +
-                             std::to_string(rule.min_chars) + " to " +
-                             std::to_string(rule.max_chars) + ")");
+            throw UsageError(
+                what + " " +
+                describe(n < rule.min_chars ? RuleViolation::too_short : RuleViolation::too_long) +
+                " (" + std::to_string(n) + " characters; " + directive + " says " +
+                std::to_string(rule.min_chars) + " to " + std::to_string(rule.max_chars) + ")");
         PatternRule patterns(rule.patterns);
         if (auto bad = patterns.first_failure(value))
             throw UsageError(what + " does not match " + directive + " pattern \"" +
@@ -144,7 +142,8 @@ std::string render_letter(const LetterFacts& f, bool html) {
     d.set("org_id", f.org_id);
     if (!f.name.empty()) d.set("name", f.name);
     d.set("master", f.role == Role::master);
-    d.set("button", f.role == Role::master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録");
+    d.set("button",
+          f.role == Role::master ? "マスターユーザーの初期登録" : "一般ユーザーの初期登録");
     d.set("user_id", f.user_id);
     d.set("password", f.password);
     d.set("reset", f.reset);

@@ -136,7 +136,8 @@ ngx_int_t ngx_certgate_send(ngx_http_request_t *r, ngx_uint_t status, const char
 ngx_int_t ngx_certgate_redirect(ngx_http_request_t *r, const std::string &location) noexcept;
 
 // The common refusal for JSON and HTML clients.
-ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status, certgate::ErrorCode code) noexcept;
+ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status,
+                              certgate::ErrorCode code) noexcept;
 
 // Who is asking (ngx_certgate_identity.cpp), for the portal and the protected
 // path: the per-connection client certificate check, and the live session.
@@ -144,8 +145,8 @@ ngx_int_t ngx_certgate_require_init() noexcept;
 void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
                           certgate::PresentedCertificate *pc);
 std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r,
-                                                          ngx_certgate_main_conf_t *cmcf,
-                                                          certgate::ErrorCode *why);
+                                                           ngx_certgate_main_conf_t *cmcf,
+                                                           certgate::ErrorCode *why);
 
 // Calls f(value) for each request header called `name` (lower case, e.g.
 // "cookie") until f returns true.
@@ -180,7 +181,8 @@ ngx_int_t ngx_certgate_security_headers(ngx_http_request_t *r, bool no_store);
 // Every Cookie header of the request, joined with "; ".
 std::string ngx_certgate_cookie_header(ngx_http_request_t *r);
 // Adds Set-Cookie: name=value with certgate's attributes (Secure, HttpOnly, ...).
-ngx_int_t ngx_certgate_set_cookie(ngx_http_request_t *r, const char *name, const std::string &value);
+ngx_int_t ngx_certgate_set_cookie(ngx_http_request_t *r, const char *name,
+                                  const std::string &value);
 
 // nginx string views.
 inline std::string ngx_certgate_str(const ngx_str_t &s) {

@@ -57,8 +57,7 @@ certgate::Language ngx_certgate_language(ngx_http_request_t *r) noexcept {
     return certgate::Language::ja;
 }
 
-ngx_int_t ngx_certgate_add_header(ngx_http_request_t *r, const char *key,
-                                         const char *value) {
+ngx_int_t ngx_certgate_add_header(ngx_http_request_t *r, const char *key, const char *value) {
     ngx_table_elt_t *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
     if (h == nullptr) return NGX_ERROR;
     h->hash = 1;
@@ -115,7 +114,8 @@ ngx_int_t ngx_certgate_redirect(ngx_http_request_t *r, const std::string &locati
     ngx_str_t loc = ngx_certgate_pstr(r->pool, location);
     if (loc.len == 0) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     ngx_http_clear_location(r);
-    r->headers_out.location = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
+    r->headers_out.location =
+        static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
     if (r->headers_out.location == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     r->headers_out.location->hash = 1;
     ngx_str_set(&r->headers_out.location->key, "Location");
@@ -135,8 +135,8 @@ static ngx_int_t ngx_certgate_page(ngx_http_request_t *r, ngx_uint_t status, con
     auto *cmcf = ngx_certgate_main(r);
     certgate::Language lang = ngx_certgate_language(r);
     data.set("title", title);
-    std::string html = cmcf->runtime->pages->render(name, lang, std::move(data),
-                                                    ngx_certgate_self_path(r));
+    std::string html =
+        cmcf->runtime->pages->render(name, lang, std::move(data), ngx_certgate_self_path(r));
     return ngx_certgate_send(r, status, "text/html; charset=utf-8", html, true);
 }
 
@@ -172,7 +172,7 @@ std::string ngx_certgate_cookie_header(ngx_http_request_t *r) {
 }
 
 ngx_int_t ngx_certgate_add_header_str(ngx_http_request_t *r, const char *key,
-                                             const std::string &value) {
+                                      const std::string &value) {
     ngx_str_t v = ngx_certgate_pstr(r->pool, value);
     if (v.len == 0 && !value.empty()) return NGX_ERROR;
     auto *h = static_cast<ngx_table_elt_t *>(ngx_list_push(&r->headers_out.headers));
@@ -186,11 +186,11 @@ ngx_int_t ngx_certgate_add_header_str(ngx_http_request_t *r, const char *key,
 
 ngx_int_t ngx_certgate_set_cookie(ngx_http_request_t *r, const char *name,
                                   const std::string &value) {
-    return ngx_certgate_add_header_str(r, "Set-Cookie", certgate::set_cookie_value(name, value, -1));
+    return ngx_certgate_add_header_str(r, "Set-Cookie",
+                                       certgate::set_cookie_value(name, value, -1));
 }
 
 // Retry-After: seconds (429).
 ngx_int_t ngx_certgate_retry_after(ngx_http_request_t *r, long seconds) {
     return ngx_certgate_add_header_str(r, "Retry-After", std::to_string(seconds));
 }
-

@@ -1,12 +1,13 @@
 // The client certificate and session of a request (see the header).
 
+#include "nginx/ngx_certgate_identity.hpp"
+
 #include <openssl/ssl.h>
 
 #include <memory>
 
 #include "core/web/form.hpp"
 #include "core/web/portal.hpp"
-#include "nginx/ngx_certgate_identity.hpp"
 #include "nginx/ngx_certgate_revocation.hpp"
 
 static int ngx_certgate_ssl_index = -1;
@@ -75,11 +76,9 @@ static std::string_view ngx_certgate_session_cookie(ngx_http_request_t *r) {
 // `changes` is the set's change count read at the start of the request; the
 // set is asked whether the session ended unless this connection's session
 // passed that check at the same count (0: always ask).
-const certgate::Session *ngx_certgate_session(ngx_http_request_t *r,
-                                                     ngx_certgate_main_conf_t *cmcf,
-                                                     ngx_certgate_peer_t *peer,
-                                                     certgate::ErrorCode *why,
-                                                     ngx_atomic_uint_t changes) {
+const certgate::Session *ngx_certgate_session(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                              ngx_certgate_peer_t *peer, certgate::ErrorCode *why,
+                                              ngx_atomic_uint_t changes) {
     const certgate::Settings &s = cmcf->runtime->settings;
     *why = certgate::ErrorCode::login_required;
     std::string_view value = ngx_certgate_session_cookie(r);
@@ -108,8 +107,8 @@ const certgate::Session *ngx_certgate_session(ngx_http_request_t *r,
 }
 
 std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r,
-                                                          ngx_certgate_main_conf_t *cmcf,
-                                                          certgate::ErrorCode *why) {
+                                                           ngx_certgate_main_conf_t *cmcf,
+                                                           certgate::ErrorCode *why) {
     ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
     if (peer == nullptr || !peer->ours) {
         *why = certgate::ErrorCode::no_certificate;
@@ -119,4 +118,3 @@ std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r
     if (session == nullptr) return std::nullopt;
     return *session;
 }
-

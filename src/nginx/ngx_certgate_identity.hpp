@@ -30,8 +30,6 @@ ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r, ngx_certgate_main_
 // keep-alive client's HMAC is checked once); nullptr and *why otherwise.
 // `changes`: the revocation set's change count read at the start of the
 // request (0: always ask the set whether the session ended).
-const certgate::Session *ngx_certgate_session(ngx_http_request_t *r,
-                                              ngx_certgate_main_conf_t *cmcf,
-                                              ngx_certgate_peer_t *peer,
-                                              certgate::ErrorCode *why,
+const certgate::Session *ngx_certgate_session(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                              ngx_certgate_peer_t *peer, certgate::ErrorCode *why,
                                               ngx_atomic_uint_t changes = 0);

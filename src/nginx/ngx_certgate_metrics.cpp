@@ -14,11 +14,11 @@
 #include <memory>
 
 #include "core/adapters/audit_export.hpp"
-#include "core/web/errors.hpp"
 #include "core/app/health.hpp"
-#include "core/base/observe.hpp"
 #include "core/app/revocation_feed.hpp"
+#include "core/base/observe.hpp"
 #include "core/ports/store.hpp"
+#include "core/web/errors.hpp"
 #include "nginx/ngx_certgate_revocation.hpp"
 #include "nginx/ngx_certgate_task.hpp"
 

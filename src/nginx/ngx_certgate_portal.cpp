@@ -9,10 +9,10 @@
 #include <map>
 #include <memory>
 
-#include "core/web/errors.hpp"
-#include "core/web/form.hpp"
 #include "core/app/health.hpp"
 #include "core/policy/password.hpp"
+#include "core/web/errors.hpp"
+#include "core/web/form.hpp"
 #include "core/web/portal.hpp"
 #include "nginx/ngx_certgate_ctx.hpp"
 #include "nginx/ngx_certgate_metrics.hpp"
@@ -28,7 +28,8 @@ static ngx_certgate_main_conf_t *ngx_certgate_main(ngx_http_request_t *r) {
 static ngx_int_t ngx_certgate_asset(ngx_http_request_t *r, const std::string &name) {
     auto *cmcf = ngx_certgate_main(r);
     const certgate::Pages::Asset *asset = cmcf->runtime->pages->asset(name);
-    if (asset == nullptr) return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
+    if (asset == nullptr)
+        return ngx_certgate_refuse(r, NGX_HTTP_NOT_FOUND, certgate::ErrorCode::not_found);
     if (ngx_certgate_add_header(r, "Cache-Control", "public, max-age=3600") != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -170,7 +171,8 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
                                      const std::string &body) {
     auto *cmcf = ngx_certgate_main(r);
     auto req = std::make_shared<certgate::PortalRequest>();
-    req->method = r->method == NGX_HTTP_POST ? "POST" : (r->method == NGX_HTTP_HEAD ? "HEAD" : "GET");
+    req->method =
+        r->method == NGX_HTTP_POST ? "POST" : (r->method == NGX_HTTP_HEAD ? "HEAD" : "GET");
     req->path = path;
     if (r->args.len) {
         std::map<std::string, std::string> query;
@@ -229,9 +231,11 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
             *res = certgate::Portal(*rt).handle(*req);
             *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         },
-        [res, req, cmcf, seconds, pending](ngx_http_request_t *r, const std::string *error) -> ngx_int_t {
+        [res, req, cmcf, seconds, pending](ngx_http_request_t *r,
+                                           const std::string *error) -> ngx_int_t {
             if (res->auth_failure) ngx_certgate_source_failed(pending);
-            if (req->method == "POST") ngx_certgate_metrics_portal(cmcf, req->path, res->outcome, *seconds);
+            if (req->method == "POST")
+                ngx_certgate_metrics_portal(cmcf, req->path, res->outcome, *seconds);
             if (error != nullptr) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", error->c_str());
                 return ngx_certgate_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,

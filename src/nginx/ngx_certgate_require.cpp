@@ -8,19 +8,22 @@
 
 #include <exception>
 
+#include "core/app/session.hpp"
 #include "core/web/errors.hpp"
 #include "core/web/form.hpp"
 #include "core/web/portal.hpp"
-#include "core/app/session.hpp"
 #include "nginx/ngx_certgate_ctx.hpp"
 #include "nginx/ngx_certgate_identity.hpp"
 #include "nginx/ngx_certgate_revocation.hpp"
 
 static ngx_uint_t ngx_certgate_status(certgate::ErrorCode code) {
     switch (code) {
-    case certgate::ErrorCode::forbidden: return NGX_HTTP_FORBIDDEN;
-    case certgate::ErrorCode::unavailable: return NGX_HTTP_SERVICE_UNAVAILABLE;
-    default: return NGX_HTTP_UNAUTHORIZED;
+        case certgate::ErrorCode::forbidden:
+            return NGX_HTTP_FORBIDDEN;
+        case certgate::ErrorCode::unavailable:
+            return NGX_HTTP_SERVICE_UNAVAILABLE;
+        default:
+            return NGX_HTTP_UNAUTHORIZED;
     }
 }
 

@@ -545,4 +545,3 @@ ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexc
     ngx_memory_barrier();
     return changes;
 }
-

@@ -15,11 +15,13 @@ enum ngx_certgate_set_state_e {
 ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
 
 // Worker start: the timer that feeds the set from the store.
-ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept;
+ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle,
+                                        ngx_certgate_main_conf_t *cmcf) noexcept;
 
 // The protected path's questions; microseconds, no I/O.
 ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t *cmcf) noexcept;
-bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf, const std::string &serial) noexcept;
+bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf,
+                                 const std::string &serial) noexcept;
 // A session ends with a logout of its own, or a reset, block or disable of
 // its user recorded after its login (event ids, which order exactly).
 bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::string &session_id,
@@ -27,7 +29,11 @@ bool ngx_certgate_session_ended(ngx_certgate_main_conf_t *cmcf, const std::strin
 
 // Work one worker of all does per interval: true for the worker whose turn
 // it is (and marks the turn taken).
-enum ngx_certgate_turn_e { NGX_CERTGATE_TURN_OUTBOX, NGX_CERTGATE_TURN_NOTICES, NGX_CERTGATE_TURNS };
+enum ngx_certgate_turn_e {
+    NGX_CERTGATE_TURN_OUTBOX,
+    NGX_CERTGATE_TURN_NOTICES,
+    NGX_CERTGATE_TURNS
+};
 bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e turn,
                             ngx_msec_t interval) noexcept;
 
@@ -40,4 +46,3 @@ ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t 
 // protected path keeps its verdict for a connection while the count stays
 // the same, so a keep-alive client costs no lock. One atomic read.
 ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept;
-

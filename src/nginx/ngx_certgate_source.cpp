@@ -117,7 +117,8 @@ const ngx_msec_t kStaleInflight = 10 * 60 * 1000;
 void source_expire(ngx_certgate_main_conf_t *cmcf, ngx_certgate_source_zone_t *z, bool force) {
     int freed = 0;
     ngx_queue_t *q = ngx_queue_last(&z->sh->queue);
-    for (int looked = 0; q != ngx_queue_sentinel(&z->sh->queue) && looked < 64 && freed < (force ? 16 : 2);
+    for (int looked = 0;
+         q != ngx_queue_sentinel(&z->sh->queue) && looked < 64 && freed < (force ? 16 : 2);
          looked++) {
         auto *s = ngx_queue_data(q, ngx_certgate_source_node_t, queue);
         ngx_queue_t *prev = ngx_queue_prev(q);

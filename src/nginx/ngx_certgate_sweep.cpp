@@ -62,7 +62,8 @@ void sweep_run(ngx_event_t *ev) noexcept {
     bool notices = mail && cmcf->notify_interval != 0 &&
                    ngx_certgate_take_turn(cmcf, NGX_CERTGATE_TURN_NOTICES, cmcf->notify_interval);
     // The outbox's turn also revokes certificates never handed over.
-    bool outbox = notices || ngx_certgate_take_turn(cmcf, NGX_CERTGATE_TURN_OUTBOX, outbox_interval);
+    bool outbox =
+        notices || ngx_certgate_take_turn(cmcf, NGX_CERTGATE_TURN_OUTBOX, outbox_interval);
     if (!outbox) {
         sweep_arm(sweep);
         return;
@@ -111,8 +112,8 @@ void sweep_run(ngx_event_t *ev) noexcept {
 }  // namespace
 
 ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept {
-    auto *sweep = static_cast<ngx_certgate_sweep_t *>(
-        ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sweep_t)));
+    auto *sweep =
+        static_cast<ngx_certgate_sweep_t *>(ngx_pcalloc(cycle->pool, sizeof(ngx_certgate_sweep_t)));
     if (sweep == nullptr) return NGX_ERROR;
     sweep->cmcf = cmcf;
     sweep->cycle = cycle;

@@ -17,7 +17,7 @@
 #include "nginx/ngx_certgate.hpp"
 
 class ngx_certgate_task_t {
-public:
+  public:
     using work_t = std::function<void()>;
     using finish_t = std::function<ngx_int_t(ngx_http_request_t *r, const std::string *error)>;
 
@@ -35,12 +35,12 @@ public:
     // request; `finish` gets r == nullptr and its return value is ignored.
     ngx_int_t post_background(ngx_thread_pool_t *pool, ngx_log_t *log);
 
-private:
+  private:
     static void run_in_thread(void *data, ngx_log_t *log) noexcept;
     static void completed(ngx_event_t *ev) noexcept;
     static void request_gone(void *data) noexcept;
 
-    ngx_thread_task_t task_;  // nginx's node; task_.ctx points back here
+    ngx_thread_task_t task_;                 // nginx's node; task_.ctx points back here
     ngx_http_request_t *request_ = nullptr;  // nullptr once the request is gone
     ngx_pool_cleanup_t *cleanup_ = nullptr;
     work_t work_;

@@ -7,15 +7,13 @@
 // the portal in ngx_certgate_portal.cpp, the protected path in
 // ngx_certgate_require.cpp and the thread tasks in ngx_certgate_task.cpp.
 
-#include "nginx/ngx_certgate.hpp"
-
 #include <chrono>
 #include <exception>
 #include <memory>
 
 #include "core/adapters/ca.hpp"
-
 #include "core/web/errors.hpp"
+#include "nginx/ngx_certgate.hpp"
 #include "nginx/ngx_certgate_ctx.hpp"
 #include "nginx/ngx_certgate_metrics.hpp"
 #include "nginx/ngx_certgate_revocation.hpp"
@@ -88,12 +86,12 @@ static ngx_command_t ngx_certgate_commands[] = {
     CG_SHARED("certgate_code"),
     CG_SHARED("certgate_code_budget"),
 
-    {ngx_string("certgate_source_limit"), CG_MAIN | NGX_CONF_TAKE123,
-     ngx_certgate_set_source_limit, CG_MAIN_OFF, 0, nullptr},
+    {ngx_string("certgate_source_limit"), CG_MAIN | NGX_CONF_TAKE123, ngx_certgate_set_source_limit,
+     CG_MAIN_OFF, 0, nullptr},
 
     // Shared too; the glue also compiles the patterns with nginx's regex API.
-    {ngx_string("certgate_userid_rule"), CG_MAIN | NGX_CONF_ANY, ngx_certgate_set_rule,
-     CG_MAIN_OFF, CG_FIELD(userid_rules), nullptr},
+    {ngx_string("certgate_userid_rule"), CG_MAIN | NGX_CONF_ANY, ngx_certgate_set_rule, CG_MAIN_OFF,
+     CG_FIELD(userid_rules), nullptr},
     {ngx_string("certgate_password_rule"), CG_MAIN | NGX_CONF_ANY, ngx_certgate_set_rule,
      CG_MAIN_OFF, CG_FIELD(password_rules), nullptr},
 
@@ -147,29 +145,28 @@ static void ngx_certgate_exit_process(ngx_cycle_t *cycle) noexcept {
 }
 
 static ngx_http_module_t ngx_certgate_module_ctx = {
-    ngx_certgate_add_variables,    // preconfiguration
-    ngx_certgate_init,             // postconfiguration
-    ngx_certgate_create_main_conf, // create main configuration
-    ngx_certgate_init_main_conf,   // init main configuration
-    ngx_certgate_create_srv_conf,  // create server configuration
-    ngx_certgate_merge_srv_conf,   // merge server configuration
-    ngx_certgate_create_loc_conf,  // create location configuration
-    ngx_certgate_merge_loc_conf,   // merge location configuration
+    ngx_certgate_add_variables,     // preconfiguration
+    ngx_certgate_init,              // postconfiguration
+    ngx_certgate_create_main_conf,  // create main configuration
+    ngx_certgate_init_main_conf,    // init main configuration
+    ngx_certgate_create_srv_conf,   // create server configuration
+    ngx_certgate_merge_srv_conf,    // merge server configuration
+    ngx_certgate_create_loc_conf,   // create location configuration
+    ngx_certgate_merge_loc_conf,    // merge location configuration
 };
 
-ngx_module_t ngx_http_certgate_module = {
-    NGX_MODULE_V1,
-    &ngx_certgate_module_ctx, // module context
-    ngx_certgate_commands,    // module directives
-    NGX_HTTP_MODULE,          // module type
-    nullptr,                  // init master
-    ngx_certgate_init_module, // init module
-    ngx_certgate_init_process, // init process
-    nullptr,                  // init thread
-    nullptr,                  // exit thread
-    ngx_certgate_exit_process, // exit process
-    nullptr,                  // exit master
-    NGX_MODULE_V1_PADDING};
+ngx_module_t ngx_http_certgate_module = {NGX_MODULE_V1,
+                                         &ngx_certgate_module_ctx,   // module context
+                                         ngx_certgate_commands,      // module directives
+                                         NGX_HTTP_MODULE,            // module type
+                                         nullptr,                    // init master
+                                         ngx_certgate_init_module,   // init module
+                                         ngx_certgate_init_process,  // init process
+                                         nullptr,                    // init thread
+                                         nullptr,                    // exit thread
+                                         ngx_certgate_exit_process,  // exit process
+                                         nullptr,                    // exit master
+                                         NGX_MODULE_V1_PADDING};
 
 enum ngx_certgate_var_e {
     NGX_CERTGATE_VAR_USER,
@@ -210,15 +207,26 @@ static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_
                                        uintptr_t data) noexcept {
     // A subrequest that did not pass the gate itself shows its main request's identity.
     ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
-    if ((ctx == nullptr || !ctx->identity_set) && r != r->main) ctx = ngx_certgate_find_ctx(r->main);
+    if ((ctx == nullptr || !ctx->identity_set) && r != r->main)
+        ctx = ngx_certgate_find_ctx(r->main);
     ngx_str_t *value = nullptr;
     if (ctx != nullptr && ctx->identity_set) {
         switch (data) {
-        case NGX_CERTGATE_VAR_USER: value = &ctx->user; break;
-        case NGX_CERTGATE_VAR_ORG: value = &ctx->org; break;
-        case NGX_CERTGATE_VAR_ROLE: value = &ctx->role; break;
-        case NGX_CERTGATE_VAR_SERIAL: value = &ctx->serial; break;
-        case NGX_CERTGATE_VAR_DAYS_LEFT: value = &ctx->days_left; break;
+            case NGX_CERTGATE_VAR_USER:
+                value = &ctx->user;
+                break;
+            case NGX_CERTGATE_VAR_ORG:
+                value = &ctx->org;
+                break;
+            case NGX_CERTGATE_VAR_ROLE:
+                value = &ctx->role;
+                break;
+            case NGX_CERTGATE_VAR_SERIAL:
+                value = &ctx->serial;
+                break;
+            case NGX_CERTGATE_VAR_DAYS_LEFT:
+                value = &ctx->days_left;
+                break;
         }
     }
     if (value == nullptr || value->len == 0) {
@@ -234,8 +242,8 @@ static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_
 }
 
 static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
-    auto *cmcf =
-        static_cast<ngx_certgate_main_conf_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_main_conf_t)));
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
+        ngx_pcalloc(cf->pool, sizeof(ngx_certgate_main_conf_t)));
     if (cmcf == nullptr) return nullptr;
 
     // set by ngx_pcalloc(): all ngx_str_t empty, places zero, runtime,
@@ -266,7 +274,8 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
         ngx_str_set(&cmcf->thread_pool_name, "default");
     }
     if (cmcf->used || cmcf->metrics) {
-        if (ngx_certgate_metrics_zone(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
+        if (ngx_certgate_metrics_zone(cf, cmcf) != NGX_OK)
+            return static_cast<char *>(NGX_CONF_ERROR);
     }
     if (!cmcf->used) return NGX_CONF_OK;
 
@@ -276,14 +285,15 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
     if (cmcf->thread_pool == nullptr) return static_cast<char *>(NGX_CONF_ERROR);
 
     if (ngx_certgate_init_runtime(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
-    if (ngx_certgate_revocation_zone(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
+    if (ngx_certgate_revocation_zone(cf, cmcf) != NGX_OK)
+        return static_cast<char *>(NGX_CONF_ERROR);
     if (ngx_certgate_source_zone(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
     return NGX_CONF_OK;
 }
 
 static void *ngx_certgate_create_srv_conf(ngx_conf_t *cf) noexcept {
-    auto *cscf =
-        static_cast<ngx_certgate_srv_conf_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_srv_conf_t)));
+    auto *cscf = static_cast<ngx_certgate_srv_conf_t *>(
+        ngx_pcalloc(cf->pool, sizeof(ngx_certgate_srv_conf_t)));
     if (cscf == nullptr) return nullptr;
     cscf->language = NGX_CONF_UNSET_UINT;
     cscf->expired_pass = NGX_CONF_UNSET_UINT;
@@ -300,8 +310,8 @@ static char *ngx_certgate_merge_srv_conf(ngx_conf_t *, void *parent, void *child
 }
 
 static void *ngx_certgate_create_loc_conf(ngx_conf_t *cf) noexcept {
-    auto *clcf =
-        static_cast<ngx_certgate_loc_conf_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_loc_conf_t)));
+    auto *clcf = static_cast<ngx_certgate_loc_conf_t *>(
+        ngx_pcalloc(cf->pool, sizeof(ngx_certgate_loc_conf_t)));
     if (clcf == nullptr) return nullptr;
 
     // set by ngx_pcalloc(): portal_prefix empty.
@@ -338,10 +348,11 @@ static ngx_int_t ngx_certgate_tls_dates(ngx_conf_t *cf) {
         auto *cscf = static_cast<ngx_certgate_srv_conf_t *>(
             ctx->srv_conf[ngx_http_certgate_module.ctx_index]);
         if (cscf->expired_pass != 1) continue;
-        auto *sscf = static_cast<ngx_http_ssl_srv_conf_t *>(
-            ctx->srv_conf[ngx_http_ssl_module.ctx_index]);
+        auto *sscf =
+            static_cast<ngx_http_ssl_srv_conf_t *>(ctx->srv_conf[ngx_http_ssl_module.ctx_index]);
         if (sscf->ssl.ctx == nullptr || sscf->verify == 0) continue;  // no client certificates here
-        if (X509_STORE_set_flags(SSL_CTX_get_cert_store(sscf->ssl.ctx), X509_V_FLAG_NO_CHECK_TIME) != 1) {
+        if (X509_STORE_set_flags(SSL_CTX_get_cert_store(sscf->ssl.ctx),
+                                 X509_V_FLAG_NO_CHECK_TIME) != 1) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "certgate_expired_certificates: cannot change the TLS verification");
             return NGX_ERROR;
@@ -369,8 +380,8 @@ static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
     }
     if (ngx_certgate_require_init() != NGX_OK) return NGX_ERROR;
 
-    auto *hcmcf =
-        static_cast<ngx_http_core_main_conf_t *>(ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
+    auto *hcmcf = static_cast<ngx_http_core_main_conf_t *>(
+        ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
     // The gate runs in the rewrite phase too, before the location's own
     // rewrite, return and set (this module registers after them, so its
     // handler comes first), and in the access phase.
@@ -415,7 +426,8 @@ static ngx_int_t ngx_certgate_init_module(ngx_cycle_t *cycle) noexcept {
     if (ph == nullptr) return NGX_OK;
     ngx_uint_t n = 0;
     while (ph[n].checker != nullptr) n++;
-    ngx_certgate_run_first(ph, n, ngx_http_core_rewrite_phase, ngx_certgate_require_rewrite_handler);
+    ngx_certgate_run_first(ph, n, ngx_http_core_rewrite_phase,
+                           ngx_certgate_require_rewrite_handler);
     ngx_certgate_run_first(ph, n, ngx_http_core_access_phase, ngx_certgate_require_handler);
     return NGX_OK;
 }

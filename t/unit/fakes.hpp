@@ -138,8 +138,8 @@ class FakeSigner final : public Signer {
         out.file_name = req.user_id + "20261126122000.p12";
         return out;
     }
-    std::vector<uint8_t> make_crl_seconds(const std::vector<RevokedEntry>& revoked, time_t,
-                                          int64_t, uint64_t number) const override {
+    std::vector<uint8_t> make_crl_seconds(const std::vector<RevokedEntry>& revoked, time_t, int64_t,
+                                          uint64_t number) const override {
         return {static_cast<uint8_t>(revoked.size()), static_cast<uint8_t>(number)};
     }
     bool signed_crl(const std::vector<uint8_t>& der) const override { return der.size() == 2; }
@@ -305,20 +305,18 @@ class FakeStore final : public Store {
         return gate(), inner_->events_for_user(user_id, after_id, limit);
     }
     int64_t last_event_id() override { return gate(), inner_->last_event_id(); }
-    int64_t first_event_since(int64_t at) override {
-        return gate(), inner_->first_event_since(at);
-    }
-    int64_t enqueue_mail(const std::string& to, const std::string& subject,
-                         const std::string& body, const std::string& actor,
-                         const std::string& about, int64_t expires_at) override {
+    int64_t first_event_since(int64_t at) override { return gate(), inner_->first_event_since(at); }
+    int64_t enqueue_mail(const std::string& to, const std::string& subject, const std::string& body,
+                         const std::string& actor, const std::string& about,
+                         int64_t expires_at) override {
         return gate(), inner_->enqueue_mail(to, subject, body, actor, about, expires_at);
     }
     Mail enqueue_claimed_mail(const std::string& to, const std::string& subject,
                               const std::string& body, const std::string& actor,
                               const std::string& about, int lease_seconds,
                               int64_t expires_at) override {
-        return gate(), inner_->enqueue_claimed_mail(to, subject, body, actor, about,
-                                                    lease_seconds, expires_at);
+        return gate(), inner_->enqueue_claimed_mail(to, subject, body, actor, about, lease_seconds,
+                                                    expires_at);
     }
     std::vector<Mail> claim_due_mails(int limit, int lease_seconds) override {
         return gate(), inner_->claim_due_mails(limit, lease_seconds);

@@ -15,15 +15,17 @@
 
 #include "core/adapters/audit_export.hpp"
 #include "core/base/observe.hpp"
-#include "core/ports/store.hpp"
 #include "core/base/utc_time.hpp"
+#include "core/ports/store.hpp"
 
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 
@@ -60,29 +62,34 @@ void targets(void **) {
 
     assert_non_null(strstr(refused("udp://x").c_str(), "neither file:"));
     assert_non_null(strstr(refused("file:rel.log").c_str(), "absolute path"));
-    assert_non_null(strstr(refused("syslog:facility=local0").c_str(), "server=host:port is missing"));
+    assert_non_null(
+        strstr(refused("syslog:facility=local0").c_str(), "server=host:port is missing"));
     assert_non_null(strstr(refused("syslog:server=siem.example:514").c_str(), "not an IP address"));
     assert_non_null(strstr(refused("syslog:server=127.0.0.1:0").c_str(), "invalid port"));
-    assert_non_null(strstr(refused("syslog:server=127.0.0.1,facility=local8").c_str(), "unknown facility"));
+    assert_non_null(
+        strstr(refused("syslog:server=127.0.0.1,facility=local8").c_str(), "unknown facility"));
     assert_non_null(strstr(refused("syslog:server=127.0.0.1,tag=a b").c_str(), "tag may hold"));
-    assert_non_null(strstr(refused("syslog:server=127.0.0.1,colour=red").c_str(), "unknown parameter"));
+    assert_non_null(
+        strstr(refused("syslog:server=127.0.0.1,colour=red").c_str(), "unknown parameter"));
 }
 
 void json_line_and_redaction(void **) {
-    Event e{42, 1795680000, "rokin001", "user.login", "rokin001",
-            "client=10.0.0.1 password=Secr3t! code=123456 token=abc \"quoted\""};
+    Event e{42,         1795680000,
+            "rokin001", "user.login",
+            "rokin001", "client=10.0.0.1 password=Secr3t! code=123456 token=abc \"quoted\""};
     std::string j = audit_json(e, "proxy1");
-    assert_string_equal(j.c_str(),
-                        "{\"time\":\"2026-11-26T08:00:00Z\",\"id\":42,\"kind\":\"user.login\","
-                        "\"actor\":\"rokin001\",\"subject\":\"rokin001\",\"detail\":\"client=10.0.0.1 "
-                        "password=[redacted] code=[redacted] token=[redacted] \\\"quoted\\\"\","
-                        "\"node\":\"proxy1\"}");
+    assert_string_equal(
+        j.c_str(),
+        "{\"time\":\"2026-11-26T08:00:00Z\",\"id\":42,\"kind\":\"user.login\","
+        "\"actor\":\"rokin001\",\"subject\":\"rokin001\",\"detail\":\"client=10.0.0.1 "
+        "password=[redacted] code=[redacted] token=[redacted] \\\"quoted\\\"\","
+        "\"node\":\"proxy1\"}");
     assert_string_equal(utc_time(0).c_str(), "1970-01-01T00:00:00Z");
 
     AuditTarget t = parse_audit_target("syslog:server=127.0.0.1,facility=local0,tag=certgate");
     std::string m = syslog_message(t, "proxy1", e.at, j);
-    std::string want = "<134>1 2026-11-26T08:00:00Z proxy1 certgate " + std::to_string(getpid()) +
-                       " audit - " + j;
+    std::string want =
+        "<134>1 2026-11-26T08:00:00Z proxy1 certgate " + std::to_string(getpid()) + " audit - " + j;
     assert_string_equal(m.c_str(), want.c_str());
 }
 

@@ -8,13 +8,14 @@
 #include "core/policy/password.hpp"
 #include "fakes.hpp"
 
-extern "C" {
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-
+extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 using namespace certgate::fakes;
@@ -75,13 +76,20 @@ struct World {
 
 const char* to_string(AuthStatus s) {
     switch (s) {
-        case AuthStatus::ok: return "ok";
-        case AuthStatus::bad_credentials: return "bad_credentials";
-        case AuthStatus::locked: return "locked";
-        case AuthStatus::blocked: return "blocked";
-        case AuthStatus::already_issued: return "already_issued";
-        case AuthStatus::initial_password_expired: return "initial_password_expired";
-        case AuthStatus::unavailable: return "unavailable";
+        case AuthStatus::ok:
+            return "ok";
+        case AuthStatus::bad_credentials:
+            return "bad_credentials";
+        case AuthStatus::locked:
+            return "locked";
+        case AuthStatus::blocked:
+            return "blocked";
+        case AuthStatus::already_issued:
+            return "already_issued";
+        case AuthStatus::initial_password_expired:
+            return "initial_password_expired";
+        case AuthStatus::unavailable:
+            return "unavailable";
     }
     return "?";
 }
@@ -96,7 +104,8 @@ std::string visible(const AuthResult& r) {
     return std::string(to_string(r.status)) + " until=" + std::to_string(r.locked_until) +
            " initial=" + std::to_string(r.initial_password) +
            " renewal=" + std::to_string(r.renewal_opens) +
-           " not_after=" + std::to_string(r.cert_not_after) + " user=" + std::to_string(r.user.has_value());
+           " not_after=" + std::to_string(r.cert_not_after) +
+           " user=" + std::to_string(r.user.has_value());
 }
 
 void right_password_passes(void**) {
@@ -128,7 +137,8 @@ void wrong_password_is_counted_once(void**) {
 void sixth_failure_locks_until_the_lock_time(void**) {
     World w;
     w.add_user("general01");
-    for (int i = 1; i <= 5; ++i) assert_status(w.auth("general01", kWrong), AuthStatus::bad_credentials);
+    for (int i = 1; i <= 5; ++i)
+        assert_status(w.auth("general01", kWrong), AuthStatus::bad_credentials);
     assert_false(w.store.find_user("general01")->locked_at(w.clock.now()));
     AuthResult r = w.auth("general01", kWrong);
     assert_status(r, AuthStatus::locked);
@@ -154,7 +164,8 @@ void a_success_ends_the_streak(void**) {
     w.add_user("general01");
     for (int i = 0; i < 5; ++i) w.auth("general01", kWrong);
     assert_status(w.auth("general01", kPassword), AuthStatus::ok);
-    for (int i = 0; i < 5; ++i) assert_status(w.auth("general01", kWrong), AuthStatus::bad_credentials);
+    for (int i = 0; i < 5; ++i)
+        assert_status(w.auth("general01", kWrong), AuthStatus::bad_credentials);
     assert_int_equal(w.store.find_user("general01")->lock_count, 0);
 }
 
@@ -267,7 +278,8 @@ void lost_counter_is_reseeded_from_the_store(void**) {
 void reserved_slots_beyond_the_limit_are_not_checked(void**) {
     World w;
     w.add_user("general01");
-    const std::string key = failure_counter_key("general01", w.store.auth_streak("general01").epoch);
+    const std::string key =
+        failure_counter_key("general01", w.store.auth_streak("general01").epoch);
     w.kv.set(key, "6", 3600);  // six guesses in flight, none judged yet
     AuthResult r = w.auth("general01", kPassword);
     assert_status(r, AuthStatus::locked);

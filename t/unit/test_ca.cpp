@@ -21,12 +21,14 @@
 
 // cmocka last: it defines macros such as fail() that collide with <ios>. It
 // needs the three C headers first, and has no extern "C" of its own.
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 #include "ca_fixture.hpp"
 
@@ -394,7 +396,8 @@ X509Ptr hand_made_leaf(time_t not_before, time_t not_after,
     X509Ptr cert(X509_new());
     assert_true(key && cert);
     X509_set_version(cert.get(), X509_VERSION_3);
-    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), static_cast<long>(not_before & 0xffffff) + 1);
+    ASN1_INTEGER_set(X509_get_serialNumber(cert.get()),
+                     static_cast<long>(not_before & 0xffffff) + 1);
     X509_NAME* subject = X509_get_subject_name(cert.get());
     X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_UTF8,
                                reinterpret_cast<const unsigned char*>("user01"), -1, -1, 0);
@@ -430,11 +433,12 @@ void client_cert_check_uses_the_client_purpose(void**) {
     X509Ptr server = hand_made_leaf(from, to, {leaf, signing, {"extendedKeyUsage", "serverAuth"}});
     assert_true(check.check(server.get(), now) == R::not_ours);
     // Nor one whose key may not sign.
-    X509Ptr encipher = hand_made_leaf(from, to, {leaf, {"keyUsage", "critical,keyEncipherment"}, client});
+    X509Ptr encipher =
+        hand_made_leaf(from, to, {leaf, {"keyUsage", "critical,keyEncipherment"}, client});
     assert_true(check.check(encipher.get(), now) == R::not_ours);
     // A critical extension nobody here understands refuses it; a non-critical one does not.
-    X509Ptr critical =
-        hand_made_leaf(from, to, {leaf, signing, client, {"1.3.6.1.4.1.99999.1", "critical,DER:05:00"}});
+    X509Ptr critical = hand_made_leaf(
+        from, to, {leaf, signing, client, {"1.3.6.1.4.1.99999.1", "critical,DER:05:00"}});
     assert_true(check.check(critical.get(), now) == R::not_ours);
     X509Ptr noncritical =
         hand_made_leaf(from, to, {leaf, signing, client, {"1.3.6.1.4.1.99999.1", "DER:05:00"}});
@@ -445,8 +449,8 @@ void client_cert_check_uses_the_client_purpose(void**) {
     X509Ptr expired = hand_made_leaf(now - 2 * 86400, now - 86400, {leaf, signing, client});
     assert_true(check.check(expired.get(), now) == R::expired);
     // An expiry never hides a wrong purpose.
-    X509Ptr expired_server =
-        hand_made_leaf(now - 2 * 86400, now - 86400, {leaf, signing, {"extendedKeyUsage", "serverAuth"}});
+    X509Ptr expired_server = hand_made_leaf(now - 2 * 86400, now - 86400,
+                                            {leaf, signing, {"extendedKeyUsage", "serverAuth"}});
     assert_true(check.check(expired_server.get(), now) == R::not_ours);
 }
 
@@ -466,7 +470,8 @@ void client_cert_check_during_rotation(void**) {
     ClientCertCheck alone(ca->certificate());
     assert_true(alone.check(old_cert.get(), now) == R::not_ours);
 
-    std::vector<X509Ptr> previous = load_previous_ca_certificates(path("old.pem"), ca->certificate());
+    std::vector<X509Ptr> previous =
+        load_previous_ca_certificates(path("old.pem"), ca->certificate());
     assert_int_equal(previous.size(), 1);
     ClientCertCheck overlap(ca->certificate(), previous);
     assert_int_equal(overlap.trusted(), 2);
@@ -488,20 +493,25 @@ void client_cert_check_during_rotation(void**) {
 
     // What the file may not hold, each with its message.
     write_file(path("current.pem"), old_pem + certificate_pem(ca->certificate()));
-    expect_contains(error_of([&] { load_previous_ca_certificates(path("current.pem"), ca->certificate()); }),
-                    "certificate 2 in " + path("current.pem") + " is the current CA certificate");
+    expect_contains(
+        error_of([&] { load_previous_ca_certificates(path("current.pem"), ca->certificate()); }),
+        "certificate 2 in " + path("current.pem") + " is the current CA certificate");
     write_file(path("leaf.pem"), certificate_pem(new_cert.get()));
-    expect_contains(error_of([&] { load_previous_ca_certificates(path("leaf.pem"), ca->certificate()); }),
-                    "is not a CA certificate");
+    expect_contains(
+        error_of([&] { load_previous_ca_certificates(path("leaf.pem"), ca->certificate()); }),
+        "is not a CA certificate");
     write_file(path("empty.pem"), "nothing here\n");
-    expect_contains(error_of([&] { load_previous_ca_certificates(path("empty.pem"), ca->certificate()); }),
-                    "no PEM certificate in");
+    expect_contains(
+        error_of([&] { load_previous_ca_certificates(path("empty.pem"), ca->certificate()); }),
+        "no PEM certificate in");
     std::string broken = old_pem + "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
     write_file(path("broken.pem"), broken);
-    expect_contains(error_of([&] { load_previous_ca_certificates(path("broken.pem"), ca->certificate()); }),
-                    "cannot read certificate 2 in");
-    expect_contains(error_of([&] { load_previous_ca_certificates(path("missing.pem"), ca->certificate()); }),
-                    "missing.pem");
+    expect_contains(
+        error_of([&] { load_previous_ca_certificates(path("broken.pem"), ca->certificate()); }),
+        "cannot read certificate 2 in");
+    expect_contains(
+        error_of([&] { load_previous_ca_certificates(path("missing.pem"), ca->certificate()); }),
+        "missing.pem");
 }
 
 // ---- CRL ----------------------------------------------------------------------------------------

@@ -7,12 +7,14 @@
 #include "core/config/directives.hpp"
 
 // cmocka last: it defines macros such as fail() that collide with <ios>.
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 
@@ -78,7 +80,8 @@ void values_and_refusals(void**) {
     assert_int_equal(v.settings.memcached_servers[0].port, 11300);
     ConfValues two;
     assert_string_equal(
-        apply(two, "certgate_memcached", {"127.0.0.1:1", "unix:/run/mc.sock", "timeout=2s"}).c_str(),
+        apply(two, "certgate_memcached", {"127.0.0.1:1", "unix:/run/mc.sock", "timeout=2s"})
+            .c_str(),
         "");
     assert_int_equal(two.settings.memcached_servers.size(), 2);
     assert_int_equal(two.settings.memcached_timeout_ms, 2000);

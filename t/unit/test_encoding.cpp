@@ -1,15 +1,17 @@
 // The one base64 and hex (core/base/encoding): RFC 4648's test vectors for
 // both alphabets, and base64url's strict decoding.
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-
 #include <string>
 
 #include "core/base/encoding.hpp"
+
+// clang-format off
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 

@@ -6,12 +6,14 @@
 #include "fake_kv.hpp"
 
 // cmocka last: its macros (fail, ...) clash with the C++ library.
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 

@@ -8,19 +8,21 @@
 #include <string>
 
 #include "core/app/flow.hpp"
-#include "core/web/form.hpp"
 #include "core/app/revocation_feed.hpp"
+#include "core/app/session.hpp"
 #include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
-#include "core/app/session.hpp"
+#include "core/web/form.hpp"
 
 // cmocka last: its macros (fail, ...) clash with the C++ library.
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 
@@ -35,19 +37,21 @@ static void base64url_round_trips(void **) {
         assert_true(back == raw);
     }
     std::string out;
-    assert_false(base64url_decode("a", &out));      // impossible length
-    assert_false(base64url_decode("ab+c", &out));   // not the url alphabet
+    assert_false(base64url_decode("a", &out));     // impossible length
+    assert_false(base64url_decode("ab+c", &out));  // not the url alphabet
     assert_false(base64url_decode("ab=c", &out));
-    assert_false(base64url_decode("AB", &out));     // non-zero leftover bits
+    assert_false(base64url_decode("AB", &out));  // non-zero leftover bits
 }
 
 static void hmac_known_answer(void **) {
     // RFC 4231, test case 2; twice, and with another key between, for the
     // per-thread keyed context.
     const char *expect = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
-    assert_string_equal(hex_encode(hmac_sha256("Jefe", "what do ya want for nothing?")).c_str(), expect);
+    assert_string_equal(hex_encode(hmac_sha256("Jefe", "what do ya want for nothing?")).c_str(),
+                        expect);
     assert_false(hex_encode(hmac_sha256("Jeff", "what do ya want for nothing?")) == expect);
-    assert_string_equal(hex_encode(hmac_sha256("Jefe", "what do ya want for nothing?")).c_str(), expect);
+    assert_string_equal(hex_encode(hmac_sha256("Jefe", "what do ya want for nothing?")).c_str(),
+                        expect);
 }
 
 static void sealing_needs_the_key(void **) {
@@ -178,14 +182,14 @@ static void forms_and_cookies(void **) {
     assert_string_equal(f["user_id"].c_str(), "abc123");
     assert_string_equal(f["password"].c_str(), "P@ss w0rd!");
     assert_string_equal(f["empty"].c_str(), "");
-    assert_false(parse_form("a=1&a=2", &f));      // repeated
-    assert_false(parse_form("a=%zz", &f));        // bad escape
-    assert_false(parse_form("a=%4", &f));         // cut escape
-    assert_false(parse_form("=x", &f));           // no name
+    assert_false(parse_form("a=1&a=2", &f));  // repeated
+    assert_false(parse_form("a=%zz", &f));    // bad escape
+    assert_false(parse_form("a=%4", &f));     // cut escape
+    assert_false(parse_form("=x", &f));       // no name
     assert_true(parse_form("", &f) && f.empty());
     std::string many;
     for (int i = 0; i < 40; ++i) many += "f" + std::to_string(i) + "=1&";
-    assert_false(parse_form(many, &f));           // too many fields
+    assert_false(parse_form(many, &f));  // too many fields
     assert_false(parse_form("a=" + std::string(5000, 'x'), &f));
 
     assert_string_equal(find_cookie("a=1; __Host-x=v; b=2", "__Host-x").c_str(), "v");

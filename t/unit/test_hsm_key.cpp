@@ -20,12 +20,14 @@
 
 // cmocka last: it defines macros such as fail() that collide with <ios>. It
 // needs the three C headers first, and has no extern "C" of its own.
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 #include "ca_fixture.hpp"
 

@@ -6,13 +6,14 @@
 #include "core/app/issuance.hpp"
 #include "fakes.hpp"
 
-extern "C" {
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-
+extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 using namespace certgate::fakes;

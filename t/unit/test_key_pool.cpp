@@ -9,12 +9,14 @@
 
 #include "core/adapters/key_pool.hpp"
 
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 using namespace std::chrono_literals;

@@ -33,12 +33,14 @@
 #include "core/ports/store.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 
@@ -519,7 +521,8 @@ void smtp_delivery(void**) {
 }
 
 void smtp_starttls_and_smtps(void**) {
-    if (!smtpd_starttls.running() || !smtpd_smtps.running()) fail_msg("aiosmtpd is not running (python3-aiosmtpd from make deps)");
+    if (!smtpd_starttls.running() || !smtpd_smtps.running())
+        fail_msg("aiosmtpd is not running (python3-aiosmtpd from make deps)");
     // This relay refuses MAIL FROM before STARTTLS, so a mail that arrives went
     // through TLS; the relay's certificate is checked against ca_file.
     MailSettings s = smtp_settings(smtpd_starttls.port);

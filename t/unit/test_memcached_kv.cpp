@@ -21,12 +21,14 @@
 #include "core/config/memcached_servers.hpp"
 
 // cmocka last: its macros (fail, ...) clash with the C++ library.
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 using std::chrono::milliseconds;

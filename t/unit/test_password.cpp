@@ -11,12 +11,14 @@
 #include "core/policy/password.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 

@@ -7,12 +7,14 @@
 #include "core/web/pages.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 

@@ -9,18 +9,20 @@
 #include <string>
 #include <vector>
 
-#include "core/web/errors.hpp"
 #include "core/app/health.hpp"
+#include "core/web/errors.hpp"
 #include "core/web/pages.hpp"
 #include "core/web/portal.hpp"
 
 // cmocka last: its macros (fail, ...) clash with the C++ library.
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 
@@ -85,9 +87,7 @@ static void custom_templates_override_and_errors_name_the_file(void **) {
     char dir[] = "/tmp/certgate-tmpl-XXXXXX";
     assert_non_null(mkdtemp(dir));
     std::string d = dir;
-    {
-        std::ofstream(d + "/error.mustache") << "<p>BANK BRANDED {{error}}</p>";
-    }
+    { std::ofstream(d + "/error.mustache") << "<p>BANK BRANDED {{error}}</p>"; }
     Settings s;
     s.templates_dir = d;
     Pages pages(s);
@@ -97,9 +97,7 @@ static void custom_templates_override_and_errors_name_the_file(void **) {
     std::string html = pages.render("error", Language::ja, data, "/certgate/");
     assert_true(contains(html, "BANK BRANDED locked"));
 
-    {
-        std::ofstream(d + "/login.mustache") << "{{#unclosed}}oops";
-    }
+    { std::ofstream(d + "/login.mustache") << "{{#unclosed}}oops"; }
     bool thrown = false;
     try {
         Pages broken(s);
@@ -125,9 +123,10 @@ static void health_json_hides_reasons(void **) {
     assert_false(contains(json, "tasks_alive"));
     h.memcached_up = true;
     assert_true(contains(health_json(h, 3), "\"tasks_alive\":3"));
-    assert_string_equal(ready_json(h, false, 7, true).c_str(),
-                        "{\"status\":\"unavailable\",\"memcached\":{\"up\":true},\"store\":{\"up\":true},"
-                        "\"feed\":{\"fresh\":false,\"lag_seconds\":7},\"ca_key\":{\"up\":true}}\n");
+    assert_string_equal(
+        ready_json(h, false, 7, true).c_str(),
+        "{\"status\":\"unavailable\",\"memcached\":{\"up\":true},\"store\":{\"up\":true},"
+        "\"feed\":{\"fresh\":false,\"lag_seconds\":7},\"ca_key\":{\"up\":true}}\n");
     assert_true(ready(h, true, true));
     assert_string_equal(live_json(42).c_str(), "{\"status\":\"ok\",\"pid\":42}\n");
 }
@@ -135,8 +134,9 @@ static void health_json_hides_reasons(void **) {
 // Refusals keep their key order and their UTF-8; bytes that are not UTF-8
 // are replaced, never thrown (no 500 for a bad byte in a message).
 static void refusal_json_escapes_and_keeps_utf8(void **) {
-    assert_string_equal(refusal_json(ErrorCode::locked, "ロック\"中\"\n\\").c_str(),
-                        "{\"ok\":false,\"error\":\"locked\",\"message\":\"ロック\\\"中\\\"\\n\\\\\"}\n");
+    assert_string_equal(
+        refusal_json(ErrorCode::locked, "ロック\"中\"\n\\").c_str(),
+        "{\"ok\":false,\"error\":\"locked\",\"message\":\"ロック\\\"中\\\"\\n\\\\\"}\n");
     assert_true(contains(refusal_json(ErrorCode::locked, "a\xff"), "a\xef\xbf\xbd"));
 }
 

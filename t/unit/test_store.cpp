@@ -21,12 +21,14 @@
 #include "core/ports/store.hpp"
 
 // cmocka last: it needs the three C headers first and has no extern "C".
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 
@@ -258,7 +260,7 @@ void streaks_of_real_and_unknown_ids(void**) {
             StreakFailure f;
             for (int i = 0; i < 6; ++i) {
                 f = record_wrong_password(*s, rule, id, known, st.epoch, fake_now, "wrong",
-                                             [&](const StreakFailure&) { ++locks; });
+                                          [&](const StreakFailure&) { ++locks; });
                 assert_true(f.counted);
                 assert_int_equal(f.failures, i + 1);
                 assert_int_equal(f.locked, i == 5);
@@ -269,8 +271,9 @@ void streaks_of_real_and_unknown_ids(void**) {
             assert_true(after.epoch > st.epoch);
             assert_int_equal(after.failures, 0);
             // A failure judged in the old epoch does not count any more.
-            assert_false(record_wrong_password(*s, rule, id, known, st.epoch, fake_now, "late", nullptr)
-                             .counted);
+            assert_false(
+                record_wrong_password(*s, rule, id, known, st.epoch, fake_now, "late", nullptr)
+                    .counted);
             if (known) {
                 assert_int_equal(s->find_user(id)->blocked, lock == 3);
                 if (lock < 3) s->unlock_user(id, "op");
@@ -312,8 +315,9 @@ void lock_three_times_blocks(void**) {
     s->add_org({"ORG1", "One", 0}, "op");
     s->add_user(make_user("general01", "ORG1", Role::general), "op");
     for (int i = 0; i < 5; ++i)
-        record_wrong_password(*s, LockoutRule(), "general01", true, s->auth_streak("general01").epoch,
-                              fake_now, "wrong password", nullptr);
+        record_wrong_password(*s, LockoutRule(), "general01", true,
+                              s->auth_streak("general01").epoch, fake_now, "wrong password",
+                              nullptr);
     assert_int_equal(s->find_user("general01")->failure_streak, 5);
 
     LockState r = lock_user(*s, locks_rule(3), "general01", fake_now + 3600, "certgate");
@@ -334,9 +338,10 @@ void lock_three_times_blocks(void**) {
     assert_int_equal(r.lock_count, 3);
     assert_true(r.blocked);
     assert_true(s->find_user("general01")->blocked);
-    assert_true(contains(
-        error_of<StoreConflict>([&] { lock_user(*s, locks_rule(3), "general01", fake_now + 60, "certgate"); }),
-        "already blocked"));
+    assert_true(contains(error_of<StoreConflict>([&] {
+                             lock_user(*s, locks_rule(3), "general01", fake_now + 60, "certgate");
+                         }),
+                         "already blocked"));
 
     s->unblock_user("general01", "master01");
     u = s->find_user("general01");
@@ -504,7 +509,8 @@ void events_are_numbered_in_order(void**) {
     auto s = fresh_store();
     s->add_org({"ORG1", "One", 0}, "operator:bank");
     s->add_user(make_user("master01", "ORG1", Role::master), "operator:bank");
-    lock_user(*s, locks_rule(1), "master01", fake_now + 60, "certgate");  // locks and blocks: two events
+    lock_user(*s, locks_rule(1), "master01", fake_now + 60,
+              "certgate");  // locks and blocks: two events
     s->append_event("master01", "user.logout", "master01", "");
     auto ev = s->events_since(0, 100);
     const char* kinds[] = {event_kind::kStoreInit,   event_kind::kOrgAdded,

@@ -9,12 +9,14 @@
 
 // cmocka last: it defines macros such as fail() that collide with <ios>. It
 // needs the three C headers first, and has no extern "C" of its own.
+// clang-format off
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 extern "C" {
 #include <cmocka.h>
 }
+// clang-format on
 
 using namespace certgate;
 
@@ -141,9 +143,8 @@ void r1_when_midnight_moves(void**) {
 // The default zone of R1 and a zone with daylight saving, through the
 // same conversion the pages and certgatectl use.
 void local_time_formats_in_the_zone(void**) {
-    assert_string_equal(
-        format_local_time(1795654800, "Asia/Tokyo", "%Y-%m-%d %H:%M:%S %z").c_str(),
-        "2026-11-26 10:00:00 +0900");
+    assert_string_equal(format_local_time(1795654800, "Asia/Tokyo", "%Y-%m-%d %H:%M:%S %z").c_str(),
+                        "2026-11-26 10:00:00 +0900");
     assert_string_equal(
         format_local_time(2223388800, "America/New_York", "%Y-%m-%d %H:%M:%S %z").c_str(),
         "2040-06-15 12:00:00 -0400");
@@ -155,9 +156,9 @@ void local_time_formats_in_the_zone(void**) {
 // certgate_timezone takes zone names only: not files of the zoneinfo
 // folder that are no zone (zone1970.tab), not paths, not "localtime".
 void unknown_zones_are_refused(void**) {
-    for (const char* tz : {"Asia/Atlantis", "", "../etc/passwd", "/etc/localtime", "zone1970.tab",
-                           "zone.tab", "iso3166.tab", "localtime", "libc:Asia/Tokyo", "leapseconds",
-                           "tzdata.zi", "Asia"}) {
+    for (const char* tz :
+         {"Asia/Atlantis", "", "../etc/passwd", "/etc/localtime", "zone1970.tab", "zone.tab",
+          "iso3166.tab", "localtime", "libc:Asia/Tokyo", "leapseconds", "tzdata.zi", "Asia"}) {
         std::string problem = time_zone_problem(tz);
         if (problem.find("unknown time zone") == std::string::npos)
             fail_msg("zone \"%s\" was accepted", tz);

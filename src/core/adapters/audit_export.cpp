@@ -137,7 +137,6 @@ AuditTarget parse_audit_target(const std::string &spec) {
     return t;
 }
 
-
 std::string audit_json(const Event &e, const std::string &node) {
     return json_line(Json{{"time", utc_time(e.at)},
                           {"id", e.id},

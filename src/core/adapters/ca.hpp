@@ -145,7 +145,6 @@ class ClientCertCheck {
 
 // ---- issuance ---------------------------------------------------------------------------
 
-
 // ---- revocation -------------------------------------------------------------------------
 
 // Maps the reason words certgatectl accepts (keyCompromise, superseded,

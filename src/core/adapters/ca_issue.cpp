@@ -18,8 +18,8 @@
 #include <mutex>
 
 #include "core/adapters/ca.hpp"
-#include "core/adapters/key_pool.hpp"
 #include "core/adapters/ca_openssl.hpp"
+#include "core/adapters/key_pool.hpp"
 
 namespace certgate {
 

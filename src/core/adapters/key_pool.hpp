@@ -17,14 +17,14 @@
 namespace certgate {
 
 struct KeyPoolStats {
-    size_t ready = 0;       // keys waiting now
-    uint64_t taken = 0;     // issuances served from the pool
-    uint64_t missed = 0;    // issuances that found it empty (made their key inline)
-    uint64_t generated = 0; // keys the refill made
+    size_t ready = 0;        // keys waiting now
+    uint64_t taken = 0;      // issuances served from the pool
+    uint64_t missed = 0;     // issuances that found it empty (made their key inline)
+    uint64_t generated = 0;  // keys the refill made
 };
 
 class KeyPool {
-public:
+  public:
     // Up to `capacity` keys of `type`; after each key the refill pauses
     // `pause` (a bound on its rate whatever the machine's idleness).
     KeyPool(KeyType type, size_t capacity, std::chrono::milliseconds pause);
@@ -43,7 +43,7 @@ public:
     std::optional<PKey> take(const KeyType &type);
     KeyPoolStats stats() const;
 
-private:
+  private:
     void refill() noexcept;
 
     const KeyType type_;

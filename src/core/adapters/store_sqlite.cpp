@@ -2,6 +2,8 @@
 // certgatectl. The SQL sticks to what PostgreSQL also accepts (except the DDL
 // details marked in store_sqlite_schema.cpp) so the fleet backend can reuse it.
 // This file: opening the file, its checks and the error mapping.
+#include "core/adapters/store_sqlite.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,8 +11,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-
-#include "core/adapters/store_sqlite.hpp"
 
 namespace certgate::sqlite_store {
 

@@ -218,7 +218,6 @@ bool SqliteStore::claim_notice(const std::string& serial, CertNotice notice,
     return claimed;
 }
 
-
 // The CRL is a row of certgate_meta (key 'crl'): "<number> <thisUpdate>
 // <nextUpdate> <DER in hex>"; no schema change needed.
 std::optional<StoredCrl> SqliteStore::current_crl() {

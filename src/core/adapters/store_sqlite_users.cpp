@@ -225,9 +225,9 @@ void SqliteStore::save_lock(const std::string& id, bool known, const LockState& 
             s.bind(0, lock.lock_count).bind(1, lock.until).bind(2, lock.blocked ? 1 : 0);
             s.bind(3, id).run();
             end_streak(id);
-            append_event(actor, event_kind::kUserLocked, id,
-                         "until=" + utc_time(lock.until) +
-                             " lock_count=" + std::to_string(lock.lock_count));
+            append_event(
+                actor, event_kind::kUserLocked, id,
+                "until=" + utc_time(lock.until) + " lock_count=" + std::to_string(lock.lock_count));
             if (lock.blocked)
                 append_event(actor, event_kind::kUserBlocked, id,
                              "after " + std::to_string(lock.lock_count) + " locks");
@@ -244,9 +244,8 @@ void SqliteStore::save_lock(const std::string& id, bool known, const LockState& 
         u.bind(3, lock.blocked ? 1 : 0).bind(4, lock.blocked ? int64_t{0} : expires_at);
         u.bind(5, now()).run();
         append_event(actor, "auth.unknown_locked", "(unknown)",
-                     "user_id=" + id + " until=" + utc_time(lock.until) +
-                         " lock_count=" + std::to_string(lock.lock_count) +
-                         (lock.blocked ? " blocked" : ""));
+                     "user_id=" + id + " until=" + utc_time(lock.until) + " lock_count=" +
+                         std::to_string(lock.lock_count) + (lock.blocked ? " blocked" : ""));
     });
 }
 

@@ -30,8 +30,8 @@ const std::string &dummy_hash() {
 // timer sends them), so the locking request takes no longer than any other.
 // A failure to queue is logged by the caller through `error`, never turns the
 // lock into a pass.
-void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blocked,
-                     int64_t until, AuthResult *result) {
+void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blocked, int64_t until,
+                     AuthResult *result) {
     if (user.mail.empty() || s.mail.empty()) return;
     try {
         MailFields f;
@@ -56,8 +56,8 @@ void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blo
 
 }  // namespace
 
-StreakFailure record_wrong_password(Store &store, const LockoutRule &rule,
-                                    const std::string &id, bool known, int64_t epoch, int64_t now,
+StreakFailure record_wrong_password(Store &store, const LockoutRule &rule, const std::string &id,
+                                    bool known, int64_t epoch, int64_t now,
                                     const std::string &detail,
                                     const std::function<void(const StreakFailure &)> &on_lock) {
     StreakFailure r;
@@ -164,7 +164,8 @@ AuthResult authenticate(const Settings &s, Store &store, Kv &mc, const AuthReque
             AuthStreak now_streak = store.auth_streak(req.user_id);
             std::optional<User> now_user = known ? store.find_user(req.user_id) : std::nullopt;
             bool blocked = known ? now_user && now_user->blocked : now_streak.blocked;
-            int64_t until = known ? (now_user ? now_user->locked_until : 0) : now_streak.locked_until;
+            int64_t until =
+                known ? (now_user ? now_user->locked_until : 0) : now_streak.locked_until;
             if (!refused(blocked, until)) {
                 result.status = AuthStatus::locked;
                 result.locked_until = req.now + s.lockout_time_s;
@@ -176,9 +177,9 @@ AuthResult authenticate(const Settings &s, Store &store, Kv &mc, const AuthReque
         if (!known || !right) {
             // The same store work for a real and an unknown ID, so neither
             // the answer nor its timing tells which IDs exist.
-            std::string detail = "attempt=" + std::to_string(attempt) + " client=" + req.client +
-                                 " purpose=" +
-                                 (req.purpose == AuthPurpose::login ? "login" : "issuance");
+            std::string detail =
+                "attempt=" + std::to_string(attempt) + " client=" + req.client +
+                " purpose=" + (req.purpose == AuthPurpose::login ? "login" : "issuance");
             StreakFailure sf = record_wrong_password(
                 store, LockoutRule::from(s), req.user_id, known, streak.epoch, req.now, detail,
                 [&](const StreakFailure &f) {

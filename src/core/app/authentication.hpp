@@ -10,10 +10,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
-
-#include <functional>
 
 #include "core/config/settings.hpp"
 #include "core/policy/lockout.hpp"
@@ -29,7 +28,7 @@ enum class AuthStatus {
     blocked,          // R10: 閉塞
     already_issued,   // R2: a valid certificate, renewal not open yet
     initial_password_expired,
-    unavailable,      // memcached or the store did not answer: fail closed
+    unavailable,  // memcached or the store did not answer: fail closed
 };
 
 enum class AuthPurpose { login, issuance };
@@ -44,7 +43,7 @@ struct AuthRequest {
 
 struct AuthResult {
     AuthStatus status = AuthStatus::unavailable;
-    std::optional<User> user;      // set when the password was right
+    std::optional<User> user;       // set when the password was right
     bool initial_password = false;  // the user has not registered yet (must_register)
     int64_t locked_until = 0;       // locked
     int64_t renewal_opens = 0;      // already_issued: first moment renewal is possible
@@ -58,8 +57,7 @@ inline constexpr int64_t kInitialPasswordLifetime = 30 * 86400;
 // Decides one attempt. Never throws for memcached or store trouble: that is
 // AuthStatus::unavailable, and nothing was checked or counted as passed.
 // Lock and block mails are queued to the outbox here; the sweep sends them.
-AuthResult authenticate(const Settings &settings, Store &store, Kv &mc,
-                        const AuthRequest &request);
+AuthResult authenticate(const Settings &settings, Store &store, Kv &mc, const AuthRequest &request);
 
 // The memcached key of the reservation counter of an ID's streak `epoch`.
 // The epoch lives in the store and changes with every lock, success, unlock

@@ -29,8 +29,7 @@ bool queue_notice(Store& store, const NoticeSettings& settings, const Certificat
     f.portal_url = settings.portal_url;
     f.helpdesk = settings.helpdesk;
     try {
-        const MailKind kind =
-            notice == kNoticeExpiring ? MailKind::expiry_soon : MailKind::expired;
+        const MailKind kind = notice == kNoticeExpiring ? MailKind::expiry_soon : MailKind::expired;
         const MailMessage m = settings.bilingual ? compose_bilingual_mail(kind, f)
                                                  : compose_mail(kind, settings.language, f);
         bool claimed = false;

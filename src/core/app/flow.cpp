@@ -4,28 +4,36 @@
 #include <map>
 #include <sstream>
 
-#include "core/web/form.hpp"
 #include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
+#include "core/web/form.hpp"
 
 namespace certgate {
 
 const char *to_string(FlowKind k) {
     switch (k) {
-    case FlowKind::issue: return "issue";
-    case FlowKind::register_general: return "register_general";
-    case FlowKind::register_master: return "register_master";
+        case FlowKind::issue:
+            return "issue";
+        case FlowKind::register_general:
+            return "register_general";
+        case FlowKind::register_master:
+            return "register_master";
     }
     return "issue";
 }
 
 const char *to_string(FlowStep s) {
     switch (s) {
-    case FlowStep::need_password: return "need_password";
-    case FlowStep::code_sent: return "code_sent";
-    case FlowStep::code_ok: return "code_ok";
-    case FlowStep::issuing: return "issuing";
-    case FlowStep::issued: return "issued";
+        case FlowStep::need_password:
+            return "need_password";
+        case FlowStep::code_sent:
+            return "code_sent";
+        case FlowStep::code_ok:
+            return "code_ok";
+        case FlowStep::issuing:
+            return "issuing";
+        case FlowStep::issued:
+            return "issued";
     }
     return "code_sent";
 }
@@ -46,7 +54,6 @@ bool parse_enum(const std::string &s, const E (&values)[N], E *out) {
 const FlowKind kKinds[] = {FlowKind::issue, FlowKind::register_general, FlowKind::register_master};
 const FlowStep kSteps[] = {FlowStep::need_password, FlowStep::code_sent, FlowStep::code_ok,
                            FlowStep::issuing, FlowStep::issued};
-
 
 constexpr const char kFlowMagic[] = "certgate-flow 1";
 
@@ -115,8 +122,10 @@ bool parse_flow(const std::string &text, Flow *flow) {
     if (f.id.empty() || f.user_id.empty() || !parse_enum(v["kind"], kKinds, &f.kind) ||
         !parse_enum(v["step"], kSteps, &f.step) || !parse_decimal(v["created"], &f.created_at) ||
         !parse_decimal(v["expires"], &f.expires_at) ||
-        !parse_decimal(v["code_expires"], &f.code_expires) || !parse_decimal(v["mail_id"], &f.mail_id) ||
-        !parse_decimal(v["not_before"], &f.not_before) || !parse_decimal(v["not_after"], &f.not_after)) {
+        !parse_decimal(v["code_expires"], &f.code_expires) ||
+        !parse_decimal(v["mail_id"], &f.mail_id) ||
+        !parse_decimal(v["not_before"], &f.not_before) ||
+        !parse_decimal(v["not_after"], &f.not_after)) {
         return false;
     }
     *flow = std::move(f);
@@ -177,7 +186,9 @@ std::optional<FlowCookie> decode_flow_cookie(const std::string &secret, const st
 }
 
 std::string flow_key(const std::string &flow_id) { return "cg:flow:" + flow_id; }
-std::string flow_code_tries_key(const std::string &flow_id) { return "cg:flow:" + flow_id + ":tries"; }
+std::string flow_code_tries_key(const std::string &flow_id) {
+    return "cg:flow:" + flow_id + ":tries";
+}
 std::string flow_claim_key(const std::string &flow_id, const char *what) {
     return "cg:flow:" + flow_id + ":" + what;
 }

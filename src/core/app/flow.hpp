@@ -11,8 +11,8 @@
 #include <optional>
 #include <string>
 
-#include "core/ports/kv.hpp"
 #include "core/config/settings.hpp"
+#include "core/ports/kv.hpp"
 
 namespace certgate {
 
@@ -39,10 +39,10 @@ struct Flow {
 
     std::string code_hash;  // HMAC of the code, bound to the flow id
     int64_t code_expires = 0;
-    int64_t mail_id = 0;    // the outbox row of the code mail
-    std::string mail;       // where the code went (register_master: the new address)
+    int64_t mail_id = 0;  // the outbox row of the code mail
+    std::string mail;     // where the code went (register_master: the new address)
 
-    std::string sealed_password;  // seal(cookie key, login password)
+    std::string sealed_password;    // seal(cookie key, login password)
     std::string new_password_hash;  // registration: set when the code is confirmed
 
     // ⑧, so a reload shows the result instead of issuing again.

@@ -4,8 +4,8 @@
 
 #include <cerrno>
 #include <cstring>
-#include <stdexcept>
 #include <exception>
+#include <stdexcept>
 
 #include "core/app/runtime.hpp"
 #include "core/base/json.hpp"
@@ -24,8 +24,7 @@ std::string sqlite_path(const std::string &uri) {
 Health check_health(const Settings &settings, bool check_file) {
     Health h;
     try {
-        thread_kv(settings)
-            .version();
+        thread_kv(settings).version();
         h.memcached_up = true;
     } catch (const std::exception &e) {
         h.memcached_error = e.what();

@@ -1,11 +1,11 @@
 // The mail outbox: every mail is a row in the store before it is sent, and is
 // claimed there before each try (see deliver_outbox in mail.hpp).
 
+#include "core/app/outbox.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <string>
-
-#include "core/app/outbox.hpp"
 
 namespace certgate {
 

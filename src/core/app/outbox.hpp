@@ -80,7 +80,6 @@ bool send_mail_now(Store& store, const MailSettings& settings, const MailMessage
                    const std::string& actor, const std::string& about, int64_t now, int64_t* id,
                    std::string* error);
 
-
 // ---- expiry notices (R3) ------------------------------------------------------------
 
 struct NoticeSettings {

@@ -57,7 +57,8 @@ FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
     superseded.status = CertStatus::superseded;
     superseded.not_after_from = now;
     for (const Certificate &c : store.list_certificates(superseded)) {
-        RevocationUpdate u = update(RevocationUpdate::Kind::serial_revoked, c.serial, c.issued_at, 0);
+        RevocationUpdate u =
+            update(RevocationUpdate::Kind::serial_revoked, c.serial, c.issued_at, 0);
         u.not_after = c.not_after;
         batch.updates.push_back(u);
     }

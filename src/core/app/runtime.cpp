@@ -89,7 +89,8 @@ std::string store_access_problem(const std::string &store_uri, const WorkerIdent
 std::string read_secret_file(const std::string &path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) {
-        throw std::runtime_error("cannot read secret file \"" + path + "\": " + std::strerror(errno));
+        throw std::runtime_error("cannot read secret file \"" + path +
+                                 "\": " + std::strerror(errno));
     }
     if (!S_ISREG(st.st_mode)) {
         throw std::runtime_error("secret file \"" + path + "\" is not a regular file");
@@ -100,7 +101,8 @@ std::string read_secret_file(const std::string &path) {
     }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
-        throw std::runtime_error("cannot read secret file \"" + path + "\": " + std::strerror(errno));
+        throw std::runtime_error("cannot read secret file \"" + path +
+                                 "\": " + std::strerror(errno));
     }
     std::string secret((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     // A trailing newline from `echo` or an editor is not part of the secret.

@@ -13,10 +13,10 @@
 
 #include "core/adapters/ca.hpp"
 #include "core/adapters/key_pool.hpp"
-#include "core/web/pages.hpp"
 #include "core/config/settings.hpp"
 #include "core/ports/kv.hpp"
 #include "core/ports/store.hpp"
+#include "core/web/pages.hpp"
 
 namespace certgate {
 

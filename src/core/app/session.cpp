@@ -2,9 +2,9 @@
 
 #include <vector>
 
-#include "core/web/form.hpp"
 #include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
+#include "core/web/form.hpp"
 
 namespace certgate {
 
@@ -32,9 +32,9 @@ std::string mac_of(const std::string &secret, const std::string &payload) {
 // Fields joined by '|', each base64url: no separator can appear inside one.
 std::string encode_session(const std::string &secret, const Session &s) {
     std::string payload = "2|" + s.id + "|" + base64url_encode(s.user_id) + "|" +
-                          base64url_encode(s.org) + "|" + to_string(s.role) + "|" + s.serial +
-                          "|" + std::to_string(s.started_at) + "|" + std::to_string(s.last_seen) +
-                          "|" + std::to_string(s.cert_not_after) + "|" + std::to_string(s.epoch);
+                          base64url_encode(s.org) + "|" + to_string(s.role) + "|" + s.serial + "|" +
+                          std::to_string(s.started_at) + "|" + std::to_string(s.last_seen) + "|" +
+                          std::to_string(s.cert_not_after) + "|" + std::to_string(s.epoch);
     return base64url_encode(payload) + "." + base64url_encode(mac_of(secret, payload));
 }
 

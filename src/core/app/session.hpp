@@ -39,8 +39,8 @@ std::optional<Session> decode_session(const std::string &secret, const std::stri
 enum class SessionCheck { ok, expired, wrong_certificate };
 
 // Idle and absolute timeouts, and the binding to the presented certificate.
-SessionCheck check_session(const Session &session, const std::string &presented_serial,
-                           int64_t now, long idle_s, long absolute_s);
+SessionCheck check_session(const Session &session, const std::string &presented_serial, int64_t now,
+                           long idle_s, long absolute_s);
 
 // Whether the cookie should be sent again with last_seen = now: often enough
 // for the idle timeout, rarely enough not to cost a Set-Cookie per request.

@@ -1,8 +1,8 @@
 #include "core/base/secrets.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
@@ -126,8 +126,8 @@ bool unseal(std::string_view key, std::string_view box, std::string *plaintext) 
     if (!ctx ||
         EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr,
                            reinterpret_cast<const unsigned char *>(key.data()), src) != 1 ||
-        EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char *>(&out[0]), &len,
-                          src + kNonce, static_cast<int>(n)) != 1 ||
+        EVP_DecryptUpdate(ctx.get(), reinterpret_cast<unsigned char *>(&out[0]), &len, src + kNonce,
+                          static_cast<int>(n)) != 1 ||
         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTag, &tag[0]) != 1 ||
         EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<unsigned char *>(&out[0]) + len, &len) !=
             1) {

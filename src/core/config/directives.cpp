@@ -1,4 +1,5 @@
 #include "core/config/directives.hpp"
+
 #include "core/config/memcached_servers.hpp"
 #include "core/policy/policy.hpp"
 
@@ -161,7 +162,8 @@ std::string parse_key_pool(const Args& a, const ConfPaths&, ConfValues& v) {
     long n = std::strtol(a[0].c_str(), &end, 10);
     if (a[0].empty() || *end != '\0' || n < 1 || n > 1000)
         return "\"certgate_key_pool\" directive: expected off or a number of keys from 1 to "
-               "1000, not " + quoted(a[0]);
+               "1000, not " +
+               quoted(a[0]);
     v.settings.key_pool_size = static_cast<int>(n);
     for (size_t i = 1; i < a.size(); i++) {
         if (a[i].rfind("pause=", 0) != 0)

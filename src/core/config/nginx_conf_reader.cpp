@@ -102,8 +102,10 @@ void NginxConf::parse_file(const std::string& path, int depth) {
     for (const auto& t : tokens) {
         if (!t.quoted && (t.text == "{" || t.text == "}")) {
             // A block opens or closes: whatever came before was its name.
-            if (t.text == "{") blocks_.push_back(stmt.empty() ? "" : stmt[0].text);
-            else if (!blocks_.empty()) blocks_.pop_back();
+            if (t.text == "{")
+                blocks_.push_back(stmt.empty() ? "" : stmt[0].text);
+            else if (!blocks_.empty())
+                blocks_.pop_back();
             stmt.clear();
             continue;
         }
@@ -129,7 +131,8 @@ void NginxConf::parse_file(const std::string& path, int depth) {
                                     ": cannot expand include " + pattern);
             }
         } else if (name.rfind("certgate_", 0) == 0) {
-            ConfDirective d{name, {}, path, stmt[0].line, false, blocks_.empty() ? "" : blocks_.back()};
+            ConfDirective d{name,         {},    path,
+                            stmt[0].line, false, blocks_.empty() ? "" : blocks_.back()};
             for (const auto& b : blocks_)
                 if (b == "server" || b == "location") d.in_server = true;
             for (size_t k = 1; k < stmt.size(); ++k) d.args.push_back(stmt[k].text);

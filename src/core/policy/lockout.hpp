@@ -12,9 +12,9 @@
 namespace certgate {
 
 struct LockoutRule {
-    int failures = 6;             // certgate_lockout: wrong passwords in a row that lock
-    int64_t lock_time_s = 3600;   // how long a lock lasts
-    int locks = 3;                // locks that block; 0: never
+    int failures = 6;            // certgate_lockout: wrong passwords in a row that lock
+    int64_t lock_time_s = 3600;  // how long a lock lasts
+    int locks = 3;               // locks that block; 0: never
 
     static LockoutRule from(const Settings& s) {
         return LockoutRule{s.lockout_failures, s.lockout_time_s, s.lockout_locks};

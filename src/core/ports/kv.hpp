@@ -20,15 +20,16 @@ struct KvError : std::runtime_error {
 };
 
 class Kv {
-public:
+  public:
     virtual ~Kv() = default;
     // Every call throws KvError when the server does not answer in time.
     virtual std::string version() = 0;
     virtual std::optional<std::string> get(const std::string &key) = 0;
     virtual void set(const std::string &key, const std::string &value, long ttl_s) = 0;
-    virtual bool add(const std::string &key, const std::string &value, long ttl_s) = 0;  // false: exists
-    virtual bool remove(const std::string &key) = 0;                                     // false: absent
-    virtual bool touch(const std::string &key, long ttl_s) = 0;                          // false: absent
+    virtual bool add(const std::string &key, const std::string &value,
+                     long ttl_s) = 0;                            // false: exists
+    virtual bool remove(const std::string &key) = 0;             // false: absent
+    virtual bool touch(const std::string &key, long ttl_s) = 0;  // false: absent
     // Atomic increment; std::nullopt when the key does not exist.
     virtual std::optional<uint64_t> incr(const std::string &key, uint64_t delta) = 0;
     // Atomic increment that creates the counter at `delta` (with ttl) when absent.

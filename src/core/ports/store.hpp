@@ -170,19 +170,19 @@ struct StoredCrl {
 // store holds it so that losing memcached gives no extra guesses; memcached
 // only reserves the race-free slots of the current epoch.
 struct AuthStreak {
-    int64_t epoch = 0;     // the streak's number: every lock, success, unlock and reset bumps it
-    int failures = 0;      // wrong passwords judged in this streak
-    int lock_count = 0;    // locks since the last success
+    int64_t epoch = 0;   // the streak's number: every lock, success, unlock and reset bumps it
+    int failures = 0;    // wrong passwords judged in this streak
+    int lock_count = 0;  // locks since the last success
     int64_t locked_until = 0;
     bool blocked = false;
 };
 
 // One unit taken from a per-window budget (code tries, code mails).
 struct BudgetTake {
-    bool allowed = false;  // within the limit
-    int used = 0;          // units taken in this window, this one included
-    int64_t resets_at = 0; // when the window ends
-    bool reached = false;  // this take used the last unit of the window
+    bool allowed = false;   // within the limit
+    int used = 0;           // units taken in this window, this one included
+    int64_t resets_at = 0;  // when the window ends
+    bool reached = false;   // this take used the last unit of the window
 };
 
 struct CertificateFilter {

@@ -79,8 +79,7 @@ const std::array<ErrorText, 24> &error_texts() {
         {ErrorCode::unavailable, "unavailable",
          "ただいまサービスを利用できません。しばらく経ってから再度操作してください。",
          "The service is unavailable at the moment. Please try again later."},
-        {ErrorCode::not_found, "not_found", "ページが見つかりません。",
-         "The page was not found."},
+        {ErrorCode::not_found, "not_found", "ページが見つかりません。", "The page was not found."},
         {ErrorCode::forbidden, "forbidden", "この画面を利用する権限がありません。",
          "You are not allowed to use this page."},
         {ErrorCode::must_register, "must_register",
@@ -101,7 +100,8 @@ const std::array<ErrorText, 24> &error_texts() {
          "Please log in. After a period without activity, or after logging out, you need to log "
          "in again."},
         {ErrorCode::too_many_requests, "too_many_requests",
-         "短時間に認証の失敗が続いたため、一時的に受け付けを停止しています。しばらく経ってから再度操"
+         "短時間に認証の失敗が続いたため、一時的に受け付けを停止しています。しばらく経ってから再度"
+         "操"
          "作してください。",
          "Too many failed authentications came from here in a short time, so requests are "
          "refused for a while. Please try again later."},

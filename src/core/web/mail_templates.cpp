@@ -43,8 +43,8 @@ std::string mail_template(MailKind kind, Language lang) {
 }
 
 std::string footer_template(Language lang) {
-    return std::string(
-        embedded_resource(lang == Language::ja ? "mail/footer.ja.mustache" : "mail/footer.en.mustache"));
+    return std::string(embedded_resource(lang == Language::ja ? "mail/footer.ja.mustache"
+                                                              : "mail/footer.en.mustache"));
 }
 
 const char* const kMonths[] = {"January",   "February", "March",    "April",

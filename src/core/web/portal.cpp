@@ -4,11 +4,11 @@
 #include <exception>
 
 #include "core/adapters/ca.hpp"
-#include "core/web/form.hpp"
+#include "core/app/runtime.hpp"
 #include "core/base/json.hpp"
 #include "core/base/observe.hpp"
+#include "core/web/form.hpp"
 #include "core/web/portal_screens.hpp"
-#include "core/app/runtime.hpp"
 
 namespace certgate {
 
@@ -16,30 +16,40 @@ namespace certgate {
 // bad_credentials, so they share the status too.
 int status_of(ErrorCode code) {
     switch (code) {
-    case ErrorCode::invalid_user_id:
-    case ErrorCode::invalid_password:
-    case ErrorCode::password_mismatch:
-    case ErrorCode::mail_mismatch: return 400;
-    case ErrorCode::bad_credentials:
-    case ErrorCode::bad_code:
-    case ErrorCode::no_certificate:
-    case ErrorCode::certificate_mismatch:
-    case ErrorCode::certificate_expired:
-    case ErrorCode::certificate_revoked: return 401;
-    case ErrorCode::csrf:
-    case ErrorCode::blocked:
-    case ErrorCode::forbidden:
-    case ErrorCode::must_register:
-    case ErrorCode::initial_password_expired: return 403;
-    case ErrorCode::not_found: return 404;
-    case ErrorCode::already_issued: return 409;
-    case ErrorCode::code_expired:
-    case ErrorCode::flow_expired: return 410;
-    case ErrorCode::locked: return 423;
-    case ErrorCode::unavailable:
-    case ErrorCode::mail_not_sent: return 503;
-    case ErrorCode::login_required: return 401;
-    case ErrorCode::too_many_requests: return 429;
+        case ErrorCode::invalid_user_id:
+        case ErrorCode::invalid_password:
+        case ErrorCode::password_mismatch:
+        case ErrorCode::mail_mismatch:
+            return 400;
+        case ErrorCode::bad_credentials:
+        case ErrorCode::bad_code:
+        case ErrorCode::no_certificate:
+        case ErrorCode::certificate_mismatch:
+        case ErrorCode::certificate_expired:
+        case ErrorCode::certificate_revoked:
+            return 401;
+        case ErrorCode::csrf:
+        case ErrorCode::blocked:
+        case ErrorCode::forbidden:
+        case ErrorCode::must_register:
+        case ErrorCode::initial_password_expired:
+            return 403;
+        case ErrorCode::not_found:
+            return 404;
+        case ErrorCode::already_issued:
+            return 409;
+        case ErrorCode::code_expired:
+        case ErrorCode::flow_expired:
+            return 410;
+        case ErrorCode::locked:
+            return 423;
+        case ErrorCode::unavailable:
+        case ErrorCode::mail_not_sent:
+            return 503;
+        case ErrorCode::login_required:
+            return 401;
+        case ErrorCode::too_many_requests:
+            return 429;
     }
     return 400;
 }
@@ -97,11 +107,18 @@ std::string credential_refusal(const Runtime &rt, const Portal::Context &c, cons
 }
 
 void add_steps(PageData &data, int current, Language lang) {
-    static const char *ja[] = {"URLアクセス", "電子証明書選択", "電子証明書発行選択", "ユーザー認証",
-                               "認証コード入力", "発行", "発行中", "発行結果", "インポート"};
-    static const char *en[] = {"Open the URL", "Select certificate", "Choose issuance",
-                               "User authentication", "Authentication code", "Issue",
-                               "Issuing", "Result", "Import"};
+    static const char *ja[] = {"URLアクセス",  "電子証明書選択", "電子証明書発行選択",
+                               "ユーザー認証", "認証コード入力", "発行",
+                               "発行中",       "発行結果",       "インポート"};
+    static const char *en[] = {"Open the URL",
+                               "Select certificate",
+                               "Choose issuance",
+                               "User authentication",
+                               "Authentication code",
+                               "Issue",
+                               "Issuing",
+                               "Result",
+                               "Import"};
     static const char *marks[] = {"①", "②", "③", "④", "⑤", "⑥", "⑦", "⑧", "⑨"};
     PageData steps{PageData::type::list};
     for (int i = 0; i < 9; ++i) {
@@ -121,8 +138,8 @@ std::string refusal_json(ErrorCode code, const std::string &message) {
 
 // Renders a screen, or its JSON form.
 PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::string &name,
-                                  const std::string &title, PageData data, int status,
-                                  const std::string &message, ErrorCode *error) {
+                           const std::string &title, PageData data, int status,
+                           const std::string &message, ErrorCode *error) {
     PortalResponse &res = c.res;
     res.status = status;
     if (error) {
@@ -146,7 +163,8 @@ PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::str
 // A POST that passed: 303 to the next screen, or {"ok":true,"next":...}.
 PortalResponse go_next(Portal::Context &c, const std::string &next) {
     PortalResponse &res = c.res;
-    if (res.outcome.result == PortalOutcome::Result::none) res.outcome.result = PortalOutcome::Result::ok;
+    if (res.outcome.result == PortalOutcome::Result::none)
+        res.outcome.result = PortalOutcome::Result::ok;
     if (c.req.json) {
         res.status = 200;
         res.content_type = "application/json";
@@ -168,8 +186,6 @@ PortalResponse refusal(const Runtime &rt, Portal::Context &c, ErrorCode code,
                        status_of(code), msg, &code);
 }
 
-
-
 AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
                              const std::string &password, AuthPurpose purpose) {
     const Settings &s = c.s;
@@ -179,9 +195,7 @@ AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
     areq.purpose = purpose;
     areq.now = c.req.now;
     areq.client = c.req.client;
-    AuthResult ar =
-        authenticate(s, thread_store(s.store_uri),
-                     thread_kv(s), areq);
+    AuthResult ar = authenticate(s, thread_store(s.store_uri), thread_kv(s), areq);
     if (!ar.error.empty()) c.res.log_error = ar.error;
     // Counted against the client address by the glue's per-source throttle.
     if (ar.status == AuthStatus::bad_credentials || ar.status == AuthStatus::locked ||
@@ -227,10 +241,11 @@ PortalResponse Portal::handle(const PortalRequest &req) const {
         data.set("error", error_name(ErrorCode::unavailable));
         if (req.json) {
             res.content_type = "application/json";
-            res.body = refusal_json(ErrorCode::unavailable,
-                                    error_message(ErrorCode::unavailable, c.lang));
+            res.body =
+                refusal_json(ErrorCode::unavailable, error_message(ErrorCode::unavailable, c.lang));
         } else {
-            res.body = rt_.pages->render("error", c.lang, data, rt_.settings.portal_prefix + req.path);
+            res.body =
+                rt_.pages->render("error", c.lang, data, rt_.settings.portal_prefix + req.path);
         }
         return res;
     }

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "core/web/errors.hpp"
 #include "core/app/runtime.hpp"
 #include "core/app/session.hpp"
+#include "core/web/errors.hpp"
 
 namespace certgate {
 
@@ -96,7 +96,7 @@ std::string set_cookie_value(const char *name, const std::string &value, long ma
 std::string refusal_json(ErrorCode code, const std::string &message);
 
 class Portal {
-public:
+  public:
     explicit Portal(const Runtime &runtime) : rt_(runtime) {}
 
     // Whether `path` is one of the portal's own routes handled here.
@@ -106,7 +106,7 @@ public:
 
     struct Context;  // one request's working state (portal_screens.hpp)
 
-private:
+  private:
     const Runtime &rt_;
 };
 

@@ -3,14 +3,14 @@
 
 #include <exception>
 
+#include "core/adapters/mail.hpp"
 #include "core/app/authentication.hpp"
 #include "core/app/flow.hpp"
-#include "core/adapters/mail.hpp"
 #include "core/app/outbox.hpp"
-#include "core/base/json.hpp"
-#include "core/web/portal_screens.hpp"
 #include "core/app/runtime.hpp"
+#include "core/base/json.hpp"
 #include "core/base/secrets.hpp"
+#include "core/web/portal_screens.hpp"
 
 namespace certgate {
 
@@ -317,21 +317,21 @@ PortalResponse admin_list(const Runtime &rt, Portal::Context &c, ErrorCode *erro
             if (locked || u.blocked) row.set("unlockable", true);
         }
         rows.push_back(row);
-        users.push_back(Json{{"user_id", u.id},
-                             {"name", u.name},
-                             {"mail", u.mail},
-                             {"state", to_string(u.state)},
-                             {"locked_until", locked ? u.locked_until : 0},
-                             {"blocked", u.blocked},
-                             {"certificate", cert ? Json{{"serial", cert->serial},
-                                                         {"not_after", cert->not_after}}
-                                                  : Json(nullptr)}});
+        users.push_back(Json{
+            {"user_id", u.id},
+            {"name", u.name},
+            {"mail", u.mail},
+            {"state", to_string(u.state)},
+            {"locked_until", locked ? u.locked_until : 0},
+            {"blocked", u.blocked},
+            {"certificate", cert ? Json{{"serial", cert->serial}, {"not_after", cert->not_after}}
+                                 : Json(nullptr)}});
     }
     if (c.req.json && !error) {
         c.res.status = 200;
         c.res.content_type = "application/json";
-        c.res.body = json_body(
-            Json{{"ok", true}, {"csrf_token", c.csrf()}, {"org", org}, {"users", users}});
+        c.res.body =
+            json_body(Json{{"ok", true}, {"csrf_token", c.csrf()}, {"org", org}, {"users", users}});
         return c.res;
     }
     PageData data{PageData::type::object};
@@ -386,8 +386,7 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
     }
 
     Store &store = thread_store(s.store_uri);
-    std::string password =
-        generate_initial_password(rt.pages->policy().initial_password_length());
+    std::string password = generate_initial_password(rt.pages->policy().initial_password_length());
     User u;
     u.id = user_id;
     u.org = c.req.session->org;
@@ -434,7 +433,7 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
     if (action == "reset") {
         if (u->state == UserState::disabled) return refusal(rt, c, ErrorCode::not_found);
         std::string password =
-        generate_initial_password(rt.pages->policy().initial_password_length());
+            generate_initial_password(rt.pages->policy().initial_password_length());
         store.reset_user(target, hash_password(password), actor);
         PortalResponse res = show_initial_password(rt, c, *u, password, false);
         wipe(password);

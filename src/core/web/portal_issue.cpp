@@ -11,17 +11,17 @@
 #include <ctime>
 #include <exception>
 
-#include "core/app/authentication.hpp"
 #include "core/adapters/ca.hpp"
-#include "core/app/flow.hpp"
 #include "core/adapters/mail.hpp"
+#include "core/app/authentication.hpp"
+#include "core/app/flow.hpp"
 #include "core/app/issuance.hpp"
 #include "core/app/outbox.hpp"
-#include "core/base/json.hpp"
-#include "core/web/portal_screens.hpp"
 #include "core/app/runtime.hpp"
 #include "core/base/encoding.hpp"
+#include "core/base/json.hpp"
 #include "core/base/secrets.hpp"
+#include "core/web/portal_screens.hpp"
 
 namespace certgate {
 
@@ -85,28 +85,30 @@ void queue_budget_notice(Portal::Context &c, Store &store, const std::string &us
 
 PortalResponse budget_refusal(const Runtime &rt, Portal::Context &c, int64_t resets_at) {
     const std::string when = local_date_time(resets_at, c.s.timezone, c.lang);
-    std::string msg = c.lang == Language::en
-                          ? "Authentication codes for this user ID were entered or sent as many "
-                            "times as allowed. Please start again after " + when + "."
-                          : "このユーザーIDの認証コードの入力回数または送信回数が上限に達しました。" +
-                                when + "以降に、最初からやり直してください。";
+    std::string msg =
+        c.lang == Language::en
+            ? "Authentication codes for this user ID were entered or sent as many "
+              "times as allowed. Please start again after " +
+                  when + "."
+            : "このユーザーIDの認証コードの入力回数または送信回数が上限に達しました。" + when +
+                  "以降に、最初からやり直してください。";
     c.res.retry_after = std::max<long>(1, static_cast<long>(resets_at - c.req.now));
     return refusal(rt, c, ErrorCode::too_many_requests, msg);
 }
 
 }  // namespace
 
-std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c,
-                                                Store &store, const std::string &user_id) {
+std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c, Store &store,
+                                                const std::string &user_id) {
     const Settings &s = c.s;
-    BudgetTake tries =
-        store.peek_budget(budget_key("code_try", user_id), s.code_budget_tries, s.code_budget_window_s);
+    BudgetTake tries = store.peek_budget(budget_key("code_try", user_id), s.code_budget_tries,
+                                         s.code_budget_window_s);
     if (!tries.allowed) {
         queue_budget_notice(c, store, user_id, tries.resets_at);
         return budget_refusal(rt, c, tries.resets_at);
     }
-    BudgetTake mails =
-        store.take_budget(budget_key("code_mail", user_id), s.code_budget_mails, s.code_budget_window_s);
+    BudgetTake mails = store.take_budget(budget_key("code_mail", user_id), s.code_budget_mails,
+                                         s.code_budget_window_s);
     if (!mails.allowed) {
         queue_budget_notice(c, store, user_id, mails.resets_at);
         return budget_refusal(rt, c, mails.resets_at);
@@ -145,41 +147,43 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
 
     AuthResult ar = authenticate_form(c, user_id, password, AuthPurpose::issuance);
     switch (ar.status) {
-    case AuthStatus::ok: break;
-    case AuthStatus::unavailable:
-        code = ErrorCode::unavailable;
-        return auth_screen(rt_, c, &code, error_message(code, c.lang));
-    case AuthStatus::bad_credentials:
-        code = ErrorCode::bad_credentials;
-        return auth_screen(rt_, c, &code, error_message(code, c.lang));
-    case AuthStatus::locked: {
-        code = ErrorCode::locked;
-        std::string msg = error_message(code, c.lang);
-        if (ar.locked_until) {
-            msg += (c.lang == Language::en ? " The lock lifts at " : "ロック解除日時：") +
-                   local_date_time(ar.locked_until, s.timezone, c.lang) +
-                   (c.lang == Language::en ? "." : "");
+        case AuthStatus::ok:
+            break;
+        case AuthStatus::unavailable:
+            code = ErrorCode::unavailable;
+            return auth_screen(rt_, c, &code, error_message(code, c.lang));
+        case AuthStatus::bad_credentials:
+            code = ErrorCode::bad_credentials;
+            return auth_screen(rt_, c, &code, error_message(code, c.lang));
+        case AuthStatus::locked: {
+            code = ErrorCode::locked;
+            std::string msg = error_message(code, c.lang);
+            if (ar.locked_until) {
+                msg += (c.lang == Language::en ? " The lock lifts at " : "ロック解除日時：") +
+                       local_date_time(ar.locked_until, s.timezone, c.lang) +
+                       (c.lang == Language::en ? "." : "");
+            }
+            return auth_screen(rt_, c, &code, msg);
         }
-        return auth_screen(rt_, c, &code, msg);
-    }
-    case AuthStatus::blocked:
-        code = ErrorCode::blocked;
-        return auth_screen(rt_, c, &code, error_message(code, c.lang));
-    case AuthStatus::already_issued: {
-        code = ErrorCode::already_issued;
-        std::string msg =
-            c.lang == Language::en
-                ? "A certificate has already been issued (valid through " +
-                      local_date(ar.cert_not_after, s.timezone, c.lang) +
-                      "). Renewal opens on " + local_date(ar.renewal_opens, s.timezone, c.lang) + "."
-                : "電子証明書は発行済みです（有効期限：" +
-                      local_date(ar.cert_not_after, s.timezone, c.lang) + "）。" +
-                      local_date(ar.renewal_opens, s.timezone, c.lang) + "から更新できます。";
-        return auth_screen(rt_, c, &code, msg);
-    }
-    case AuthStatus::initial_password_expired:
-        code = ErrorCode::initial_password_expired;
-        return auth_screen(rt_, c, &code, error_message(code, c.lang));
+        case AuthStatus::blocked:
+            code = ErrorCode::blocked;
+            return auth_screen(rt_, c, &code, error_message(code, c.lang));
+        case AuthStatus::already_issued: {
+            code = ErrorCode::already_issued;
+            std::string msg = c.lang == Language::en
+                                  ? "A certificate has already been issued (valid through " +
+                                        local_date(ar.cert_not_after, s.timezone, c.lang) +
+                                        "). Renewal opens on " +
+                                        local_date(ar.renewal_opens, s.timezone, c.lang) + "."
+                                  : "電子証明書は発行済みです（有効期限：" +
+                                        local_date(ar.cert_not_after, s.timezone, c.lang) + "）。" +
+                                        local_date(ar.renewal_opens, s.timezone, c.lang) +
+                                        "から更新できます。";
+            return auth_screen(rt_, c, &code, msg);
+        }
+        case AuthStatus::initial_password_expired:
+            code = ErrorCode::initial_password_expired;
+            return auth_screen(rt_, c, &code, error_message(code, c.lang));
     }
 
     const User &user = *ar.user;
@@ -289,10 +293,11 @@ static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
             // Past the allowed tries: the flow ends; start again at ④.
             end_flow(mc, flow->id);
             c.res.set_cookies.push_back(cookie(kFlowCookie, "", 0));
-            std::string msg = error_message(ErrorCode::bad_code, c.lang) +
-                              (c.lang == Language::en
-                                   ? " Too many wrong codes: please start again."
-                                   : "認証コードを規定回数以上間違えたため、最初からやり直してください。");
+            std::string msg =
+                error_message(ErrorCode::bad_code, c.lang) +
+                (c.lang == Language::en
+                     ? " Too many wrong codes: please start again."
+                     : "認証コードを規定回数以上間違えたため、最初からやり直してください。");
             return refusal(rt_, c, ErrorCode::bad_code, msg);
         }
         code = ErrorCode::bad_code;
@@ -312,8 +317,8 @@ static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
         return refusal(rt_, c, ErrorCode::flow_expired);
     }
     save_flow(mc, *flow, c.req.now);
-    thread_store(s.store_uri).append_event(flow->user_id, "code.accepted", flow->user_id,
-                                           "client=" + c.req.client);
+    thread_store(s.store_uri)
+        .append_event(flow->user_id, "code.accepted", flow->user_id, "client=" + c.req.client);
     return go_next(c, c.url("issue/confirm"));
 }
 
@@ -325,8 +330,7 @@ static PortalResponse issue_cancel(const Runtime &rt_, Portal::Context &c) {
     auto fc = decode_flow_cookie(s.secret, c.cookie_value(kFlowCookie), c.req.now);
     if (fc) {
         try {
-            end_flow(thread_kv(s),
-                     fc->id);
+            end_flow(thread_kv(s), fc->id);
         } catch (const KvError &e) {
             // The flow dies with its cookie anyway.
             c.res.log_error = e.what();
@@ -351,13 +355,14 @@ PortalResponse confirm_screen(const Runtime &rt, Portal::Context &c, const Flow 
                            std::move(data), 200, "", nullptr);
     }
     ErrorCode code = ErrorCode::unavailable;
-    std::string msg = error_message(code, c.lang) +
-                      (c.lang == Language::en
-                           ? " No certificate was issued: press Issue again."
-                           : "電子証明書は発行されていません。もう一度「発行」ボタンを押してください。");
-    PortalResponse res = render_page(rt, c, "issue_confirm",
-                                      page_words(c.lang).at("issue_confirm_title"),
-                                      std::move(data), status_of(code), msg, &code);
+    std::string msg =
+        error_message(code, c.lang) +
+        (c.lang == Language::en
+             ? " No certificate was issued: press Issue again."
+             : "電子証明書は発行されていません。もう一度「発行」ボタンを押してください。");
+    PortalResponse res =
+        render_page(rt, c, "issue_confirm", page_words(c.lang).at("issue_confirm_title"),
+                    std::move(data), status_of(code), msg, &code);
     if (c.req.json) {
         res.body = json_body(Json{{"ok", false},
                                   {"error", error_name(code)},
@@ -372,10 +377,11 @@ PortalResponse progress_screen(const Runtime &rt, Portal::Context &c) {
     PageData data{PageData::type::object};
     add_steps(data, 7, c.lang);
     data.set("refresh", c.url("issue/confirm"));
-    PortalResponse res = render_page(rt, c, "issue_progress",
-                                      page_words(c.lang).at("issue_progress_title"),
-                                      std::move(data), 200, "", nullptr);
-    if (c.req.json) res.body = "{\"ok\":true,\"step\":\"issuing\",\"csrf_token\":\"" + c.csrf() + "\"}\n";
+    PortalResponse res =
+        render_page(rt, c, "issue_progress", page_words(c.lang).at("issue_progress_title"),
+                    std::move(data), 200, "", nullptr);
+    if (c.req.json)
+        res.body = "{\"ok\":true,\"step\":\"issuing\",\"csrf_token\":\"" + c.csrf() + "\"}\n";
     return res;
 }
 
@@ -430,11 +436,10 @@ void test_delay(const Portal::Context &, const char *) {}
 #endif
 
 // ⑧: shown again on every reload; the download link while its token lives.
-PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Kv &mc,
-                             const Flow &flow) {
+PortalResponse result_screen(const Runtime &rt, Portal::Context &c, Kv &mc, const Flow &flow) {
     const Settings &s = c.s;
-    bool downloadable = !flow.download_token.empty() &&
-                        mc.get(download_key(flow.download_token)).has_value();
+    bool downloadable =
+        !flow.download_token.empty() && mc.get(download_key(flow.download_token)).has_value();
     std::string download = c.url(kDownloadPrefix + flow.download_token);
     if (c.req.json) {
         c.res.status = 200;
@@ -495,12 +500,15 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
 
     if (c.req.method != "POST") {
         switch (flow->step) {
-        case FlowStep::code_ok: return confirm_screen(rt, c, *flow);
-        case FlowStep::issuing: return progress_screen(rt, c);
-        case FlowStep::issued:
-            if (handover_lost(c, mc, *flow)) return confirm_screen(rt, c, *flow);
-            return result_screen(rt, c, mc, *flow);
-        default: return refusal(rt, c, ErrorCode::flow_expired);
+            case FlowStep::code_ok:
+                return confirm_screen(rt, c, *flow);
+            case FlowStep::issuing:
+                return progress_screen(rt, c);
+            case FlowStep::issued:
+                if (handover_lost(c, mc, *flow)) return confirm_screen(rt, c, *flow);
+                return result_screen(rt, c, mc, *flow);
+            default:
+                return refusal(rt, c, ErrorCode::flow_expired);
         }
     }
     if (c.req.form_malformed || !c.csrf_ok()) return refusal(rt, c, ErrorCode::csrf);

@@ -27,7 +27,8 @@ PortalResponse login_form(const Runtime &rt, Portal::Context &c, ErrorCode *erro
     std::string to = ret != c.req.query.end() ? ret->second : field(c.req, "return");
     if (!to.empty()) data.set("return", safe_return(to));
     data.set("user_id", field(c.req, "user_id"));
-    if (error && (*error == ErrorCode::certificate_expired || *error == ErrorCode::certificate_revoked)) {
+    if (error &&
+        (*error == ErrorCode::certificate_expired || *error == ErrorCode::certificate_revoked)) {
         data.set("show_issue_link", true);
     }
     if (error && *error == ErrorCode::no_certificate) data.set("show_certificate_hint", true);
@@ -94,7 +95,8 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
             c.lang == Language::en
                 ? "The selected certificate belongs to another user (" + pc.user_id +
                       "). Close all browser windows, open this site again and select the "
-                      "certificate of " + user_id + "."
+                      "certificate of " +
+                      user_id + "."
                 : "選択された電子証明書は別のユーザー（" + pc.user_id +
                       "）のものです。開いているブラウザをすべて閉じ、ユーザーID " + user_id +
                       " の電子証明書を選択してください。";
@@ -103,21 +105,27 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
 
     AuthResult ar = authenticate_form(c, user_id, password, AuthPurpose::login);
     switch (ar.status) {
-    case AuthStatus::ok: break;
-    case AuthStatus::unavailable: return refuse(ErrorCode::unavailable);
-    case AuthStatus::bad_credentials: return refuse(ErrorCode::bad_credentials);
-    case AuthStatus::locked: {
-        std::string msg = error_message(ErrorCode::locked, c.lang);
-        if (ar.locked_until) {
-            msg += (c.lang == Language::en ? " The lock lifts at " : "ロック解除日時：") +
-                   local_date_time(ar.locked_until, s.timezone, c.lang) +
-                   (c.lang == Language::en ? "." : "");
+        case AuthStatus::ok:
+            break;
+        case AuthStatus::unavailable:
+            return refuse(ErrorCode::unavailable);
+        case AuthStatus::bad_credentials:
+            return refuse(ErrorCode::bad_credentials);
+        case AuthStatus::locked: {
+            std::string msg = error_message(ErrorCode::locked, c.lang);
+            if (ar.locked_until) {
+                msg += (c.lang == Language::en ? " The lock lifts at " : "ロック解除日時：") +
+                       local_date_time(ar.locked_until, s.timezone, c.lang) +
+                       (c.lang == Language::en ? "." : "");
+            }
+            return refuse(ErrorCode::locked, msg);
         }
-        return refuse(ErrorCode::locked, msg);
-    }
-    case AuthStatus::blocked: return refuse(ErrorCode::blocked);
-    case AuthStatus::initial_password_expired: return refuse(ErrorCode::initial_password_expired);
-    case AuthStatus::already_issued: break;  // not asked for login
+        case AuthStatus::blocked:
+            return refuse(ErrorCode::blocked);
+        case AuthStatus::initial_password_expired:
+            return refuse(ErrorCode::initial_password_expired);
+        case AuthStatus::already_issued:
+            break;  // not asked for login
     }
     if (ar.initial_password) return refuse(ErrorCode::must_register);
 
@@ -139,9 +147,9 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
     if (cert->status != CertStatus::issued) return refuse(ErrorCode::certificate_revoked);
 
     Session session = new_session(*ar.user, pc.serial, pc.not_after, c.req.now);
-    session.epoch = store.append_event(user_id, "session.login", user_id,
-                                       "session=" + session.id + " serial=" + pc.serial +
-                                           " client=" + c.req.client);
+    session.epoch = store.append_event(
+        user_id, "session.login", user_id,
+        "session=" + session.id + " serial=" + pc.serial + " client=" + c.req.client);
     c.res.set_cookies.push_back(cookie(kSessionCookie, encode_session(s.secret, session), -1));
 
     std::string next = safe_return(field(c.req, "return"));
@@ -154,9 +162,10 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
     if (c.req.json) {
         c.res.status = 200;
         c.res.content_type = "application/json";
-        c.res.body = json_body(Json{{"ok", true},
-                                    {"next", next},
-                                    {"renewal", {{"expires", expires}, {"renew", c.url("issue")}}}});
+        c.res.body =
+            json_body(Json{{"ok", true},
+                           {"next", next},
+                           {"renewal", {{"expires", expires}, {"renew", c.url("issue")}}}});
         return c.res;
     }
     PageData data{PageData::type::object};

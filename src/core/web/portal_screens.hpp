@@ -8,9 +8,9 @@
 
 #include "core/app/authentication.hpp"
 #include "core/app/flow.hpp"
-#include "core/web/form.hpp"
-#include "core/policy/password.hpp"
 #include "core/app/session.hpp"
+#include "core/policy/password.hpp"
+#include "core/web/form.hpp"
 #include "core/web/portal.hpp"
 
 namespace certgate {
@@ -60,8 +60,7 @@ struct Portal::Context {
     std::string csrf_seed;
     Language lang;
 
-    Context(const PortalRequest &r, const Settings &settings)
-        : req(r), s(settings), lang(r.lang) {}
+    Context(const PortalRequest &r, const Settings &settings) : req(r), s(settings), lang(r.lang) {}
 
     std::string cookie_value(const char *name) const { return find_cookie(req.cookies, name); }
 
@@ -96,11 +95,11 @@ std::optional<Flow> current_flow(Portal::Context &c, Kv &mc, FlowCookie *cookie_
 
 // The screens, by area. Each *_routes says whether a path is its own.
 bool issue_routes(const std::string &path);
-PortalResponse issue_screens(const Runtime &rt, Portal::Context &c);      // portal_issue.cpp
+PortalResponse issue_screens(const Runtime &rt, Portal::Context &c);  // portal_issue.cpp
 bool login_routes(const std::string &path);
-PortalResponse login_screens(const Runtime &rt, Portal::Context &c);      // portal_login.cpp
+PortalResponse login_screens(const Runtime &rt, Portal::Context &c);  // portal_login.cpp
 bool account_routes(const std::string &path);
-PortalResponse account_screens(const Runtime &rt, Portal::Context &c);    // portal_account.cpp
+PortalResponse account_screens(const Runtime &rt, Portal::Context &c);  // portal_account.cpp
 
 // ⑤ accepted the code of a registration flow (portal_account.cpp): the account
 // becomes active with the new password (and a master's confirmed address).
@@ -114,7 +113,7 @@ bool complete_registration_flow(Store &store, const Flow &flow, std::string *err
 bool mail_flow_code(Portal::Context &c, Store &store, Kv &mc, Flow &flow);
 // R21: before a code is mailed, the user's budget of code tries and code
 // mails for the window (certgate_code_budget); a 429 refusal when spent.
-std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c,
-                                                Store &store, const std::string &user_id);
+std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c, Store &store,
+                                                const std::string &user_id);
 
 }  // namespace certgate
