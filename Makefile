@@ -212,8 +212,8 @@ deb:
 FORMAT_SRCS := $(shell find src t/unit -name '*.cpp' -o -name '*.hpp' | sort)
 TIDY_SRCS   := $(shell find src -name '*.cpp' | sort)
 TIDY_STAMPS := $(patsubst src/%.cpp,$(B)/tidy/%.ok,$(TIDY_SRCS))
-NGX_INCS    := $(foreach d,core event event/modules os/unix http http/modules http/v2,-I$(NGX_SRC)/src/$(d)) \
-               -I$(B)/nginx/objs
+NGX_INCS    := $(foreach d,core event event/modules os/unix http http/modules http/v2,-isystem $(NGX_SRC)/src/$(d)) \
+               -isystem $(B)/nginx/objs
 
 check-format:
 	@clang-format --dry-run --Werror $(FORMAT_SRCS) && echo "clang-format: $(words $(FORMAT_SRCS)) files clean"

@@ -12,7 +12,7 @@
 #include "nginx/ngx_certgate.hpp"
 #include "nginx/ngx_certgate_ctx.hpp"
 
-#define CG_CONF_ERROR static_cast<char *>(NGX_CONF_ERROR)
+#define CG_CONF_ERROR (static_cast<char *>(NGX_CONF_ERROR))
 
 static void ngx_certgate_remember(ngx_conf_t *cf, ngx_certgate_conf_place_t *place) {
     place->file = cf->conf_file->file.name;
@@ -114,7 +114,7 @@ static bool ngx_certgate_count(ngx_str_t *v, ngx_uint_t lo, ngx_uint_t hi, ngx_u
 // A duration in nginx's notation (60m, 1h, 30s), in seconds.
 static bool ngx_certgate_duration(ngx_str_t *v, time_t *out) {
     time_t s = ngx_parse_time(v, 1);
-    if (s == static_cast<time_t>(NGX_ERROR) || s <= 0) return false;
+    if (s <= 0) return false;  // NGX_ERROR is -1
     *out = s;
     return true;
 }

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
@@ -245,7 +246,7 @@ struct Upload {
 size_t on_read(char* buffer, size_t size, size_t nitems, void* userp) {
     auto* u = static_cast<Upload*>(userp);
     size_t n = std::min(size * nitems, u->data->size() - u->offset);
-    std::memcpy(buffer, u->data->data() + u->offset, n);
+    std::copy_n(u->data->data() + u->offset, n, buffer);
     u->offset += n;
     return n;
 }

@@ -95,7 +95,7 @@ MemcachedKv::MemcachedKv(const std::vector<MemcachedServer> &servers, int timeou
                           memcached_strerror(mc_, rc));
         }
     }
-    guard.release();
+    (void)guard.release();  // mc_ is ours now (freed in the destructor)
 }
 
 MemcachedKv::~MemcachedKv() { memcached_free(mc_); }

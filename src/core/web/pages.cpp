@@ -165,7 +165,7 @@ std::string Pages::rule_message(bool user_id, RuleViolation v, std::string_view 
     values.set("description", t.at(field + "_rule"));
 
     // R8/R9 name what is missing; a configured rule is told in its own words.
-    const std::string general =
+    std::string general =
         fill(t.at("invalid_" + field + (rule.builtin ? "_builtin" : "_custom")), values);
     switch (v) {
         case RuleViolation::full_width:
