@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 
 #include <exception>
 
@@ -23,7 +24,18 @@ KeyPool::~KeyPool() { stop(); }
 void KeyPool::start() {
     if (thread_.joinable() || capacity_ == 0) return;
     stopping_ = false;
-    thread_ = std::thread([this] { refill(); });
+    // The thread starts with every signal blocked (as nginx's thread pools
+    // do), so a signal for the worker always interrupts its event loop.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    try {
+        thread_ = std::thread([this] { refill(); });
+    } catch (...) {
+        pthread_sigmask(SIG_SETMASK, &old, nullptr);
+        throw;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 void KeyPool::stop() noexcept {
