@@ -31,7 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "core/ca.hpp"
+#include "core/adapters/ca.hpp"
 
 extern char** environ;
 
