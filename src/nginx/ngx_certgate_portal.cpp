@@ -194,8 +194,6 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
             req->rules[name] = ngx_certgate_check_rule(rules, it->second);
         }
     }
-    req->default_userid_rule = !cmcf->custom_userid_rules;
-    req->default_password_rule = !cmcf->custom_password_rules;
     req->cookies = ngx_certgate_cookie_header(r);
     req->json = ngx_certgate_wants_json(r);
     req->lang = ngx_certgate_language(r);

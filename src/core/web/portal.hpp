@@ -47,8 +47,6 @@ struct PortalRequest {
     std::string client;  // the client address, for the audit trail
     int64_t now = 0;
     std::map<std::string, RuleCheck> rules;  // by field: user_id, password, new_password
-    bool default_userid_rule = true;
-    bool default_password_rule = true;
     PresentedCertificate cert;
     // The login session, when its cookie is valid, bound to the presented
     // certificate and not ended (the glue checks the revocation set).
