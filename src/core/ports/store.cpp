@@ -149,4 +149,24 @@ void check_schema(Store& store) {
                      std::to_string(Store::kSchemaVersion) + "); upgrade certgate");
 }
 
+FeedCursor Store::feed_start() {
+    FeedCursor c;
+    c.id = last_event_id();
+    return c;
+}
+
+FeedPage Store::feed_after(const FeedCursor& cursor, int limit) {
+    FeedPage page;
+    page.next = cursor;
+    page.events = events_since(cursor.id, limit);
+    if (!page.events.empty()) page.next.id = page.events.back().id;
+    page.more = limit > 0 && static_cast<int>(page.events.size()) >= limit;
+    return page;
+}
+
+bool Store::wait_for_feed(int timeout_ms) {
+    if (timeout_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
+    return false;
+}
+
 }  // namespace certgate

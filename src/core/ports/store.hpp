@@ -192,6 +192,23 @@ struct CertificateFilter {
     int64_t not_after_from = 0;        // 0: no bound; else not_after >= this
 };
 
+// Where the revocation feed has read the event table up to. Opaque to the
+// feed: only the store that gave it interprets it. SQLite serialises its
+// writers, so ids commit in order and `id` alone is exact (xid stays 0). On
+// PostgreSQL ids commit out of order; there xid is the snapshot xmin up to
+// which every transaction has ended, and id the last event read below it,
+// so a late-committing event cannot be skipped.
+struct FeedCursor {
+    int64_t xid = 0;
+    int64_t id = 0;
+};
+
+struct FeedPage {
+    std::vector<Event> events;  // in the order they are to be applied
+    FeedCursor next;            // where the next read starts
+    bool more = false;          // the page was full: read again at once
+};
+
 class Store {
   public:
     static constexpr int kSchemaVersion = 4;
@@ -331,6 +348,17 @@ class Store {
     virtual int64_t last_event_id() = 0;
     // The id of the first event at or after time `at` (last_event_id() + 1 if none).
     virtual int64_t first_event_since(int64_t at) = 0;
+
+    // --- the revocation feed ---------------------------------------------------
+    // The cursor that skips every event committed now (after an initial load).
+    virtual FeedCursor feed_start();
+    // Events after cursor, at most limit, none of them ever skipped however
+    // the writers' transactions interleave (see FeedCursor).
+    virtual FeedPage feed_after(const FeedCursor& cursor, int limit);
+    // Blocks up to timeout_ms for a sign that events were committed (on
+    // PostgreSQL a NOTIFY certgate_feed); true if one came. Only a wake-up:
+    // the feed's poll is the guarantee. Default: sleeps, returns false.
+    virtual bool wait_for_feed(int timeout_ms);
 
     // --- mail outbox ----------------------------------------------------------
     // expires_at (0: never): past it the mail is not sent, and its body is
