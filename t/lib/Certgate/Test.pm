@@ -5,6 +5,8 @@ package Certgate::Test;
 # writing a Maildir), all on free loopback ports in a private directory.
 #
 #   my $t = Certgate::Test->new;            # temp dir, ports, demo CA, store
+#   Certgate::Test->new(store => 'postgresql://...')   # that store instead of
+#                                           # the SQLite file (init'ed here)
 #   $t->start_memcached; $t->start_smtp;
 #   $t->write_conf(<<'EOF'); $t->start_nginx;
 #   http { ... %%HTTPS_PORT%% ... }
@@ -62,6 +64,9 @@ sub new {
 sub dir  { $_[0]{dir} }
 sub port { $_[0]{ports}{$_[1]} }
 
+# The store's URI: new(store => URI), else the suite's SQLite file.
+sub store_uri { $_[0]{store} || "sqlite:$_[0]{dir}/certgate.db" }
+
 # A TCP port nobody listens on now, below the kernel's ephemeral range
 # (32768 up): an ephemeral port picked by the kernel may be taken by any
 # outgoing connection (a client of another suite) before our server binds it.
@@ -95,7 +100,7 @@ sub shell_quote {
 
 sub certgatectl {
     my ($self, @args) = @_;
-    return run(build_dir() . '/certgatectl', '--store', "sqlite:$self->{dir}/certgate.db", @args);
+    return run(build_dir() . '/certgatectl', '--store', $self->store_uri, @args);
 }
 
 # Demo PKI for the suites: our CA (made by certgatectl init --demo-ca), a
@@ -103,7 +108,7 @@ sub certgatectl {
 sub init_pki {
     my ($self) = @_;
     my $d = $self->{dir};
-    my ($rc, $out) = run(build_dir() . '/certgatectl', '--store', "sqlite:$d/certgate.db",
+    my ($rc, $out) = run(build_dir() . '/certgatectl', '--store', $self->store_uri,
         'init', '--demo-ca', '--ca-cert', "$d/ca.crt", '--ca-key', "$d/ca.key");
     die "certgatectl init failed: $out" if $rc != 0;
     openssl(qw(rand -out), "$d/secret", 48);
@@ -390,7 +395,7 @@ sub certgate_common {
     my ($self) = @_;
     my $d = $self->{dir};
     return <<"EOF";
-    certgate_store sqlite:$d/certgate.db;
+    certgate_store @{[$self->store_uri]};
     certgate_memcached @{[join ' ', map { '127.0.0.1:' . $self->memcached_port($_) } 1 .. $self->memcached_count]};
     certgate_secret $d/secret;
     certgate_ca_certificate $d/ca.crt;
@@ -706,7 +711,7 @@ sub add_user {
     my $kind = $o{master} ? 'add-master' : 'add-general';
     my $mail = $o{mail} || "$user\@example.test";
     my $cmd = "printf '%s\\n' " . shell_quote($password) . ' | ' . build_dir()
-        . "/certgatectl --store sqlite:$self->{dir}/certgate.db user $kind $org $user --mail $mail"
+        . '/certgatectl --store ' . shell_quote($self->store_uri) . " user $kind $org $user --mail $mail"
         . ' --password-stdin';
     my $out = `$cmd 2>&1`;
     die "add user $user: $out" if $?;
@@ -715,7 +720,7 @@ sub add_user {
 
 # Changes the store behind certgate's back (ages a row, say), as a test must.
 # The sqlite3 shell waits for the lock like certgate does: nginx may be
-# writing (an event, the outbox) at that moment.
+# writing (an event, the outbox) at that moment. SQLite stores only.
 sub sql {
     my ($self, $statement) = @_;
     my ($rc, $out) = run('sqlite3', '-cmd', '.timeout 10000', "$self->{dir}/certgate.db", $statement);
