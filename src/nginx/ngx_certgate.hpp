@@ -40,6 +40,7 @@ struct ngx_certgate_main_conf_t {
 
     // Copies of values->settings for the timers, which also run without a runtime.
     ngx_msec_t sync_interval;
+    ngx_msec_t sync_max_lag;     // 0 means off
     ngx_msec_t notify_interval;  // 0 means off
     time_t session_absolute;
 

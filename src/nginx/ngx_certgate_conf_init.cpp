@@ -47,6 +47,7 @@ ngx_int_t ngx_certgate_init_values(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmc
         return NGX_ERROR;
     }
     cmcf->sync_interval = static_cast<ngx_msec_t>(s.sync_interval_ms);
+    cmcf->sync_max_lag = static_cast<ngx_msec_t>(s.sync_max_lag_ms);
     cmcf->notify_interval = static_cast<ngx_msec_t>(s.notify_interval_ms);
     cmcf->session_absolute = static_cast<time_t>(s.session_absolute_s);
     return NGX_OK;

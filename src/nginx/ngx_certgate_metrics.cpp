@@ -82,6 +82,8 @@ struct ngx_certgate_metrics_sh_t {
     counter_t audit_exported;
     counter_t audit_dropped;
     counter_t audit_failed;
+    counter_t feed_stale;    // times the revocation set went stale
+    counter_t feed_reloads;  // full loads after a gap or an outage
 };
 static_assert(std::is_trivially_destructible<ngx_certgate_metrics_sh_t>::value,
               "lives in shared memory");
@@ -257,6 +259,20 @@ std::string render_metrics(ngx_certgate_main_conf_t *cmcf) {
         x.one("certgate_revocation_feed_lag_seconds", "gauge",
               "Seconds since the revocation feed last read the store.",
               static_cast<int64_t>(ngx_time()) - synced);
+    ngx_certgate_feed_info_t feed = ngx_certgate_feed_info(cmcf);
+    x.one("certgate_revocation_feed_behind_events", "gauge",
+          "Events in the store that the revocation feed had not read at its last poll.",
+          feed.behind);
+    x.one("certgate_revocation_feed_stale", "gauge",
+          "1 while no poll read the store for longer than certgate_sync_max_lag (protected "
+          "locations answer 503).",
+          feed.stale ? 1 : 0);
+    x.one("certgate_revocation_feed_stale_total", "counter",
+          "Times the revocation set went stale (certgate_sync_max_lag passed without a good poll).",
+          m->feed_stale.load());
+    x.one("certgate_revocation_feed_reloads_total", "counter",
+          "Full loads of the revocation set after a gap in the store's events or an outage.",
+          m->feed_reloads.load());
 
     if (cmcf->revocation_zone != nullptr) {
         auto *shpool = reinterpret_cast<ngx_slab_pool_t *>(cmcf->revocation_zone->shm.addr);
@@ -415,6 +431,14 @@ void ngx_certgate_metrics_feed(bool ok, const certgate::FeedBatch *batch) noexce
         if (u.kind == certgate::RevocationUpdate::Kind::serial_revoked) m->revocations.fetch_add(1);
 }
 
+void ngx_certgate_metrics_feed_stale() noexcept {
+    if (ngx_certgate_metrics_sh_t *m = metrics_sh) m->feed_stale.fetch_add(1);
+}
+
+void ngx_certgate_metrics_feed_reload() noexcept {
+    if (ngx_certgate_metrics_sh_t *m = metrics_sh) m->feed_reloads.fetch_add(1);
+}
+
 void ngx_certgate_metrics_outbox(long mails) noexcept {
     if (ngx_certgate_metrics_sh_t *m = metrics_sh) m->outbox_mails.store(mails);
 }
@@ -438,19 +462,22 @@ ngx_int_t ngx_certgate_health_ready(ngx_http_request_t *r) noexcept {
         const certgate::Settings *settings = &rt->settings;
 
         // What the worker knows without I/O: the set, the feed, the CA key.
-        ngx_certgate_metrics_sh_t *m = sh_of(cmcf);
-        int64_t synced = m ? m->feed_synced_at.load() : 0;
-        int64_t stale_after = static_cast<int64_t>(3 * cmcf->sync_interval / 1000) + 2;
-        int64_t lag = synced > 0 ? static_cast<int64_t>(ngx_time()) - synced : -1;
+        // Fresh: loaded, nothing lost, and read within certgate_sync_max_lag
+        // (with it off, within 3 intervals + 2 s).
+        ngx_certgate_feed_info_t feed = ngx_certgate_feed_info(cmcf);
+        int64_t lag = feed.age_ms >= 0 ? static_cast<int64_t>(feed.age_ms / 1000) : -1;
+        int64_t behind = feed.behind;
+        ngx_msec_t stale_after =
+            cmcf->sync_max_lag ? cmcf->sync_max_lag : 3 * cmcf->sync_interval + 2000;
         bool feed_ok = ngx_certgate_revocation_state(cmcf) == NGX_CERTGATE_SET_READY &&
-                       synced > 0 && lag <= stale_after;
+                       feed.age_ms >= 0 && feed.age_ms <= static_cast<ngx_msec_int_t>(stale_after);
         bool ca_ok = rt->ca != nullptr && !rt->hsm_broken.load();
 
         auto health = std::make_shared<certgate::Health>();
         return ngx_certgate_post_task(
             r, [health, settings]() { *health = certgate::check_health(*settings, true); },
-            [health, feed_ok, ca_ok, lag](ngx_http_request_t *r,
-                                          const std::string *error) -> ngx_int_t {
+            [health, feed_ok, ca_ok, lag, behind](ngx_http_request_t *r,
+                                                  const std::string *error) -> ngx_int_t {
                 if (error != nullptr) health->memcached_up = health->store_up = false;
                 if (!health->memcached_up && !health->memcached_error.empty()) {
                     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
@@ -462,7 +489,7 @@ ngx_int_t ngx_certgate_health_ready(ngx_http_request_t *r) noexcept {
                                   health->store_error.c_str());
                 }
                 bool ready = certgate::ready(*health, feed_ok, ca_ok);
-                std::string body = certgate::ready_json(*health, feed_ok, lag, ca_ok);
+                std::string body = certgate::ready_json(*health, {feed_ok, lag, behind}, ca_ok);
                 return ngx_certgate_send(r, ready ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE,
                                          "application/json", body, true);
             });

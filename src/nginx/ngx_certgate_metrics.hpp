@@ -36,6 +36,9 @@ namespace certgate {
 struct FeedBatch;
 }
 void ngx_certgate_metrics_feed(bool ok, const certgate::FeedBatch *batch) noexcept;
+// The revocation set went stale; it was loaded again after a gap or an outage.
+void ngx_certgate_metrics_feed_stale() noexcept;
+void ngx_certgate_metrics_feed_reload() noexcept;
 // The mail sweep counted the outbox (mails waiting or being sent).
 void ngx_certgate_metrics_outbox(long mails) noexcept;
 

@@ -118,6 +118,12 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
     // This connection's certificate passed the set at this count already.
     bool known_clean = changes != 0 && peer != nullptr && peer->clean_changes == changes;
 
+    // A stale set may miss a revocation, block or logout of another node:
+    // refused even on a connection that passed before.
+    if (ngx_certgate_feed_stale(cmcf)) {
+        *refusal = ErrorCode::unavailable;
+        return false;
+    }
     // Until the set is loaded, nothing proves a certificate is not revoked.
     if (!known_clean && ngx_certgate_revocation_state(cmcf) != NGX_CERTGATE_SET_READY) {
         *refusal = ErrorCode::unavailable;

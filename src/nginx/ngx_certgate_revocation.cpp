@@ -1,14 +1,21 @@
 // The revocation set: revoked serials, blocked users, reset users and ended
 // sessions, in a shared memory zone that every worker reads on the protected
-// path (no I/O there). A timer in each worker polls the store's event table
-// every certgate_sync_interval through the thread pool; the zone records when
-// it was last polled, so one worker polls per interval.
+// path (no I/O there). A timer in each worker ticks every 100 ms; one worker
+// at a time polls the store's event table through the thread pool, every
+// certgate_sync_interval, at once when a page was full, and at once when the
+// worker's feed listener (a PostgreSQL NOTIFY) says events were committed.
+// Past certgate_sync_max_lag without a good poll the set is stale and the
+// protected path refuses (fail closed).
 
 #include "nginx/ngx_certgate_revocation.hpp"
 
+#include <unistd.h>
+
 #include <exception>
 #include <memory>
+#include <type_traits>
 
+#include "core/app/feed_listener.hpp"
 #include "core/app/revocation_feed.hpp"
 #include "nginx/ngx_certgate_metrics.hpp"
 #include "nginx/ngx_certgate_task.hpp"
@@ -46,9 +53,20 @@ struct ngx_certgate_shctx_t {
     ngx_queue_t timed;    // sessions and users by `when`
     ngx_queue_t serials;  // revoked serials by notAfter
     ngx_uint_t entries;
-    int64_t last_event_id;
-    ngx_msec_t last_poll;  // ngx_current_msec of the last poll started
-    ngx_uint_t loaded;     // the initial load is done
+    certgate::FeedCursor cursor;  // where the next poll reads from
+    ngx_uint_t cursor_gen;        // bumped by every batch applied (see apply_batch)
+    ngx_msec_t last_poll;         // ngx_current_msec of the last poll started
+    ngx_uint_t polling;           // a worker polls now, since polling_since
+    ngx_msec_t polling_since;
+    // ngx_current_msec at the start of the last good poll: the set is as
+    // fresh as that (see ngx_certgate_feed_stale).
+    ngx_msec_t last_ok;
+    ngx_atomic_t wake;   // a listener heard of new events: poll at once
+    ngx_uint_t again;    // the last page was full: poll at once
+    ngx_uint_t gap;      // the store no longer continues the cursor: load again
+    ngx_atomic_t stale;  // the set was found stale (and said so in the log)
+    int64_t behind;      // events in the store after the cursor at the last poll
+    ngx_uint_t loaded;   // the initial load is done
     // An entry could not be stored: fail closed; the next polls load the set
     // again from the store until everything fits.
     ngx_uint_t full;
@@ -63,6 +81,9 @@ struct ngx_certgate_shctx_t {
     ngx_msec_t turns[NGX_CERTGATE_TURNS];  // ngx_certgate_take_turn()
     ngx_uint_t turn_taken[NGX_CERTGATE_TURNS];
 };
+
+static_assert(std::is_trivially_destructible<ngx_certgate_shctx_t>::value,
+              "lives in shared memory");
 
 struct ngx_certgate_zone_t {
     ngx_certgate_shctx_t *sh;
@@ -266,18 +287,46 @@ ngx_certgate_zone_t *zone_of(ngx_certgate_main_conf_t *cmcf) {
     return z->sh ? z : nullptr;
 }
 
+// A store that no longer continues the cursor numbers its events anew: a
+// user entry's event id would end sessions that began after it. Serials and
+// logged-out sessions are keyed by what they are and stay.
+void entry_drop_users(ngx_certgate_zone_t *z) {
+    ngx_certgate_shctx_t *sh = z->sh;
+    ngx_queue_t *q = ngx_queue_head(&sh->timed);
+    while (q != ngx_queue_sentinel(&sh->timed)) {
+        ngx_certgate_entry_t *e = entry_of(q);
+        q = ngx_queue_next(q);
+        if (e->kind == kUser) entry_free(z, e);
+    }
+}
+
+// What a poll started from: the zone's state when it was posted.
+struct ngx_certgate_poll_t {
+    certgate::FeedReload reload;
+    certgate::FeedCursor after;
+    ngx_uint_t gen;     // sh->cursor_gen
+    ngx_uint_t losses;  // sh->losses
+    ngx_msec_t started;
+};
+
 // Applies a batch from the store (event loop, under the mutex). An initial
 // batch is also what a full zone loads again, to recover what did not fit.
-// `losses` is sh->losses when the poll began: an entry lost since then may
-// be missing from the batch read, so the zone stays full until the next one.
-void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batch, bool initial,
-                 ngx_uint_t losses, ngx_log_t *log) {
+// `poll.losses` is sh->losses when the poll began: an entry lost since then
+// may be missing from the batch read, so the zone stays full until the next
+// one. The cursor moves only if no other batch was applied since the poll
+// began (a poll whose lease ran out may end late); updates apply anyway,
+// twice changes nothing.
+void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batch,
+                 const ngx_certgate_poll_t &poll, ngx_log_t *log) {
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return;
     int64_t now = static_cast<int64_t>(ngx_time());
     using K = certgate::RevocationUpdate::Kind;
+    bool initial = poll.reload != certgate::FeedReload::none;
+    ngx_uint_t losses = poll.losses;
     ngx_shmtx_lock(&z->shpool->mutex);
     ngx_certgate_shctx_t *sh = z->sh;
+    if (poll.reload == certgate::FeedReload::gap) entry_drop_users(z);
     entry_expire(z, now, cmcf->session_absolute);
     ngx_uint_t was_full = sh->full, was_folding = sh->folding;
     if (initial && sh->losses == losses) sh->full = 0;
@@ -341,8 +390,15 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
     }
     if (folded_now) sh->folding = 1;
     if (session_fit && !folded_now) sh->folding = 0;
-    if (batch.last_event_id > sh->last_event_id || initial) {
-        sh->last_event_id = batch.last_event_id;
+    if (sh->cursor_gen == poll.gen) {
+        sh->cursor = batch.cursor;
+        if (initial) sh->gap = 0;
+    }
+    sh->cursor_gen++;
+    sh->behind = batch.behind;
+    if (batch.more) sh->again = 1;
+    if (static_cast<ngx_msec_int_t>(poll.started - sh->last_ok) > 0 || !sh->loaded) {
+        sh->last_ok = poll.started;
     }
     if (initial) sh->loaded = 1;
     if (initial || !batch.updates.empty()) {
@@ -379,75 +435,232 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
 }
 
 struct ngx_certgate_sync_t {
-    ngx_event_t timer;  // first: sync_poll finds the rest from it
+    ngx_event_t timer;  // first: sync_tick finds the rest from it
     ngx_certgate_main_conf_t *cmcf;
     ngx_cycle_t *cycle;
     bool busy;
+    bool listener_failing;
 };
 
-void sync_arm(ngx_certgate_sync_t *sync) {
+// The tick: how soon a listener's wake-up, a full page or a poll due is seen.
+const ngx_msec_t kTick = 100;
+// A poll that ran this long is taken for lost (its worker died): another
+// worker may poll.
+const ngx_msec_t kPollLease = 30000;
+// How many events one poll reads; a full page is followed by another at once.
+const int kPage = 1000;
+
+#if (CERTGATE_TEST_HOOKS)
+// Test builds: while a file <path>.feed-down lies next to a SQLite store,
+// the feed's polls fail as they do with the store out of reach (an open
+// SQLite connection keeps reading a file made unreadable or moved away).
+void test_feed_down(const std::string &uri) {
+    if (uri.rfind("sqlite:", 0) != 0) return;
+    std::string flag = uri.substr(7) + ".feed-down";
+    if (access(flag.c_str(), F_OK) == 0) {
+        throw certgate::StoreError("test hook: " + flag + " exists");
+    }
+}
+#endif
+
+// This worker's feed listener (PostgreSQL's LISTEN), started once a poll
+// found the store able to notify; stopped in exit_process.
+certgate::FeedListener *g_listener = nullptr;
+
+ngx_msec_int_t msec_since(ngx_msec_t then) {
+    auto d = static_cast<ngx_msec_int_t>(ngx_current_msec - then);
+    return d > 0 ? d : 0;  // another worker's clock reading may be newer than ours
+}
+
+void sync_arm(ngx_certgate_sync_t *sync, ngx_msec_t after = kTick) {
     if (ngx_exiting || ngx_terminate || ngx_quit) return;
     // A reload in single-process mode (master_process off) makes a new cycle
     // without a new worker: this cycle's timer stops (see docs/operations.md).
     if (ngx_cycle != sync->cycle) return;
-    ngx_add_timer(&sync->timer, sync->cmcf->sync_interval);
+    ngx_add_timer(&sync->timer, after);
 }
 
-void sync_poll(ngx_event_t *ev) noexcept {
+void listener_start(ngx_certgate_sync_t *sync, ngx_log_t *log) {
+    if (g_listener != nullptr) return;
+    try {
+        auto listener =
+            std::make_unique<certgate::FeedListener>(sync->cmcf->runtime->settings.store_uri);
+        listener->start();
+        g_listener = listener.release();
+        ngx_log_error(NGX_LOG_INFO, log, 0,
+                      "certgate: revocation feed: the store notifies; this worker listens");
+    } catch (const std::exception &e) {
+        // Polls alone then, as on SQLite.
+        ngx_log_error(NGX_LOG_ERR, log, 0, "certgate: revocation feed: no listener: %s", e.what());
+    }
+}
+
+// The listener's state, in the log once per change.
+void listener_check(ngx_certgate_sync_t *sync, ngx_log_t *log) {
+    if (g_listener == nullptr) return;
+    std::string failure = g_listener->failure();
+    if (!failure.empty() && !sync->listener_failing) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "certgate: revocation feed: the listener cannot reach the store (%s): "
+                      "polls every certgate_sync_interval alone until it can",
+                      failure.c_str());
+    } else if (failure.empty() && sync->listener_failing) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "certgate: revocation feed: the listener listens again");
+    }
+    sync->listener_failing = !failure.empty();
+}
+
+// Stale: in the log once per change (whichever worker sees it first), and
+// a metric. The way back is in sync_done.
+void stale_check(ngx_certgate_zone_t *z, ngx_certgate_main_conf_t *cmcf, ngx_log_t *log) {
+    ngx_certgate_shctx_t *sh = z->sh;
+    if (!sh->loaded || sh->stale) return;
+    ngx_msec_int_t age = msec_since(sh->last_ok);
+    if (!certgate::feed_stale(age, static_cast<long>(cmcf->sync_max_lag))) return;
+    if (!ngx_atomic_cmp_set(&sh->stale, 0, 1)) return;
+    ngx_certgate_metrics_feed_stale();
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "certgate: revocation feed: no good read of the store for %M ms "
+                  "(certgate_sync_max_lag %M ms): the revocation set is stale, protected "
+                  "locations answer 503 until the store is read again",
+                  static_cast<ngx_msec_t>(age), cmcf->sync_max_lag);
+}
+
+void sync_done(ngx_certgate_zone_t *z, const ngx_certgate_poll_t &poll, bool ok, ngx_log_t *log) {
+    ngx_certgate_shctx_t *sh = z->sh;
+    ngx_shmtx_lock(&z->shpool->mutex);
+    if (sh->polling && sh->polling_since == poll.started) sh->polling = 0;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    if (ok && sh->stale && ngx_atomic_cmp_set(&sh->stale, 1, 0)) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "certgate: revocation feed: the store was read again: protected locations "
+                      "serve again");
+    }
+}
+
+void reload_log(const ngx_certgate_poll_t &poll, ngx_msec_int_t age, ngx_log_t *log) {
+    using R = certgate::FeedReload;
+    if (poll.reload == R::gap) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "certgate: revocation feed: the store's events do not continue from event "
+                      "%L (the store was replaced or restored from a backup): loading the "
+                      "revocation set again; blocks, resets and revocations recorded only in the "
+                      "store before it must be redone",
+                      poll.after.id);
+    } else if (poll.reload == R::outage) {
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "certgate: revocation feed: no good read of the store for %M ms: loading "
+                      "the revocation set again instead of continuing",
+                      static_cast<ngx_msec_t>(age));
+    }
+}
+
+void sync_tick(ngx_event_t *ev) noexcept {
     auto *sync = reinterpret_cast<ngx_certgate_sync_t *>(ev);
     ngx_certgate_main_conf_t *cmcf = sync->cmcf;
     ngx_certgate_zone_t *z = zone_of(cmcf);
-    if (z == nullptr || sync->busy) {
+    if (z == nullptr) {
+        sync_arm(sync);
+        return;
+    }
+    ngx_certgate_shctx_t *sh = z->sh;
+    if (g_listener != nullptr && g_listener->take_wake()) sh->wake = 1;
+    listener_check(sync, ev->log);
+    stale_check(z, cmcf, ev->log);
+    if (sync->busy) {
         sync_arm(sync);
         return;
     }
 
-    // One poll per interval across the workers.
+    // One poll at a time across the workers, at least one per interval.
+    ngx_certgate_poll_t poll;
+    ngx_msec_int_t age;
     ngx_shmtx_lock(&z->shpool->mutex);
-    bool due = !z->sh->loaded || ngx_current_msec - z->sh->last_poll >= cmcf->sync_interval;
-    // A full zone lost an entry: load everything again until it fits.
-    bool initial = !z->sh->loaded || z->sh->full;
-    int64_t after = z->sh->last_event_id;
-    ngx_uint_t losses = z->sh->losses;
-    if (due) z->sh->last_poll = ngx_current_msec;
+    bool other =
+        sh->polling && msec_since(sh->polling_since) < static_cast<ngx_msec_int_t>(kPollLease);
+    bool due =
+        !other && (!sh->loaded || sh->wake || sh->again ||
+                   msec_since(sh->last_poll) >= static_cast<ngx_msec_int_t>(cmcf->sync_interval));
+    if (due) {
+        certgate::FeedState state;
+        state.loaded = sh->loaded;
+        state.full = sh->full;
+        state.gap = sh->gap;
+        age = msec_since(sh->last_ok);
+        state.ok_age_ms = age;
+        poll.reload = certgate::feed_reload(state, static_cast<long>(cmcf->sync_max_lag));
+        poll.after = sh->cursor;
+        poll.gen = sh->cursor_gen;
+        poll.losses = sh->losses;
+        poll.started = ngx_current_msec;
+        sh->last_poll = ngx_current_msec;
+        sh->polling = 1;
+        sh->polling_since = ngx_current_msec;
+        sh->wake = 0;
+        sh->again = 0;
+    }
     ngx_shmtx_unlock(&z->shpool->mutex);
     if (!due) {
         sync_arm(sync);
         return;
     }
+    reload_log(poll, age, ev->log);
 
     const certgate::Settings *s = &cmcf->runtime->settings;
     auto batch = std::make_shared<certgate::FeedBatch>();
+    auto notifies = std::make_shared<bool>(false);
     int64_t now = ngx_time();
+    bool initial = poll.reload != certgate::FeedReload::none;
     sync->busy = true;
     bool posted = ngx_certgate_post_background(
         cmcf->thread_pool, ev->log,
-        [s, batch, initial, after, now]() {
+        [s, batch, notifies, initial, poll, now]() {
             try {
+#if (CERTGATE_TEST_HOOKS)
+                test_feed_down(s->store_uri);
+#endif
                 certgate::Store &store = certgate::thread_store(s->store_uri);
                 *batch = initial ? certgate::initial_feed(store, now, s->session_absolute_s)
-                                 : certgate::feed_since(store, after, 1000);
+                                 : certgate::feed_next(store, poll.after, kPage);
+                *notifies = store.has_feed_notifications();
             } catch (...) {
                 certgate::drop_thread_store(s->store_uri);
                 throw;
             }
         },
-        [sync, batch, initial, losses, ev](ngx_http_request_t *,
-                                           const std::string *error) -> ngx_int_t {
+        [sync, batch, notifies, initial, poll, ev](ngx_http_request_t *,
+                                                   const std::string *error) -> ngx_int_t {
             sync->busy = false;
-            ngx_certgate_metrics_feed(error == nullptr, initial ? nullptr : batch.get());
+            ngx_certgate_zone_t *z = zone_of(sync->cmcf);
+            bool ok = error == nullptr && !batch->gap;
             if (error) {
+                ngx_certgate_metrics_feed(false, nullptr);
                 ngx_log_error(NGX_LOG_ERR, ev->log, 0,
                               "certgate: revocation feed: cannot read the store: %s",
                               error->c_str());
+            } else if (batch->gap) {
+                // Loaded again at the next tick (see reload_log).
+                ngx_shmtx_lock(&z->shpool->mutex);
+                z->sh->gap = 1;
+                ngx_shmtx_unlock(&z->shpool->mutex);
             } else {
-                apply_batch(sync->cmcf, *batch, initial, losses, ev->log);
+                ngx_certgate_metrics_feed(true, initial ? nullptr : batch.get());
+                if (poll.reload == certgate::FeedReload::gap ||
+                    poll.reload == certgate::FeedReload::outage) {
+                    ngx_certgate_metrics_feed_reload();
+                }
+                apply_batch(sync->cmcf, *batch, poll, ev->log);
+                if (*notifies) listener_start(sync, ev->log);
             }
-            sync_arm(sync);
+            if (z != nullptr) sync_done(z, poll, ok, ev->log);
+            // A full page or a gap: the next poll at once.
+            sync_arm(sync, batch->more || batch->gap ? 1 : kTick);
             return NGX_OK;
         });
     if (!posted) {
         sync->busy = false;
+        sync_done(z, poll, false, ev->log);
         sync_arm(sync);
     }
 }
@@ -474,7 +687,7 @@ ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle,
     if (sync == nullptr) return NGX_ERROR;
     sync->cmcf = cmcf;
     sync->cycle = cycle;
-    sync->timer.handler = sync_poll;
+    sync->timer.handler = sync_tick;
     sync->timer.data = ngx_certgate_timer_ident();
     sync->timer.log = cycle->log;
     sync->timer.cancelable = 1;
@@ -493,7 +706,36 @@ ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t 
                                      : z->sh->full  ? NGX_CERTGATE_SET_FULL
                                                     : NGX_CERTGATE_SET_READY;
     ngx_shmtx_unlock(&z->shpool->mutex);
+    if (state == NGX_CERTGATE_SET_READY && ngx_certgate_feed_stale(cmcf)) {
+        state = NGX_CERTGATE_SET_STALE;
+    }
     return state;
+}
+
+bool ngx_certgate_feed_stale(ngx_certgate_main_conf_t *cmcf) noexcept {
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr || !z->sh->loaded) return false;  // not ready: refused for that
+    return certgate::feed_stale(msec_since(z->sh->last_ok), static_cast<long>(cmcf->sync_max_lag));
+}
+
+ngx_certgate_feed_info_t ngx_certgate_feed_info(ngx_certgate_main_conf_t *cmcf) noexcept {
+    ngx_certgate_feed_info_t info{};
+    ngx_certgate_zone_t *z = zone_of(cmcf);
+    if (z == nullptr) return info;
+    ngx_shmtx_lock(&z->shpool->mutex);
+    info.loaded = z->sh->loaded != 0;
+    info.age_ms = info.loaded ? msec_since(z->sh->last_ok) : -1;
+    info.behind = z->sh->behind;
+    ngx_shmtx_unlock(&z->shpool->mutex);
+    info.stale = ngx_certgate_feed_stale(cmcf);
+    return info;
+}
+
+void ngx_certgate_revocation_stop() noexcept {
+    if (g_listener == nullptr) return;
+    g_listener->stop();
+    delete g_listener;
+    g_listener = nullptr;
 }
 
 bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf,

@@ -9,6 +9,7 @@ enum ngx_certgate_set_state_e {
     NGX_CERTGATE_SET_READY,
     NGX_CERTGATE_SET_NOT_READY,  // not loaded from the store yet
     NGX_CERTGATE_SET_FULL,       // an entry did not fit: fail closed
+    NGX_CERTGATE_SET_STALE,      // no good poll for certgate_sync_max_lag: fail closed
 };
 
 // Configuration: adds the zone (init_main_conf).
@@ -17,9 +18,23 @@ ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t 
 // Worker start: the timer that feeds the set from the store.
 ngx_int_t ngx_certgate_revocation_start(ngx_cycle_t *cycle,
                                         ngx_certgate_main_conf_t *cmcf) noexcept;
+// Worker exit: stops the feed listener's thread (within about a second).
+void ngx_certgate_revocation_stop() noexcept;
+
+// The feed's freshness, for health and metrics.
+struct ngx_certgate_feed_info_t {
+    bool loaded;
+    bool stale;             // see ngx_certgate_feed_stale
+    ngx_msec_int_t age_ms;  // since the start of the last good poll; -1: never
+    int64_t behind;         // events after the cursor at the last poll
+};
+ngx_certgate_feed_info_t ngx_certgate_feed_info(ngx_certgate_main_conf_t *cmcf) noexcept;
 
 // The protected path's questions; microseconds, no I/O.
 ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t *cmcf) noexcept;
+// No good poll for longer than certgate_sync_max_lag (a loaded set only): a
+// few word reads, no lock, so even a connection whose verdict is kept asks.
+bool ngx_certgate_feed_stale(ngx_certgate_main_conf_t *cmcf) noexcept;
 bool ngx_certgate_serial_revoked(ngx_certgate_main_conf_t *cmcf,
                                  const std::string &serial) noexcept;
 // A session ends with a logout of its own, or a reset, block or disable of

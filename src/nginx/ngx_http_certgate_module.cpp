@@ -75,6 +75,7 @@ static ngx_command_t ngx_certgate_commands[] = {
     CG_SHARED("certgate_p12_encryption"),
     CG_SHARED("certgate_p12_iterations"),
     CG_SHARED("certgate_sync_interval"),
+    CG_SHARED("certgate_sync_max_lag"),
     CG_SHARED("certgate_notify_interval"),
     CG_SHARED("certgate_templates"),
     CG_SHARED("certgate_key_type"),
@@ -134,6 +135,7 @@ static ngx_command_t ngx_certgate_commands[] = {
 // first): wait until their threads are gone, see ngx_certgate_task.cpp.
 static void ngx_certgate_exit_process(ngx_cycle_t *cycle) noexcept {
     ngx_certgate_wait_for_pool_threads(cycle->log);
+    ngx_certgate_revocation_stop();
     ngx_certgate_metrics_stop();
     // No issuance runs now: the pool's keys are freed (and wiped) here.
     certgate::set_key_pool(nullptr);

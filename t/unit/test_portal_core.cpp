@@ -124,9 +124,10 @@ static void health_json_hides_reasons(void **) {
     h.memcached_up = true;
     assert_true(contains(health_json(h, 3), "\"tasks_alive\":3"));
     assert_string_equal(
-        ready_json(h, false, 7, true).c_str(),
+        ready_json(h, FeedHealth{false, 7, 3}, true).c_str(),
         "{\"status\":\"unavailable\",\"memcached\":{\"up\":true},\"store\":{\"up\":true},"
-        "\"feed\":{\"fresh\":false,\"lag_seconds\":7},\"ca_key\":{\"up\":true}}\n");
+        "\"feed\":{\"fresh\":false,\"lag_seconds\":7,\"behind_events\":3},"
+        "\"ca_key\":{\"up\":true}}\n");
     assert_true(ready(h, true, true));
     assert_string_equal(live_json(42).c_str(), "{\"status\":\"ok\",\"pid\":42}\n");
 }

@@ -505,7 +505,7 @@ void revocation_feed_carries_lifetimes(void**) {
     }
     assert_int_equal(serials, 1);
 
-    FeedBatch since = feed_since(*s, 0, 100);
+    FeedBatch since = feed_next(*s, FeedCursor{}, 100);
     bool logout = false, revoked = false;
     for (const auto& u : since.updates) {
         if (u.kind == K::session_ended) {

@@ -2,9 +2,10 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 
 #include <exception>
+
+#include "core/base/threads.hpp"
 
 namespace certgate {
 
@@ -24,18 +25,7 @@ KeyPool::~KeyPool() { stop(); }
 void KeyPool::start() {
     if (thread_.joinable() || capacity_ == 0) return;
     stopping_ = false;
-    // The thread starts with every signal blocked (as nginx's thread pools
-    // do), so a signal for the worker always interrupts its event loop.
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    try {
-        thread_ = std::thread([this] { refill(); });
-    } catch (...) {
-        pthread_sigmask(SIG_SETMASK, &old, nullptr);
-        throw;
-    }
-    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    thread_ = thread_with_signals_blocked([this] { refill(); });
 }
 
 void KeyPool::stop() noexcept {

@@ -63,11 +63,14 @@ bool ready(const Health &health, bool feed_fresh, bool ca_up) {
     return health.ok() && feed_fresh && ca_up;
 }
 
-std::string ready_json(const Health &health, bool feed_fresh, int64_t lag_seconds, bool ca_up) {
-    return json_body(Json{{"status", ready(health, feed_fresh, ca_up) ? "ready" : "unavailable"},
+std::string ready_json(const Health &health, const FeedHealth &feed, bool ca_up) {
+    return json_body(Json{{"status", ready(health, feed.fresh, ca_up) ? "ready" : "unavailable"},
                           {"memcached", probe(health.memcached_up)},
                           {"store", probe(health.store_up)},
-                          {"feed", {{"fresh", feed_fresh}, {"lag_seconds", lag_seconds}}},
+                          {"feed",
+                           {{"fresh", feed.fresh},
+                            {"lag_seconds", feed.lag_seconds},
+                            {"behind_events", feed.behind_events}}},
                           {"ca_key", probe(ca_up)}});
 }
 

@@ -30,10 +30,17 @@ std::string health_json(const Health &health, long tasks_alive);
 // <portal>/health/live: {"status":"ok","pid":N}
 std::string live_json(long pid);
 
+// The revocation feed as the worker sees it (no I/O).
+struct FeedHealth {
+    bool fresh = false;         // loaded, nothing lost, read within certgate_sync_max_lag
+    int64_t lag_seconds = -1;   // since the last good read; -1: never
+    int64_t behind_events = 0;  // events the last read left for the next
+};
+
 // <portal>/health/ready: the probes plus what the worker knows without I/O:
 // {"status":"ready"|"unavailable","memcached":{"up":..},"store":{"up":..},
-//  "feed":{"fresh":..,"lag_seconds":N},"ca_key":{"up":..}}
+//  "feed":{"fresh":..,"lag_seconds":N,"behind_events":N},"ca_key":{"up":..}}
 bool ready(const Health &health, bool feed_fresh, bool ca_up);
-std::string ready_json(const Health &health, bool feed_fresh, int64_t lag_seconds, bool ca_up);
+std::string ready_json(const Health &health, const FeedHealth &feed, bool ca_up);
 
 }  // namespace certgate

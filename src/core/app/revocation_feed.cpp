@@ -44,6 +44,7 @@ bool interpret_event(const Event &e, RevocationUpdate *u) {
 
 FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
     FeedBatch batch;
+    batch.cursor = store.feed_start();
     batch.last_event_id = store.last_event_id();
     for (const Certificate &c : store.revoked_certificates()) {
         // An expired certificate is refused for its notAfter alone.
@@ -94,11 +95,20 @@ FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
     return batch;
 }
 
-FeedBatch feed_since(Store &store, int64_t after_id, int limit) {
+FeedBatch feed_next(Store &store, const FeedCursor &after, int limit) {
     FeedBatch batch;
-    batch.last_event_id = after_id;
-    for (const Event &e : store.events_since(after_id, limit)) {
-        batch.last_event_id = e.id;
+    batch.cursor = after;
+    // Read before the page: a cursor past it is past anything this store had.
+    batch.last_event_id = store.last_event_id();
+    if (after.id > batch.last_event_id) {
+        batch.gap = true;
+        return batch;
+    }
+    FeedPage page = store.feed_after(after, limit);
+    batch.cursor = page.next;
+    batch.more = page.more;
+    if (batch.last_event_id > page.next.id) batch.behind = batch.last_event_id - page.next.id;
+    for (const Event &e : page.events) {
         RevocationUpdate u;
         if (interpret_event(e, &u)) {
             if (u.kind == RevocationUpdate::Kind::serial_revoked) {
@@ -116,6 +126,19 @@ FeedBatch feed_since(Store &store, int64_t after_id, int limit) {
         }
     }
     return batch;
+}
+
+FeedReload feed_reload(const FeedState &state, long reload_after_ms) {
+    if (!state.loaded) return FeedReload::first;
+    if (state.gap) return FeedReload::gap;
+    if (state.full) return FeedReload::full;
+    long limit = reload_after_ms > 0 ? reload_after_ms : kFeedOutageReloadMs;
+    if (state.ok_age_ms > limit) return FeedReload::outage;
+    return FeedReload::none;
+}
+
+bool feed_stale(int64_t ok_age_ms, long max_lag_ms) {
+    return max_lag_ms > 0 && ok_age_ms > max_lag_ms;
 }
 
 }  // namespace certgate

@@ -30,18 +30,50 @@ struct RevocationUpdate {
 
 struct FeedBatch {
     std::vector<RevocationUpdate> updates;
-    int64_t last_event_id = 0;  // where the next poll starts
-    bool revocations = false;   // a certificate was revoked: the CRL changed
+    FeedCursor cursor;         // where the next read starts
+    bool more = false;         // the page was full: read again at once
+    bool revocations = false;  // a certificate was revoked: the CRL changed
+    // The store's events do not continue from the cursor read after (it is
+    // ahead of the store's last event: the store was replaced or restored
+    // from a backup). Nothing else is set: the set is to be loaded again.
+    bool gap = false;
+    int64_t last_event_id = 0;  // the store's last event when read
+    int64_t behind = 0;         // events in the store after `cursor` when read
 };
 
 // Everything in force now: revoked certificates not yet expired, blocked and
 // disabled users, and resets and logouts recent enough to matter for live
-// sessions.
+// sessions; the cursor is taken first, so what commits meanwhile is read
+// again by feed_next (applying an update twice changes nothing).
 FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s);
 
-// What happened after event `after_id`, at most `limit` events; a
-// revocation carries its certificate's notAfter, read from the store.
-FeedBatch feed_since(Store &store, int64_t after_id, int limit);
+// What happened after `after`, at most `limit` events (one page; `more`
+// when there is another); a revocation carries its certificate's notAfter,
+// read from the store. Sets `gap` instead when the store's last event is
+// before the cursor.
+FeedBatch feed_next(Store &store, const FeedCursor &after, int limit);
+
+// What a poll must do: continue from the cursor, or load the whole set.
+enum class FeedReload {
+    none,
+    first,   // never loaded in this zone
+    full,    // an entry did not fit: what was lost is read again
+    gap,     // the store no longer continues the cursor
+    outage,  // no good read for longer than the limit: the cursor is not trusted
+};
+struct FeedState {
+    bool loaded = false;
+    bool full = false;
+    bool gap = false;
+    int64_t ok_age_ms = 0;  // since the last good read (or the load)
+};
+// reload_after_ms: certgate_sync_max_lag (0: off, then kFeedOutageReloadMs).
+FeedReload feed_reload(const FeedState &state, long reload_after_ms);
+constexpr long kFeedOutageReloadMs = 10000;
+
+// Whether the set is too old to decide on: no good read for longer than
+// max_lag_ms (certgate_sync_max_lag; 0: never).
+bool feed_stale(int64_t ok_age_ms, long max_lag_ms);
 
 // One event's effect on the set, if any.
 bool interpret_event(const Event &event, RevocationUpdate *update);

@@ -393,9 +393,13 @@ const std::vector<Directive>& directives() {
          CG_FILE("certgate_pkcs11_module", pkcs11_module)},
         {"certgate_p12_encryption", kHttp, 1, 1, "aes256", parse_p12_encryption},
         {"certgate_p12_iterations", kHttp, 1, 1, "100000", parse_p12_iterations},
-        {"certgate_sync_interval", kHttp, 1, 1, "2s",
+        {"certgate_sync_interval", kHttp, 1, 1, "1s",
          [](const Args& a, const ConfPaths&, ConfValues& v) {
              return interval(a[0], false, v.settings.sync_interval_ms);
+         }},
+        {"certgate_sync_max_lag", kHttp, 1, 1, "10s",
+         [](const Args& a, const ConfPaths&, ConfValues& v) {
+             return interval(a[0], true, v.settings.sync_max_lag_ms);
          }},
         {"certgate_notify_interval", kHttp, 1, 1, "1h",
          [](const Args& a, const ConfPaths&, ConfValues& v) {
@@ -462,6 +466,11 @@ std::string apply_directive(const Directive& d, const std::vector<std::string>& 
 }
 
 std::string check_settings(const Settings& s) {
+    // Two polls at least fit in the limit, so one slow poll does not fail it.
+    if (s.sync_max_lag_ms != 0 && s.sync_max_lag_ms < 2 * s.sync_interval_ms)
+        return "certgate_sync_max_lag (" + std::to_string(s.sync_max_lag_ms) +
+               "ms) must be at least twice certgate_sync_interval (" +
+               std::to_string(s.sync_interval_ms) + "ms)";
     if (s.crl_validity_seconds < 2) return "certgate_crl_validity must be at least 2s";
     if (s.renew_before_days >= s.cert_validity_days)
         return "certgate_renew_before (" + std::to_string(s.renew_before_days) +

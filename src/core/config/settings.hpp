@@ -48,7 +48,10 @@ struct Settings {
     int p12_iterations = 100000;  // certgate_p12_iterations
     std::string crl_url;
 
-    long sync_interval_ms = 2000;
+    long sync_interval_ms = 1000;
+    // certgate_sync_max_lag: past this long without a good read of the
+    // event table the protected path refuses (0: off).
+    long sync_max_lag_ms = 10000;
     long notify_interval_ms = 3600 * 1000;  // 0: off
     long cert_validity_days = 366;
     long renew_before_days = 30;

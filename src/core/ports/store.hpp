@@ -361,6 +361,9 @@ class Store {
     // PostgreSQL a NOTIFY certgate_feed); true if one came. Only a wake-up:
     // the feed's poll is the guarantee. Default: sleeps, returns false.
     virtual bool wait_for_feed(int timeout_ms);
+    // Whether wait_for_feed can return true (PostgreSQL's LISTEN): only then
+    // does each worker keep a listener thread. The default sleeps, so no.
+    virtual bool has_feed_notifications() const { return false; }
 
     // --- mail outbox ----------------------------------------------------------
     // expires_at (0: never): past it the mail is not sent, and its body is
