@@ -145,6 +145,7 @@ class PgStore final : public Store {
     FeedCursor feed_start() override;
     FeedPage feed_after(const FeedCursor& cursor, int limit) override;
     bool wait_for_feed(int timeout_ms) override;
+    bool has_feed_notifications() const override { return true; }
 
     int64_t enqueue_mail(const std::string& to, const std::string& subject, const std::string& body,
                          const std::string& actor, const std::string& about,
