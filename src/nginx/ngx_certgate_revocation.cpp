@@ -720,6 +720,7 @@ bool ngx_certgate_feed_stale(ngx_certgate_main_conf_t *cmcf) noexcept {
 
 ngx_certgate_feed_info_t ngx_certgate_feed_info(ngx_certgate_main_conf_t *cmcf) noexcept {
     ngx_certgate_feed_info_t info{};
+    info.age_ms = -1;
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return info;
     ngx_shmtx_lock(&z->shpool->mutex);
