@@ -430,7 +430,7 @@ const std::vector<Directive>& directives() {
         {"certgate_home", kHttp, 1, 1, "/",
          [](const Args& a, const ConfPaths&, ConfValues& v) {
              if (!site_local_path(a[0]))
-                 return "\"" + a[0] +
+                 return "certgate_home \"" + a[0] +
                         "\" is not a path of this site (it must start with one \"/\", without "
                         "\"//\", backslashes, spaces or control characters)";
              v.settings.home = a[0];
