@@ -8,7 +8,6 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -23,26 +22,7 @@ const MASTER = 'framemaster1';
 const GENERALS = ['framegen01', 'framegen02', 'framegen03'];
 const p12 = {};
 
-function ctl(args, input) {
-  return execFileSync(server.certgatectl, ['--store', server.store, ...args],
-    { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-}
-
-// A client certificate of the suite's CA for `user`, recorded in the store,
-// as a .p12 for the browser.
-function certificateFor(user) {
-  const base = path.join(tmp, user);
-  execFileSync('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-subj', `/O=${ORG}/CN=${user}`, '-keyout', `${base}.key`, '-out', `${base}.csr`], { stdio: 'ignore' });
-  fs.writeFileSync(`${base}.ext`, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
-  execFileSync('openssl', ['x509', '-req', '-set_serial', String(Math.floor(Math.random() * 2 ** 40) + 2), '-days', '300',
-    '-in', `${base}.csr`, '-CA', server.ca, '-CAkey', path.join(server.dir, 'ca.key'),
-    '-extfile', `${base}.ext`, '-out', `${base}.crt`], { stdio: 'ignore' });
-  ctl(['cert', 'import', `${base}.crt`, '--user', user]);
-  execFileSync('openssl', ['pkcs12', '-export', '-inkey', `${base}.key`, '-in', `${base}.crt`,
-    '-passout', `pass:${PASSWORD}`, '-out', `${base}.p12`], { stdio: 'ignore' });
-  return `${base}.p12`;
-}
+const ctl = (args, input) => lib.certgatectl(server, args, input);
 
 before(async () => {
   server = await lib.startServers();
@@ -53,7 +33,7 @@ before(async () => {
     ctl(['user', 'add-general', ORG, user, '--mail', `${user}@example.test`, '--name', `労金 ${['花子', '次郎', '三郎'][i]}`,
       '--password-stdin'], `${PASSWORD}\n`);
   }
-  for (const user of [MASTER, ...GENERALS]) p12[user] = certificateFor(user);
+  for (const user of [MASTER, ...GENERALS]) p12[user] = lib.clientCertificate(server, tmp, ORG, user, PASSWORD);
 });
 
 after(async () => {
