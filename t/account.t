@@ -382,6 +382,8 @@ subtest 'a master of another organisation cannot list or change these users' => 
 
 subtest 'the master resets and disables a general user' => sub {
     my $r = admin('master05', 'admin/users/general05/reset', {}, html => 1);
+    like($r->{body}, qr{name="confirm" value="yes"}, 'in a browser, reset asks first');
+    $r = admin('master05', 'admin/users/general05/reset', { confirm => 'yes' }, html => 1);
     is($r->{status}, 200, 'reset in a browser');
     my ($shown) = $r->{body} =~ m{<dd class="cg-secret">([^<]+)</dd>};
     my %entity = (amp => '&', lt => '<', gt => '>', quot => '"', apos => "'");
@@ -409,7 +411,7 @@ subtest 'the admin pages need a master session' => sub {
     is(Certgate::Test::json_of($r)->{error}, 'forbidden', 'forbidden');
     $r = $t->get('/certgate/admin/users');
     is($r->{status}, 302, 'a browser without a session goes to the login screen');
-    like($r->{headers}{location}, qr{/certgate/$}, 'there');
+    like($r->{headers}{location}, qr{/certgate/\?return=%2Fcertgate%2Fadmin%2Fusers$}, 'there, and back after login');
     for my $action (qw(unlock reset disable)) {
         $r = $t->submit("/certgate/admin/users/general01/$action", {});
         is($r->{status}, 401, "$action without a session: 401");

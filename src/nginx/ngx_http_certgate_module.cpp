@@ -12,7 +12,10 @@
 #include <memory>
 
 #include "core/adapters/ca.hpp"
+#include "core/app/flow.hpp"
 #include "core/web/errors.hpp"
+#include "core/web/form.hpp"
+#include "core/web/portal.hpp"
 #include "nginx/ngx_certgate.hpp"
 #include "nginx/ngx_certgate_ctx.hpp"
 #include "nginx/ngx_certgate_metrics.hpp"
@@ -101,6 +104,7 @@ static ngx_command_t ngx_certgate_commands[] = {
     CG_SHARED("certgate_session_timeout"),
     CG_SHARED("certgate_helpdesk"),
     CG_SHARED("certgate_crl_url"),
+    CG_SHARED("certgate_home"),
     CG_SHARED("certgate_crl_validity"),
 
     {ngx_string("certgate_revocation_zone"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_size_slot,
@@ -176,6 +180,9 @@ enum ngx_certgate_var_e {
     NGX_CERTGATE_VAR_ROLE,
     NGX_CERTGATE_VAR_SERIAL,
     NGX_CERTGATE_VAR_DAYS_LEFT,
+    NGX_CERTGATE_VAR_LOGOUT_URL,
+    NGX_CERTGATE_VAR_ADMIN_URL,
+    NGX_CERTGATE_VAR_CSRF_TOKEN,
 };
 
 static ngx_http_variable_t ngx_certgate_vars[] = {
@@ -189,6 +196,13 @@ static ngx_http_variable_t ngx_certgate_vars[] = {
      NGX_HTTP_VAR_NOCACHEABLE, 0},
     {ngx_string("certgate_cert_days_left"), nullptr, ngx_certgate_variable,
      NGX_CERTGATE_VAR_DAYS_LEFT, NGX_HTTP_VAR_NOCACHEABLE, 0},
+    // What the upstream needs to show certgate's frame (docs/frame.md).
+    {ngx_string("certgate_logout_url"), nullptr, ngx_certgate_variable, NGX_CERTGATE_VAR_LOGOUT_URL,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("certgate_admin_url"), nullptr, ngx_certgate_variable, NGX_CERTGATE_VAR_ADMIN_URL,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
+    {ngx_string("certgate_csrf_token"), nullptr, ngx_certgate_variable, NGX_CERTGATE_VAR_CSRF_TOKEN,
+     NGX_HTTP_VAR_NOCACHEABLE, 0},
     ngx_http_null_variable};
 
 static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept {
@@ -200,6 +214,35 @@ static ngx_int_t ngx_certgate_add_variables(ngx_conf_t *cf) noexcept {
         var->data = v->data;
     }
     return NGX_OK;
+}
+
+// The frame's values for the upstream: the portal's logout (and, for a
+// master, admin) URL, and the CSRF token of this browser's seed cookie that
+// the logout form must carry. An HMAC, computed on first use: no I/O.
+static ngx_str_t *ngx_certgate_frame_value(ngx_http_request_t *r, ngx_certgate_ctx_t *ctx,
+                                           uintptr_t which) noexcept {
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
+        ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
+    if (cmcf == nullptr || cmcf->runtime == nullptr) return nullptr;
+    auto *out = static_cast<ngx_str_t *>(ngx_pcalloc(r->pool, sizeof(ngx_str_t)));
+    if (out == nullptr) return nullptr;
+    try {
+        const certgate::Settings &s = cmcf->runtime->settings;
+        std::string text;
+        if (which == NGX_CERTGATE_VAR_LOGOUT_URL) {
+            text = s.portal_prefix + "logout";
+        } else if (which == NGX_CERTGATE_VAR_ADMIN_URL) {
+            if (ngx_certgate_str(ctx->role) == "master") text = s.portal_prefix + "admin/users";
+        } else {
+            std::string seed =
+                certgate::find_cookie(ngx_certgate_cookie_header(r), certgate::kCsrfCookie);
+            if (seed.size() == 24) text = certgate::csrf_token(s.secret, seed);
+        }
+        *out = ngx_certgate_pstr(r->pool, text);
+    } catch (const std::exception &) {
+        return nullptr;
+    }
+    return out;
 }
 
 // The variables describe the request's verified identity, which the
@@ -228,6 +271,11 @@ static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_
                 break;
             case NGX_CERTGATE_VAR_DAYS_LEFT:
                 value = &ctx->days_left;
+                break;
+            case NGX_CERTGATE_VAR_LOGOUT_URL:
+            case NGX_CERTGATE_VAR_ADMIN_URL:
+            case NGX_CERTGATE_VAR_CSRF_TOKEN:
+                value = ngx_certgate_frame_value(r, ctx, data);
                 break;
         }
     }

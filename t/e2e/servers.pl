@@ -27,6 +27,7 @@ $t->write_conf(<<'EOF');
     %%CERTGATE%%
     certgate_language auto;
     certgate_helpdesk "ろうきんインターネットバンキング（団体向け）ヘルプデスク" "0120-000-000" "9:00～18:00（休日を除く月曜日～金曜日）";
+    certgate_home /app/;
     server {
 %%TLS%%
         location = / { return 302 /certgate/; }
@@ -39,6 +40,9 @@ $t->write_conf(<<'EOF');
             proxy_set_header X-Certgate-User $certgate_user;
             proxy_set_header X-Certgate-Org $certgate_org;
             proxy_set_header X-Certgate-Role $certgate_role;
+            # certgate's frame in the application (docs/frame.md).
+            proxy_set_header X-Certgate-Logout $certgate_logout_url;
+            proxy_set_header X-Certgate-Csrf $certgate_csrf_token;
             proxy_pass http://127.0.0.1:%%HTTP_PORT%%;
         }
     }
@@ -47,7 +51,7 @@ $t->write_conf(<<'EOF');
         location /app/ {
             default_type text/html;
             add_header Content-Security-Policy "default-src 'none'" always;
-            return 200 '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Business application</title></head><body><main><h1>Business application</h1><p>Logged in as <strong id="user">$http_x_certgate_user</strong> of <span id="org">$http_x_certgate_org</span> ($http_x_certgate_role).</p></main></body></html>';
+            return 200 '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Business application</title></head><body><main><h1>Business application</h1><p>Logged in as <strong id="user">$http_x_certgate_user</strong> of <span id="org">$http_x_certgate_org</span> ($http_x_certgate_role).</p><form class="cg-frame-logout" method="post" action="$http_x_certgate_logout"><input type="hidden" name="csrf_token" value="$http_x_certgate_csrf"><button type="submit">ログアウト</button></form></main></body></html>';
         }
     }
 EOF

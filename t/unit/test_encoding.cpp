@@ -53,11 +53,43 @@ static void hex_is_lower_case(void **) {
     assert_string_equal(hex_encode("").c_str(), "");
 }
 
+// return= and certgate_home: a path of this site, nothing a browser could
+// read as another host or scheme, also after one more decoding.
+static void site_local_paths(void **) {
+    for (const char *ok : {"/", "/app/", "/app/report?month=11", "/app/a%20b", "/a%41b", "/x#frag"})
+        assert_true(site_local_path(ok));
+    for (const char *bad : {"",
+                            "app/",
+                            "https://evil.example/",
+                            "//evil.example/",
+                            "/\\evil",
+                            "\\\\evil",
+                            "/app//x",
+                            "javascript:alert(1)",
+                            "/app/%2F%2Fevil",
+                            "/app/%2f",
+                            "/app/%5Cx",
+                            "/app/%5c",
+                            "/app/%0d%0a",
+                            "/app/%1f",
+                            "/app/%7F",
+                            "/app/%",
+                            "/app/%2",
+                            "/app/\tx",
+                            "/app/ x",
+                            "/app/\x01",
+                            "/app/\xc3\xa9"})
+        assert_false(site_local_path(bad));
+    assert_true(site_local_path(std::string(2048, 'a').replace(0, 1, "/")));
+    assert_false(site_local_path(std::string(2049, 'a').replace(0, 1, "/")));
+}
+
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(base64_rfc4648_vectors),
         cmocka_unit_test(base64url_decodes_only_canonical_text),
         cmocka_unit_test(hex_is_lower_case),
+        cmocka_unit_test(site_local_paths),
     };
     return cmocka_run_group_tests_name("encoding", tests, nullptr, nullptr);
 }

@@ -63,4 +63,22 @@ std::string hex_encode(std::string_view raw) {
     return out;
 }
 
+bool site_local_path(std::string_view to) {
+    if (to.empty() || to.size() > 2048 || to[0] != '/') return false;
+    if (to.find("//") != std::string_view::npos) return false;
+    for (size_t i = 0; i < to.size(); ++i) {
+        auto ch = static_cast<unsigned char>(to[i]);
+        if (ch <= 0x20 || ch >= 0x7f || ch == '\\') return false;
+        if (ch != '%') continue;
+        // %2F, %5C and %00-%1F, %7F: what a later decoding would turn into the above.
+        if (i + 2 >= to.size()) return false;
+        char hi = to[i + 1];
+        char lo = static_cast<char>(to[i + 2] | 0x20);
+        if ((hi == '0' || hi == '1') || (hi == '2' && lo == 'f') || (hi == '5' && lo == 'c') ||
+            (hi == '7' && lo == 'f'))
+            return false;
+    }
+    return true;
+}
+
 }  // namespace certgate

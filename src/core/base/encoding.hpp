@@ -19,4 +19,10 @@ bool base64url_decode(std::string_view text, std::string *raw);
 // Lower-case hex, two digits a byte.
 std::string hex_encode(std::string_view raw);
 
+// Whether `to` is a path on this site that a redirect may go to (return=,
+// certgate_home): "/" then printable ASCII, no "//", no backslash, no
+// encoded slash, backslash or control character, so no browser reads a
+// scheme or another host into it.
+bool site_local_path(std::string_view to);
+
 }  // namespace certgate

@@ -15,6 +15,7 @@
 
 #include "core/adapters/ca.hpp"
 #include "core/adapters/tz.hpp"
+#include "core/base/encoding.hpp"
 
 namespace certgate {
 
@@ -434,6 +435,15 @@ const std::vector<Directive>& directives() {
         {"certgate_crl_url", kHttp, 1, 1, "",
          [](const Args& a, const ConfPaths&, ConfValues& v) {
              v.settings.crl_url = a[0];
+             return std::string();
+         }},
+        {"certgate_home", kHttp, 1, 1, "/",
+         [](const Args& a, const ConfPaths&, ConfValues& v) {
+             if (!site_local_path(a[0]))
+                 return "certgate_home \"" + a[0] +
+                        "\" is not a path of this site (it must start with one \"/\", without "
+                        "\"//\", backslashes, spaces or control characters)";
+             v.settings.home = a[0];
              return std::string();
          }},
         {"certgate_crl_validity", kHttp, 1, 1, "24h", parse_crl_validity},

@@ -96,6 +96,8 @@ struct Settings {
     std::string templates_dir;
     HelpDesk helpdesk;
     std::string portal_prefix = "/certgate/";
+    // certgate_home: where a login goes when no (site-local) return= says.
+    std::string home = "/";
 };
 
 }  // namespace certgate

@@ -154,10 +154,24 @@ PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::str
     }
     data.set("title", title);
     data.set("csrf_token", c.csrf());
+    add_frame(data, c);
     if (!message.empty()) data.set("message", message);
+    if (!c.notice.empty()) data.set("notice", c.notice);
     if (error) data.set("error", error_name(*error));
     res.body = rt.pages->render(name, c.lang, data, c.url(c.req.path));
     return res;
+}
+
+void add_frame(PageData &data, Portal::Context &c) {
+    if (!c.req.session) return;
+    const Session &session = *c.req.session;
+    PageData frame{PageData::type::object};
+    frame.set("user_id", session.user_id);
+    frame.set("org", session.org);
+    frame.set("logout_url", c.url("logout"));
+    frame.set("home_url", c.s.home);
+    if (session.role == Role::master) frame.set("admin_url", c.url("admin/users"));
+    data.set("frame", frame);
 }
 
 // A POST that passed: 303 to the next screen, or {"ok":true,"next":...}.

@@ -272,9 +272,11 @@ PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
 std::optional<PortalResponse> admin_refusal(const Runtime &rt, Portal::Context &c) {
     if (c.req.session && c.req.session->role == Role::master) return std::nullopt;
     if (!c.req.session && !c.req.json) {
-        // A browser without a session logs in first, as certgate_require sends it.
+        // A browser without a session logs in first and comes back, as
+        // certgate_require sends it (a POST's form is gone: back to the list).
         c.res.status = 302;
-        c.res.location = c.url("");
+        std::string back = c.url(c.req.method == "GET" ? c.req.path : kAdminUsers);
+        c.res.location = c.url("?return=" + url_encode(back));
         return c.res;
     }
     PortalResponse res = refusal(rt, c, ErrorCode::forbidden);
@@ -282,12 +284,59 @@ std::optional<PortalResponse> admin_refusal(const Runtime &rt, Portal::Context &
     return res;
 }
 
+// 閉塞 before a lock: a block does not lift by itself, so it shows no time.
 std::string state_label(const Portal::Context &c, const User &u) {
     if (u.state == UserState::disabled) return ja(c) ? "利用停止" : "Disabled";
     if (u.blocked) return ja(c) ? "閉塞" : "Blocked";
     if (u.locked_at(c.req.now)) return ja(c) ? "ロック中" : "Locked";
     if (u.state == UserState::must_register) return ja(c) ? "初期登録待ち" : "Not registered yet";
     return ja(c) ? "利用可能" : "Active";
+}
+
+// The certificate column: the live one, or else the newest handed over
+// (a disabled user's shows 失効, not 未発行).
+struct CertColumn {
+    std::optional<Certificate> cert;
+    const char *state = "none";  // valid, renewable, expired, revoked, none
+};
+
+CertColumn cert_column(const Portal::Context &c, Store &store, const std::string &user_id) {
+    CertColumn col;
+    col.cert = store.current_certificate(user_id);
+    if (!col.cert) {
+        CertificateFilter filter;
+        filter.user_id = user_id;
+        for (Certificate &cert : store.list_certificates(filter)) {
+            if (cert.status == CertStatus::pending) continue;
+            if (!col.cert || cert.issued_at > col.cert->issued_at ||
+                (cert.issued_at == col.cert->issued_at && cert.not_after > col.cert->not_after))
+                col.cert = std::move(cert);
+        }
+    }
+    if (!col.cert) return col;
+    const int64_t window = static_cast<int64_t>(c.s.renew_before_days) * 86400;
+    if (col.cert->status == CertStatus::revoked || col.cert->status == CertStatus::superseded)
+        col.state = "revoked";
+    else if (col.cert->status == CertStatus::expired || col.cert->not_after < c.req.now)
+        col.state = "expired";
+    else if (col.cert->not_after - c.req.now <= window)
+        col.state = "renewable";
+    else
+        col.state = "valid";
+    return col;
+}
+
+// The result of an admin action, as the list reports it (?done=<action>&user=<id>).
+std::string admin_result(const Portal::Context &c, const std::string &action,
+                         const std::string &user_id) {
+    const auto &t = page_words(c.lang);
+    auto it = t.find("admin_done_" + action);
+    if (it == t.end()) return "";
+    PageData values{PageData::type::object};
+    values.set("user_id", user_id);
+    kainjow::mustache::mustache tmpl(it->second);
+    tmpl.set_custom_escape([](const std::string &v) { return v; });
+    return tmpl.render(values);
 }
 
 // admin/users: the organisation's general users, and the form that adds one.
@@ -298,34 +347,45 @@ PortalResponse admin_list(const Runtime &rt, Portal::Context &c, ErrorCode *erro
     const std::string &org = c.req.session->org;
     PageData rows{PageData::type::list};
     Json users = Json::array();
+    auto done = c.req.query.find("done");
+    auto done_user = c.req.query.find("user");
     for (const User &u : store.list_users(org)) {
         if (u.role != Role::general) continue;
-        auto cert = store.current_certificate(u.id);
-        bool locked = u.locked_at(c.req.now);
+        CertColumn col = cert_column(c, store, u.id);
+        bool locked = u.locked_at(c.req.now) && !u.blocked;
         PageData row{PageData::type::object};
         row.set("user_id", u.id);
         row.set("name", u.name);
         row.set("mail", u.mail);
         row.set("state", state_label(c, u));
         if (locked) row.set("locked_until", local_date_time(u.locked_until, s.timezone, c.lang));
-        if (cert) {
-            row.set("serial", cert->serial);
-            row.set("expiry", local_date(cert->not_after, s.timezone, c.lang));
+        row.set("cert_state", page_words(c.lang).at(std::string("cert_state_") + col.state));
+        row.set(std::string("cert_") + col.state, true);
+        if (col.cert) {
+            row.set("serial", col.cert->serial);
+            row.set("expiry", local_date(col.cert->not_after, s.timezone, c.lang));
         }
         if (u.state != UserState::disabled) {
             row.set("active", true);
             if (locked || u.blocked) row.set("unlockable", true);
         }
         rows.push_back(row);
-        users.push_back(Json{
-            {"user_id", u.id},
-            {"name", u.name},
-            {"mail", u.mail},
-            {"state", to_string(u.state)},
-            {"locked_until", locked ? u.locked_until : 0},
-            {"blocked", u.blocked},
-            {"certificate", cert ? Json{{"serial", cert->serial}, {"not_after", cert->not_after}}
-                                 : Json(nullptr)}});
+        // Only a user of this organisation is named in a result.
+        if (!error && done != c.req.query.end() && done_user != c.req.query.end() &&
+            done_user->second == u.id)
+            c.notice = admin_result(c, done->second, u.id);
+        users.push_back(
+            Json{{"user_id", u.id},
+                 {"name", u.name},
+                 {"mail", u.mail},
+                 {"state", to_string(u.state)},
+                 {"locked_until", locked ? u.locked_until : 0},
+                 {"blocked", u.blocked},
+                 {"certificate_state", col.state},
+                 {"certificate", col.cert ? Json{{"serial", col.cert->serial},
+                                                 {"not_after", col.cert->not_after},
+                                                 {"status", to_string(col.cert->status)}}
+                                          : Json(nullptr)}});
     }
     if (c.req.json && !error) {
         c.res.status = 200;
@@ -338,6 +398,7 @@ PortalResponse admin_list(const Runtime &rt, Portal::Context &c, ErrorCode *erro
     data.set("users", rows);
     data.set("org", org);
     data.set("master", c.req.session->user_id);
+    data.set("wide", true);
     if (error) {
         data.set("new_user_id", field(c.req, "user_id"));
         data.set("new_name", field(c.req, "name"));
@@ -355,6 +416,7 @@ PortalResponse show_initial_password(const Runtime &rt, Portal::Context &c, cons
         c.res.body = json_body(Json{{"ok", true},
                                     {"user_id", u.id},
                                     {"initial_password", password},
+                                    {"message", admin_result(c, added ? "add" : "reset", u.id)},
                                     {"next", c.url(kAdminUsers)}});
         return c.res;
     }
@@ -409,6 +471,35 @@ PortalResponse admin_add(const Runtime &rt, Portal::Context &c) {
     return res;
 }
 
+// パスワード初期化 and 利用停止 ask first (R19: a plain form, no script):
+// the list's button shows this page, whose 実行 posts again with confirm=yes.
+// JSON clients (scripts) act at once.
+PortalResponse admin_confirm(const Runtime &rt, Portal::Context &c, const User &u,
+                             const std::string &action) {
+    PageData data{PageData::type::object};
+    data.set("user_id", u.id);
+    data.set("name", u.name);
+    data.set("action", action);
+    data.set(action, true);
+    return render_page(rt, c, "admin_confirm", page_words(c.lang).at("admin_confirm_" + action),
+                       std::move(data), 200, "", nullptr);
+}
+
+// The list again, saying what was done (303, so a reload does not redo it).
+PortalResponse admin_done(Portal::Context &c, const std::string &action,
+                          const std::string &user_id) {
+    if (c.req.json) {
+        c.res.status = 200;
+        c.res.content_type = "application/json";
+        c.res.body = json_body(Json{{"ok", true},
+                                    {"message", admin_result(c, action, user_id)},
+                                    {"next", c.url(kAdminUsers)}});
+        c.res.outcome.result = PortalOutcome::Result::ok;
+        return c.res;
+    }
+    return go_next(c, c.url(std::string(kAdminUsers) + "?done=" + action + "&user=" + user_id));
+}
+
 // A lock or block the master releases (R10, R16), a reset (new initial
 // password; sessions end), or a disable (certificates revoked).
 PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::string &target,
@@ -428,10 +519,14 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
         } else if (u->locked_at(c.req.now) || u->failure_streak > 0) {
             store.unlock_user(target, actor);
         }
-        return go_next(c, c.url(kAdminUsers));
+        return admin_done(c, action, target);
     }
+    if (u->state == UserState::disabled) {
+        if (action == "reset") return refusal(rt, c, ErrorCode::not_found);
+        return admin_done(c, action, target);  // disabled already
+    }
+    if (!c.req.json && field(c.req, "confirm") != "yes") return admin_confirm(rt, c, *u, action);
     if (action == "reset") {
-        if (u->state == UserState::disabled) return refusal(rt, c, ErrorCode::not_found);
         std::string password =
             generate_initial_password(rt.pages->policy().initial_password_length());
         store.reset_user(target, hash_password(password), actor);
@@ -440,13 +535,11 @@ PortalResponse admin_action(const Runtime &rt, Portal::Context &c, const std::st
         return res;
     }
     // disable
-    if (u->state != UserState::disabled) {
-        store.write([&] {
-            store.disable_user(target, actor);
-            store.revoke_user_certificates(target, "cessationOfOperation", actor);
-        });
-    }
-    return go_next(c, c.url(kAdminUsers));
+    store.write([&] {
+        store.disable_user(target, actor);
+        store.revoke_user_certificates(target, "cessationOfOperation", actor);
+    });
+    return admin_done(c, action, target);
 }
 
 PortalResponse admin_users(const Runtime &rt, Portal::Context &c) {

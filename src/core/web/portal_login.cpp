@@ -2,6 +2,7 @@
 // (ログイン) and logout.
 
 #include "core/app/authentication.hpp"
+#include "core/base/encoding.hpp"
 #include "core/base/json.hpp"
 #include "core/web/portal_screens.hpp"
 
@@ -9,15 +10,10 @@ namespace certgate {
 
 namespace {
 
-// Where to go after login: a local path only, never another site.
-std::string safe_return(const std::string &to) {
-    if (to.empty() || to[0] != '/' || (to.size() > 1 && (to[1] == '/' || to[1] == '\\'))) {
-        return "/";
-    }
-    for (unsigned char ch : to) {
-        if (ch < 0x20 || ch == 0x7f) return "/";
-    }
-    return to;
+// Where to go after login: the return= the gate gave, when it stays on this
+// site; otherwise certgate_home.
+std::string after_login(const Portal::Context &c, const std::string &to) {
+    return site_local_path(to) ? to : c.s.home;
 }
 
 PortalResponse login_form(const Runtime &rt, Portal::Context &c, ErrorCode *error,
@@ -25,7 +21,7 @@ PortalResponse login_form(const Runtime &rt, Portal::Context &c, ErrorCode *erro
     PageData data{PageData::type::object};
     auto ret = c.req.query.find("return");
     std::string to = ret != c.req.query.end() ? ret->second : field(c.req, "return");
-    if (!to.empty()) data.set("return", safe_return(to));
+    if (site_local_path(to)) data.set("return", to);
     data.set("user_id", field(c.req, "user_id"));
     if (error &&
         (*error == ErrorCode::certificate_expired || *error == ErrorCode::certificate_revoked)) {
@@ -62,6 +58,10 @@ PortalResponse login_screen(const Runtime &rt, Portal::Context &c) {
         res.status = 200;
         return res;
     }
+    // After ログアウト the screen says so, and no frame is shown (the
+    // session's cookie is gone).
+    if (c.req.query.count("logged_out") && !c.req.session)
+        c.notice = page_words(c.lang).at("logged_out");
     PortalResponse res = login_form(rt, c, nullptr, "");
     res.status = 200;
     return res;
@@ -152,7 +152,7 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
         "session=" + session.id + " serial=" + pc.serial + " client=" + c.req.client);
     c.res.set_cookies.push_back(cookie(kSessionCookie, encode_session(s.secret, session), -1));
 
-    std::string next = safe_return(field(c.req, "return"));
+    std::string next = after_login(c, field(c.req, "return"));
     int64_t window = static_cast<int64_t>(s.renew_before_days) * 86400;
     bool renewal_open = cert->not_after - c.req.now <= window;
     if (!renewal_open) return go_next(c, next);
@@ -190,7 +190,7 @@ PortalResponse logout(const Runtime &, Portal::Context &c) {
                           "session=" + session->id + " client=" + c.req.client);
     }
     c.res.set_cookies.push_back(cookie(kSessionCookie, "", 0));
-    return go_next(c, c.url(""));
+    return go_next(c, c.url("?logged_out=1"));
 }
 
 }  // namespace

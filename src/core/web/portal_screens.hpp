@@ -44,6 +44,10 @@ PortalResponse render_page(const Runtime &rt, Portal::Context &c, const std::str
                            const std::string &title, PageData data, int status,
                            const std::string &message, ErrorCode *error);
 
+// The logged-in frame of every page with a session: who, the organisation,
+// ログアウト (a POST with the CSRF token) and, for a master, 一般ユーザー管理.
+void add_frame(PageData &data, Portal::Context &c);
+
 // A POST that passed: 303 to the next screen, or {"ok":true,"next":...}.
 PortalResponse go_next(Portal::Context &c, const std::string &next);
 
@@ -59,6 +63,7 @@ struct Portal::Context {
     PortalResponse res;
     std::string csrf_seed;
     Language lang;
+    std::string notice;  // a result the screen reports (role=status, not an error)
 
     Context(const PortalRequest &r, const Settings &settings) : req(r), s(settings), lang(r.lang) {}
 
