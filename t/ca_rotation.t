@@ -102,9 +102,14 @@ subtest 'the overlap: the new CA signs, both are trusted' => sub {
     ok($r->{json}{ok}, 'a certificate of the new CA logs in') or diag explain $r->{json};
     like($r->{app}{body} // '', qr/user=rotnew01/, 'and reaches the app');
 
-    # R2 still counts the old certificate: it has more than 30 days left.
-    $r = $t->submit('/certgate/issue', { user_id => 'rotold01', password => $pw });
-    is($r->{json}{error}, 'already_issued', 'the old certificate still counts for R2');
+    # The old certificate still counts as live: it has more than 30 days
+    # left, so ⑥ offers to revoke it (R20, certgate_self_revoke on).
+    my $jar = $t->jar;
+    $r = $t->submit('/certgate/issue', { user_id => 'rotold01', password => $pw }, jar => $jar);
+    ok($r->{json}{ok}, '④ passes') or diag explain $r->{json};
+    $r = $t->submit('/certgate/issue/code', { code => $t->code_for('rotold01', 1) }, jar => $jar);
+    $r = $t->get('/certgate/issue/confirm', json => 1, cookies => $jar);
+    is(Certgate::Test::json_of($r)->{replace}, $old->{serial}, 'the old certificate still counts as live');
 };
 
 subtest 'the overlap ends: the old CA is no longer trusted' => sub {

@@ -54,7 +54,7 @@ is $r->{rc}, 0, 'init again is harmless';
 like $r->{out}, qr/already initialised/, '... and says so';
 like $r->{out}, qr/kept the existing CA/, '... keeping the CA';
 
-is $ctl->json('status')->{schema_version}, 4, 'status shows the schema version';
+is $ctl->json('status')->{schema_version}, 5, 'status shows the schema version';
 
 # --- organisation and master user ----------------------------------------------------------
 

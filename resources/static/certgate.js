@@ -264,6 +264,27 @@
     });
   }
 
+  // ⑦ is a screen of its own (電子証明書発行中): the panel's title becomes the
+  // page's, and the step bar moves to its step.
+  function showAsScreen(panel) {
+    var title = panel.getAttribute('data-title');
+    var step = parseInt(panel.getAttribute('data-step'), 10);
+    if (title) {
+      var h1 = doc.getElementsByTagName('h1')[0];
+      var cut = doc.title.indexOf(' - ');
+      if (h1) h1.innerHTML = '';
+      if (h1) h1.appendChild(doc.createTextNode(title));
+      doc.title = title + (cut >= 0 ? doc.title.substring(cut) : '');
+    }
+    if (step > 0) {
+      each(doc.querySelectorAll('.cg-steps li'), function (li, i) {
+        li.className = i + 1 < step ? 'cg-done' : (i + 1 === step ? 'cg-current' : '');
+        if (i + 1 === step) li.setAttribute('aria-current', 'step');
+        else li.removeAttribute('aria-current');
+      });
+    }
+  }
+
   // ⑥ → ⑦: while the certificate is made, the form gives way to the
   // 発行中 panel; a second click cannot send the form twice.
   function setUpProgress() {
@@ -274,6 +295,7 @@
         if (sent) { ev.preventDefault(); return; }
         sent = true;
         if (panel) {
+          showAsScreen(panel);
           show(panel);
           panel.setAttribute('aria-busy', 'true');
           if (panel.focus) {
@@ -297,10 +319,25 @@
     window.setTimeout(function () { window.location.href = link.href; }, 400);
   }
 
+  // ⑧ ［閉じる］: closes the window where the browser lets a page do so;
+  // otherwise it says how (Edge: the [×] of every window). Without scripts
+  // the link leads back to the login screen.
+  function setUpClose() {
+    var link = doc.querySelector('a[data-close]');
+    var note = doc.getElementById('cg-close-note');
+    if (!link) return;
+    on(link, 'click', function (ev) {
+      if (ev.preventDefault) ev.preventDefault(); else ev.returnValue = false;
+      window.close();
+      window.setTimeout(function () { if (note) show(note); }, 300);
+    });
+  }
+
   function start() {
     setUpKeyboards();
     setUpProgress();
     setUpDownload();
+    setUpClose();
   }
 
   if (doc.readyState === 'loading') on(doc, 'DOMContentLoaded', start); else start();

@@ -508,7 +508,8 @@ Json user_json(const User& u) {
                 {"blocked", u.blocked},
                 {"initial_password_at", u.initial_password_at},
                 {"created_at", u.created_at},
-                {"last_login_at", u.last_login_at}};
+                {"last_login_at", u.last_login_at},
+                {"language", u.language}};
 }
 
 Json cert_json(const Certificate& c) {

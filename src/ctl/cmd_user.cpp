@@ -12,6 +12,7 @@
 
 #include "core/adapters/ca.hpp"
 #include "core/adapters/mail.hpp"
+#include "core/adapters/tz.hpp"
 #include "core/app/authentication.hpp"
 #include "core/policy/password.hpp"
 #include "core/policy/policy.hpp"
@@ -131,12 +132,29 @@ struct LetterFacts {
     int64_t issued_at;
 };
 
+// What the letter says besides the user's facts, from nginx.conf: where the
+// system is (certgate_portal_url), until when the initial password works
+// (kInitialPasswordLifetime, in certgate_timezone) and who helps
+// (certgate_helpdesk).
+void set_letter_settings(kainjow::mustache::data& d, const LetterFacts& f, const Settings& s) {
+    if (!s.portal_url.empty()) d.set("url", s.portal_url);
+    const LocalTime lt =
+        to_local_time(static_cast<time_t>(f.issued_at + kInitialPasswordLifetime), s.timezone);
+    char day[32];
+    std::snprintf(day, sizeof day, "%04d-%02d-%02d", lt.year, lt.month, lt.day);
+    d.set("expires", std::string(day));
+    if (!s.helpdesk.name.empty()) d.set("helpdesk_name", s.helpdesk.name);
+    if (!s.helpdesk.phone.empty()) d.set("helpdesk_phone", s.helpdesk.phone);
+    if (!s.helpdesk.hours.empty()) d.set("helpdesk_hours", s.helpdesk.hours);
+}
+
 std::string day_of(int64_t t) { return format_time(t).substr(0, 10); }
 
 // The letter the bank mails: what the user needs for 初期登録 and nothing else
 // (resources/letter/initial_password.{txt,html}.mustache).
-std::string render_letter(const LetterFacts& f, bool html) {
+std::string render_letter(const LetterFacts& f, const Settings& s, bool html) {
     kainjow::mustache::data d;
+    set_letter_settings(d, f, s);
     d.set("date", day_of(f.issued_at));
     d.set("org_name", f.org_name);
     d.set("org_id", f.org_id);
@@ -158,8 +176,9 @@ std::string render_letter(const LetterFacts& f, bool html) {
     return out;
 }
 
-std::string letter_text(const LetterFacts& f) { return render_letter(f, false); }
-std::string letter_html(const LetterFacts& f) { return render_letter(f, true); }
+std::string render_letter(Context& ctx, const LetterFacts& f) {
+    return render_letter(f, ctx.settings(), ctx.args.flag("--html"));
+}
 
 // Writes the letter to --out (0600: it holds a password); the caller does this
 // inside the store transaction, so a file that cannot be written changes nothing.
@@ -224,7 +243,7 @@ int add_user(Context& ctx, Role role) {
     u.state = from_stdin ? UserState::active : UserState::must_register;
 
     LetterFacts facts{org_id, org->name, user_id, u.name, mail, password, role, false, store.now()};
-    const std::string rendered = ctx.args.flag("--html") ? letter_html(facts) : letter_text(facts);
+    const std::string rendered = render_letter(ctx, facts);
     store.write([&] {
         store.add_user(u, ctx.actor(),
                        from_stdin ? "password set from standard input (--password-stdin); "
@@ -299,7 +318,7 @@ int cmd_user_reset(Context& ctx) {
     const std::string password = generate_initial_password();
     LetterFacts facts{
         u.org, org ? org->name : u.org, id, u.name, u.mail, password, u.role, true, store.now()};
-    const std::string rendered = ctx.args.flag("--html") ? letter_html(facts) : letter_text(facts);
+    const std::string rendered = render_letter(ctx, facts);
     const std::string hash = hash_password(password);
     store.write([&] {
         store.reset_user(id, hash, ctx.actor());
@@ -389,6 +408,8 @@ int cmd_user_show(Context& ctx) {
               << "role             " << to_string(u.role) << "\n"
               << "name             " << (u.name.empty() ? "-" : u.name) << "\n"
               << "mail             " << u.mail << "\n"
+              << "language         " << (u.language.empty() ? "- (certgate_language)" : u.language)
+              << "\n"
               << "state            " << user_state_words(u, now) << "\n"
               << "failure streak   " << u.failure_streak << "\n"
               << "locks            " << u.lock_count << "\n"

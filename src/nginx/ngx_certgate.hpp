@@ -129,7 +129,8 @@ ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept;
 
 // What the client asked in: JSON for scripts, else HTML.
 bool ngx_certgate_wants_json(ngx_http_request_t *r) noexcept;
-certgate::Language ngx_certgate_language(ngx_http_request_t *r) noexcept;
+certgate::Language ngx_certgate_language(ngx_http_request_t *r,
+                                         certgate::LangChoice *choice = nullptr) noexcept;
 
 // Sends a complete in-memory response. The body is copied into the request pool.
 ngx_int_t ngx_certgate_send(ngx_http_request_t *r, ngx_uint_t status, const char *content_type,

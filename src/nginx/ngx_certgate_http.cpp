@@ -38,11 +38,28 @@ bool ngx_certgate_wants_json(ngx_http_request_t *r) noexcept {
                             sizeof("application/json") - 2) != nullptr;
 }
 
-certgate::Language ngx_certgate_language(ngx_http_request_t *r) noexcept {
+// ?lang= (a choice made now), then the language cookie (a choice made
+// before), then certgate_language.
+certgate::Language ngx_certgate_language(ngx_http_request_t *r,
+                                         certgate::LangChoice *choice) noexcept {
+    if (choice != nullptr) *choice = certgate::LangChoice::none;
     ngx_str_t arg;
     if (ngx_http_arg(r, (u_char *)"lang", 4, &arg) == NGX_OK && arg.len == 2) {
-        if (ngx_strncmp(arg.data, "en", 2) == 0) return certgate::Language::en;
-        if (ngx_strncmp(arg.data, "ja", 2) == 0) return certgate::Language::ja;
+        for (auto l : {certgate::Language::en, certgate::Language::ja}) {
+            if (ngx_strncmp(arg.data, certgate::language_name(l), 2) != 0) continue;
+            if (choice != nullptr) *choice = certgate::LangChoice::query;
+            return l;
+        }
+    }
+    try {
+        std::optional<certgate::Language> l = certgate::parse_page_language(
+            certgate::find_cookie(ngx_certgate_cookie_header(r), certgate::kLangCookie));
+        if (l) {
+            if (choice != nullptr) *choice = certgate::LangChoice::cookie;
+            return *l;
+        }
+    } catch (const std::exception &) {
+        // no memory for the header copy: the configured language
     }
     auto *cscf = static_cast<ngx_certgate_srv_conf_t *>(
         ngx_http_get_module_srv_conf(r, ngx_http_certgate_module));

@@ -196,7 +196,7 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
     }
     req->cookies = ngx_certgate_cookie_header(r);
     req->json = ngx_certgate_wants_json(r);
-    req->lang = ngx_certgate_language(r);
+    req->lang = ngx_certgate_language(r, &req->lang_choice);
     req->client = ngx_certgate_str(r->connection->addr_text);
     req->now = ngx_time();
     ngx_certgate_present(r, cmcf, &req->cert);

@@ -89,6 +89,9 @@ static ngx_command_t ngx_certgate_commands[] = {
     CG_SHARED("certgate_lockout"),
     CG_SHARED("certgate_code"),
     CG_SHARED("certgate_code_budget"),
+    CG_SHARED("certgate_self_revoke"),
+    CG_SHARED("certgate_footer_note"),
+    CG_SHARED("certgate_portal_url"),
 
     {ngx_string("certgate_source_limit"), CG_MAIN | NGX_CONF_TAKE123, ngx_certgate_set_source_limit,
      CG_MAIN_OFF, 0, nullptr},

@@ -213,6 +213,10 @@ class FakeStore final : public Store {
                   const std::string& actor) override {
         gate(), inner_->set_mail(id, mail, actor);
     }
+    void set_language(const std::string& id, const std::string& language,
+                      const std::string& actor) override {
+        gate(), inner_->set_language(id, language, actor);
+    }
     AuthStreak auth_streak(const std::string& id) override {
         return gate(), inner_->auth_streak(id);
     }

@@ -195,6 +195,39 @@ void unknown_scheme(void**) {
     assert_true(contains(error_of([] { Store::open("mysql://x/y"); }), "unknown scheme"));
 }
 
+// Schema 4 -> 5: users.language, '' for the users already there; the port
+// keeps ja, en or '' and refuses anything else.
+void migrate_v4_language(void**) {
+    std::string path;
+    {
+        auto s = fresh_store(&path);
+        s->add_org({"ORG1", "One", 0}, "op");
+        s->add_user(make_user("tanaka01", "ORG1", Role::master), "op");
+    }
+    raw_sql(path,
+            "ALTER TABLE users DROP COLUMN language;"
+            "UPDATE certgate_meta SET value = '4' WHERE key = 'schema_version'");
+    auto s = Store::open(path);
+    s->set_clock([] { return fake_now; });
+    assert_int_equal(s->schema_version(), 4);
+    s->migrate();
+    assert_int_equal(s->schema_version(), 5);
+    auto u = s->find_user("tanaka01");
+    assert_true(u.has_value());
+    assert_string_equal(u->language.c_str(), "");
+    s->set_language("tanaka01", "en", "tanaka01");
+    assert_string_equal(s->find_user("tanaka01")->language.c_str(), "en");
+    auto last = s->events_since(s->last_event_id() - 1, 1);
+    assert_string_equal(last[0].kind.c_str(), event_kind::kLanguageSet);
+    assert_string_equal(last[0].detail.c_str(), "from=- to=en");
+    assert_true(
+        contains(error_of([&] { s->set_language("tanaka01", "fr", "x"); }), "not ja or en"));
+    assert_true(contains(error_of<StoreNotFound>([&] { s->set_language("nobody1", "ja", "x"); }),
+                         "does not exist"));
+    s->set_language("tanaka01", "", "op");
+    assert_string_equal(s->find_user("tanaka01")->language.c_str(), "");
+}
+
 void migrate_and_check(void**) {
     std::string path;
     auto s = fresh_store(&path);
@@ -984,6 +1017,7 @@ int main() {
         cmocka_unit_test(open_unreadable),
         cmocka_unit_test(unknown_scheme),
         cmocka_unit_test(migrate_and_check),
+        cmocka_unit_test(migrate_v4_language),
         cmocka_unit_test(wal_mode_is_on),
         cmocka_unit_test(orgs_add_find_list),
         cmocka_unit_test(users_add_and_read),

@@ -85,12 +85,13 @@ MailSettings mail_settings(const Settings& settings);
 // ---- templates -----------------------------------------------------------------
 
 enum class MailKind {
-    auth_code,    // R6 ⑤ and first registration: code, minutes
-    locked,       // R10: until, failures
-    blocked,      // R10: role (who unblocks)
-    expiry_soon,  // R3, 30 days before: expiry, portal_url
-    expired,      // R3: expiry, portal_url
-    code_budget,  // R21: the day's code tries or code mails are used up; until
+    auth_code,     // R6 ⑤ and first registration: code, minutes
+    locked,        // R10: until, failures
+    blocked,       // R10: role (who unblocks)
+    expiry_soon,   // R3, 30 days before: expiry, portal_url
+    expired,       // R3: expiry, portal_url
+    code_budget,   // R21: the day's code tries or code mails are used up; until
+    self_revoked,  // R20: the user revoked a live certificate to reissue; serial, until
 };
 
 struct MailFields {
@@ -105,6 +106,8 @@ struct MailFields {
     std::string timezone = "Asia/Tokyo";
     std::string portal_url;  // expiry_soon, expired: where to renew
     HelpDesk helpdesk;
+    std::string serial;      // self_revoked: the revoked certificate
+    bool to_master = false;  // self_revoked: the mail tells the master of a general user
 };
 
 // The mail of that kind in that language, addressed to fields.to. Dates are
@@ -116,5 +119,11 @@ MailMessage compose_mail(MailKind kind, Language lang, const MailFields& fields)
 // nobody knows (expiry notices with certgate_language auto): subject
 // "<ja> / <en>", the Japanese body, a divider, the English body.
 MailMessage compose_bilingual_mail(MailKind kind, const MailFields& fields);
+
+// The mail of a user: in the language they last chose on the pages
+// (User::language, "ja" or "en"), else in `fallback` (certgate_language),
+// or both languages when that is auto (`bilingual`).
+MailMessage compose_user_mail(MailKind kind, const std::string& user_language, Language fallback,
+                              bool bilingual, const MailFields& fields);
 
 }  // namespace certgate

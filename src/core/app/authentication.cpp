@@ -42,12 +42,11 @@ void queue_lock_mail(const Settings &s, Store &store, const User &user, bool blo
         f.role = user.role;
         f.timezone = s.timezone;
         f.helpdesk = s.helpdesk;
-        // The user's language is not known here (the failing tries may not
-        // be theirs): the http-level certgate_language decides, as for the
-        // expiry notices.
+        // The failing tries may not be the user's: the language is the one
+        // the user last chose (users.language), not that of the tries' pages.
         const MailKind kind = blocked ? MailKind::blocked : MailKind::locked;
-        MailMessage m = s.mail_bilingual ? compose_bilingual_mail(kind, f)
-                                         : compose_mail(kind, s.mail_language, f);
+        MailMessage m =
+            compose_user_mail(kind, user.language, s.mail_language, s.mail_bilingual, f);
         queue_mail(store, m, "certgate", user.id);
     } catch (const std::exception &e) {
         result->error = std::string("lock mail: ") + e.what();
@@ -198,6 +197,7 @@ AuthResult authenticate(const Settings &s, Store &store, Kv &mc, const AuthReque
             if (user->initial_password_at != 0 &&
                 user->initial_password_at + kInitialPasswordLifetime < req.now) {
                 result.status = AuthStatus::initial_password_expired;
+                result.user = user;  // the password was right: its role picks the advice
                 return result;
             }
             result.initial_password = true;
@@ -216,6 +216,8 @@ AuthResult authenticate(const Settings &s, Store &store, Kv &mc, const AuthReque
                 result.status = AuthStatus::already_issued;
                 result.cert_not_after = cert->not_after;
                 result.renewal_opens = cert->not_after - window;
+                result.user = user;  // R20 may still let it replace the certificate
+                result.live_certificate = cert;
                 return result;
             }
         }

@@ -43,12 +43,14 @@ struct AuthRequest {
 
 struct AuthResult {
     AuthStatus status = AuthStatus::unavailable;
-    std::optional<User> user;       // set when the password was right
-    bool initial_password = false;  // the user has not registered yet (must_register)
-    int64_t locked_until = 0;       // locked
-    int64_t renewal_opens = 0;      // already_issued: first moment renewal is possible
-    int64_t cert_not_after = 0;     // already_issued
-    std::string error;              // unavailable: why (for the error log)
+    std::optional<User> user;  // set when the password was right (ok, already_issued,
+                               // initial_password_expired)
+    std::optional<Certificate> live_certificate;  // already_issued: the one in force
+    bool initial_password = false;                // the user has not registered yet (must_register)
+    int64_t locked_until = 0;                     // locked
+    int64_t renewal_opens = 0;   // already_issued: first moment renewal is possible
+    int64_t cert_not_after = 0;  // already_issued
+    std::string error;           // unavailable: why (for the error log)
 };
 
 // How long an initial password is good for (issue 7: default 30 days).

@@ -30,8 +30,8 @@ bool queue_notice(Store& store, const NoticeSettings& settings, const Certificat
     f.helpdesk = settings.helpdesk;
     try {
         const MailKind kind = notice == kNoticeExpiring ? MailKind::expiry_soon : MailKind::expired;
-        const MailMessage m = settings.bilingual ? compose_bilingual_mail(kind, f)
-                                                 : compose_mail(kind, settings.language, f);
+        const MailMessage m =
+            compose_user_mail(kind, user->language, settings.language, settings.bilingual, f);
         bool claimed = false;
         store.write([&] {
             claimed = store.claim_notice(cert.serial, notice, actor);

@@ -78,6 +78,8 @@ std::string serialize_flow(const Flow &f) {
     put("mail_id", std::to_string(f.mail_id));
     put("mail", f.mail);
     put("sealed", f.sealed_password);
+    put("replace", f.replace_serial);
+    put("replace_until", std::to_string(f.replace_not_after));
     put("new_hash", f.new_password_hash);
     put("serial", f.serial);
     put("file", f.file_name);
@@ -109,6 +111,7 @@ bool parse_flow(const std::string &text, Flow *flow) {
     f.code_hash = v["code_hash"];
     f.mail = v["mail"];
     f.sealed_password = v["sealed"];
+    f.replace_serial = v["replace"];
     f.new_password_hash = v["new_hash"];
     f.serial = v["serial"];
     f.file_name = v["file"];
@@ -117,6 +120,9 @@ bool parse_flow(const std::string &text, Flow *flow) {
     f.failure = v["failure"];
     // Flows written before these fields existed have none.
     if (v.count("issuing_since") && !parse_decimal(v["issuing_since"], &f.issuing_since)) {
+        return false;
+    }
+    if (v.count("replace_until") && !parse_decimal(v["replace_until"], &f.replace_not_after)) {
         return false;
     }
     if (f.id.empty() || f.user_id.empty() || !parse_enum(v["kind"], kKinds, &f.kind) ||

@@ -42,7 +42,11 @@ struct Flow {
     int64_t mail_id = 0;  // the outbox row of the code mail
     std::string mail;     // where the code went (register_master: the new address)
 
-    std::string sealed_password;    // seal(cookie key, login password)
+    std::string sealed_password;  // seal(cookie key, login password)
+    // R20: the live certificate that ⑥ revokes before it issues the new one
+    // (④ found it; certgate_self_revoke on). Cleared once revoked.
+    std::string replace_serial;
+    int64_t replace_not_after = 0;
     std::string new_password_hash;  // registration: set when the code is confirmed
 
     // ⑧, so a reload shows the result instead of issuing again.

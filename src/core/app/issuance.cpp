@@ -1,5 +1,8 @@
 #include "core/app/issuance.hpp"
 
+#include "core/adapters/mail.hpp"
+#include "core/app/outbox.hpp"
+
 namespace certgate {
 
 IssuedCertificate issue_pending(const Settings &s, Store &store, const Signer &signer,
@@ -57,6 +60,53 @@ bool revoke_if_pending(Store &store, const std::string &serial, const std::strin
         store.revoke_certificate(now->serial, "cessationOfOperation", user_id);
         store.append_event(user_id, event_kind::kCertAbandoned, now->serial,
                            "user=" + user_id + " why=" + why);
+    });
+    return revoked;
+}
+
+namespace {
+
+// The self_revoked mail to `to` (the user, or its master), in that reader's
+// language; nothing when there is no address or no relay.
+void queue_self_revoked_mail(const Settings &s, Store &store, const User &reader,
+                             const std::string &user_id, const std::string &serial, int64_t at) {
+    if (reader.mail.empty() || s.mail.empty()) return;
+    MailFields f;
+    f.to = reader.mail;
+    f.user_id = user_id;
+    f.serial = serial;
+    f.until = static_cast<time_t>(at);
+    f.to_master = reader.id != user_id;
+    f.timezone = s.timezone;
+    f.helpdesk = s.helpdesk;
+    queue_mail(store,
+               compose_user_mail(MailKind::self_revoked, reader.language, s.mail_language,
+                                 s.mail_bilingual, f),
+               user_id, serial);
+}
+
+}  // namespace
+
+bool self_revoke(const Settings &s, Store &store, const std::string &user_id,
+                 const std::string &serial) {
+    bool revoked = false;
+    store.write([&] {
+        auto cert = store.current_certificate(user_id);
+        if (!cert || cert->serial != serial) return;
+        auto user = store.find_user(user_id);
+        if (!user) return;
+        store.revoke_certificate(serial, "superseded", user_id);
+        store.append_event(user_id, "cert.self_revoked", serial,
+                           "user=" + user_id + " why=reissue");
+        const int64_t at = store.now();
+        queue_self_revoked_mail(s, store, *user, user_id, serial, at);
+        if (user->role == Role::general) {
+            for (const User &u : store.list_users(user->org)) {
+                if (u.role == Role::master && u.state == UserState::active)
+                    queue_self_revoked_mail(s, store, u, user_id, serial, at);
+            }
+        }
+        revoked = true;
     });
     return revoked;
 }

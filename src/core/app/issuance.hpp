@@ -45,4 +45,13 @@ std::vector<std::string> abandon_issuance(Store &store, const std::string &user_
 bool revoke_if_pending(Store &store, const std::string &serial, const std::string &user_id,
                        const std::string &why);
 
+// R20, PC change in the portal: the user (who passed ④ and ⑤) revokes its
+// live certificate `serial` before a new one is issued in the same flow.
+// Revoked with reason superseded, in one transaction with its event (the
+// revocation feed ends it on the protected path) and the mails: to the
+// user, and for a general user to its organisation's master, each in its
+// own language. False when it is no longer the user's live certificate.
+bool self_revoke(const Settings &settings, Store &store, const std::string &user_id,
+                 const std::string &serial);
+
 }  // namespace certgate

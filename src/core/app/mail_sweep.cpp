@@ -13,6 +13,7 @@ SweepResult sweep_mail(const Settings& settings, Store& store, int64_t now) {
     ns.renew_before_days = settings.renew_before_days;
     ns.timezone = settings.timezone;
     ns.helpdesk = settings.helpdesk;
+    ns.portal_url = settings.portal_url;
     ns.language = settings.mail_language;
     ns.bilingual = settings.mail_bilingual;
     SweepResult r;

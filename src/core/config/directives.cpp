@@ -449,6 +449,34 @@ const std::vector<Directive>& directives() {
         {"certgate_crl_validity", kHttp, 1, 1, "24h", parse_crl_validity},
         {"certgate_revocation_zone", kHttp, 1, 1, "8m", nullptr},
         {"certgate_language", kHttp | kServer, 1, 1, "ja", parse_language},
+        {"certgate_portal_url", kHttp, 1, 1, "",
+         [](const Args& a, const ConfPaths&, ConfValues& v) {
+             if (a[0].rfind("https://", 0) != 0 || a[0].size() <= 8 ||
+                 a[0].find_first_of(" \t\r\n\"<>") != std::string::npos)
+                 return "\"certgate_portal_url\" directive: expected an https:// URL, not " +
+                        quoted(a[0]);
+             v.settings.portal_url = a[0];
+             return std::string();
+         }},
+        {"certgate_footer_note", kHttp, 1, 2, "",
+         [](const Args& a, const ConfPaths&, ConfValues& v) {
+             for (const std::string& text : a) {
+                 if (text.empty() || text.find_first_of("\r\n") != std::string::npos)
+                     return std::string(
+                         "\"certgate_footer_note\" directive: expected a one-line text");
+             }
+             v.settings.footer_note_ja = a[0];
+             v.settings.footer_note_en = a.size() > 1 ? a[1] : a[0];
+             return std::string();
+         }},
+        {"certgate_self_revoke", kHttp, 1, 1, "on",
+         [](const Args& a, const ConfPaths&, ConfValues& v) {
+             if (a[0] != "on" && a[0] != "off")
+                 return "\"certgate_self_revoke\" directive: expected on or off, not " +
+                        quoted(a[0]);
+             v.settings.self_revoke = a[0] == "on";
+             return std::string();
+         }},
         {"certgate_expired_certificates", kHttp | kServer, 1, 1, "reject", nullptr},
         {"certgate_audit", kHttp, 1, 1, "", nullptr},
         {"certgate_metrics", kLocation, 0, 0, "", nullptr},

@@ -95,6 +95,16 @@ struct Settings {
 
     std::string templates_dir;
     HelpDesk helpdesk;
+    // R20, certgate_self_revoke: a user who passes ④ and ⑤ while holding a
+    // live certificate may revoke it and reissue in the same flow.
+    bool self_revoke = true;
+    // certgate_footer_note: a line under the help desk on every page (the
+    // manual's ※1月1日～1月3日、12月31日はご利用いただけません), per language.
+    std::string footer_note_ja;
+    std::string footer_note_en;
+    // certgate_portal_url: the system's address as users type it, for the
+    // initial-password letter and the expiry mails; empty: they name the button.
+    std::string portal_url;
     std::string portal_prefix = "/certgate/";
     // certgate_home: where a login goes when no (site-local) return= says.
     std::string home = "/";

@@ -75,6 +75,9 @@ struct User {
     int64_t initial_password_at = 0;  // when the current initial password was issued
     int64_t created_at = 0;
     int64_t last_login_at = 0;
+    // The page language the user last chose ("ja", "en"), for their own
+    // mails; empty: never chose, certgate_language decides (schema 5).
+    std::string language;
 
     bool locked_at(int64_t now) const { return locked_until > now; }
 };
@@ -115,6 +118,7 @@ inline constexpr const char* kUserReset = "user.reset";  // new initial password
 inline constexpr const char* kPasswordSet = "user.password_set";
 inline constexpr const char* kUserRegistered = "user.registered";
 inline constexpr const char* kMailChanged = "user.mail_changed";
+inline constexpr const char* kLanguageSet = "user.language_set";
 inline constexpr const char* kUserLocked = "user.locked";
 inline constexpr const char* kUserUnlocked = "user.unlocked";
 inline constexpr const char* kUserBlocked = "user.blocked";
@@ -211,7 +215,7 @@ struct FeedPage {
 
 class Store {
   public:
-    static constexpr int kSchemaVersion = 4;
+    static constexpr int kSchemaVersion = 5;
 
     // uri: "sqlite:/path/to/file.db" or a bare path (the file must exist
     // unless create is true: certgatectl init), or "postgresql://..." (or
@@ -264,6 +268,10 @@ class Store {
                                        const std::string& mail, const std::string& actor) = 0;
     virtual void set_mail(const std::string& id, const std::string& mail,
                           const std::string& actor) = 0;
+    // The language the user chose on the pages ("ja", "en"; "" forgets it),
+    // with a user.language_set event. StoreError for any other value.
+    virtual void set_language(const std::string& id, const std::string& language,
+                              const std::string& actor) = 0;
     // The streak of a typed ID (all zero when it has none yet). For a real
     // user the lock fields are those of its ghost row, unused: users holds them.
     virtual AuthStreak auth_streak(const std::string& id) = 0;

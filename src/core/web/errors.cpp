@@ -13,8 +13,8 @@ struct ErrorText {
     std::string en;
 };
 
-const std::array<ErrorText, 24> &error_texts() {
-    static const std::array<ErrorText, 24> texts = {{
+const std::array<ErrorText, 25> &error_texts() {
+    static const std::array<ErrorText, 25> texts = {{
         // The rule's numbers come from the Policy (Pages::rule_message);
         // these general words are for a form that could not be read at all.
         {ErrorCode::invalid_user_id, "invalid_user_id",
@@ -27,9 +27,13 @@ const std::array<ErrorText, 24> &error_texts() {
          "ユーザーIDまたはパスワードが正しくありません。",
          "The user ID or the password is not correct."},
         {ErrorCode::locked, "locked",
-         "パスワードを続けて間違えたため、ロックされています。しばらく経ってから再度操作してくだ"
-         "さい。",
-         "This user is locked after too many wrong passwords. Please try again later."},
+         "パスワードを続けて間違えたため、ロックされています。ロックは一定時間で自動的に解除されま"
+         "す"
+         "ので、しばらく経ってから再度操作してください。一般ユーザーは、マスターユーザーにロックの"
+         "解"
+         "除を依頼することもできます。",
+         "This user is locked after too many wrong passwords. The lock lifts by itself: please "
+         "try again later. A general user may also ask the master user to release it."},
         {ErrorCode::blocked, "blocked",
          "このユーザーは閉塞されています。一般ユーザーはマスターユーザーに、マスターユーザーは労"
          "金にお問い合わせください。",
@@ -62,9 +66,11 @@ const std::array<ErrorText, 24> &error_texts() {
          "one."},
         {ErrorCode::no_certificate, "no_certificate",
          "電子証明書が選択されていません。開いているブラウザをすべて閉じ、本システムへのアクセス"
-         "から再度やり直して電子証明書を選択してください。",
+         "から再度やり直して電子証明書を選択してください。電子証明書をお持ちでない場合は、ログイン"
+         "画面の［電子証明書発行］から発行してください。",
          "No client certificate was selected. Close all browser windows, open this site again "
-         "and select your certificate."},
+         "and select your certificate. If you have none yet, use \"Issue a certificate\" on the "
+         "login screen."},
         {ErrorCode::certificate_revoked, "certificate_revoked",
          "この電子証明書は失効しています。電子証明書を再発行してください。",
          "This certificate has been revoked. Please issue a new certificate."},
@@ -105,6 +111,13 @@ const std::array<ErrorText, 24> &error_texts() {
          "作してください。",
          "Too many failed authentications came from here in a short time, so requests are "
          "refused for a while. Please try again later."},
+        {ErrorCode::already_downloaded, "already_downloaded",
+         "電子証明書ファイルはダウンロード済みです（ダウンロードは一度だけです）。ダウンロードした"
+         "ファイルを開いてインポートしてください。ファイルが見つからない場合は、ログイン画面の［電"
+         "子証明書発行］から発行し直してください。",
+         "The certificate file has already been downloaded (it downloads once). Open the "
+         "downloaded file to import it. If you cannot find it, issue a new certificate with "
+         "\"Issue a certificate\" on the login screen."},
     }};
     return texts;
 }
@@ -116,9 +129,51 @@ const ErrorText &text_of(ErrorCode code) {
     return error_texts()[static_cast<size_t>(ErrorCode::unavailable)];
 }
 
+// What a master user and what a general user is told (first registration,
+// reset, expired initial password): they get their passwords from different
+// people.
+struct RoleText {
+    ErrorCode code;
+    std::string master_ja, master_en, general_ja, general_en;
+};
+
+const std::array<RoleText, 2> &role_texts() {
+    static const std::array<RoleText, 2> texts = {{
+        {ErrorCode::must_register,
+         "初期登録が済んでいません。ログイン画面の［マスターユーザーの初期登録］から、労金からの書"
+         "面に記載の初期パスワード（リセットされた場合は新しい書面の初期パスワード）で登録してくだ"
+         "さい。",
+         "This user has not registered yet. Use \"Master user's first registration\" on the "
+         "login screen with the initial password from the bank's letter (after a reset, the new "
+         "letter).",
+         "初期登録が済んでいません。ログイン画面の［一般ユーザーの初期登録］から、マスターユーザー"
+         "から受け取った初期パスワード（リセットされた場合は新しい初期パスワード）で登録してくださ"
+         "い。",
+         "This user has not registered yet. Use \"General user's first registration\" on the "
+         "login screen with the initial password your master user gave you (after a reset, the "
+         "new one)."},
+        {ErrorCode::initial_password_expired,
+         "初期パスワードの有効期限が切れています。労金に初期パスワードの再発行をご依頼ください。",
+         "The initial password has expired. Please ask the bank for a new initial password.",
+         "初期パスワードの有効期限が切れています。マスターユーザーに初期パスワードの再発行（リセッ"
+         "ト）をご依頼ください。",
+         "The initial password has expired. Please ask your master user to reset it."},
+    }};
+    return texts;
+}
+
 }  // namespace
 
 const char *error_name(ErrorCode code) { return text_of(code).name; }
+
+const std::string &error_message(ErrorCode code, Language lang, bool master) {
+    for (const auto &t : role_texts()) {
+        if (t.code != code) continue;
+        if (master) return lang == Language::en ? t.master_en : t.master_ja;
+        return lang == Language::en ? t.general_en : t.general_ja;
+    }
+    return error_message(code, lang);
+}
 
 const std::string &error_message(ErrorCode code, Language lang) {
     const auto &t = text_of(code);

@@ -33,6 +33,7 @@ enum class ErrorCode {
     mail_not_sent,
     login_required,
     too_many_requests,
+    already_downloaded,
 };
 
 // The JSON `error` value, e.g. "no_certificate".
@@ -40,6 +41,11 @@ const char *error_name(ErrorCode code);
 
 // One or two sentences saying what happened and what to do next.
 const std::string &error_message(ErrorCode code, Language lang);
+
+// The same for a user whose password was right, so whose role is known: the
+// advice names the right way out (a master user's letter and the bank, a
+// general user's master user). The general words when the code has none.
+const std::string &error_message(ErrorCode code, Language lang, bool master);
 
 }  // namespace certgate
 

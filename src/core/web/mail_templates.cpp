@@ -30,6 +30,8 @@ const char* kind_name(MailKind kind) {
             return "expired";
         case MailKind::code_budget:
             return "code_budget";
+        case MailKind::self_revoked:
+            return "self_revoked";
     }
     return "?";
 }
@@ -115,6 +117,13 @@ MailMessage compose_mail(MailKind kind, Language lang, const MailFields& f) {
             if (f.until <= 0) throw missing(kind, "the time codes are accepted again");
             d.set("until", date_time_text(f.until, f.timezone, lang));
             break;
+        case MailKind::self_revoked:
+            if (f.serial.empty()) throw missing(kind, "the certificate's serial");
+            if (f.until <= 0) throw missing(kind, "the time of the revocation");
+            d.set("serial", f.serial);
+            d.set("until", date_time_text(f.until, f.timezone, lang));
+            d.set("to_master", f.to_master);
+            break;
         case MailKind::expiry_soon:
         case MailKind::expired:
             if (f.expiry <= 0) throw missing(kind, "the certificate's expiry");
@@ -148,6 +157,13 @@ MailMessage compose_bilingual_mail(MailKind kind, const MailFields& f) {
     while (!ja.body.empty() && ja.body.back() == '\n') ja.body.pop_back();
     ja.body += "\n\n---------------------------------------- English follows\n\n" + en.body;
     return ja;
+}
+
+MailMessage compose_user_mail(MailKind kind, const std::string& user_language, Language fallback,
+                              bool bilingual, const MailFields& f) {
+    if (user_language == "en") return compose_mail(kind, Language::en, f);
+    if (user_language == "ja") return compose_mail(kind, Language::ja, f);
+    return bilingual ? compose_bilingual_mail(kind, f) : compose_mail(kind, fallback, f);
 }
 
 }  // namespace certgate

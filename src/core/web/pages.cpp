@@ -134,6 +134,9 @@ std::string Pages::render(const std::string &name, Language lang, PageData data,
     data.set("t", words);
     data.set("policy", lang == Language::en ? policy_en_ : policy_ja_);
     data.set("helpdesk", helpdesk);
+    const std::string &note =
+        lang == Language::en ? settings_.footer_note_en : settings_.footer_note_ja;
+    if (!note.empty()) data.set("footer_note", note);
     data.set("prefix", settings_.portal_prefix);
     data.set("lang", lang == Language::en ? "en" : "ja");
     data.set("other_lang", lang == Language::en ? "ja" : "en");

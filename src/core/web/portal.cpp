@@ -40,6 +40,7 @@ int status_of(ErrorCode code) {
             return 409;
         case ErrorCode::code_expired:
         case ErrorCode::flow_expired:
+        case ErrorCode::already_downloaded:
             return 410;
         case ErrorCode::locked:
             return 423;
@@ -87,6 +88,19 @@ std::string cookie(const char *name, const std::string &value, long max_age) {
 std::string set_cookie_value(const char *name, const std::string &value, long max_age) {
     return std::string(name) + "=" + value + "; Path=/; Secure; HttpOnly; SameSite=Strict" +
            (max_age >= 0 ? "; Max-Age=" + std::to_string(max_age) : "");
+}
+
+std::optional<Language> parse_page_language(const std::string &value) {
+    if (value == "ja") return Language::ja;
+    if (value == "en") return Language::en;
+    return std::nullopt;
+}
+
+const char *language_name(Language lang) { return lang == Language::en ? "en" : "ja"; }
+
+std::string language_cookie_value(Language lang) {
+    return std::string(kLangCookie) + "=" + language_name(lang) +
+           "; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=31536000";
 }
 
 std::string field(const PortalRequest &req, const char *name) {
@@ -200,6 +214,54 @@ PortalResponse refusal(const Runtime &rt, Portal::Context &c, ErrorCode code,
                        status_of(code), msg, &code);
 }
 
+ErrorCode auth_refusal(const Portal::Context &c, const AuthResult &ar, std::string *message) {
+    ErrorCode code = ErrorCode::unavailable;
+    switch (ar.status) {
+        case AuthStatus::ok:
+        case AuthStatus::already_issued:  // the callers word it
+        case AuthStatus::unavailable:
+            code = ErrorCode::unavailable;
+            break;
+        case AuthStatus::bad_credentials:
+            code = ErrorCode::bad_credentials;
+            break;
+        case AuthStatus::locked:
+            code = ErrorCode::locked;
+            break;
+        case AuthStatus::blocked:
+            code = ErrorCode::blocked;
+            break;
+        case AuthStatus::initial_password_expired:
+            code = ErrorCode::initial_password_expired;
+            break;
+    }
+    // Locked and blocked answer an unknown ID too (R22): no role there.
+    *message = ar.user ? error_message(code, c.lang, ar.user->role == Role::master)
+                       : error_message(code, c.lang);
+    if (code == ErrorCode::locked && ar.locked_until) {
+        const bool en = c.lang == Language::en;
+        *message += (en ? " The lock lifts at " : "ロック解除日時：") +
+                    local_date_time(ar.locked_until, c.s.timezone, c.lang) + (en ? "." : "");
+    }
+    return code;
+}
+
+std::string must_register_message(const Portal::Context &c, const User &user) {
+    return error_message(ErrorCode::must_register, c.lang, user.role == Role::master);
+}
+
+void remember_language(Portal::Context &c, Store &store, const User &user) {
+    if (c.req.lang_choice == LangChoice::none) return;
+    const char *lang = language_name(c.lang);
+    if (user.language == lang) return;
+    try {
+        store.set_language(user.id, lang, user.id);
+    } catch (const std::exception &e) {
+        // The pages go on in the chosen language; only the mails miss it.
+        c.res.log_error = std::string("language not saved: ") + e.what();
+    }
+}
+
 AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
                              const std::string &password, AuthPurpose purpose) {
     const Settings &s = c.s;
@@ -216,6 +278,7 @@ AuthResult authenticate_form(Portal::Context &c, const std::string &user_id,
         ar.status == AuthStatus::blocked)
         c.res.auth_failure = true;
     if (ar.status == AuthStatus::unavailable) drop_thread_store(s.store_uri);
+    if (ar.user) remember_language(c, thread_store(s.store_uri), *ar.user);
     return ar;
 }
 
@@ -233,6 +296,10 @@ bool Portal::routes(const std::string &path) {
 
 PortalResponse Portal::handle(const PortalRequest &req) const {
     Context c(req, rt_.settings);
+    // ?lang= is kept for the following pages of this browser.
+    if (req.lang_choice == LangChoice::query &&
+        parse_page_language(c.cookie_value(kLangCookie)) != req.lang)
+        c.res.set_cookies.push_back(language_cookie_value(req.lang));
     try {
         if (login_routes(req.path)) return login_screens(rt_, c);
         if (issue_routes(req.path)) return issue_screens(rt_, c);

@@ -35,6 +35,14 @@ struct PresentedCertificate {
     int64_t not_after = 0;
 };
 
+// Where the request's language came from: ?lang= now, the language cookie
+// (a choice made before), or neither (certgate_language).
+enum class LangChoice { none, cookie, query };
+
+// "ja" or "en" as a page language; nullopt for anything else.
+std::optional<Language> parse_page_language(const std::string &value);
+const char *language_name(Language lang);
+
 struct PortalRequest {
     std::string method;  // GET, HEAD, POST
     std::string path;    // below the portal prefix: "", "issue", "issue/code", ...
@@ -44,6 +52,7 @@ struct PortalRequest {
     std::string cookies;  // every Cookie header, joined with "; "
     bool json = false;
     Language lang = Language::ja;
+    LangChoice lang_choice = LangChoice::none;
     std::string client;  // the client address, for the audit trail
     int64_t now = 0;
     std::map<std::string, RuleCheck> rules;  // by field: user_id, password, new_password
@@ -84,6 +93,12 @@ struct PortalResponse {
 inline constexpr const char *kCsrfCookie = "__Host-certgate_csrf";
 inline constexpr const char *kFlowCookie = "__Host-certgate_flow";
 inline constexpr const char *kSessionCookie = "__Host-certgate_session";
+// The language chosen with ?lang=, for every following page of this browser.
+inline constexpr const char *kLangCookie = "__Host-certgate_lang";
+
+// Set-Cookie for the language cookie: a year, Secure, HttpOnly (no script
+// reads it), SameSite=Lax so that a link from a mail opens in that language.
+std::string language_cookie_value(Language lang);
 
 // A Set-Cookie value: Path=/, Secure, HttpOnly, SameSite=Strict; max_age < 0
 // for a browser-session cookie, 0 to delete it.

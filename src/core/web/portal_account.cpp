@@ -114,36 +114,6 @@ PortalResponse to_code_screen(const Runtime &rt, Portal::Context &c, bool sent) 
                        std::move(data), status_of(code), error_message(code, c.lang), &code);
 }
 
-// The refusal of an authentication that did not pass, as ④ words it.
-ErrorCode auth_refusal(const Portal::Context &c, const AuthResult &ar, std::string *message) {
-    ErrorCode code = ErrorCode::unavailable;
-    switch (ar.status) {
-        case AuthStatus::ok:
-        case AuthStatus::already_issued:  // only for registered users: refused by the caller
-        case AuthStatus::unavailable:
-            code = ErrorCode::unavailable;
-            break;
-        case AuthStatus::bad_credentials:
-            code = ErrorCode::bad_credentials;
-            break;
-        case AuthStatus::locked:
-            code = ErrorCode::locked;
-            break;
-        case AuthStatus::blocked:
-            code = ErrorCode::blocked;
-            break;
-        case AuthStatus::initial_password_expired:
-            code = ErrorCode::initial_password_expired;
-            break;
-    }
-    *message = error_message(code, c.lang);
-    if (code == ErrorCode::locked && ar.locked_until) {
-        *message += (ja(c) ? "ロック解除日時：" : " The lock lifts at ") +
-                    local_date_time(ar.locked_until, c.s.timezone, c.lang) + (ja(c) ? "" : ".");
-    }
-    return code;
-}
-
 PageData registration_data(const Portal::Context &c) {
     PageData data{PageData::type::object};
     add_steps(data, 4, c.lang);

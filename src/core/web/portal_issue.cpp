@@ -57,7 +57,7 @@ std::string budget_key(const char *what, const std::string &user_id) {
 }
 
 // Once per window the user hears that its codes are used up; queued to the
-// outbox, in the http-level language (the tries may not be the user's).
+// outbox, in the user's own language (the tries may not be the user's).
 void queue_budget_notice(Portal::Context &c, Store &store, const std::string &user_id,
                          int64_t until) {
     const Settings &s = c.s;
@@ -73,8 +73,8 @@ void queue_budget_notice(Portal::Context &c, Store &store, const std::string &us
         f.until = static_cast<time_t>(until);
         f.timezone = s.timezone;
         f.helpdesk = s.helpdesk;
-        MailMessage m = s.mail_bilingual ? compose_bilingual_mail(MailKind::code_budget, f)
-                                         : compose_mail(MailKind::code_budget, s.mail_language, f);
+        MailMessage m = compose_user_mail(MailKind::code_budget, user->language, s.mail_language,
+                                          s.mail_bilingual, f);
         queue_mail(store, m, "certgate", user->id);
         store.append_event("certgate", "code.budget_spent", user->id,
                            "until=" + std::to_string(until));
@@ -150,25 +150,17 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
         case AuthStatus::ok:
             break;
         case AuthStatus::unavailable:
-            code = ErrorCode::unavailable;
-            return auth_screen(rt_, c, &code, error_message(code, c.lang));
         case AuthStatus::bad_credentials:
-            code = ErrorCode::bad_credentials;
-            return auth_screen(rt_, c, &code, error_message(code, c.lang));
-        case AuthStatus::locked: {
-            code = ErrorCode::locked;
-            std::string msg = error_message(code, c.lang);
-            if (ar.locked_until) {
-                msg += (c.lang == Language::en ? " The lock lifts at " : "ロック解除日時：") +
-                       local_date_time(ar.locked_until, s.timezone, c.lang) +
-                       (c.lang == Language::en ? "." : "");
-            }
+        case AuthStatus::locked:
+        case AuthStatus::blocked:
+        case AuthStatus::initial_password_expired: {
+            std::string msg;
+            code = auth_refusal(c, ar, &msg);
             return auth_screen(rt_, c, &code, msg);
         }
-        case AuthStatus::blocked:
-            code = ErrorCode::blocked;
-            return auth_screen(rt_, c, &code, error_message(code, c.lang));
         case AuthStatus::already_issued: {
+            // R20: with certgate_self_revoke on, ⑥ offers to revoke it and reissue.
+            if (s.self_revoke && ar.user && ar.live_certificate) break;
             code = ErrorCode::already_issued;
             std::string msg = c.lang == Language::en
                                   ? "A certificate has already been issued (valid through " +
@@ -181,15 +173,12 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
                                         "から更新できます。";
             return auth_screen(rt_, c, &code, msg);
         }
-        case AuthStatus::initial_password_expired:
-            code = ErrorCode::initial_password_expired;
-            return auth_screen(rt_, c, &code, error_message(code, c.lang));
     }
 
     const User &user = *ar.user;
     if (ar.initial_password && user.role == Role::master) {
         code = ErrorCode::must_register;
-        return auth_screen(rt_, c, &code, error_message(code, c.lang));
+        return auth_screen(rt_, c, &code, must_register_message(c, user));
     }
 
     // A new flow: its cookie holds the key of the sealed password.
@@ -204,6 +193,10 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     flow.expires_at = fc.expires_at;
     flow.sealed_password = seal(fc.key, password);
     flow.mail = user.mail;
+    if (ar.status == AuthStatus::already_issued) {
+        flow.replace_serial = ar.live_certificate->serial;
+        flow.replace_not_after = ar.live_certificate->not_after;
+    }
     c.res.set_cookies.push_back(
         cookie(kFlowCookie, encode_flow_cookie(s.secret, fc), static_cast<long>(lifetime)));
 
@@ -300,8 +293,14 @@ static PortalResponse issue_code(const Runtime &rt_, Portal::Context &c) {
                      : "認証コードを規定回数以上間違えたため、最初からやり直してください。");
             return refusal(rt_, c, ErrorCode::bad_code, msg);
         }
+        // Tolerated wrong codes (certgate_code) plus the one that ends the flow.
+        const uint64_t left = static_cast<uint64_t>(s.code_attempts) + 1 - tries;
         code = ErrorCode::bad_code;
-        return code_screen(rt_, c, &code, error_message(code, c.lang));
+        return code_screen(
+            rt_, c, &code,
+            error_message(code, c.lang) + (c.lang == Language::en
+                                               ? " Tries left: " + std::to_string(left) + "."
+                                               : "残り入力回数：" + std::to_string(left) + "回"));
     }
 
     // Good once: the first to claim it wins, a parallel second use does not.
@@ -350,9 +349,21 @@ std::string download_key(const std::string &token) { return "cg:dl:" + token; }
 PortalResponse confirm_screen(const Runtime &rt, Portal::Context &c, const Flow &flow) {
     PageData data{PageData::type::object};
     add_steps(data, 6, c.lang);
+    if (!flow.replace_serial.empty()) {
+        // R20: 発行 becomes 電子証明書を失効して再発行; the page says what goes.
+        data.set("replace", true);
+        data.set("replace_serial", flow.replace_serial);
+        data.set("replace_until", local_date(flow.replace_not_after, c.s.timezone, c.lang));
+    }
     if (flow.failure.empty()) {
-        return render_page(rt, c, "issue_confirm", page_words(c.lang).at("issue_confirm_title"),
-                           std::move(data), 200, "", nullptr);
+        PortalResponse res =
+            render_page(rt, c, "issue_confirm", page_words(c.lang).at("issue_confirm_title"),
+                        std::move(data), 200, "", nullptr);
+        if (c.req.json && !flow.replace_serial.empty()) {
+            res.body = json_body(
+                Json{{"ok", true}, {"replace", flow.replace_serial}, {"csrf_token", c.csrf()}});
+        }
+        return res;
     }
     ErrorCode code = ErrorCode::unavailable;
     std::string msg =
@@ -537,6 +548,13 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
     Store &store = thread_store(s.store_uri);
     IssuedCertificate issued;
     try {
+        if (!flow->replace_serial.empty()) {
+            // R20: the old certificate goes first (PC change); if the new one
+            // then fails, ⑥ issues again without it.
+            self_revoke(s, store, flow->user_id, flow->replace_serial);
+            flow->replace_serial.clear();
+            save_flow(mc, *flow, c.req.now);
+        }
         test_delay(c, "keygen_delay_ms");
         issued = issue_pending(s, store, *rt.ca, flow->user_id, password, c.req.now);
         wipe(password);
@@ -624,14 +642,20 @@ PortalResponse issue_download(const Runtime &rt, Portal::Context &c) {
         c.res.log_error = e.what();
         return refusal(rt, c, ErrorCode::unavailable);
     }
+    // The link of this flow's certificate pressed again after the download
+    // (the automatic one, then the button): say so, not 404.
+    auto downloaded = [&] {
+        return flow && flow->step == FlowStep::issued && flow->download_token == token &&
+               flow->sealed_password.empty();
+    };
     auto bar = value ? value->find('|') : std::string::npos;
     if (!flow || !value || bar == std::string::npos || value->substr(0, bar) != flow->id ||
         flow->download_token != token) {
-        return refusal(rt, c, ErrorCode::not_found);
+        return refusal(rt, c, downloaded() ? ErrorCode::already_downloaded : ErrorCode::not_found);
     }
     // Once: the first to claim the token gets the file.
     if (!mc.add(download_key(token) + ":used", "1", 600)) {
-        return refusal(rt, c, ErrorCode::not_found);
+        return refusal(rt, c, ErrorCode::already_downloaded);
     }
     Store &store = thread_store(s.store_uri);
     try {

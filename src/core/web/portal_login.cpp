@@ -104,30 +104,13 @@ PortalResponse login(const Runtime &rt, Portal::Context &c) {
     }
 
     AuthResult ar = authenticate_form(c, user_id, password, AuthPurpose::login);
-    switch (ar.status) {
-        case AuthStatus::ok:
-            break;
-        case AuthStatus::unavailable:
-            return refuse(ErrorCode::unavailable);
-        case AuthStatus::bad_credentials:
-            return refuse(ErrorCode::bad_credentials);
-        case AuthStatus::locked: {
-            std::string msg = error_message(ErrorCode::locked, c.lang);
-            if (ar.locked_until) {
-                msg += (c.lang == Language::en ? " The lock lifts at " : "ロック解除日時：") +
-                       local_date_time(ar.locked_until, s.timezone, c.lang) +
-                       (c.lang == Language::en ? "." : "");
-            }
-            return refuse(ErrorCode::locked, msg);
-        }
-        case AuthStatus::blocked:
-            return refuse(ErrorCode::blocked);
-        case AuthStatus::initial_password_expired:
-            return refuse(ErrorCode::initial_password_expired);
-        case AuthStatus::already_issued:
-            break;  // not asked for login
+    if (ar.status != AuthStatus::ok) {
+        std::string msg;
+        ErrorCode e = auth_refusal(c, ar, &msg);
+        return refuse(e, msg);
     }
-    if (ar.initial_password) return refuse(ErrorCode::must_register);
+    if (ar.initial_password)
+        return refuse(ErrorCode::must_register, must_register_message(c, *ar.user));
 
     // The certificate must be the user's live one: not revoked, not replaced.
     Store &store = thread_store(s.store_uri);

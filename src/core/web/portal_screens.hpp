@@ -87,6 +87,18 @@ struct Portal::Context {
     std::string url(const std::string &path) const { return s.portal_prefix + path; }
 };
 
+// The refusal of an authentication that did not pass (login, ④, a first
+// registration) and its words: when the lock lifts; for a user whose
+// password was right, the advice of its role. already_issued is the
+// caller's to word.
+ErrorCode auth_refusal(const Portal::Context &c, const AuthResult &ar, std::string *message);
+// must_register for that user: a master's letter, a general user's master.
+std::string must_register_message(const Portal::Context &c, const User &user);
+
+// The language chosen on the pages (?lang= or its cookie) becomes the
+// user's own, for their mails (users.language), once they proved who they are.
+void remember_language(Portal::Context &c, Store &store, const User &user);
+
 // A password check of a form (login, ④, a first registration) with the
 // lockout of R10: the store and memcached of this thread, the reason of an
 // `unavailable` kept for the error log, a failed store dropped.
