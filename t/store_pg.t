@@ -89,7 +89,7 @@ subtest 'nginx -t checks the PostgreSQL store' => sub {
     psql("UPDATE certgate_meta SET value = '3' WHERE key = 'schema_version'", 's_old');
     ($rc, $out) = nginx_t_with_store($old, 'old');
     isnt($rc, 0, 'an older schema version fails');
-    like($out, qr/schema version 3, this certgate needs 4: run certgatectl migrate/, 'naming both versions');
+    like($out, qr/schema version 3, this certgate needs 5: run certgatectl migrate/, 'naming both versions');
     psql("UPDATE certgate_meta SET value = '99' WHERE key = 'schema_version'", 's_old');
     ($rc, $out) = nginx_t_with_store($old, 'new');
     like($out, qr/schema version 99: this certgate is older than the store/, 'a newer one too');

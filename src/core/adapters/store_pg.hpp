@@ -23,7 +23,7 @@ inline std::string serial_key(const std::string& text) {
 
 inline const char* const kUserColumns =
     "id, org_id, role, name, mail, password_hash, state, failure_streak, lock_count, "
-    "locked_until, blocked, initial_password_at, created_at, last_login_at";
+    "locked_until, blocked, initial_password_at, created_at, last_login_at, language";
 inline const char* const kCertColumns =
     "serial, user_id, not_before, not_after, status, issued_at, revoked_at, reason, notices";
 inline const char* const kMailColumns =
@@ -95,6 +95,8 @@ class PgStore final : public Store {
                       const std::string& detail) override;
     void complete_registration(const std::string& id, const std::string& hash,
                                const std::string& mail, const std::string& actor) override;
+    void set_language(const std::string& id, const std::string& language,
+                      const std::string& actor) override;
     void set_mail(const std::string& id, const std::string& mail,
                   const std::string& actor) override;
     AuthStreak auth_streak(const std::string& id) override;

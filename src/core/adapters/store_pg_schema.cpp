@@ -117,6 +117,11 @@ CREATE TABLE auth_budgets (
     used         INTEGER NOT NULL DEFAULT 0
 );
 )sql",
+    // 4 -> 5: the page language each user last chose, for their own mails
+    // (expiry, lock, block, code); '' = never chose, certgate_language decides.
+    R"sql(
+ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '' CHECK (language IN ('', 'ja', 'en'));
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == Store::kSchemaVersion,
               "one migration per schema version");

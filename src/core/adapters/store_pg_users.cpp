@@ -50,6 +50,7 @@ User PgStore::read_user(const Statement& s) {
     u.initial_password_at = s.i64(11);
     u.created_at = s.i64(12);
     u.last_login_at = s.i64(13);
+    u.language = s.text(14);
     return u;
 }
 
@@ -101,7 +102,7 @@ void PgStore::add_user(const User& u, const std::string& actor, const std::strin
         }
         const int64_t t = now();
         std::string sql = std::string("INSERT INTO users (") + kUserColumns +
-                          ") VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, 0)";
+                          ") VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, 0, '')";
         Statement s(*this, sql);
         s.bind(0, u.id).bind(1, u.org).bind(2, std::string(to_string(u.role)));
         s.bind(3, u.name).bind(4, u.mail).bind(5, u.password_hash);
@@ -166,6 +167,20 @@ void PgStore::set_mail(const std::string& id, const std::string& mail, const std
         Statement s(*this, "UPDATE users SET mail = ? WHERE id = ?");
         s.bind(0, mail).bind(1, id).run();
         append_event(actor, event_kind::kMailChanged, id, "from=" + u.mail + " to=" + mail);
+    });
+}
+
+void PgStore::set_language(const std::string& id, const std::string& language,
+                           const std::string& actor) {
+    if (!language.empty() && language != "ja" && language != "en")
+        throw StoreError("language '" + language + "' is not ja or en");
+    write([&] {
+        User u = require_user(id);
+        Statement s(*this, "UPDATE users SET language = ? WHERE id = ?");
+        s.bind(0, language).bind(1, id).run();
+        append_event(actor, event_kind::kLanguageSet, id,
+                     "from=" + (u.language.empty() ? std::string("-") : u.language) +
+                         " to=" + (language.empty() ? std::string("-") : language));
     });
 }
 
