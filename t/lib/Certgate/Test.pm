@@ -62,6 +62,17 @@ sub new {
 sub dir  { $_[0]{dir} }
 sub port { $_[0]{ports}{$_[1]} }
 
+# Where this nginx keeps its nginx.conf, pid and logs: the suite's directory,
+# or a node's own one (Certgate::Fleet runs several nginx on one directory's
+# CA, secret and mails).
+sub prefix { $_[0]{prefix} // $_[0]{dir} }
+
+# The certgate_store URI: the suite's SQLite file unless new(store => URI).
+sub store_uri { $_[0]{store} // "sqlite:$_[0]{dir}/certgate.db" }
+
+# The address nginx listens on and the suites connect to.
+sub host { $_[0]{host} // '127.0.0.1' }
+
 # A TCP port nobody listens on now, below the kernel's ephemeral range
 # (32768 up): an ephemeral port picked by the kernel may be taken by any
 # outgoing connection (a client of another suite) before our server binds it.
@@ -95,7 +106,7 @@ sub shell_quote {
 
 sub certgatectl {
     my ($self, @args) = @_;
-    return run(build_dir() . '/certgatectl', '--store', "sqlite:$self->{dir}/certgate.db", @args);
+    return run(build_dir() . '/certgatectl', '--store', $self->store_uri, @args);
 }
 
 # Demo PKI for the suites: our CA (made by certgatectl init --demo-ca), a
@@ -103,7 +114,7 @@ sub certgatectl {
 sub init_pki {
     my ($self) = @_;
     my $d = $self->{dir};
-    my ($rc, $out) = run(build_dir() . '/certgatectl', '--store', "sqlite:$d/certgate.db",
+    my ($rc, $out) = run(build_dir() . '/certgatectl', '--store', $self->store_uri,
         'init', '--demo-ca', '--ca-cert', "$d/ca.crt", '--ca-key', "$d/ca.key");
     die "certgatectl init failed: $out" if $rc != 0;
     openssl(qw(rand -out), "$d/secret", 48);
@@ -226,7 +237,7 @@ sub spawn {
     if ($pid == 0) {
         # Its own process group, so a stop can take nginx's workers along.
         setpgrp(0, 0);
-        open STDOUT, '>>', "$self->{dir}/logs/$name.log";
+        open STDOUT, '>>', $self->prefix . "/logs/$name.log";
         open STDERR, '>&', \*STDOUT;
         exec @cmd or die "exec @cmd: $!";
     }
@@ -235,10 +246,10 @@ sub spawn {
 }
 
 sub wait_port {
-    my ($self, $port, $what) = @_;
+    my ($self, $port, $what, $host) = @_;
     my $deadline = time + 10;
     while (time < $deadline) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp');
+        my $s = IO::Socket::INET->new(PeerAddr => $host || '127.0.0.1', PeerPort => $port, Proto => 'tcp');
         if ($s) { close $s; return 1; }
         sleep 0.05;
     }
@@ -390,7 +401,7 @@ sub certgate_common {
     my ($self) = @_;
     my $d = $self->{dir};
     return <<"EOF";
-    certgate_store sqlite:$d/certgate.db;
+    certgate_store @{[$self->store_uri]};
     certgate_memcached @{[join ' ', map { '127.0.0.1:' . $self->memcached_port($_) } 1 .. $self->memcached_count]};
     certgate_secret $d/secret;
     certgate_ca_certificate $d/ca.crt;
@@ -406,13 +417,14 @@ EOF
 sub write_conf {
     my ($self, $http, %o) = @_;
     my $d = $self->{dir};
+    my $p = $self->prefix;
     my $workers = $o{workers} || 1;
     my $module = build_dir() . '/ngx_http_certgate_module.so';
     my $user = $> == 0 ? "user root root;\n" : '';
     my $tls = <<"EOF";
-        listen 127.0.0.1:@{[$self->port('https')]} ssl;
-        ssl_certificate $d/server.crt;
-        ssl_certificate_key $d/server.key;
+        listen @{[$self->host]}:@{[$self->port('https')]} ssl;
+        ssl_certificate $d/@{[$self->{server_cert} || 'server']}.crt;
+        ssl_certificate_key $d/@{[$self->{server_cert} || 'server']}.key;
         ssl_client_certificate $d/ca.crt;
         ssl_verify_client optional_no_ca;
 EOF
@@ -432,21 +444,21 @@ load_module $module;
 ${user}worker_processes $workers;
 daemon off;
 master_process @{[$o{master_process} || 'on']};
-pid $d/nginx.pid;
-error_log $d/logs/error.log @{[$o{log_level} || $ENV{CERTGATE_LOG_LEVEL} || 'debug']};
-events { worker_connections 1024; }
+pid $p/nginx.pid;
+error_log $p/logs/error.log @{[$o{log_level} || $ENV{CERTGATE_LOG_LEVEL} || 'debug']};
+events { worker_connections @{[$o{worker_connections} || 1024]}; }
 http {
-    access_log $d/logs/access.log;
-    client_body_temp_path $d/client_body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
+    access_log $p/logs/access.log;
+    client_body_temp_path $p/client_body;
+    proxy_temp_path $p/proxy;
+    fastcgi_temp_path $p/fastcgi;
+    uwsgi_temp_path $p/uwsgi;
+    scgi_temp_path $p/scgi;
 $http
 }
 EOF
-    write_file("$d/nginx.conf", $conf);
-    return "$d/nginx.conf";
+    write_file("$p/nginx.conf", $conf);
+    return "$p/nginx.conf";
 }
 
 sub sanitizer_env {
@@ -458,8 +470,8 @@ sub sanitizer_env {
     chomp $ubsan;
     return (
         LD_PRELOAD    => "$asan $ubsan",
-        ASAN_OPTIONS  => "detect_leaks=0:log_path=$self->{dir}/logs/asan",
-        UBSAN_OPTIONS => "print_stacktrace=1:log_path=$self->{dir}/logs/ubsan",
+        ASAN_OPTIONS  => "detect_leaks=0:log_path=@{[$self->prefix]}/logs/asan",
+        UBSAN_OPTIONS => "print_stacktrace=1:log_path=@{[$self->prefix]}/logs/ubsan",
     );
 }
 
@@ -467,30 +479,31 @@ sub sanitizer_env {
 sub nginx_t {
     my ($self, $conf) = @_;
     local %ENV = (%ENV, $self->sanitizer_env);
-    return run(nginx_bin(), '-t', '-p', $self->{dir}, '-c', $conf || "$self->{dir}/nginx.conf",
-        '-e', "$self->{dir}/logs/error-t.log");
+    my $p = $self->prefix;
+    return run(nginx_bin(), '-t', '-p', $p, '-c', $conf || "$p/nginx.conf", '-e', "$p/logs/error-t.log");
 }
 
 sub start_nginx {
     my ($self) = @_;
     local %ENV = (%ENV, $self->sanitizer_env);
-    $self->spawn('nginx', nginx_bin(), '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
-        '-e', "$self->{dir}/logs/error.log");
+    my $d = $self->prefix;
+    unlink "$d/nginx.pid";    # a node killed with -9 leaves its pid file
+    $self->spawn('nginx', nginx_bin(), '-p', $d, '-c', "$d/nginx.conf", '-e', "$d/logs/error.log");
     my $deadline = time + 10;
     while (time < $deadline) {
-        last if -s "$self->{dir}/nginx.pid";
+        last if -s "$d/nginx.pid";
         if (waitpid($self->{pids}{nginx}, WNOHANG) == $self->{pids}{nginx}) {
             delete $self->{pids}{nginx};
-            die "nginx did not start:\n" . (read_file("$self->{dir}/logs/nginx.log") // '')
-                . (read_file("$self->{dir}/logs/error.log") // '');
+            die "nginx did not start:\n" . (read_file("$d/logs/nginx.log") // '')
+                . (read_file("$d/logs/error.log") // '');
         }
         sleep 0.05;
     }
     my @ports = grep { $self->port($_) } qw(http https);
-    my $conf = read_file("$self->{dir}/nginx.conf");
+    my $conf = read_file("$d/nginx.conf");
     for my $p (@ports) {
         my $port = $self->port($p);
-        $self->wait_port($port, 'nginx') if $conf =~ /:$port\b/;
+        $self->wait_port($port, 'nginx', $self->host) if $conf =~ /:$port\b/;
     }
 }
 
@@ -501,7 +514,7 @@ sub stop_nginx { $_[0]->stop('nginx', 'QUIT') }
 sub reload_nginx {
     my ($self, %o) = @_;
     my $workers = $o{workers} || 1;
-    my $count = sub { scalar(() = (read_file("$self->{dir}/logs/error.log") // '') =~ /start worker process/g) };
+    my $count = sub { scalar(() = (read_file($self->prefix . '/logs/error.log') // '') =~ /start worker process/g) };
     my $before = $count->();
     kill 'HUP', $self->{pids}{nginx} or die "no nginx to reload";
     my $deadline = time + 10;
@@ -512,22 +525,23 @@ sub reload_nginx {
         }
         sleep 0.05;
     }
-    die "nginx did not reload:\n" . (read_file("$self->{dir}/logs/error.log") // '');
+    die "nginx did not reload:\n" . (read_file($self->prefix . '/logs/error.log') // '');
 }
 
 sub error_log {
     my ($self) = @_;
-    return join '', map { read_file($_) // '' } glob("$self->{dir}/logs/error*.log");
+    return join '', map { read_file($_) // '' } glob($self->prefix . '/logs/error*.log');
 }
 
 # Lines of the logs that fail every suite.
 sub bad_log_lines {
     my ($self) = @_;
     my @bad = grep { /\[(alert|emerg|crit)\]/ } split /\n/, $self->error_log;
-    for my $f (glob("$self->{dir}/logs/asan*"), glob("$self->{dir}/logs/ubsan*")) {
+    my $p = $self->prefix;
+    for my $f (glob("$p/logs/asan*"), glob("$p/logs/ubsan*")) {
         push @bad, "sanitizer report $f:\n" . (read_file($f) // '');
     }
-    for my $f (glob("$self->{dir}/logs/nginx.log")) {
+    for my $f (glob("$p/logs/nginx.log")) {
         my $c = read_file($f) // '';
         push @bad, grep { /AddressSanitizer|runtime error:|LeakSanitizer/ } split /\n/, $c;
     }
@@ -570,9 +584,12 @@ sub request {
     my ($self, $path, %o) = @_;
     my $scheme = $o{scheme} || 'https';
     my $port = $scheme eq 'https' ? $self->port('https') : $self->port('http');
-    my $url = "$scheme://127.0.0.1:$port$path";
     my $d = $self->{dir};
-    my @cmd = ('curl', '-s', '-S', '-i', '--max-time', $o{timeout} || 20, '--cacert', "$d/ca.crt");
+    my @cmd = ('curl', '-s', '-S', '-i', '--max-time', $o{timeout} || $self->{timeout} || 20, '--cacert', "$d/ca.crt");
+    # A name for several nodes (Certgate::Fleet): the browser's cookies go
+    # to whichever node the name leads to.
+    my $url = "$scheme://" . ($self->{url_host} || $self->host) . ":$port$path";
+    push @cmd, '--resolve', "$self->{url_host}:$port:" . $self->host if $self->{url_host};
     push @cmd, '-X', $o{method} if $o{method};
     if ($o{cert}) {
         push @cmd, '--cert', "$d/$o{cert}.crt", '--key', "$d/$o{cert}.key";
@@ -616,7 +633,7 @@ sub get { my ($self, $path, %o) = @_; return $self->request($path, %o) }
 # A new, empty cookie jar (a browser).
 sub jar {
     my ($self) = @_;
-    my $n = ++$self->{jars};
+    my $n = ++$Certgate::Test::jars;    # one count for all nodes of a fleet
     my $path = "$self->{dir}/jar-$n.txt";
     write_file($path, '');
     return $path;
@@ -706,7 +723,7 @@ sub add_user {
     my $kind = $o{master} ? 'add-master' : 'add-general';
     my $mail = $o{mail} || "$user\@example.test";
     my $cmd = "printf '%s\\n' " . shell_quote($password) . ' | ' . build_dir()
-        . "/certgatectl --store sqlite:$self->{dir}/certgate.db user $kind $org $user --mail $mail"
+        . '/certgatectl --store ' . shell_quote($self->store_uri) . " user $kind $org $user --mail $mail"
         . ' --password-stdin';
     my $out = `$cmd 2>&1`;
     die "add user $user: $out" if $?;
