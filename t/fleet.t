@@ -43,12 +43,7 @@ subtest 'one issuance over three nodes; a login on one node is a session on all'
     ok($r->{json}{ok}, '⑥ on node 3') or diag explain $r->{json};
     my $dl = $f->node(1)->get($r->{json}{download} // '/none', cookies => $jar);
     is($dl->{status}, 200, '⑧ the .p12 downloads from node 1');
-    my $d = $f->dir;
-    Certgate::Test::write_file("$d/sess0001.p12", $dl->{raw_body});
-    Certgate::Test::run('openssl', 'pkcs12', '-in', "$d/sess0001.p12", '-passin', "pass:$pw", '-nodes',
-        '-clcerts', '-out', "$d/sess0001.pem");
-    Certgate::Test::run('openssl', 'x509', '-in', "$d/sess0001.pem", '-out', "$d/sess0001.crt");
-    Certgate::Test::run('openssl', 'pkey', '-in', "$d/sess0001.pem", '-out', "$d/sess0001.key");
+    $f->save_p12($dl->{raw_body}, 'sess0001', $pw);
 
     my $login = $f->jar;
     is($f->node(1)->get('/app/x', cert => 'sess0001', cookies => $login, json => 1)->{status}, 401,
@@ -111,30 +106,9 @@ subtest "1000 parallel wrong passwords over 3 nodes: at most $failures judged, o
         'node 2: the right password is refused: locked');
 };
 
-# Which memcached holds the user's failure counter (after a judged attempt).
-sub counter_server {
-    my ($user) = @_;
-    my @on = grep { my $i = $_; grep { /^cg:fail:\Q$user\E:/ } $f->memcached_keys($i) } 1, 2;
-    return @on == 1 ? $on[0] : 0;
-}
-
-# A user whose failure counter lands on memcached $want, with one wrong
-# password judged.
-sub user_counting_on {
-    my ($want, $prefix) = @_;
-    for my $n (1 .. 40) {
-        my $u = sprintf '%s%02d', $prefix, $n;
-        $f->add_user('ORG001', $u, $pw);
-        my $r = $f->node(1)->submit('/certgate/issue', { user_id => $u, password => $wrong });
-        die "$u: $r->{json}{error}" unless ($r->{json}{error} // '') eq 'bad_credentials';
-        return $u if counter_server($u) == $want;
-    }
-    die "no user counting on memcached $want";
-}
-
 subtest 'the same flood with one memcached killed during it: 503 for what needs it, never a pass' => sub {
-    my $live = user_counting_on(1, 'mclive');    # its counter stays reachable
-    my $dead = user_counting_on(2, 'mcdead');    # its counter is on the killed server
+    my $live = $f->user_counting_on(1, 'mclive', $pw, $wrong);    # its counter stays reachable
+    my $dead = $f->user_counting_on(2, 'mcdead', $pw, $wrong);    # its counter is on the killed server
     my $killed_at;
     my @res = $f->flood(
         streams => [wrong_password_stream($live, 1000, clients => 27), wrong_password_stream($dead, 300, clients => 3)],

@@ -147,7 +147,8 @@ sub start_node { my ($self, $i) = @_; $self->node($i)->start_nginx }
 # The pids of node $i's nginx: its master and workers (one process group).
 sub node_pids {
     my ($self, $i) = @_;
-    my $pgid = $self->node($i)->{pids}{nginx} or return ();
+    my $n = $self->node($i);
+    my $pgid = $n->{pids}{nginx} // $n->{killed} or return ();
     return grep { /^\d+$/ } split /\s+/, `pgrep -g $pgid`;
 }
 
@@ -157,6 +158,7 @@ sub kill_node {
     my ($self, $i) = @_;
     my $n = $self->node($i);
     my $pgid = delete $n->{pids}{nginx} or die "node $i is not running";
+    $n->{killed} = $pgid;
     kill 'KILL', -$pgid;
     waitpid($pgid, 0);
     for (1 .. 100) {
@@ -196,6 +198,30 @@ sub sql {
         $self->store_uri, '-c', $statement);
     die "psql $statement: $out" if $rc;
     return $out;
+}
+
+# Which memcached (1 or 2) holds a key matching $re; 0 when none or both.
+sub memcached_holding {
+    my ($self, $re) = @_;
+    my @on = grep { my $i = $_; grep { $_ =~ $re } $self->memcached_keys($i) } 1, 2;
+    return @on == 1 ? $on[0] : 0;
+}
+
+# A new user ($prefix01, $prefix02, ...) with one wrong password judged whose
+# failure counter is on memcached $want (ketama places it by the key, which
+# names the streak: a login starts a new one, so setup => sub { login } runs
+# for the user before).
+sub user_counting_on {
+    my ($self, $want, $prefix, $password, $wrong, %o) = @_;
+    for my $n (1 .. 40) {
+        my $u = sprintf '%s%02d', $prefix, $n;
+        $self->add_user('ORG001', $u, $password);
+        $o{setup}->($u) if $o{setup};
+        my $r = $self->node(1)->submit('/certgate/issue', { user_id => $u, password => $wrong });
+        die "$u: $r->{status} " . ($r->{json}{error} // '') unless ($r->{json}{error} // '') eq 'bad_credentials';
+        return $u if $self->memcached_holding(qr/^cg:fail:\Q$u\E:/) == $want;
+    }
+    die "no user counting on memcached $want";
 }
 
 # The cookies of a jar as a Cookie: header value.
@@ -339,7 +365,7 @@ sub DESTROY {
     my ($self) = @_;
     return if ($self->{owner} || 0) != $$;
     local $?;
-    $_->DESTROY for @{$self->{nodes} || []};
+    $_->DESTROY for grep { defined } @{$self->{nodes} || []};
     $self->SUPER::DESTROY;
     $self->destroy_store;
 }

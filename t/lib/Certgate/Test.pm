@@ -696,18 +696,25 @@ sub issue_certificate {
     my $res = $self->request($download, cookies => $jar);
     return { error => "download status $res->{status}", json => $r->{json} } unless $res->{status} == 200;
     my ($file) = ($res->{headers}{'content-disposition'} // '') =~ /filename="([^"]+)"/;
-    write_file("$d/$name.p12", $res->{raw_body});
-    # PEM copies for curl's --cert/--key.
-    my ($rc, $out) = run('openssl', 'pkcs12', '-in', "$d/$name.p12", '-passin', "pass:$password",
-        '-nodes', '-clcerts', '-out', "$d/$name.pem");
-    die "cannot open the .p12: $out" if $rc;
-    run('openssl', 'x509', '-in', "$d/$name.pem", '-out', "$d/$name.crt");
-    run('openssl', 'pkey', '-in', "$d/$name.pem", '-out', "$d/$name.key");
+    $self->save_p12($res->{raw_body}, $name, $password);
     my $serial = `openssl x509 -noout -serial -in $d/$name.crt`;
     $serial =~ s/^serial=//;
     chomp $serial;
     return { ok => 1, serial => $serial, file_name => $file, p12 => "$d/$name.p12", name => $name,
              jar => $jar, download => $download, json => $r->{json} };
+}
+
+# Writes a downloaded .p12 to <dir>/$name.p12 with PEM copies for curl's
+# --cert/--key (<dir>/$name.crt, .key); dies when it does not open.
+sub save_p12 {
+    my ($self, $p12, $name, $password) = @_;
+    my $d = $self->{dir};
+    write_file("$d/$name.p12", $p12);
+    my ($rc, $out) = run('openssl', 'pkcs12', '-in', "$d/$name.p12", '-passin', "pass:$password",
+        '-nodes', '-clcerts', '-out', "$d/$name.pem");
+    die "cannot open the .p12: $out" if $rc;
+    run('openssl', 'x509', '-in', "$d/$name.pem", '-out', "$d/$name.crt");
+    run('openssl', 'pkey', '-in', "$d/$name.pem", '-out', "$d/$name.key");
 }
 
 # ログイン with a certificate; returns the response (->{json}).
