@@ -53,6 +53,20 @@ sub new {
     } elsif ($kind ne 'sqlite') {
         die "Certgate::Fleet: store must be postgresql or sqlite, not $kind";
     }
+    # From here on a failure stops the PostgreSQL it started (DESTROY is not
+    # called for an object that new() did not return).
+    eval { $self->init_fleet($nodes); 1 } or do {
+        my $err = $@;
+        $self->destroy_store;
+        die $err;
+    };
+    diag("fleet store: " . $self->store_uri) if $ENV{CERTGATE_KEEP};
+    return $self;
+}
+
+sub init_fleet {
+    my ($self, $nodes) = @_;
+    my $d = $self->dir;
     $self->init_pki;
     # The server certificate of every node: the fleet's name and addresses.
     Certgate::Test::openssl(qw(req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes),
@@ -83,8 +97,6 @@ sub new {
             timeout           => 60,    # curl's --max-time: a loaded machine
         }, 'Certgate::Fleet::Node';
     }
-    diag("fleet store: " . $self->store_uri) if $ENV{CERTGATE_KEEP};
-    return $self;
 }
 
 # A port for PostgreSQL: free now, from CERTGATE_PG_PORTS (a-b) when set.
