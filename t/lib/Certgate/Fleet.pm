@@ -6,7 +6,7 @@ package Certgate::Fleet;
 # node, one CA, one secret and the SMTP sink of Certgate::Test.
 #
 #   my $f = Certgate::Fleet->new;          # PostgreSQL, 2 memcached, SMTP
-#   $f->start(app => 1);                   # the three nodes' nginx
+#   $f->start;                             # the three nodes' nginx
 #   $f->node(2)->login($user, $pw, cert => $name, jar => $jar);
 #   $f->kill_node(1); $f->pause_memcached(2); $f->stop_store; ...
 #
@@ -29,6 +29,7 @@ use parent -norequire, 'Certgate::Test';
 use Certgate::Test;
 use IO::Socket::INET;
 use IO::Socket::SSL;
+use List::Util ();
 use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -110,15 +111,14 @@ sub pg_port {
     }
     die "no free port in CERTGATE_PG_PORTS=$ENV{CERTGATE_PG_PORTS}";
 }
-use List::Util ();
 
 sub nodes { @{$_[0]{nodes}} }
 sub node  { my ($self, $i) = @_; return $self->{nodes}[$i - 1] // die "no node $i" }
 sub is_postgresql { $_[0]{store_kind} eq 'postgresql' }
 
 # The nginx.conf of every node: the common lines, certgate_sync_interval 1s,
-# the portal at /certgate/ and, with app => 1, a protected /app/ serving
-# <dir>/app/x. extra => lines for the http{} block.
+# the portal at /certgate/ and a protected /app/ serving <dir>/app/x.
+# extra => lines for the http{} block.
 sub fleet_conf {
     my ($self, %o) = @_;
     my $extra = $o{extra} // '';
