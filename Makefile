@@ -46,9 +46,11 @@ BDIR := $(CURDIR)/$(B)
 
 CXXSTD   := -std=c++17
 WARN     := -Wall -Wextra -Werror
-CXXFLAGS_ALL := $(CXXSTD) -O2 -g -fPIC $(WARN) $(HARDEN) $(SAN_FLAGS) $(TEST_DEFS) -Isrc
+# libpq (the PostgreSQL store): its headers are not in the default path on Debian.
+PG_INC   := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+CXXFLAGS_ALL := $(CXXSTD) -O2 -g -fPIC $(WARN) $(HARDEN) $(SAN_FLAGS) $(TEST_DEFS) -Isrc -I$(PG_INC)
 LINK_HARDEN  := -Wl,-z,relro -Wl,-z,now
-LIBS     := -lsqlite3 -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lcctz -lmemcached -lpthread
+LIBS     := -lsqlite3 -lpq -largon2 -lssl -lcrypto -lcurl -lpcre2-8 -lcctz -lmemcached -lpthread
 
 CORE_SRCS := $(shell find src/core -name '*.cpp' | sort)
 CORE_HDRS := $(shell find src/core -name '*.hpp')
@@ -222,7 +224,7 @@ check-format:
 # checks only what changed. The glue needs nginx's headers and the configured objs/.
 $(B)/tidy/%.ok: src/%.cpp .clang-tidy $(CORE_HDRS) $(wildcard src/nginx/*.hpp src/ctl/*.hpp) | $(B)/nginx/objs/Makefile
 	@mkdir -p $(dir $@)
-	@clang-tidy --quiet $< -- $(CXXSTD) -Isrc $(TEST_DEFS) $(if $(filter src/nginx/%,$<),$(NGX_INCS)) 2>&1 \
+	@clang-tidy --quiet $< -- $(CXXSTD) -Isrc -I$(PG_INC) $(TEST_DEFS) $(if $(filter src/nginx/%,$<),$(NGX_INCS)) 2>&1 \
 	  | grep -v '^[0-9]* warnings* generated' ; test $${PIPESTATUS[0]} = 0 && touch $@
 
 check-tidy: $(TIDY_STAMPS)

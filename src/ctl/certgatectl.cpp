@@ -25,6 +25,8 @@ const char* const kDefaultConf = "/etc/nginx/nginx.conf";
 const std::map<std::string, bool> kOptions = {
     {"-c", true},
     {"--store", true},
+    {"--from", true},
+    {"--to", true},
     {"--json", false},
     {"--actor", true},
     {"--help", false},
@@ -96,6 +98,16 @@ const std::vector<Command> kCommands = {
      "certificates and events it holds.",
      {},
      cmd_status},
+    {{"store", "copy"},
+     "store copy --from sqlite:/path/file.db --to postgresql://user@host/db",
+     "Copies a single node's SQLite store into an empty PostgreSQL store (the move to\n"
+     "a fleet): every table, ids kept, then the sequences; then reads both sides again\n"
+     "and prints the rows and a SHA-256 checksum of every table. Different rows or\n"
+     "checksums are an error (exit 4). The target must be empty: a new database (or\n"
+     "schema), at most `certgatectl init` run on it. Stop nginx and certgatectl\n"
+     "writers on the source first.",
+     {"--from", "--to"},
+     cmd_store_copy},
     {{"org", "add"},
      "org add ORG_ID [--name NAME]",
      "Adds an organisation (団体). ORG_ID: 1-32 letters, digits, '-' or '_'.",
@@ -221,7 +233,8 @@ const char* const kGlobalHelp =
     "\n"
     "The bank operator's tool for certgate. It works on the store that nginx uses and\n"
     "finds it, and the CA, from the certgate_* lines of nginx.conf (-c, default\n"
-    "/etc/nginx/nginx.conf); --store URI (sqlite:/path/file.db) overrides.\n"
+    "/etc/nginx/nginx.conf); --store URI (sqlite:/path/file.db or\n"
+    "postgresql://user@host:port/db?sslmode=verify-full) overrides.\n"
     "\n"
     "Options:\n"
     "  -c FILE        nginx.conf to read certgate_store, certgate_ca_* and the rules from\n"

@@ -98,6 +98,7 @@ Json event_json(const Event& e);
 int cmd_init(Context&);
 int cmd_migrate(Context&);
 int cmd_status(Context&);
+int cmd_store_copy(Context&);
 int cmd_org_add(Context&);
 int cmd_org_list(Context&);
 int cmd_org_show(Context&);

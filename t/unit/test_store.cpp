@@ -1,6 +1,10 @@
-// The store interface on SQLite: opening (and the errors a sysadmin sees),
-// schema checks, organisations, users and their lock/block states,
-// certificates, the append-only event table and the mail outbox.
+// The store interface on SQLite and PostgreSQL: opening (and the errors a
+// sysadmin sees), schema checks, organisations, users and their lock/block
+// states, certificates, the append-only event table and the mail outbox.
+// The contract tests run against both backends (group "store_pg": a
+// throw-away server from t/lib/pgtmp, one schema per test); the PostgreSQL
+// group adds what only many writers on many connections show.
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -38,10 +43,38 @@ std::string dir;
 int counter = 0;
 int64_t fake_now = 1795680000;  // 2026-11-26T03:20:00Z
 
-// A fresh, migrated store in its own file, with a fixed clock.
+// The PostgreSQL group: pg_uri is the server's, with no schema chosen.
+bool on_pg = false;
+std::string pg_dir, pg_uri;
+const char* const kPgPort = "55410";
+
+// Runs sql on a connection of its own (as another node would); true if it worked.
+bool pg_sql(const std::string& uri, const std::string& sql, std::string* first_value = nullptr) {
+    PGconn* c = PQconnectdb(uri.c_str());
+    bool ok = PQstatus(c) == CONNECTION_OK;
+    if (ok) {
+        PGresult* r = PQexec(c, sql.c_str());
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+        if (!ok) print_message("pg_sql: %s\n", PQerrorMessage(c));
+        if (ok && first_value && PQntuples(r) > 0) *first_value = PQgetvalue(r, 0, 0);
+        PQclear(r);
+    }
+    PQfinish(c);
+    return ok;
+}
+
+// The URI of a new, empty schema on the test server.
+std::string pg_fresh_uri() {
+    std::string schema = "t" + std::to_string(++counter);
+    assert_true(pg_sql(pg_uri, "CREATE SCHEMA " + schema));
+    return pg_uri + "&options=-csearch_path%3D" + schema;
+}
+
+// A fresh, migrated store (its own file or schema), with a fixed clock.
+// path_out: what Store::open takes to open it again.
 std::unique_ptr<Store> fresh_store(std::string* path_out = nullptr) {
-    std::string path = dir + "/s" + std::to_string(++counter) + ".db";
-    auto s = Store::open("sqlite:" + path, true);
+    std::string path = on_pg ? pg_fresh_uri() : dir + "/s" + std::to_string(++counter) + ".db";
+    auto s = Store::open(on_pg ? path : "sqlite:" + path, true);
     s->set_clock([] { return fake_now; });
     s->migrate();
     if (path_out) *path_out = path;
@@ -140,7 +173,6 @@ void open_unreadable(void**) {
 
 void unknown_scheme(void**) {
     assert_true(contains(error_of([] { Store::open("mysql://x/y"); }), "unknown scheme"));
-    assert_true(contains(error_of([] { Store::open("postgresql://x/y"); }), "PostgreSQL"));
 }
 
 void migrate_and_check(void**) {
@@ -628,6 +660,264 @@ void outbox_claim_fail_retry_send(void**) {
         contains(error_of<StoreNotFound>([&] { s->mark_mail_sent(999); }), "not in the outbox"));
 }
 
+// ---- PostgreSQL only -------------------------------------------------------------------
+
+std::string pgtmp(const std::string& what) {
+    char exe[4096] = {0};
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    std::string root = n > 0 ? std::string(exe, static_cast<size_t>(n)) : std::string();
+    // build-test/unit/test_store -> the source tree
+    for (int i = 0; i < 3 && !root.empty(); ++i) root = root.substr(0, root.rfind('/'));
+    const char* src = std::getenv("CERTGATE_SRC");
+    if (src) root = src;
+    return root + "/t/lib/pgtmp " + what + " '" + pg_dir + "'";
+}
+
+std::string run_output(const std::string& cmd) {
+    std::string out;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return out;
+    char buf[512];
+    while (fgets(buf, sizeof buf, p)) out += buf;
+    if (pclose(p) != 0) return "";
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+}
+
+void pg_migrate_and_check(void**) {
+    std::string uri;
+    auto s = fresh_store(&uri);
+    assert_int_equal(s->schema_version(), Store::kSchemaVersion);
+    check_schema(*s);
+    s->ping();
+    s->migrate();
+    assert_int_equal(s->events_since(0, 10).size(), 1);
+    // From a newer certgate.
+    assert_true(pg_sql(uri, "UPDATE certgate_meta SET value = '99' WHERE key = 'schema_version'"));
+    auto s2 = Store::open(uri);
+    assert_true(contains(error_of([&] { check_schema(*s2); }), "older than the store"));
+    // Empty: run init. Foreign tables: not a certgate store.
+    std::string empty = pg_fresh_uri();
+    auto s3 = Store::open(empty);
+    assert_int_equal(s3->schema_version(), 0);
+    assert_true(contains(error_of([&] { check_schema(*s3); }), "certgatectl init"));
+    assert_true(pg_sql(empty, "CREATE TABLE other (x int)"));
+    assert_int_equal(s3->schema_version(), -1);
+    assert_true(contains(error_of([&] { s3->migrate(); }), "not a certgate store"));
+}
+
+void pg_events_are_append_only(void**) {
+    std::string uri;
+    auto s = fresh_store(&uri);
+    assert_false(pg_sql(uri, "UPDATE events SET detail = 'x'"));
+    assert_false(pg_sql(uri, "DELETE FROM events"));
+    assert_false(pg_sql(uri, "TRUNCATE events"));
+    assert_int_equal(s->events_since(0, 10).size(), 1);
+}
+
+void pg_uri_password_hidden_and_unreachable_named(void**) {
+    auto s = Store::open("postgresql://certgate:s3cret@127.0.0.1:1/certgate?password=s3cret2");
+    assert_false(contains(s->describe(), "s3cret"));
+    assert_true(contains(s->describe(), "certgate@127.0.0.1:1/certgate"));
+    assert_true(contains(s->permission_warning(), "password file"));
+    assert_false(contains(s->permission_warning(), "s3cret"));
+    assert_string_equal(Store::open(pg_uri)->permission_warning().c_str(), "");
+    std::string msg = error_of([&] { s->ping(); });
+    print_message("unreachable: %s\n", msg.c_str());
+    assert_true(contains(msg, "cannot connect to PostgreSQL at host 127.0.0.1 port 1"));
+    assert_false(contains(msg, "s3cret"));
+    assert_true(contains(error_of([] { Store::open("postgresql://x/y?nosuchoption=1"); }),
+                         "not a valid PostgreSQL URI"));
+}
+
+// T1 takes an event id and commits late; T2 takes a later id and commits
+// first. The feed must hand out both, each once, T2's not before T1's end.
+void pg_feed_never_skips_a_late_commit(void**) {
+    std::string uri;
+    auto s = fresh_store(&uri);
+    FeedCursor cur = s->feed_start();
+    PGconn* t1 = PQconnectdb(uri.c_str());
+    assert_int_equal(PQstatus(t1), CONNECTION_OK);
+    PQclear(PQexec(t1, "BEGIN"));
+    PGresult* r = PQexec(t1,
+                         "INSERT INTO events (at, actor, kind, subject) "
+                         "VALUES (1, 't1', 'test.late', 'x') RETURNING id");
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    const int64_t late = std::atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    const int64_t early = s->append_event("t2", "test.early", "y", "");
+    assert_true(early > late);
+    std::vector<int64_t> seen;
+    FeedPage p = s->feed_after(cur, 100);
+    for (const auto& e : p.events) seen.push_back(e.id);
+    cur = p.next;
+    // T1 still runs: T2's event waits (an id-only cursor would pass T1's by).
+    for (int64_t id : seen) assert_true(id != early && id != late);
+    PQclear(PQexec(t1, "COMMIT"));
+    PQfinish(t1);
+    p = s->feed_after(cur, 100);
+    for (const auto& e : p.events) seen.push_back(e.id);
+    cur = p.next;
+    p = s->feed_after(cur, 100);  // and nothing twice
+    for (const auto& e : p.events) seen.push_back(e.id);
+    int n_late = 0, n_early = 0;
+    for (int64_t id : seen) n_late += id == late, n_early += id == early;
+    assert_int_equal(n_late, 1);
+    assert_int_equal(n_early, 1);
+    // Paging: a full page continues from its last row.
+    FeedCursor from = s->feed_start();
+    for (int i = 0; i < 5; ++i) s->append_event("op", "test.page", "z", "");
+    int got = 0;
+    for (int round = 0; round < 10 && got < 5; ++round) {
+        FeedPage q = s->feed_after(from, 2);
+        got += static_cast<int>(q.events.size());
+        assert_true(q.events.size() <= 2);
+        from = q.next;
+    }
+    assert_int_equal(got, 5);
+    assert_int_equal(s->feed_after(from, 2).events.size(), 0);
+}
+
+// N threads (one store each, as pool threads or nodes) count failures of
+// one ID through lock_auth_streak: none is lost.
+void pg_streak_increments_are_exact(void**) {
+    std::string uri;
+    auto s = fresh_store(&uri);
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    const int threads = 4, per_thread = 25;
+    std::atomic<int> failures{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&] {
+            try {
+                auto mine = Store::open(uri);
+                for (int i = 0; i < per_thread; ++i)
+                    mine->write([&] {
+                        AuthStreak st = mine->lock_auth_streak("general01");
+                        mine->save_streak_failures("general01", true, st.epoch, st.failures + 1, 0);
+                    });
+            } catch (const std::exception& e) {
+                print_message("counter: %s\n", e.what());
+                ++failures;
+            }
+        });
+    for (auto& th : pool) th.join();
+    assert_int_equal(failures.load(), 0);
+    assert_int_equal(s->auth_streak("general01").failures, threads * per_thread);
+    assert_int_equal(s->find_user("general01")->failure_streak, threads * per_thread);
+    // Budgets too.
+    std::atomic<int> allowed{0};
+    pool.clear();
+    for (int t = 0; t < threads; ++t)
+        pool.emplace_back([&] {
+            auto mine = Store::open(uri);
+            mine->set_clock([] { return fake_now; });
+            for (int i = 0; i < 10; ++i)
+                if (mine->take_budget("code_mail:general01", 17, 3600).allowed) ++allowed;
+        });
+    for (auto& th : pool) th.join();
+    assert_int_equal(allowed.load(), 17);
+}
+
+// Three nodes sweep the outbox at once: every mail is handed out once.
+void pg_mail_claims_never_overlap(void**) {
+    std::string uri;
+    auto s = fresh_store(&uri);
+    const int mails = 60;
+    for (int i = 0; i < mails; ++i)
+        s->enqueue_mail("a@example.com", "s", "b" + std::to_string(i), "certgate", "u");
+    std::mutex mu;
+    std::vector<int64_t> claimed;
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 3; ++t)
+        pool.emplace_back([&] {
+            auto mine = Store::open(uri);
+            mine->set_clock([] { return fake_now; });
+            for (;;) {
+                auto got = mine->claim_due_mails(4, 600);
+                if (got.empty()) break;
+                std::lock_guard<std::mutex> g(mu);
+                for (const auto& m : got) claimed.push_back(m.id);
+            }
+        });
+    for (auto& th : pool) th.join();
+    std::set<int64_t> unique(claimed.begin(), claimed.end());
+    assert_int_equal(claimed.size(), mails);
+    assert_int_equal(unique.size(), mails);
+}
+
+void pg_claims_and_master_checks_under_contention(void**) {
+    std::string uri;
+    auto s = fresh_store(&uri);
+    s->add_org({"ORG1", "One", 0}, "op");
+    s->add_user(make_user("general01", "ORG1", Role::general), "op");
+    s->add_certificate(make_cert("AB01", "general01", fake_now + 86400), false, "general01");
+    std::atomic<int> notices{0}, masters{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t)
+        pool.emplace_back([&, t] {
+            auto mine = Store::open(uri);
+            if (mine->claim_notice("AB01", kNoticeExpiring, "certgate")) ++notices;
+            try {
+                mine->add_user(make_user("master0" + std::to_string(t), "ORG1", Role::master),
+                               "op");
+                ++masters;
+            } catch (const StoreConflict&) {
+            }
+        });
+    for (auto& th : pool) th.join();
+    assert_int_equal(notices.load(), 1);
+    assert_int_equal(masters.load(), 1);
+    // The CRL's number only grows.
+    StoredCrl crl;
+    crl.number = 7;
+    crl.der = {1, 2, 3};
+    s->save_crl(crl);
+    crl.number = 5;
+    s->save_crl(crl);
+    assert_int_equal(s->current_crl()->number, 7);
+    assert_int_equal(s->current_crl()->der.size(), 3);
+}
+
+void pg_wait_for_feed_wakes_on_commit(void**) {
+    std::string uri;
+    auto s = fresh_store(&uri);
+    assert_false(s->wait_for_feed(50));  // listens from now on; nothing came
+    std::thread writer([&] {
+        auto other = Store::open(uri);
+        other->append_event("op", "test.wake", "x", "");
+    });
+    bool woke = false;
+    for (int i = 0; i < 50 && !woke; ++i) woke = s->wait_for_feed(200);
+    writer.join();
+    assert_true(woke);
+    assert_false(s->wait_for_feed(50));  // consumed
+}
+
+// The server is killed and comes back: meanwhile a StoreError that says
+// so; afterwards the same Store object works again.
+void pg_server_restart_reconnects(void**) {
+    std::string uri;
+    auto s = fresh_store(&uri);
+    s->add_org({"ORG1", "One", 0}, "op");
+    // pgtmp runs with synchronous_commit off: one synchronous commit writes
+    // out the WAL before the kill.
+    assert_true(pg_sql(uri,
+                       "SET synchronous_commit = on; "
+                       "INSERT INTO certgate_meta VALUES ('flushed', 'yes')"));
+    assert_true(std::system(pgtmp("kill").c_str()) == 0);
+    std::string msg = error_of([&] { s->find_org("ORG1"); });
+    print_message("server down: %s\n", msg.c_str());
+    assert_true(contains(msg, "127.0.0.1"));
+    assert_true(contains(error_of([&] { s->add_org({"ORG2", "Two", 0}, "op"); }), "PostgreSQL"));
+    assert_true(std::system(pgtmp("restart").c_str()) == 0);
+    assert_true(s->find_org("ORG1").has_value());
+    s->add_org({"ORG2", "Two", 0}, "op");
+    assert_int_equal(s->list_orgs().size(), 2);
+    assert_false(s->wait_for_feed(10));
+}
+
 int setup(void**) {
     char tmpl[] = "/tmp/certgate-test-store-XXXXXX";
     if (!mkdtemp(tmpl)) return -1;
@@ -638,6 +928,29 @@ int setup(void**) {
 int teardown(void**) {
     std::string cmd = "rm -rf '" + dir + "'";
     return std::system(cmd.c_str()) == 0 ? 0 : -1;
+}
+
+int pg_setup(void** state) {
+    if (setup(state) != 0) return -1;
+    char tmpl[] = "/tmp/certgate-test-store-pg-XXXXXX";
+    if (!mkdtemp(tmpl)) return -1;
+    chmod(tmpl, 0711);  // pgtmp runs the server as postgres when root
+    pg_dir = std::string(tmpl) + "/pg";
+    pg_uri = run_output(pgtmp("start") + " " + kPgPort);
+    if (pg_uri.empty()) {
+        print_message("cannot start PostgreSQL with t/lib/pgtmp\n");
+        return -1;
+    }
+    on_pg = true;
+    return 0;
+}
+
+int pg_teardown(void** state) {
+    on_pg = false;
+    if (teardown(state) != 0) return -1;
+    int rc = std::system(pgtmp("destroy").c_str());
+    std::string cmd = "rm -rf '" + pg_dir.substr(0, pg_dir.rfind('/')) + "'";
+    return rc == 0 && std::system(cmd.c_str()) == 0 ? 0 : -1;
 }
 
 }  // namespace
@@ -669,5 +982,33 @@ int main() {
         cmocka_unit_test(streaks_of_real_and_unknown_ids),
         cmocka_unit_test(code_budget_per_window),
     };
-    return cmocka_run_group_tests_name("store", tests, setup, teardown);
+    const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test(pg_migrate_and_check),
+        cmocka_unit_test(pg_uri_password_hidden_and_unreachable_named),
+        cmocka_unit_test(orgs_add_find_list),
+        cmocka_unit_test(users_add_and_read),
+        cmocka_unit_test(users_bad_adds_change_nothing),
+        cmocka_unit_test(lock_three_times_blocks),
+        cmocka_unit_test(login_resets_the_lock_count),
+        cmocka_unit_test(reset_registration_and_passwords),
+        cmocka_unit_test(certificates_issue_supersede_revoke),
+        cmocka_unit_test(notices_are_claimed_once),
+        cmocka_unit_test(events_are_numbered_in_order),
+        cmocka_unit_test(revocation_feed_carries_lifetimes),
+        cmocka_unit_test(pg_events_are_append_only),
+        cmocka_unit_test(failed_write_rolls_back),
+        cmocka_unit_test(concurrent_writers),
+        cmocka_unit_test(outbox_claim_fail_retry_send),
+        cmocka_unit_test(streaks_of_real_and_unknown_ids),
+        cmocka_unit_test(code_budget_per_window),
+        cmocka_unit_test(pg_feed_never_skips_a_late_commit),
+        cmocka_unit_test(pg_streak_increments_are_exact),
+        cmocka_unit_test(pg_mail_claims_never_overlap),
+        cmocka_unit_test(pg_claims_and_master_checks_under_contention),
+        cmocka_unit_test(pg_wait_for_feed_wakes_on_commit),
+        cmocka_unit_test(pg_server_restart_reconnects),
+    };
+    int failed = cmocka_run_group_tests_name("store", tests, setup, teardown);
+    failed += cmocka_run_group_tests_name("store_pg", pg_tests, pg_setup, pg_teardown);
+    return failed;
 }

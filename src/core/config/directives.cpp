@@ -80,10 +80,16 @@ std::string parse_store(const Args& a, const ConfPaths& paths, ConfValues& v) {
         v.settings.store_uri = "sqlite:" + paths.full_name(uri.substr(7));
         return "";
     }
-    if (starts_with(uri, "postgresql:"))
-        return "PostgreSQL stores are not supported by this build of certgate; "
-               "use \"sqlite:/path/to/certgate.db\"";
-    return "invalid store " + quoted(uri) + ": expected \"sqlite:/path/to/certgate.db\"";
+    // Handed to libpq as it is (host=a,b, sslmode, passfile, ...); nginx -t
+    // connects and says what is wrong with it.
+    if ((starts_with(uri, "postgresql://") && uri.size() > 13) ||
+        (starts_with(uri, "postgres://") && uri.size() > 11)) {
+        v.settings.store_uri = uri;
+        return "";
+    }
+    return "invalid store " + quoted(uri) +
+           ": expected \"sqlite:/path/to/certgate.db\" or "
+           "\"postgresql://user@host:port/database\"";
 }
 
 template <std::string Settings::*field>

@@ -3,6 +3,7 @@
 #include "core/ports/store.hpp"
 
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "core/base/observe.hpp"
@@ -147,6 +148,37 @@ void check_schema(Store& store) {
     throw StoreError(where + " has schema version " + std::to_string(v) +
                      ": this certgate is older than the store (it knows version " +
                      std::to_string(Store::kSchemaVersion) + "); upgrade certgate");
+}
+
+std::string crl_to_text(const StoredCrl& crl) {
+    static const char hex[] = "0123456789abcdef";
+    std::string v = std::to_string(crl.number) + " " + std::to_string(crl.this_update) + " " +
+                    std::to_string(crl.next_update) + " ";
+    v.reserve(v.size() + crl.der.size() * 2);
+    for (uint8_t b : crl.der) v += hex[b >> 4], v += hex[b & 15];
+    return v;
+}
+
+std::optional<StoredCrl> crl_from_text(const std::string& v) {
+    StoredCrl crl;
+    long long number = 0, this_update = 0, next_update = 0;
+    int used = 0;
+    if (std::sscanf(v.c_str(), "%lld %lld %lld %n", &number, &this_update, &next_update, &used) !=
+            3 ||
+        (v.size() - static_cast<size_t>(used)) % 2 != 0)
+        return std::nullopt;
+    crl.number = number;
+    crl.this_update = this_update;
+    crl.next_update = next_update;
+    auto nibble = [](char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    };
+    for (size_t i = static_cast<size_t>(used); i + 1 < v.size(); i += 2) {
+        int hi = nibble(v[i]), lo = nibble(v[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        crl.der.push_back(static_cast<uint8_t>(hi << 4 | lo));
+    }
+    return crl;
 }
 
 FeedCursor Store::feed_start() {

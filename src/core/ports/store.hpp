@@ -1,7 +1,7 @@
 // certgate's store: what may not be lost (DESIGN.md §3).
 //
-// One abstract interface; SQLite is the implementation today and the SQL is kept
-// portable so a PostgreSQL one can follow for fleets. Every change of state is
+// One abstract interface, two implementations: SQLite (one node) and
+// PostgreSQL (a fleet of nodes sharing one database). Every change of state is
 // written together with its event row in one transaction, so the event table is a
 // complete audit trail and a reliable feed for the module's revocation set.
 //
@@ -213,8 +213,10 @@ class Store {
   public:
     static constexpr int kSchemaVersion = 4;
 
-    // uri: "sqlite:/path/to/file.db" or a bare path. The file must exist unless
-    // create is true (certgatectl init). Throws StoreError saying what to do.
+    // uri: "sqlite:/path/to/file.db" or a bare path (the file must exist
+    // unless create is true: certgatectl init), or "postgresql://..." (or
+    // "postgres://"), handed to libpq; it connects at its first use. Throws
+    // StoreError saying what to do.
     // Defined with the adapters (adapters/store_open.cpp): it picks one.
     static std::unique_ptr<Store> open(const std::string& uri, bool create = false);
 
@@ -402,6 +404,11 @@ class Store {
     std::vector<Event> written_;
     std::function<int64_t()> clock_;
 };
+
+// How the adapters keep a StoredCrl in certgate_meta (key 'crl'): "<number>
+// <thisUpdate> <nextUpdate> <DER in hex>". nullopt: unreadable (signed again).
+std::string crl_to_text(const StoredCrl& crl);
+std::optional<StoredCrl> crl_from_text(const std::string& text);
 
 // Throws StoreError unless the store's schema is Store::kSchemaVersion.
 void check_schema(Store& store);

@@ -5,6 +5,8 @@ package Certgate::Test;
 # writing a Maildir), all on free loopback ports in a private directory.
 #
 #   my $t = Certgate::Test->new;            # temp dir, ports, demo CA, store
+#   Certgate::Test->new(store => 'postgresql://...')   # that store instead of
+#                                           # the SQLite file (init'ed here)
 #   $t->start_memcached; $t->start_smtp;
 #   $t->write_conf(<<'EOF'); $t->start_nginx;
 #   http { ... %%HTTPS_PORT%% ... }
@@ -67,8 +69,8 @@ sub port { $_[0]{ports}{$_[1]} }
 # CA, secret and mails).
 sub prefix { $_[0]{prefix} // $_[0]{dir} }
 
-# The certgate_store URI: the suite's SQLite file unless new(store => URI).
-sub store_uri { $_[0]{store} // "sqlite:$_[0]{dir}/certgate.db" }
+# The store's URI: new(store => URI), else the suite's SQLite file.
+sub store_uri { $_[0]{store} || "sqlite:$_[0]{dir}/certgate.db" }
 
 # The address nginx listens on and the suites connect to.
 sub host { $_[0]{host} // '127.0.0.1' }
@@ -739,7 +741,7 @@ sub add_user {
 
 # Changes the store behind certgate's back (ages a row, say), as a test must.
 # The sqlite3 shell waits for the lock like certgate does: nginx may be
-# writing (an event, the outbox) at that moment.
+# writing (an event, the outbox) at that moment. SQLite stores only.
 sub sql {
     my ($self, $statement) = @_;
     my ($rc, $out) = run('sqlite3', '-cmd', '.timeout 10000', "$self->{dir}/certgate.db", $statement);
