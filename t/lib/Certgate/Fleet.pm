@@ -303,8 +303,9 @@ sub connection {
 
 # A flood: streams of POSTs sent at once by forked clients, each on its own
 # keep-alive connection. A stream is { tag, n (requests), clients, path,
-# body (form text), jar (its cookies go along), nodes (default all) }; its
-# client c talks to node nodes[c % nodes]. during => sub runs in the suite
+# body (form text), jar (its cookies go along), nodes (default all), gate (a
+# path: its clients connect, then wait until the file exists, up to 30 s) };
+# its client c talks to node nodes[c % nodes]. during => sub runs in the suite
 # while the clients send. Returns every answer as { tag, node, status, error
 # (the JSON "error", or "ok" for "ok":true), start, end (epoch seconds) }.
 sub flood {
@@ -323,6 +324,10 @@ sub flood {
             if ($pid == 0) {
                 my @lines;
                 my $ask = eval { $self->connection($node) };
+                if ($s->{gate}) {
+                    my $until = time + 30;
+                    sleep 0.002 until -e $s->{gate} || time > $until;
+                }
                 for (1 .. $count) {
                     my $start = time;
                     my $r = $ask ? $ask->('POST', $s->{path}, body => $s->{body}, cookie => $cookie) : [0, 'connect failed'];
