@@ -12,7 +12,7 @@ use JSON::PP;
 use Certgate::Test;
 
 my $pgtmp = "$Certgate::Test::ROOT/t/lib/pgtmp";
-my $pg_port = 55411;
+my $pg_port = $ENV{CERTGATE_PG_PORT} || Certgate::Test::free_port();
 # pgtmp runs the server as user postgres when root: the folder must let it in.
 my $pg_parent = tempdir('certgate-pg-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0711, $pg_parent;

@@ -5,7 +5,9 @@
 // throw-away server from t/lib/pgtmp, one schema per test); the PostgreSQL
 // group adds what only many writers on many connections show.
 #include <libpq-fe.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,7 +48,25 @@ int64_t fake_now = 1795680000;  // 2026-11-26T03:20:00Z
 // The PostgreSQL group: pg_uri is the server's, with no schema chosen.
 bool on_pg = false;
 std::string pg_dir, pg_uri;
-const char* const kPgPort = "55410";
+
+// A loopback port nobody listens on now (CERTGATE_PG_PORT if set), so that
+// suites of several checkouts on one machine do not meet.
+std::string free_pg_port() {
+    if (const char* fixed = std::getenv("CERTGATE_PG_PORT")) return fixed;
+    std::srand(static_cast<unsigned>(getpid()));
+    for (int i = 0; i < 200; ++i) {
+        int port = 20000 + std::rand() % 12000;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(static_cast<uint16_t>(port));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+        close(fd);
+        if (ok) return std::to_string(port);
+    }
+    return "55410";
+}
 
 // Runs sql on a connection of its own (as another node would); true if it worked.
 bool pg_sql(const std::string& uri, const std::string& sql, std::string* first_value = nullptr) {
@@ -936,7 +956,7 @@ int pg_setup(void** state) {
     if (!mkdtemp(tmpl)) return -1;
     chmod(tmpl, 0711);  // pgtmp runs the server as postgres when root
     pg_dir = std::string(tmpl) + "/pg";
-    pg_uri = run_output(pgtmp("start") + " " + kPgPort);
+    pg_uri = run_output(pgtmp("start") + " " + free_pg_port());
     if (pg_uri.empty()) {
         print_message("cannot start PostgreSQL with t/lib/pgtmp\n");
         return -1;
