@@ -64,8 +64,16 @@ sub new {
 sub dir  { $_[0]{dir} }
 sub port { $_[0]{ports}{$_[1]} }
 
+# Where this nginx keeps its nginx.conf, pid and logs: the suite's directory,
+# or a node's own one (Certgate::Fleet runs several nginx on one directory's
+# CA, secret and mails).
+sub prefix { $_[0]{prefix} // $_[0]{dir} }
+
 # The store's URI: new(store => URI), else the suite's SQLite file.
 sub store_uri { $_[0]{store} || "sqlite:$_[0]{dir}/certgate.db" }
+
+# The address nginx listens on and the suites connect to.
+sub host { $_[0]{host} // '127.0.0.1' }
 
 # A TCP port nobody listens on now, below the kernel's ephemeral range
 # (32768 up): an ephemeral port picked by the kernel may be taken by any
@@ -231,7 +239,7 @@ sub spawn {
     if ($pid == 0) {
         # Its own process group, so a stop can take nginx's workers along.
         setpgrp(0, 0);
-        open STDOUT, '>>', "$self->{dir}/logs/$name.log";
+        open STDOUT, '>>', $self->prefix . "/logs/$name.log";
         open STDERR, '>&', \*STDOUT;
         exec @cmd or die "exec @cmd: $!";
     }
@@ -240,10 +248,10 @@ sub spawn {
 }
 
 sub wait_port {
-    my ($self, $port, $what) = @_;
+    my ($self, $port, $what, $host) = @_;
     my $deadline = time + 10;
     while (time < $deadline) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp');
+        my $s = IO::Socket::INET->new(PeerAddr => $host || '127.0.0.1', PeerPort => $port, Proto => 'tcp');
         if ($s) { close $s; return 1; }
         sleep 0.05;
     }
@@ -411,13 +419,14 @@ EOF
 sub write_conf {
     my ($self, $http, %o) = @_;
     my $d = $self->{dir};
+    my $p = $self->prefix;
     my $workers = $o{workers} || 1;
     my $module = build_dir() . '/ngx_http_certgate_module.so';
     my $user = $> == 0 ? "user root root;\n" : '';
     my $tls = <<"EOF";
-        listen 127.0.0.1:@{[$self->port('https')]} ssl;
-        ssl_certificate $d/server.crt;
-        ssl_certificate_key $d/server.key;
+        listen @{[$self->host]}:@{[$self->port('https')]} ssl;
+        ssl_certificate $d/@{[$self->{server_cert} || 'server']}.crt;
+        ssl_certificate_key $d/@{[$self->{server_cert} || 'server']}.key;
         ssl_client_certificate $d/ca.crt;
         ssl_verify_client optional_no_ca;
 EOF
@@ -437,21 +446,21 @@ load_module $module;
 ${user}worker_processes $workers;
 daemon off;
 master_process @{[$o{master_process} || 'on']};
-pid $d/nginx.pid;
-error_log $d/logs/error.log @{[$o{log_level} || $ENV{CERTGATE_LOG_LEVEL} || 'debug']};
-events { worker_connections 1024; }
+pid $p/nginx.pid;
+error_log $p/logs/error.log @{[$o{log_level} || $ENV{CERTGATE_LOG_LEVEL} || 'debug']};
+events { worker_connections @{[$o{worker_connections} || 1024]}; }
 http {
-    access_log $d/logs/access.log;
-    client_body_temp_path $d/client_body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
+    access_log $p/logs/access.log;
+    client_body_temp_path $p/client_body;
+    proxy_temp_path $p/proxy;
+    fastcgi_temp_path $p/fastcgi;
+    uwsgi_temp_path $p/uwsgi;
+    scgi_temp_path $p/scgi;
 $http
 }
 EOF
-    write_file("$d/nginx.conf", $conf);
-    return "$d/nginx.conf";
+    write_file("$p/nginx.conf", $conf);
+    return "$p/nginx.conf";
 }
 
 sub sanitizer_env {
@@ -463,8 +472,8 @@ sub sanitizer_env {
     chomp $ubsan;
     return (
         LD_PRELOAD    => "$asan $ubsan",
-        ASAN_OPTIONS  => "detect_leaks=0:log_path=$self->{dir}/logs/asan",
-        UBSAN_OPTIONS => "print_stacktrace=1:log_path=$self->{dir}/logs/ubsan",
+        ASAN_OPTIONS  => "detect_leaks=0:log_path=@{[$self->prefix]}/logs/asan",
+        UBSAN_OPTIONS => "print_stacktrace=1:log_path=@{[$self->prefix]}/logs/ubsan",
     );
 }
 
@@ -472,30 +481,31 @@ sub sanitizer_env {
 sub nginx_t {
     my ($self, $conf) = @_;
     local %ENV = (%ENV, $self->sanitizer_env);
-    return run(nginx_bin(), '-t', '-p', $self->{dir}, '-c', $conf || "$self->{dir}/nginx.conf",
-        '-e', "$self->{dir}/logs/error-t.log");
+    my $p = $self->prefix;
+    return run(nginx_bin(), '-t', '-p', $p, '-c', $conf || "$p/nginx.conf", '-e', "$p/logs/error-t.log");
 }
 
 sub start_nginx {
     my ($self) = @_;
     local %ENV = (%ENV, $self->sanitizer_env);
-    $self->spawn('nginx', nginx_bin(), '-p', $self->{dir}, '-c', "$self->{dir}/nginx.conf",
-        '-e', "$self->{dir}/logs/error.log");
+    my $d = $self->prefix;
+    unlink "$d/nginx.pid";    # a node killed with -9 leaves its pid file
+    $self->spawn('nginx', nginx_bin(), '-p', $d, '-c', "$d/nginx.conf", '-e', "$d/logs/error.log");
     my $deadline = time + 10;
     while (time < $deadline) {
-        last if -s "$self->{dir}/nginx.pid";
+        last if -s "$d/nginx.pid";
         if (waitpid($self->{pids}{nginx}, WNOHANG) == $self->{pids}{nginx}) {
             delete $self->{pids}{nginx};
-            die "nginx did not start:\n" . (read_file("$self->{dir}/logs/nginx.log") // '')
-                . (read_file("$self->{dir}/logs/error.log") // '');
+            die "nginx did not start:\n" . (read_file("$d/logs/nginx.log") // '')
+                . (read_file("$d/logs/error.log") // '');
         }
         sleep 0.05;
     }
     my @ports = grep { $self->port($_) } qw(http https);
-    my $conf = read_file("$self->{dir}/nginx.conf");
+    my $conf = read_file("$d/nginx.conf");
     for my $p (@ports) {
         my $port = $self->port($p);
-        $self->wait_port($port, 'nginx') if $conf =~ /:$port\b/;
+        $self->wait_port($port, 'nginx', $self->host) if $conf =~ /:$port\b/;
     }
 }
 
@@ -506,7 +516,7 @@ sub stop_nginx { $_[0]->stop('nginx', 'QUIT') }
 sub reload_nginx {
     my ($self, %o) = @_;
     my $workers = $o{workers} || 1;
-    my $count = sub { scalar(() = (read_file("$self->{dir}/logs/error.log") // '') =~ /start worker process/g) };
+    my $count = sub { scalar(() = (read_file($self->prefix . '/logs/error.log') // '') =~ /start worker process/g) };
     my $before = $count->();
     kill 'HUP', $self->{pids}{nginx} or die "no nginx to reload";
     my $deadline = time + 10;
@@ -517,22 +527,23 @@ sub reload_nginx {
         }
         sleep 0.05;
     }
-    die "nginx did not reload:\n" . (read_file("$self->{dir}/logs/error.log") // '');
+    die "nginx did not reload:\n" . (read_file($self->prefix . '/logs/error.log') // '');
 }
 
 sub error_log {
     my ($self) = @_;
-    return join '', map { read_file($_) // '' } glob("$self->{dir}/logs/error*.log");
+    return join '', map { read_file($_) // '' } glob($self->prefix . '/logs/error*.log');
 }
 
 # Lines of the logs that fail every suite.
 sub bad_log_lines {
     my ($self) = @_;
     my @bad = grep { /\[(alert|emerg|crit)\]/ } split /\n/, $self->error_log;
-    for my $f (glob("$self->{dir}/logs/asan*"), glob("$self->{dir}/logs/ubsan*")) {
+    my $p = $self->prefix;
+    for my $f (glob("$p/logs/asan*"), glob("$p/logs/ubsan*")) {
         push @bad, "sanitizer report $f:\n" . (read_file($f) // '');
     }
-    for my $f (glob("$self->{dir}/logs/nginx.log")) {
+    for my $f (glob("$p/logs/nginx.log")) {
         my $c = read_file($f) // '';
         push @bad, grep { /AddressSanitizer|runtime error:|LeakSanitizer/ } split /\n/, $c;
     }
@@ -575,9 +586,12 @@ sub request {
     my ($self, $path, %o) = @_;
     my $scheme = $o{scheme} || 'https';
     my $port = $scheme eq 'https' ? $self->port('https') : $self->port('http');
-    my $url = "$scheme://127.0.0.1:$port$path";
     my $d = $self->{dir};
-    my @cmd = ('curl', '-s', '-S', '-i', '--max-time', $o{timeout} || 20, '--cacert', "$d/ca.crt");
+    my @cmd = ('curl', '-s', '-S', '-i', '--max-time', $o{timeout} || $self->{timeout} || 20, '--cacert', "$d/ca.crt");
+    # A name for several nodes (Certgate::Fleet): the browser's cookies go
+    # to whichever node the name leads to.
+    my $url = "$scheme://" . ($self->{url_host} || $self->host) . ":$port$path";
+    push @cmd, '--resolve', "$self->{url_host}:$port:" . $self->host if $self->{url_host};
     push @cmd, '-X', $o{method} if $o{method};
     if ($o{cert}) {
         push @cmd, '--cert', "$d/$o{cert}.crt", '--key', "$d/$o{cert}.key";
@@ -621,7 +635,7 @@ sub get { my ($self, $path, %o) = @_; return $self->request($path, %o) }
 # A new, empty cookie jar (a browser).
 sub jar {
     my ($self) = @_;
-    my $n = ++$self->{jars};
+    my $n = ++$Certgate::Test::jars;    # one count for all nodes of a fleet
     my $path = "$self->{dir}/jar-$n.txt";
     write_file($path, '');
     return $path;
@@ -684,18 +698,25 @@ sub issue_certificate {
     my $res = $self->request($download, cookies => $jar);
     return { error => "download status $res->{status}", json => $r->{json} } unless $res->{status} == 200;
     my ($file) = ($res->{headers}{'content-disposition'} // '') =~ /filename="([^"]+)"/;
-    write_file("$d/$name.p12", $res->{raw_body});
-    # PEM copies for curl's --cert/--key.
-    my ($rc, $out) = run('openssl', 'pkcs12', '-in', "$d/$name.p12", '-passin', "pass:$password",
-        '-nodes', '-clcerts', '-out', "$d/$name.pem");
-    die "cannot open the .p12: $out" if $rc;
-    run('openssl', 'x509', '-in', "$d/$name.pem", '-out', "$d/$name.crt");
-    run('openssl', 'pkey', '-in', "$d/$name.pem", '-out', "$d/$name.key");
+    $self->save_p12($res->{raw_body}, $name, $password);
     my $serial = `openssl x509 -noout -serial -in $d/$name.crt`;
     $serial =~ s/^serial=//;
     chomp $serial;
     return { ok => 1, serial => $serial, file_name => $file, p12 => "$d/$name.p12", name => $name,
              jar => $jar, download => $download, json => $r->{json} };
+}
+
+# Writes a downloaded .p12 to <dir>/$name.p12 with PEM copies for curl's
+# --cert/--key (<dir>/$name.crt, .key); dies when it does not open.
+sub save_p12 {
+    my ($self, $p12, $name, $password) = @_;
+    my $d = $self->{dir};
+    write_file("$d/$name.p12", $p12);
+    my ($rc, $out) = run('openssl', 'pkcs12', '-in', "$d/$name.p12", '-passin', "pass:$password",
+        '-nodes', '-clcerts', '-out', "$d/$name.pem");
+    die "cannot open the .p12: $out" if $rc;
+    run('openssl', 'x509', '-in', "$d/$name.pem", '-out', "$d/$name.crt");
+    run('openssl', 'pkey', '-in', "$d/$name.pem", '-out', "$d/$name.key");
 }
 
 # ログイン with a certificate; returns the response (->{json}).
