@@ -192,6 +192,9 @@ subtest 'the admin table: certificate and state columns' => sub {
     is($u{nocert01}{certificate_state}, 'none', 'JSON: none');
     is($u{general3}{locked_until}, 0, 'JSON: a blocked user has no lock time');
     like(row_of('general3', '/certgate/admin/users?lang=en'), qr{Blocked}, 'in English: Blocked');
+    # ?lang= sticks (cookie and the master's row): back to Japanese for the rest.
+    like(row_of('general3'), qr{Blocked}, 'English stays on the next page');
+    like(row_of('general3', '/certgate/admin/users?lang=ja'), qr{閉塞}, 'and ?lang=ja brings Japanese back');
 };
 
 subtest 'unlock ends with a result message' => sub {
