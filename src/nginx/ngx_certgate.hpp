@@ -37,6 +37,7 @@ struct ngx_certgate_main_conf_t {
     certgate::ConfValues *values;
 
     ngx_str_t thread_pool_name;
+    ngx_str_t crypto_thread_pool_name;  // empty: crypto shares thread_pool
 
     // Copies of values->settings for the timers, which also run without a runtime.
     ngx_msec_t sync_interval;
@@ -74,6 +75,9 @@ struct ngx_certgate_main_conf_t {
 
     ngx_flag_t used;  // some location has certgate_portal or certgate_require
     ngx_thread_pool_t *thread_pool;
+    // The pool for argon2, key generation and signing; thread_pool itself
+    // when certgate_crypto_thread_pool is not given.
+    ngx_thread_pool_t *crypto_thread_pool;
 
     // The per-configuration C++ state (settings, CA, secret); deleted by a
     // cleanup of the configuration pool.

@@ -45,6 +45,7 @@ static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
 
     long delay_ms = 0;
     bool issue = false;
+    bool crypto = false;
 #if (CERTGATE_TEST_HOOKS)
     // Test builds only: hold the task so tests can show the event loop stays free.
     ngx_str_t arg;
@@ -56,6 +57,7 @@ static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
     // Test builds only: one real issuance (key pair, certificate, .p12) in
     // the thread pool, the load `make bench` puts beside the protected path.
     if (ngx_http_arg(r, (u_char *)"issue", 5, &arg) == NGX_OK) issue = true;
+    if (ngx_http_arg(r, (u_char *)"crypto", 6, &arg) == NGX_OK) crypto = true;
 #endif
 
     const certgate::Runtime *rt = cmcf->runtime;
@@ -99,7 +101,10 @@ static ngx_int_t ngx_certgate_health(ngx_http_request_t *r) {
             std::string body = certgate::health_json(*result, alive);
             return ngx_certgate_send(r, result->ok() ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE,
                                      "application/json", body, true);
-        });
+        },
+        // Test builds: ?issue=1 and ?crypto=1 (a delay held in the crypto
+        // pool) are crypto work; the probe alone is I/O.
+        issue || crypto ? ngx_certgate_task_kind::crypto : ngx_certgate_task_kind::io);
 }
 
 // --- the screens: a PortalRequest built here, answered in the thread pool ----
@@ -240,7 +245,9 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
                                            certgate::ErrorCode::unavailable);
             }
             return ngx_certgate_answer(r, *res);
-        });
+        },
+        certgate::Portal::crypto_bound(req->method, path) ? ngx_certgate_task_kind::crypto
+                                                          : ngx_certgate_task_kind::io);
 }
 
 // The body of a POST is read in full (it is small: a form) before the task.

@@ -10,11 +10,14 @@
 #include "nginx/ngx_certgate_task.hpp"
 
 #include <openssl/crypto.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "nginx/ngx_certgate_metrics.hpp"
 
@@ -42,6 +45,36 @@ struct PoolThreadGuard {
     }
 };
 }  // namespace
+
+// Pool threads yield to the event loop: key generation on every core must
+// not starve the requests that need microseconds. The I/O threads run at
+// nice 10, as all did before the crypto pool; the crypto threads lower still,
+// SCHED_BATCH at nice 19 (CFS weight 15 against the event loop's 1024, and no
+// wake-up preemption of it): docs/performance.md has the figures behind it.
+static void ngx_certgate_thread_priority(bool crypto) noexcept {
+    auto tid = static_cast<pid_t>(syscall(SYS_gettid));
+    int nice = 10;
+    int policy = SCHED_OTHER;
+    if (crypto) {
+        nice = 19;
+        policy = SCHED_BATCH;
+#if (CERTGATE_TEST_HOOKS)
+        // Test builds only: `make bench` compares the choices (part c).
+        if (const char *v = getenv("CERTGATE_TEST_CRYPTO_SCHED")) {
+            std::string choice = v;
+            if (choice == "idle") {
+                policy = SCHED_IDLE;
+            } else if (choice.rfind("batch", 0) == 0 || choice.rfind("nice", 0) == 0) {
+                policy = choice[0] == 'b' ? SCHED_BATCH : SCHED_OTHER;
+                nice = atoi(choice.c_str() + (choice[0] == 'b' ? 5 : 4));
+            }
+        }
+#endif
+    }
+    struct sched_param param{};
+    sched_setscheduler(tid, policy, &param);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);
+}
 
 void ngx_certgate_wait_for_pool_threads(ngx_log_t *log) noexcept {
     // nginx has asked every pool thread to exit (ngx_thread_pool's
@@ -108,7 +141,8 @@ ngx_certgate_task_t::ngx_certgate_task_t(work_t work, finish_t finish)
 
 ngx_certgate_task_t::~ngx_certgate_task_t() { alive.fetch_sub(1, std::memory_order_relaxed); }
 
-ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *pool) {
+ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *pool, bool crypto) {
+    crypto_ = crypto;
     cleanup_ = ngx_pool_cleanup_add(r->pool, 0);
     if (cleanup_ == nullptr) return NGX_ERROR;
     cleanup_->handler = request_gone;
@@ -146,12 +180,11 @@ void ngx_certgate_task_t::run_in_thread(void *data, ngx_log_t *) noexcept {
     // First, so it is destroyed last (see PoolThreadGuard).
     thread_local PoolThreadGuard guard;
     (void)guard;
-    // Pool threads yield to the event loop: key generation on every core
-    // must not starve the requests that need microseconds.
-    thread_local bool yielding = false;
-    if (!yielding) {
-        setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 10);
-        yielding = true;
+    // A thread of a pool runs only that pool's tasks, so it is set once.
+    thread_local bool prioritised = false;
+    if (!prioritised) {
+        ngx_certgate_thread_priority(self->crypto_);
+        prioritised = true;
     }
     ngx_certgate_metrics_tasks(-1, 1);
     try {
@@ -227,19 +260,25 @@ bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
 }
 
 ngx_int_t ngx_certgate_post_task(ngx_http_request_t *r, ngx_certgate_task_t::work_t work,
-                                 ngx_certgate_task_t::finish_t finish) noexcept {
+                                 ngx_certgate_task_t::finish_t finish,
+                                 ngx_certgate_task_kind kind) noexcept {
     try {
         auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
             ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
+        bool crypto = kind == ngx_certgate_task_kind::crypto;
+        ngx_thread_pool_t *pool = crypto ? cmcf->crypto_thread_pool : cmcf->thread_pool;
+        const ngx_str_t *name = crypto && pool != cmcf->thread_pool
+                                    ? &cmcf->crypto_thread_pool_name
+                                    : &cmcf->thread_pool_name;
         auto *task = new ngx_certgate_task_t(std::move(work), std::move(finish));
-        if (task->post(r, cmcf->thread_pool) != NGX_OK) {
+        if (task->post(r, pool, crypto && pool != cmcf->thread_pool) != NGX_OK) {
             delete task;
             ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                          "certgate: cannot post a task to thread pool \"%V\"",
-                          &cmcf->thread_pool_name);
+                          "certgate: cannot post a task to thread pool \"%V\"", name);
             return NGX_HTTP_SERVICE_UNAVAILABLE;
         }
-        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0, "certgate: task posted");
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "certgate: task posted to thread pool \"%V\"", name);
         return NGX_DONE;
     } catch (const std::exception &e) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0, "certgate: %s", e.what());

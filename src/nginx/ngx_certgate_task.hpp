@@ -30,7 +30,9 @@ class ngx_certgate_task_t {
     ngx_certgate_task_t(const ngx_certgate_task_t &) = delete;
     ngx_certgate_task_t &operator=(const ngx_certgate_task_t &) = delete;
 
-    ngx_int_t post(ngx_http_request_t *r, ngx_thread_pool_t *pool);
+    // `crypto`: the pool is certgate_crypto_thread_pool, apart from the I/O
+    // one; its threads run at the crypto priority (below the I/O threads').
+    ngx_int_t post(ngx_http_request_t *r, ngx_thread_pool_t *pool, bool crypto = false);
     // Work of the worker itself (the revocation feed, the mail sweep): no
     // request; `finish` gets r == nullptr and its return value is ignored.
     ngx_int_t post_background(ngx_thread_pool_t *pool, ngx_log_t *log);
@@ -48,6 +50,7 @@ class ngx_certgate_task_t {
     std::string error_;
     bool failed_ = false;
     bool background_ = false;
+    bool crypto_ = false;
 };
 
 // Worker exit: waits (at most 2 s) until the pool threads that ran our tasks
@@ -67,6 +70,11 @@ bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
                                   ngx_certgate_task_t::work_t work,
                                   ngx_certgate_task_t::finish_t finish) noexcept;
 
+// Which pool a request's task goes to: `crypto` for seconds of CPU (argon2,
+// key generation, signing; certgate_crypto_thread_pool), `io` for the rest.
+enum class ngx_certgate_task_kind { io, crypto };
+
 // Posts work for r; returns NGX_DONE (the request waits) or an HTTP error.
 ngx_int_t ngx_certgate_post_task(ngx_http_request_t *r, ngx_certgate_task_t::work_t work,
-                                 ngx_certgate_task_t::finish_t finish) noexcept;
+                                 ngx_certgate_task_t::finish_t finish,
+                                 ngx_certgate_task_kind kind = ngx_certgate_task_kind::io) noexcept;

@@ -68,6 +68,9 @@ static ngx_command_t ngx_certgate_commands[] = {
     {ngx_string("certgate_thread_pool"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
      CG_MAIN_OFF, CG_FIELD(thread_pool_name), nullptr},
 
+    {ngx_string("certgate_crypto_thread_pool"), CG_MAIN | NGX_CONF_TAKE1, ngx_conf_set_str_slot,
+     CG_MAIN_OFF, CG_FIELD(crypto_thread_pool_name), nullptr},
+
     CG_SHARED("certgate_secret"),
     CG_SHARED("certgate_ca_certificate"),
     CG_SHARED("certgate_ca_certificate_previous"),
@@ -300,7 +303,7 @@ static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
     if (cmcf == nullptr) return nullptr;
 
     // set by ngx_pcalloc(): all ngx_str_t empty, places zero, runtime,
-    // thread_pool, rule arrays NULL, used 0.
+    // thread_pool, crypto_thread_pool, rule arrays NULL, used 0.
 
     if (ngx_certgate_create_values(cf, cmcf) != NGX_OK) return nullptr;
     cmcf->source_failures = NGX_CONF_UNSET_UINT;
@@ -336,6 +339,11 @@ static char *ngx_certgate_init_main_conf(ngx_conf_t *cf, void *conf) noexcept {
 
     cmcf->thread_pool = ngx_thread_pool_add(cf, &cmcf->thread_pool_name);
     if (cmcf->thread_pool == nullptr) return static_cast<char *>(NGX_CONF_ERROR);
+    cmcf->crypto_thread_pool = cmcf->thread_pool;
+    if (cmcf->crypto_thread_pool_name.len != 0) {
+        cmcf->crypto_thread_pool = ngx_thread_pool_add(cf, &cmcf->crypto_thread_pool_name);
+        if (cmcf->crypto_thread_pool == nullptr) return static_cast<char *>(NGX_CONF_ERROR);
+    }
 
     if (ngx_certgate_init_runtime(cf, cmcf) != NGX_OK) return static_cast<char *>(NGX_CONF_ERROR);
     if (ngx_certgate_revocation_zone(cf, cmcf) != NGX_OK)

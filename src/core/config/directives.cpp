@@ -380,6 +380,7 @@ const std::vector<Directive>& directives() {
         {"certgate_store", kHttp, 1, 1, "", parse_store},
         {"certgate_memcached", kHttp, 1, -1, "", parse_memcached},
         {"certgate_thread_pool", kHttp, 1, 1, "default", nullptr},
+        {"certgate_crypto_thread_pool", kHttp, 1, 1, "", nullptr},
         {"certgate_secret", kHttp, 1, 1, "", CG_FILE("certgate_secret", secret_file)},
         {"certgate_ca_certificate", kHttp, 1, 1, "",
          CG_FILE("certgate_ca_certificate", ca_certificate)},

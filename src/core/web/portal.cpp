@@ -294,6 +294,18 @@ bool Portal::routes(const std::string &path) {
     return login_routes(path) || issue_routes(path) || account_routes(path);
 }
 
+bool Portal::crypto_bound(const std::string &method, const std::string &path) {
+    if (method != "POST") return false;
+    // login and ④ verify a password (a dummy one for an unknown ID, R22);
+    // the registrations and the master's add and reset hash one; ⑥ issues.
+    if (path == "login" || path == "issue" || path == "issue/confirm" ||
+        path == "register/master" || path == "register/password" || path == "admin/users")
+        return true;
+    static const std::string reset = "/reset";
+    return path.rfind("admin/users/", 0) == 0 && path.size() > reset.size() &&
+           path.compare(path.size() - reset.size(), reset.size(), reset) == 0;
+}
+
 PortalResponse Portal::handle(const PortalRequest &req) const {
     Context c(req, rt_.settings);
     // ?lang= is kept for the following pages of this browser.

@@ -115,6 +115,12 @@ class Portal {
     // Whether `path` is one of the portal's own routes handled here.
     static bool routes(const std::string &path);
 
+    // Whether answering `method` on `path` does seconds of CPU work (argon2
+    // of a password, key generation and signing, the PKCS#12's PBKDF2): such
+    // requests go to the crypto thread pool, the rest (memcached, the store)
+    // to the I/O one, so that they never queue behind each other.
+    static bool crypto_bound(const std::string &method, const std::string &path);
+
     PortalResponse handle(const PortalRequest &req) const;
 
     struct Context;  // one request's working state (portal_screens.hpp)

@@ -448,6 +448,7 @@ daemon off;
 master_process @{[$o{master_process} || 'on']};
 pid $p/nginx.pid;
 error_log $p/logs/error.log @{[$o{log_level} || $ENV{CERTGATE_LOG_LEVEL} || 'debug']};
+@{[$o{main} // '']}
 events { worker_connections @{[$o{worker_connections} || 1024]}; }
 http {
     access_log $p/logs/access.log;
