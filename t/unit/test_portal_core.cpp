@@ -141,6 +141,20 @@ static void refusal_json_escapes_and_keeps_utf8(void **) {
     assert_true(contains(refusal_json(ErrorCode::locked, "a\xff"), "a\xef\xbf\xbd"));
 }
 
+// Which requests go to the crypto thread pool (issue 18): the POSTs that
+// check or hash a password or issue; never a GET, ⑤'s code, the download.
+static void crypto_bound_requests(void **) {
+    for (const char *path : {"login", "issue", "issue/confirm", "register/master",
+                             "register/password", "admin/users", "admin/users/gen0001/reset"})
+        assert_true(Portal::crypto_bound("POST", path));
+    for (const char *path : {"login", "issue/confirm", "admin/users"})
+        assert_false(Portal::crypto_bound("GET", path));
+    for (const char *path : {"", "logout", "issue/code", "issue/cancel", "admin/users/gen0001/unlock",
+                             "admin/users/gen0001/disable", "admin/users/reset", "crl",
+                             "issue/download/abc"})
+        assert_false(Portal::crypto_bound("POST", path));
+}
+
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(error_codes_round_trip),
@@ -149,6 +163,7 @@ int main() {
         cmocka_unit_test(custom_templates_override_and_errors_name_the_file),
         cmocka_unit_test(health_json_hides_reasons),
         cmocka_unit_test(refusal_json_escapes_and_keeps_utf8),
+        cmocka_unit_test(crypto_bound_requests),
     };
     return cmocka_run_group_tests_name("portal_core", tests, nullptr, nullptr);
 }

@@ -301,8 +301,8 @@ bool Portal::crypto_bound(const std::string &method, const std::string &path) {
     if (path == "login" || path == "issue" || path == "issue/confirm" ||
         path == "register/master" || path == "register/password" || path == "admin/users")
         return true;
-    static const std::string reset = "/reset";
-    return path.rfind("admin/users/", 0) == 0 && path.size() > reset.size() &&
+    static const std::string users = "admin/users/", reset = "/reset";
+    return path.rfind(users, 0) == 0 && path.size() > users.size() + reset.size() &&
            path.compare(path.size() - reset.size(), reset.size(), reset) == 0;
 }
 
