@@ -1,11 +1,12 @@
-// bench/tlsload: a closed-loop HTTP/1.1 load generator over TLS that presents
-// a client certificate, which wrk, h2load and hey cannot. Each connection
-// does its handshake once and then sends GETs back to back on keep-alive;
+// bench/tlsload: a closed-loop HTTP/1.1 or HTTP/2 load generator over TLS
+// that presents a client certificate, which wrk, h2load and hey cannot. Each
+// connection does its handshake once and then sends GETs back to back on
+// keep-alive (HTTP/2: one stream after the other on one connection);
 // connections are spread over threads, each thread driving its share with
 // non-blocking OpenSSL on one epoll loop.
 //
 //   tlsload --port 8443 --cert alice.crt --key alice.key --path /app/index.html
-//           [--connections 16] [--threads 2] [--duration 10] [--warmup 1]
+//           [--connections 16] [--threads 2] [--duration 10] [--warmup 1] [--http2]
 //           [--tls 1.3|1.2] [--header 'Cookie: __Host-certgate=...'] [--expect 200]
 //
 // Prints one human line and one `RESULT tlsload key=value ...` line.
@@ -49,6 +50,7 @@ struct Options {
     double warmup = 1;
     int tls = 13;  // 12 or 13
     int expect = 200;
+    bool h2 = false;  // HTTP/2 (ALPN h2) instead of HTTP/1.1
 };
 
 [[noreturn]] void usage(const std::string& msg) {
@@ -57,7 +59,7 @@ struct Options {
                  "usage: tlsload --port P --cert F --key F [--host 127.0.0.1] [--path /]\n"
                  "               [--servername localhost] [--cacert F] [--header 'K: V']...\n"
                  "               [--connections 16] [--threads 2] [--duration 10] [--warmup 1]\n"
-                 "               [--tls 1.3|1.2] [--expect 200]\n",
+                 "               [--tls 1.3|1.2] [--expect 200] [--http2]\n",
                  msg.c_str());
     std::exit(2);
 }
@@ -103,6 +105,8 @@ Options parse_options(int argc, char** argv) {
             o.warmup = parse_double(value(), a, 0, 600);
         else if (a == "--expect")
             o.expect = static_cast<int>(parse_double(value(), a, 100, 599));
+        else if (a == "--http2")
+            o.h2 = true;
         else if (a == "--tls") {
             std::string v = value();
             if (v == "1.3")
@@ -121,6 +125,18 @@ Options parse_options(int argc, char** argv) {
         if (h.find(':') == std::string::npos || h.find_first_of("\r\n") != std::string::npos)
             usage("a header is 'Name: value' on one line: " + h);
     return o;
+}
+
+// The 9 bytes before an HTTP/2 frame's payload.
+std::string h2_frame_header(size_t len, unsigned type, unsigned flags, uint32_t stream) {
+    std::string h(9, '\0');
+    h[0] = static_cast<char>(len >> 16);
+    h[1] = static_cast<char>(len >> 8);
+    h[2] = static_cast<char>(len);
+    h[3] = static_cast<char>(type);
+    h[4] = static_cast<char>(flags);
+    for (int k = 0; k < 4; ++k) h[5 + k] = static_cast<char>(stream >> (24 - 8 * k));
+    return h;
 }
 
 // ---- per-thread state ---------------------------------------------------------------
@@ -145,12 +161,20 @@ struct Conn {
     Clock::time_point sent;
     Clock::time_point retry_at;
     uint32_t interest = 0;
+    // HTTP/2: what goes out next (preface, control frames, HEADERS), the
+    // stream of the request in flight, and its status once its HEADERS came.
+    std::string out;
+    std::string pending;  // SETTINGS and PING acknowledgements, sent with the next request
+    uint32_t stream = 0;
+    int status = 0;
 };
 
 struct Shared {
     const Options* o;
     SSL_CTX* ctx;
     std::string request;
+    std::string h2_preface;  // connection preface, SETTINGS and a WINDOW_UPDATE
+    std::string h2_block;    // the request's header block (HPACK)
     sockaddr_in addr;
     Clock::time_point measure_from, until;
 };
@@ -258,6 +282,13 @@ class Worker {
                     int r = SSL_do_handshake(c.ssl);
                     if (r == 1) {
                         ++counters.handshakes;
+                        if (s_.o->h2) {
+                            const unsigned char* alpn = nullptr;
+                            unsigned len = 0;
+                            SSL_get0_alpn_selected(c.ssl, &alpn, &len);
+                            if (len != 2 || std::memcmp(alpn, "h2", 2) != 0)
+                                return fail(i, counters.err_tls, "the server did not choose h2");
+                        }
                         begin_request(c);
                         break;
                     }
@@ -265,7 +296,7 @@ class Worker {
                     return;
                 }
                 case State::writing: {
-                    const std::string& req = s_.request;
+                    const std::string& req = s_.o->h2 ? c.out : s_.request;
                     int r = SSL_write(c.ssl, req.data() + c.out_off,
                                       static_cast<int>(req.size() - c.out_off));
                     if (r > 0) {
@@ -284,7 +315,7 @@ class Worker {
                     int r = SSL_read(c.ssl, buf, sizeof buf);
                     if (r > 0) {
                         c.in.append(buf, static_cast<size_t>(r));
-                        int done = response_complete(i);
+                        int done = s_.o->h2 ? h2_frames(i) : response_complete(i);
                         if (done < 0) return;  // the connection was closed
                         break;
                     }
@@ -316,6 +347,83 @@ class Worker {
         c.state = State::writing;
         c.out_off = 0;
         c.sent = Clock::now();
+        if (!s_.o->h2) return;
+        c.out.clear();
+        if (c.stream == 0) c.out = s_.h2_preface;
+        c.out += c.pending;
+        c.pending.clear();
+        c.stream = c.stream == 0 ? 1 : c.stream + 2;
+        c.status = 0;
+        // HEADERS with END_STREAM | END_HEADERS: a GET has no body.
+        c.out += h2_frame_header(s_.h2_block.size(), 1, 0x5, c.stream) + s_.h2_block;
+    }
+
+    // Takes the whole frames in c.in; when the stream in flight has ended,
+    // records its answer and starts the next request. Returns as
+    // response_complete() does.
+    int h2_frames(size_t i) {
+        Conn& c = conns_[i];
+        size_t off = 0;
+        bool ended = false;
+        while (c.in.size() - off >= 9) {
+            auto b = reinterpret_cast<const unsigned char*>(c.in.data() + off);
+            size_t len = (size_t{b[0]} << 16) | (size_t{b[1]} << 8) | b[2];
+            if (c.in.size() - off < 9 + len) break;
+            unsigned type = b[3], flags = b[4];
+            uint32_t sid = ((uint32_t{b[5]} & 0x7f) << 24) | (uint32_t{b[6]} << 16) |
+                           (uint32_t{b[7]} << 8) | b[8];
+            const unsigned char* payload = b + 9;
+            off += 9 + len;
+            if (type == 4 && !(flags & 0x1)) {  // SETTINGS: acknowledged
+                c.pending += h2_frame_header(0, 4, 0x1, 0);
+            } else if (type == 6 && !(flags & 0x1) && len == 8) {  // PING: answered
+                c.pending += h2_frame_header(8, 6, 0x1, 0);
+                c.pending.append(reinterpret_cast<const char*>(payload), 8);
+            } else if (type == 7) {  // GOAWAY: the server ends the connection
+                close_conn(i);
+                conns_[i].retry_at = Clock::now();
+                return -1;
+            } else if (type == 3 && sid == c.stream) {
+                fail(i, counters.err_closed, "RST_STREAM");
+                return -1;
+            } else if (type == 1 && sid == c.stream) {
+                size_t skip = 0;
+                if (flags & 0x8) skip += 1 + (len ? payload[0] : 0);  // PADDED
+                if (flags & 0x20) skip += 5;                          // PRIORITY
+                c.status = skip < len ? h2_status(payload + skip, len - skip) : 0;
+                if (c.status < 100) {
+                    fail(i, counters.err_parse, "no :status first in HEADERS");
+                    return -1;
+                }
+                if (flags & 0x1) ended = true;
+            } else if (type == 0 && sid == c.stream && (flags & 0x1)) {
+                ended = true;
+            }
+        }
+        c.in.erase(0, off);
+        if (!ended) return 0;
+        auto now = Clock::now();
+        bool counted = now >= s_.measure_from && now < s_.until;
+        if (c.status != s_.o->expect) {
+            if (counted) ++counters.err_status;
+            counters.last_bad_status = c.status;
+        } else if (counted) {
+            ++counters.requests;
+            counters.latency_us.push_back(static_cast<uint32_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(now - c.sent).count()));
+        }
+        begin_request(c);
+        return 1;
+    }
+
+    // The :status nginx puts first: an entry of HPACK's static table (200,
+    // 204, 206, 304, 400, 404, 500) or a literal with that name and 3 digits.
+    static int h2_status(const unsigned char* p, size_t len) {
+        static const int indexed[] = {200, 204, 206, 304, 400, 404, 500};
+        if (p[0] >= 0x88 && p[0] <= 0x8e) return indexed[p[0] - 0x88];
+        if ((p[0] == 0x48 || p[0] == 0x08) && len >= 5 && p[1] == 3)
+            return (p[2] - '0') * 100 + (p[3] - '0') * 10 + (p[4] - '0');
+        return 0;
     }
 
     // Checks whether c.in holds a whole response; if so records it and starts
@@ -395,6 +503,49 @@ class Worker {
     int ep_ = -1;
 };
 
+// HPACK: an integer with an N-bit prefix, after `first` (the bits above it).
+void hpack_int(std::string& out, unsigned first, unsigned bits, size_t v) {
+    size_t max = (size_t{1} << bits) - 1;
+    if (v < max) {
+        out += static_cast<char>(first | v);
+        return;
+    }
+    out += static_cast<char>(first | max);
+    for (v -= max; v >= 128; v /= 128) out += static_cast<char>(0x80 | (v % 128));
+    out += static_cast<char>(v);
+}
+
+void hpack_string(std::string& out, const std::string& s) {
+    hpack_int(out, 0, 7, s.size());  // no Huffman
+    out += s;
+}
+
+// GET path: :method GET and :scheme https from the static table, the rest
+// literals without indexing (so the block is the same for every request).
+std::string hpack_request(const Options& o) {
+    std::string b;
+    b += static_cast<char>(0x82);  // :method GET
+    b += static_cast<char>(0x87);  // :scheme https
+    hpack_int(b, 0, 4, 4);         // :path, name of entry 4
+    hpack_string(b, o.path);
+    hpack_int(b, 0, 4, 1);  // :authority
+    hpack_string(b, o.servername);
+    std::vector<std::pair<std::string, std::string>> fields = {{"user-agent", "certgate-tlsload"}};
+    for (const auto& h : o.headers) {
+        size_t colon = h.find(':');
+        std::string name = h.substr(0, colon), value = h.substr(colon + 1);
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        value.erase(0, value.find_first_not_of(' '));
+        fields.emplace_back(name, value);
+    }
+    for (const auto& f : fields) {
+        b += '\0';
+        hpack_string(b, f.first);
+        hpack_string(b, f.second);
+    }
+    return b;
+}
+
 uint32_t percentile(const std::vector<uint32_t>& sorted, double p) {
     if (sorted.empty()) return 0;
     size_t k = static_cast<size_t>(p * static_cast<double>(sorted.size()) + 0.999999);
@@ -435,6 +586,25 @@ int main(int argc, char** argv) {
                 "\r\nUser-Agent: certgate-tlsload\r\n";
     for (const auto& h : o.headers) s.request += h + "\r\n";
     s.request += "\r\n";
+    if (o.h2) {
+        static const unsigned char alpn[] = {2, 'h', '2'};
+        SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn);
+        // The client's windows as large as HTTP/2 allows: this client reads
+        // everything at once and never needs to slow the server down.
+        std::string settings;
+        for (auto [id, value] : {std::pair<unsigned, uint32_t>{2, 0}, {4, 0x7fffffff}}) {
+            settings += static_cast<char>(id >> 8);
+            settings += static_cast<char>(id);
+            for (int k = 0; k < 4; ++k) settings += static_cast<char>(value >> (24 - 8 * k));
+        }
+        uint32_t more = 0x7fffffff - 65535;
+        std::string update;
+        for (int k = 0; k < 4; ++k) update += static_cast<char>(more >> (24 - 8 * k));
+        s.h2_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
+                       h2_frame_header(settings.size(), 4, 0, 0) + settings +
+                       h2_frame_header(4, 8, 0, 0) + update;
+        s.h2_block = hpack_request(o);
+    }
     s.addr.sin_family = AF_INET;
     s.addr.sin_port = htons(static_cast<uint16_t>(o.port));
     if (inet_pton(AF_INET, o.host.c_str(), &s.addr.sin_addr) != 1)
@@ -475,12 +645,12 @@ int main(int argc, char** argv) {
              mx = lat.empty() ? 0 : lat.back();
 
     std::printf(
-        "tlsload: %d connections, %d threads, TLS 1.%d, %.1f s (+%.1f s warm-up), GET %s\n"
+        "tlsload: %d connections, %d threads, TLS 1.%d, %s, %.1f s (+%.1f s warm-up), GET %s\n"
         "  %llu requests, %.0f req/s, latency p50 %.3f ms, p90 %.3f ms, p99 %.3f ms, max %.3f "
         "ms\n"
         "  handshakes %llu, errors %llu (connect %llu, tls %llu, closed %llu, status %llu%s, "
         "parse %llu)\n",
-        o.connections, o.threads, o.tls % 10, o.duration, o.warmup, o.path.c_str(),
+        o.connections, o.threads, o.tls % 10, o.h2 ? "HTTP/2" : "HTTP/1.1", o.duration, o.warmup, o.path.c_str(),
         static_cast<unsigned long long>(total.requests), rps, p50 / 1000.0, p90 / 1000.0,
         p99 / 1000.0, mx / 1000.0, static_cast<unsigned long long>(total.handshakes),
         static_cast<unsigned long long>(errors), static_cast<unsigned long long>(total.err_connect),
