@@ -15,6 +15,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <exception>
 #include <string>
@@ -47,16 +49,20 @@ struct PoolThreadGuard {
 }  // namespace
 
 // Pool threads yield to the event loop: key generation on every core must
-// not starve the requests that need microseconds. The I/O threads run at
-// nice 10, as all did before the crypto pool; the crypto threads lower still,
-// SCHED_BATCH at nice 19 (CFS weight 15 against the event loop's 1024, and no
-// wake-up preemption of it): docs/performance.md has the figures behind it.
+// not starve the requests that need microseconds. The I/O threads run 10
+// nice levels below the worker (worker_priority), as all did before the
+// crypto pool; the crypto threads lower still, SCHED_BATCH 19 levels below
+// (at most nice 19), which never preempts the event loop on a wake-up:
+// docs/performance.md has the figures behind the choice.
 static void ngx_certgate_thread_priority(bool crypto) noexcept {
     auto tid = static_cast<pid_t>(syscall(SYS_gettid));
-    int nice = 10;
+    errno = 0;
+    int worker_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(tid));  // inherited
+    if (errno != 0) worker_nice = 0;
+    int offset = 10;
     int policy = SCHED_OTHER;
     if (crypto) {
-        nice = 19;
+        offset = 19;
         policy = SCHED_BATCH;
 #if (CERTGATE_TEST_HOOKS)
         // Test builds only: `make bench` compares the choices (part c).
@@ -66,14 +72,14 @@ static void ngx_certgate_thread_priority(bool crypto) noexcept {
                 policy = SCHED_IDLE;
             } else if (choice.rfind("batch", 0) == 0 || choice.rfind("nice", 0) == 0) {
                 policy = choice[0] == 'b' ? SCHED_BATCH : SCHED_OTHER;
-                nice = atoi(choice.c_str() + (choice[0] == 'b' ? 5 : 4));
+                offset = atoi(choice.c_str() + (choice[0] == 'b' ? 5 : 4));
             }
         }
 #endif
     }
     struct sched_param param{};
     sched_setscheduler(tid, policy, &param);
-    setpriority(PRIO_PROCESS, static_cast<id_t>(tid), nice);
+    setpriority(PRIO_PROCESS, static_cast<id_t>(tid), std::min(19, worker_nice + offset));
 }
 
 void ngx_certgate_wait_for_pool_threads(ngx_log_t *log) noexcept {
