@@ -650,9 +650,9 @@ int main(int argc, char** argv) {
         "ms\n"
         "  handshakes %llu, errors %llu (connect %llu, tls %llu, closed %llu, status %llu%s, "
         "parse %llu)\n",
-        o.connections, o.threads, o.tls % 10, o.h2 ? "HTTP/2" : "HTTP/1.1", o.duration, o.warmup, o.path.c_str(),
-        static_cast<unsigned long long>(total.requests), rps, p50 / 1000.0, p90 / 1000.0,
-        p99 / 1000.0, mx / 1000.0, static_cast<unsigned long long>(total.handshakes),
+        o.connections, o.threads, o.tls % 10, o.h2 ? "HTTP/2" : "HTTP/1.1", o.duration, o.warmup,
+        o.path.c_str(), static_cast<unsigned long long>(total.requests), rps, p50 / 1000.0,
+        p90 / 1000.0, p99 / 1000.0, mx / 1000.0, static_cast<unsigned long long>(total.handshakes),
         static_cast<unsigned long long>(errors), static_cast<unsigned long long>(total.err_connect),
         static_cast<unsigned long long>(total.err_tls),
         static_cast<unsigned long long>(total.err_closed),

@@ -77,7 +77,7 @@ static void ngx_certgate_thread_priority(bool crypto) noexcept {
         }
 #endif
     }
-    struct sched_param param{};
+    struct sched_param param {};
     sched_setscheduler(tid, policy, &param);
     setpriority(PRIO_PROCESS, static_cast<id_t>(tid), std::min(19, worker_nice + offset));
 }
@@ -273,9 +273,8 @@ ngx_int_t ngx_certgate_post_task(ngx_http_request_t *r, ngx_certgate_task_t::wor
             ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
         bool crypto = kind == ngx_certgate_task_kind::crypto;
         ngx_thread_pool_t *pool = crypto ? cmcf->crypto_thread_pool : cmcf->thread_pool;
-        const ngx_str_t *name = crypto && pool != cmcf->thread_pool
-                                    ? &cmcf->crypto_thread_pool_name
-                                    : &cmcf->thread_pool_name;
+        const ngx_str_t *name = crypto && pool != cmcf->thread_pool ? &cmcf->crypto_thread_pool_name
+                                                                    : &cmcf->thread_pool_name;
         auto *task = new ngx_certgate_task_t(std::move(work), std::move(finish));
         if (task->post(r, pool, crypto && pool != cmcf->thread_pool) != NGX_OK) {
             delete task;

@@ -149,9 +149,9 @@ static void crypto_bound_requests(void **) {
         assert_true(Portal::crypto_bound("POST", path));
     for (const char *path : {"login", "issue/confirm", "admin/users"})
         assert_false(Portal::crypto_bound("GET", path));
-    for (const char *path : {"", "logout", "issue/code", "issue/cancel", "admin/users/gen0001/unlock",
-                             "admin/users/gen0001/disable", "admin/users/reset", "crl",
-                             "issue/download/abc"})
+    for (const char *path :
+         {"", "logout", "issue/code", "issue/cancel", "admin/users/gen0001/unlock",
+          "admin/users/gen0001/disable", "admin/users/reset", "crl", "issue/download/abc"})
         assert_false(Portal::crypto_bound("POST", path));
 }
 
