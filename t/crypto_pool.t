@@ -6,6 +6,7 @@
 # Test builds hold a crypto task with /certgate/health?crypto=1&delay=MS.
 use strict;
 use warnings;
+use utf8;
 use lib 't/lib';
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -15,6 +16,8 @@ use Certgate::Test;
 my $t = Certgate::Test->new;
 $t->start_memcached;
 $t->start_smtp;
+mkdir $t->dir . '/app';
+Certgate::Test::write_file($t->dir . '/app/index.html', "app\n");
 
 sub start {
     my (%o) = @_;
@@ -25,6 +28,11 @@ sub start {
 $crypto    server {
         listen 127.0.0.1:%%HTTP_PORT%%;
         location /certgate/ { certgate_portal; }
+    }
+    server {
+%%TLS%%
+        location /certgate/ { certgate_portal; }
+        location /app/ { certgate_require; root %%DIR%%; }
     }
 EOF
     $t->start_nginx;
@@ -102,6 +110,21 @@ subtest 'with certgate_crypto_thread_pool, I/O tasks pass crypto work' => sub {
     is(scalar @batch, 1, 'the crypto thread runs at SCHED_BATCH, nice 19')
         or diag explain $threads;
     cmp_ok(scalar @io, '>=', 1, 'the I/O threads at nice 10') or diag explain $threads;
+    $t->stop_nginx;
+};
+
+subtest 'issuance (④ ⑤ ⑥ ⑧) and login run through the crypto pool' => sub {
+    start(crypto => 1, main => $pools);
+    $t->add_org('ORG001');
+    my $pw = 'Passw0rd!';
+    $t->add_user('ORG001', 'alice001', $pw);
+    my $issued = $t->issue_certificate('alice001', $pw);
+    ok($issued->{ok}, 'a certificate is issued') or diag explain $issued;
+    my $jar = $t->jar;
+    my $r = $t->login('alice001', $pw, cert => $issued->{name}, jar => $jar);
+    ok($r->{json}{ok}, 'and logs in with it') or diag $r->{body};
+    $r = $t->request('/app/index.html', cookies => $jar, cert => $issued->{name});
+    is($r->{status}, 200, 'the protected location lets it through');
     $t->stop_nginx;
 };
 
