@@ -14,7 +14,7 @@ use IO::Socket::INET;
 use POSIX qw(setsid);
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(say_line fail run_or_die port_busy wait_port read_pid daemon stop_pids
+our @EXPORT_OK = qw(say_line fail run_or_die port_busy wait_port read_pid running daemon stop_pids
     server_cert demo_org read_logins demo_app_page nginx_temp_paths);
 
 # The prefix of every line the demo prints ("certgate demo", "certgate demo-fleet").
@@ -53,21 +53,33 @@ sub read_pid {
     return $pid && $pid =~ /^\d+$/ ? $pid : undef;
 }
 
-# Ends the processes of $dir/<name>.pid for each name (TERM, then up to 5 s);
-# returns how many were running.
+# Whether $pid still runs: a zombie (exited, not yet reaped by whoever
+# inherited it) does not.
+sub running {
+    my ($pid) = @_;
+    return 0 unless kill 0, $pid;
+    open my $fh, '<', "/proc/$pid/stat" or return 1;
+    my $stat = <$fh> // '';
+    close $fh;
+    return $stat !~ /^\d+ \(.*\) Z/s;
+}
+
+# Ends the processes of $dir/<name>.pid for each name (TERM to all, then up
+# to 5 s for each); returns how many were running.
 sub stop_pids {
     my ($dir, @names) = @_;
-    my $stopped = 0;
+    my @pids;
     for my $name (@names) {
-        my $pid = read_pid("$dir/$name.pid") or next;
-        if (kill 0, $pid) {
-            kill 'TERM', $pid;
-            for (1 .. 50) { last unless kill 0, $pid; sleep 0.1 }
-            $stopped++;
-        }
+        my $pid = read_pid("$dir/$name.pid");
         unlink "$dir/$name.pid";
+        next unless $pid && running($pid);
+        kill 'TERM', $pid;
+        push @pids, $pid;
     }
-    return $stopped;
+    for my $pid (@pids) {
+        for (1 .. 50) { last unless running($pid); sleep 0.1 }
+    }
+    return scalar @pids;
 }
 
 # A background process that outlives make, its pid in $dir/$name.pid and its
