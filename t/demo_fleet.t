@@ -106,6 +106,10 @@ for (1 .. 50) { @left = grep { running($_) } @pids; last unless @left; sleep 0.1
 is(scalar @left, 0, 'stop leaves no process behind (nginx, PostgreSQL, memcached, SMTP)')
     or diag `ps -o pid,args -p @{[join ',', @left]}`;
 ok(!-e "$dir/pg/data/postmaster.pid", 'PostgreSQL stopped');
+my @bad = map { my $f = $_; map { "$f: $_" } grep { /\[(alert|crit|emerg)\]/ } split /\n/, Certgate::Test::read_file($f) // '' }
+    glob("$dir/node*/logs/error.log");
+push @bad, glob("$dir/node*/logs/asan*"), glob("$dir/node*/logs/ubsan*");
+is(scalar @bad, 0, 'no [alert], [crit], [emerg] or sanitizer report in the logs of any node') or diag join "\n", @bad;
 diag(sprintf 'demo_fleet.t ran %.0f s', time - $began);
 done_testing;
 

@@ -71,7 +71,6 @@ sub stop_pids {
     my @pids;
     for my $name (@names) {
         my $pid = read_pid("$dir/$name.pid");
-        unlink "$dir/$name.pid";
         next unless $pid && running($pid);
         kill 'TERM', $pid;
         push @pids, $pid;
@@ -79,6 +78,8 @@ sub stop_pids {
     for my $pid (@pids) {
         for (1 .. 50) { last unless running($pid); sleep 0.1 }
     }
+    # After the wait: nginx removes its own pid file as it exits.
+    unlink map { "$dir/$_.pid" } @names;
     return scalar @pids;
 }
 
