@@ -98,6 +98,15 @@ subtest 'a node killed with -9 during ⑥: nothing stays live, the retry on anot
     ok($f->node(3)->login('killnd01', $pw, cert => 'killnd01-2', jar => $login)->{json}{ok}, 'node 3: the new certificate logs in');
 
     $f->start_node(1);
+    # A started node refuses protected requests until its feed has loaded
+    # the set; the balancer sends it users once it is ready (docs/fleet.md).
+    my $ready_after;
+    my $t0 = time;
+    while (time - $t0 < 30) {
+        if ($f->node(1)->get('/certgate/health/ready', json => 1)->{status} == 200) { $ready_after = time - $t0; last }
+        sleep 0.1;
+    }
+    ok(defined $ready_after, sprintf('node 1 started again: health/ready 200 (after %.1f s)', $ready_after // -1));
     is($f->node(1)->get('/app/x', cert => 'killnd01-2', cookies => $login)->{status}, 200,
         'node 1 started again: the session passes there too');
     my $stranded = $f->client_cert_until('killnd01', time + 3600, name => 'killnd01-x');
