@@ -20,8 +20,19 @@ our @EXPORT_OK = qw(say_line fail run_or_die port_busy wait_port read_pid runnin
 # The prefix of every line the demo prints ("certgate demo", "certgate demo-fleet").
 our $NAME = 'certgate demo';
 
+# What a failed start runs before it exits (stops what it had started).
+our $ON_FAIL;
+
 sub say_line { print "$NAME: @_\n" }
-sub fail { print STDERR "$NAME: @_\n"; exit 1 }
+
+sub fail {
+    print STDERR "$NAME: @_\n";
+    if (my $undo = $ON_FAIL) {
+        undef $ON_FAIL;
+        $undo->();
+    }
+    exit 1;
+}
 
 sub run_or_die {
     my (@cmd) = @_;
