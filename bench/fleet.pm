@@ -224,6 +224,16 @@ sub cpu_delta {
     return $sum;
 }
 
+# The machine's busy CPU seconds so far, all cores (/proc/stat: every
+# column but idle and iowait).
+sub machine_busy {
+    my ($cpu) = (Certgate::Test::read_file('/proc/stat') // '') =~ /^cpu\s+([^\n]+)/ or return 0;
+    my @v = split ' ', $cpu;
+    my $busy = 0;
+    $busy += $v[$_] // 0 for 0 .. 2, 5 .. 7;    # user nice system irq softirq steal
+    return $busy / POSIX::sysconf(POSIX::_SC_CLK_TCK());
+}
+
 sub children_of {
     my ($parent) = @_;
     my @pids;
@@ -259,15 +269,26 @@ sub mean { my $s = 0; $s += $_ for @_; return @_ ? $s / @_ : 0 }
 
 # --- the benchmark -----------------------------------------------------------------------
 
+# Everything started is stopped when run() fails too, before bench/run
+# leaves: File::Temp's END (which removes the fleet's directory, the
+# PostgreSQL data with it) runs before bench/run's.
 sub run {
+    my $fig = eval { measure(@_) };
+    return $fig if $fig;
+    my $err = $@;
+    cleanup();
+    die $err;
+}
+
+sub measure {
     my (%o) = @_;
     my $started = $o{started};
     my $quick = $o{quick};
-    my $revocations = $quick ? 3 : 24;
+    my $revocations = $quick ? 3 : 30;
     my $clients = 6;                         # throughput: 2 per node in the fleet
     my $rounds = $quick ? 1 : 2;             # F S, S F
-    my $login_s = $quick ? 2 : 6;            # seconds per login run
-    my $issues = $quick ? 6 : 18;            # issuances per run (3 per client)
+    my $login_s = $quick ? 2 : 8;            # seconds per login run
+    my $issues = $quick ? 6 : 36;            # issuances per run (6 per client)
     my $began = time;
     my %fig = (revocations => $revocations, clients => $clients, rounds => $rounds, login_s => $login_s,
         issues => $issues, load_start => $o{load}->());
@@ -462,11 +483,11 @@ sub run {
             }
             my @workers = node_workers($f, @nodes);
             my @store = store_pids($f);
-            my ($w0, $s0) = (cpu_snapshot(@workers), cpu_snapshot(@store));
+            my ($w0, $s0, $m0) = (cpu_snapshot(@workers), cpu_snapshot(@store), machine_busy());
             my $t0 = time;
             close $go_wr;    # go
             reap($started, $_->[0]) for @kids;
-            my ($w1, $s1) = (cpu_snapshot(@workers), cpu_snapshot(store_pids($f)));
+            my ($w1, $s1, $m1) = (cpu_snapshot(@workers), cpu_snapshot(store_pids($f)), machine_busy());
             my (@lat, %err, $end);
             $end = $t0;
             for my $k (@kids) {
@@ -484,11 +505,13 @@ sub run {
                 worker_ms => $n ? 1000 * cpu_delta($w0, $w1) / $n : 0,
                 store_ms => $n ? 1000 * cpu_delta($s0, $s1) / $n : 0,
                 busy => $wall_cpu > 0 ? cpu_delta($w0, $w1) / $wall_cpu : 0,
+                machine => $wall_cpu > 0 ? ($m1 - $m0) / $wall_cpu : 0,
                 p50 => median(@lat) // 0, p99 => pct(0.99, @lat) // 0, workers => scalar @workers };
             push @runs, $run;
             printf "  %s %s: %4d in %5.1f s = %6.1f/s  latency p50 %.3f s p99 %.3f s  worker CPU %.1f ms, "
-                . "store %.1f ms per %s (workers busy %.2f cores)%s\n", $what, $mode, $n, $wall, $run->{rate},
-                $run->{p50}, $run->{p99}, $run->{worker_ms}, $run->{store_ms}, $what, $run->{busy},
+                . "store %.1f ms per %s (workers busy %.2f cores, the machine %.2f)%s\n", $what, $mode, $n, $wall,
+                $run->{rate}, $run->{p50}, $run->{p99}, $run->{worker_ms}, $run->{store_ms}, $what, $run->{busy},
+                $run->{machine},
                 %err ? '  errors: ' . join(', ', map { "$_ x $err{$_}" } sort keys %err) : '';
         }
         my %s;
@@ -496,8 +519,7 @@ sub run {
             my @r = grep { $_->{what} eq $what && $_->{mode} eq $m } @runs;
             $s{$m} = { rate => mean(map { $_->{rate} } @r), worker_ms => median(map { $_->{worker_ms} } @r),
                 store_ms => median(map { $_->{store_ms} } @r), p50 => median(map { $_->{p50} } @r),
-                p99 => median(map { $_->{p99} } @r), errors => 0 + grep { %{$_->{errors}} } @r,
-                ok => 0, err_n => 0 };
+                p99 => median(map { $_->{p99} } @r), ok => 0, err_n => 0 };
             $s{$m}{ok} += $_->{ok} for @r;
             for my $r (@r) { $s{$m}{err_n} += $_ for values %{$r->{errors}} }
         }
@@ -581,11 +603,13 @@ sub markdown {
             $s->{F}{worker_ms}, $s->{S}{worker_ms}, $s->{cpu_ratio}, $s->{F}{store_ms}, $s->{S}{store_ms},
             $s->{F}{err_n}, $s->{S}{err_n};
     }
-    $md .= "\nEvery run:\n\n```\n";
+    $md .= "\nEvery run (busy cores: the serving workers' CPU, and the whole machine's, other helpers' "
+        . "processes included, over the run's wall time; 2 cores in all):\n\n```\n";
     for my $run (@{$g->{runs}}) {
-        $md .= sprintf "%-5s %s: %4d in %5.1f s = %6.1f/s  p50 %.3f s  p99 %.3f s  worker CPU %.1f ms  store %.1f ms  workers busy %.2f cores%s\n",
+        $md .= sprintf "%-5s %s: %4d in %5.1f s = %6.1f/s  p50 %.3f s  p99 %.3f s  worker CPU %.1f ms  store %.1f ms  "
+            . "busy cores: workers %.2f, machine %.2f%s\n",
             $run->{what}, $run->{mode}, $run->{ok}, $run->{wall}, $run->{rate}, $run->{p50}, $run->{p99},
-            $run->{worker_ms}, $run->{store_ms}, $run->{busy},
+            $run->{worker_ms}, $run->{store_ms}, $run->{busy}, $run->{machine},
             %{$run->{errors}} ? '  errors: ' . join(', ', map { "$_ × $run->{errors}{$_}" } sort keys %{$run->{errors}}) : '';
     }
     $md .= "```\n\n";
