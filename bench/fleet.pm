@@ -9,7 +9,7 @@ package Certgate::Bench::Fleet;
 #      connections (six pollers per revocation, all in parallel);
 #   2. login and issuance throughput of the three nodes against one node of
 #      the same fleet (same store, same memcached, same configuration),
-#      interleaved F S S F, with the nodes' worker CPU and the store's
+#      interleaved F S S F F S, with the nodes' worker CPU and the store's
 #      (PostgreSQL's) CPU per request.
 # Bounded: fixed counts and durations, every child has an alarm, and
 # everything started here is stopped at the end of run() (or by cleanup()
@@ -286,9 +286,9 @@ sub measure {
     my $quick = $o{quick};
     my $revocations = $quick ? 3 : 30;
     my $clients = 6;                         # throughput: 2 per node in the fleet
-    my $rounds = $quick ? 1 : 2;             # F S, S F
-    my $login_s = $quick ? 2 : 8;            # seconds per login run
-    my $issues = $quick ? 6 : 36;            # issuances per run (6 per client)
+    my $rounds = $quick ? 1 : 3;             # F S, S F, F S
+    my $login_s = $quick ? 2 : 6;            # seconds per login run
+    my $issues = $quick ? 6 : 30;            # issuances per run (5 per client)
     my $began = time;
     my %fig = (revocations => $revocations, clients => $clients, rounds => $rounds, login_s => $login_s,
         issues => $issues, load_start => $o{load}->());
