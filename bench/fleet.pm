@@ -309,6 +309,8 @@ sub measure {
         Certgate::Test::write_file($conf, $text);
         $n->start_nginx;
     }
+    ($fig{pg_version}) = `/usr/lib/postgresql/15/bin/postgres --version 2>/dev/null` =~ /(\d+\.\d+)/;
+    $fig{pg_version} //= '15';
     ($fig{sync_interval}) = Certgate::Test::read_file($f->node(1)->prefix . '/nginx.conf') =~ /certgate_sync_interval\s+(\S+);/;
     ($fig{key_type}) = Certgate::Test::read_file($f->node(1)->prefix . '/nginx.conf') =~ /certgate_key_type\s+(\S+);/;
     $f->add_org('ORG001');
@@ -557,9 +559,13 @@ sub cleanup {
 
 # --- the page -------------------------------------------------------------------------
 
+# The section of the page; %m: bench/run's machine() (the run's date, the
+# machine, the commit), for a section that is read apart from the others.
 sub markdown {
-    my ($g) = @_;
+    my ($g, %m) = @_;
     my $md = "### Fleet: revocation reach and login/issuance throughput\n\n";
+    $md .= "Run of $m{date} on $m{cpus} CPUs ($m{cpu}), $m{kernel}; $m{nginx}; PostgreSQL "
+        . "$g->{pg_version}; certgate $m{commit}.\n\n" if %m;
     $md .= sprintf "Three nodes (nginx, 2 workers each, on 127.0.0.2-4) on one PostgreSQL 15 store, two "
         . "memcached servers, `certgate_sync_interval %s`, `certgate_key_type %s`; all on the same 2 shared "
         . "cores as the load. The fleet part took %.0f s (%.0f s of it making users); load average "
