@@ -331,7 +331,7 @@ sub measure {
         $f->add_user('ORG001', $u, $PW);
         push @login, [$u, $f->client_cert_until($u, time + 86400, store_user => $u, name => $u)];
     }
-    my @issue_users = map { sprintf 'issue%04d', $_ } 1 .. 2 * $rounds * $issues;
+    my @issue_users = map { sprintf 'issue%04d', $_ } 1 .. 2 * $rounds * $issues + $clients;
     for my $half (0, 1) {
         child($started, "fleet-prep$half", 300, sub {
             for my $i (grep { $_ % 2 == $half } 0 .. $#issue_users) { $f->add_user('ORG001', $issue_users[$i], $PW) }
@@ -424,8 +424,10 @@ sub measure {
         pct(1, @ctl), join(', ', map { "$_ x $refusals{$_}" } sort keys %refusals);
 
     # 2. Throughput: F = the three nodes (client c on node c mod 3), S = node 1 alone.
-    my %modes = (F => [1, 2, 3], S => [1]);
-    my @order = map { $_ % 2 ? ('F', 'S') : ('S', 'F') } 1 .. $rounds;
+    # W: a warm-up on the three nodes, not counted (the pool threads' first
+    # connections to PostgreSQL, the caches of its new backends).
+    my %modes = (F => [1, 2, 3], S => [1], W => [1, 2, 3]);
+    my @order = ('W', map { $_ % 2 ? ('F', 'S') : ('S', 'F') } 1 .. $rounds);
     my $maildir = "$d/maildir";
     my $next_user = 0;
     my @runs;
@@ -438,10 +440,12 @@ sub measure {
             pipe(my $rd, my $wr) or die "pipe: $!";
             pipe(my $go_rd, my $go_wr) or die "pipe: $!";
             my @kids;
+            my $count = $mode eq 'W' ? $clients : $issues;    # issuances in this run
+            my $duration = $mode eq 'W' ? 2 : $login_s;         # seconds of logins
             my @users;
             if ($what eq 'issue') {
-                @users = @issue_users[$next_user .. $next_user + $issues - 1];
-                $next_user += $issues;
+                @users = @issue_users[$next_user .. $next_user + $count - 1];
+                $next_user += $count;
             }
             for my $c (0 .. $clients - 1) {
                 my $node = $nodes[$c % @nodes];
@@ -458,7 +462,7 @@ sub measure {
                     my (@lat, %err);
                     my $t0 = time;
                     if ($what eq 'login') {
-                        while (time - $t0 < $login_s) {
+                        while (time - $t0 < $duration) {
                             my $s = time;
                             my $r = login_once($cl, $login[$c][0]);
                             if ($r->{json}{ok}) { push @lat, time - $s } else { $err{$r->{error}}++ }
@@ -499,7 +503,7 @@ sub measure {
                 push @lat, @l;
                 for (@err) { my ($n, $e) = split /\t/; $err{$e} += $n if $e }
             }
-            my $wall = $what eq 'login' ? $login_s : $end - $t0;    # issuance: until the last one finished
+            my $wall = $what eq 'login' ? $duration : $end - $t0;    # issuance: until the last one finished
             my $wall_cpu = time - $t0;
             my $n = @lat;
             my $run = { what => $what, mode => $mode, ok => $n, errors => \%err, wall => $wall,
@@ -509,6 +513,10 @@ sub measure {
                 busy => $wall_cpu > 0 ? cpu_delta($w0, $w1) / $wall_cpu : 0,
                 machine => $wall_cpu > 0 ? ($m1 - $m0) / $wall_cpu : 0,
                 p50 => median(@lat) // 0, p99 => pct(0.99, @lat) // 0, workers => scalar @workers };
+            if ($mode eq 'W') {
+                printf "  %s warm-up on the 3 nodes: %d in %.1f s (not counted)\n", $what, $n, $wall;
+                next;
+            }
             push @runs, $run;
             printf "  %s %s: %4d in %5.1f s = %6.1f/s  latency p50 %.3f s p99 %.3f s  worker CPU %.1f ms, "
                 . "store %.1f ms per %s (workers busy %.2f cores, the machine %.2f)%s\n", $what, $mode, $n, $wall,
@@ -532,6 +540,9 @@ sub measure {
         $fig{tput}{$what} = \%s;
     }
     $fig{runs} = \@runs;
+    ($fig{pg_backends}) = eval { $f->sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'") } // '?';
+    chomp $fig{pg_backends};
+    printf "  PostgreSQL client connections at the end: %s\n", $fig{pg_backends};
 
     # Stop everything of the fleet; its logs must be clean.
     my @bad;
@@ -597,7 +608,9 @@ sub markdown {
         . "certificate, for %d s per run; an issuance is ④ `POST /certgate/issue` → the code from the "
         . "mail → ⑤ → ⑥ → the .p12 download, %d per run, each by a user made for it. Worker CPU per "
         . "request: the serving nodes' nginx workers (their thread pools included); store CPU: every "
-        . "PostgreSQL process.\n\n", $g->{clients},
+        . "PostgreSQL process. One untimed warm-up on the three nodes comes first (2 s of logins, "
+        . "$g->{clients} issuances). PostgreSQL had $g->{pg_backends} client connections at the end "
+        . "(the nodes' pool threads, one each, and this script's).\n\n", $g->{clients},
         join(' ', map { $_ % 2 ? ('F S') : ('S F') } 1 .. $g->{rounds}), $g->{login_s}, $g->{issues};
     $md .= "| | F: 3 nodes /s | S: 1 node /s | F/S | latency p50 / p99 s F · S | worker CPU per request ms F / S (F/S) | store CPU per request ms F / S | errors F / S |\n"
         . "|---|---:|---:|---:|---:|---:|---:|---:|\n";
