@@ -582,7 +582,7 @@ sub cleanup {
 # machine, the commit), for a section that is read apart from the others.
 sub markdown {
     my ($g, %m) = @_;
-    my $md = "### Fleet: revocation reach and login/issuance throughput\n\n";
+    my $md = "\n### Fleet: revocation reach and login/issuance throughput\n\n";
     $md .= "Run of $m{date} on $m{cpus} CPUs ($m{cpu}), $m{kernel}; $m{nginx}; PostgreSQL "
         . "$g->{pg_version}; certgate $m{commit}.\n\n" if %m;
     $md .= sprintf "Three nodes (nginx, 2 workers each, on 127.0.0.2-4) on one PostgreSQL 15 store, two "
@@ -645,8 +645,8 @@ sub markdown {
             $run->{worker_ms}, $run->{store_ms}, $run->{busy}, $run->{machine},
             %{$run->{errors}} ? '  errors: ' . join(', ', map { "$_ × $run->{errors}{$_}" } sort keys %{$run->{errors}}) : '';
     }
-    $md .= "```\n\n";
-    $md .= "The fleet's logs held [alert], [emerg] or [crit] lines (printed by bench/run).\n\n" if $g->{bad_logs};
+    $md .= "```\n";
+    $md .= "\nThe fleet's logs held [alert], [emerg] or [crit] lines (printed by bench/run).\n" if $g->{bad_logs};
     return $md;
 }
 
