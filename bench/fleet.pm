@@ -553,13 +553,7 @@ sub measure {
     printf "  PostgreSQL client connections at the end: %s\n", $fig{pg_backends};
 
     # Stop everything of the fleet; its logs must be clean.
-    my @bad;
-    for my $n ($f->nodes) {
-        $n->stop_nginx;
-        push @bad, map { "node $n->{index}: $_" } $n->bad_log_lines;
-    }
-    $f->stop($_) for keys %{$f->{pids}};
-    push @bad, $f->bad_log_lines;
+    my @bad = $f->stop_all;
     warn "bench: the fleet logged:\n" . join("\n", @bad) . "\n" if @bad;
     $fig{bad_logs} = scalar @bad;
     $f->destroy_store;
