@@ -167,16 +167,24 @@ sub issue_once {
 # the parent's fleet and bench/run's services stay up), within $limit s.
 sub child {
     my ($started, $name, $limit, $code) = @_;
-    my $pid = fork() // die "fork: $!";
-    if ($pid == 0) {
+    # INT and TERM wait until the child is recorded (bench/run's handler
+    # dies; in the child it would run the parent's code).
+    my $block = POSIX::SigSet->new(POSIX::SIGINT(), POSIX::SIGTERM());
+    my $old = POSIX::SigSet->new;
+    POSIX::sigprocmask(POSIX::SIG_BLOCK(), $block, $old);
+    my $pid = fork();
+    if (defined $pid && $pid == 0) {
         $SIG{ALRM} = sub { POSIX::_exit(3) };
         $SIG{INT} = $SIG{TERM} = 'DEFAULT';
+        POSIX::sigprocmask(POSIX::SIG_SETMASK(), $old);
         alarm $limit;
         my $ok = eval { $code->(); 1 };
         print STDERR "bench: $name: $@" unless $ok;
         POSIX::_exit($ok ? 0 : 1);
     }
-    $started->{$name} = $pid;
+    $started->{$name} = $pid if $pid;
+    POSIX::sigprocmask(POSIX::SIG_SETMASK(), $old);
+    die "fork: $!" unless defined $pid;
     return $pid;
 }
 
@@ -273,9 +281,15 @@ sub mean { my $s = 0; $s += $_ for @_; return @_ ? $s / @_ : 0 }
 # leaves: File::Temp's END (which removes the fleet's directory, the
 # PostgreSQL data with it) runs before bench/run's.
 sub run {
-    my $fig = eval { measure(@_) };
+    my (%o) = @_;
+    my $fig = eval { measure(%o) };
     return $fig if $fig;
     my $err = $@;
+    # Its children first: they use the fleet's directory.
+    for my $name (grep { /^fleet-/ } keys %{$o{started}}) {
+        kill 'KILL', $o{started}{$name};
+        reap($o{started}, $name);
+    }
     cleanup();
     die $err;
 }
