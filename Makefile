@@ -5,6 +5,8 @@
 #   make test SANITIZE=1   the same with AddressSanitizer + UBSan (build-asan/)
 #   make demo       start a demo on 127.0.0.1 (keeps its data; make demo-reset starts over);
 #                   make demo-stop ends it
+#   make demo-fleet the same as a fleet: 3 nodes, PostgreSQL, 2 memcached and a
+#                   balancer on 127.0.0.1:8444 (make demo-fleet-stop, make demo-fleet-reset)
 #   make bench      benchmarks (figures go to docs/performance.md)
 #
 # Every target that builds or runs something installs Debian packages first
@@ -81,11 +83,11 @@ DEPS := build-essential nginx nginx-dev memcached libsqlite3-dev sqlite3 \
         liblist-moreutils-perl libhttp-message-perl \
         debhelper dpkg-dev go-md2man lintian \
         libmemcached-dev nlohmann-json3-dev libcctz-dev fonts-noto-cjk \
-        postgresql-15 libpq-dev clang-format clang-tidy \
+        postgresql-15 libpq-dev libnginx-mod-stream clang-format clang-tidy \
         $(if $(shell command -v npm),,nodejs npm)
 
 .PHONY: all deps build module ctl unit test test-unit test-prove test-e2e \
-        demo demo-stop demo-reset bench clean check check-format check-tidy deb
+        demo demo-stop demo-reset demo-fleet demo-fleet-stop demo-fleet-reset bench clean check check-format check-tidy deb
 
 all: deps build
 
@@ -187,6 +189,16 @@ demo-stop:
 demo-reset: all
 	@CERTGATE_BUILD=$(BDIR) t/demo reset
 
+# The fleet on one machine (docs/fleet.md): its own data in .demo-fleet/.
+demo-fleet: all
+	@CERTGATE_BUILD=$(BDIR) t/demo-fleet start
+
+demo-fleet-stop:
+	@t/demo-fleet stop
+
+demo-fleet-reset: all
+	@CERTGATE_BUILD=$(BDIR) t/demo-fleet reset
+
 # --- bench -----------------------------------------------------------------------
 
 bench: all
@@ -233,4 +245,4 @@ check-tidy: $(TIDY_STAMPS)
 check: check-format check-tidy
 
 clean:
-	rm -rf build build-test build-asan build-deb .demo
+	rm -rf build build-test build-asan build-deb .demo .demo-fleet

@@ -146,7 +146,7 @@ subtest 'the same flood with one memcached killed during it: 503 for what needs 
     my @after = grep { $_->{start} > $killed_at } @dead;
     is(scalar @after, 300, "$dead: its 300 requests were sent after the kill");
     cmp_ok(scalar(grep { $_->{tag} eq $live && $_->{start} > $killed_at } @res), '>', 0,
-        "while $live's flood went on");
+        "while ${live}'s flood went on");
     is(scalar(grep { $_->{status} != 503 } @after), 0, "$dead: every one of them answered 503 unavailable")
         or diag explain \%seen;
     my %dead_nodes = map { $_->{node} => 1 } @after;

@@ -17,7 +17,9 @@ use Certgate::Fleet;
 my $began = time;
 my $f = Certgate::Fleet->new;
 # The wrong passwords that time the portal (SIGSTOP) must not lock the user.
-$f->start(extra => '    certgate_lockout 50 60m 3;');
+# certgate_sync_max_lag 3s: the store outage below outlasts it, so the
+# protected app must turn to 503 within the outage (fail closed).
+$f->start(extra => "    certgate_lockout 50 60m 3;\n    certgate_sync_max_lag 3s;");
 my @nodes = (1, 2, 3);
 my $pw = 'Passw0rd!';
 my $wrong = 'Wrong0!pw';
@@ -96,6 +98,15 @@ subtest 'a node killed with -9 during ⑥: nothing stays live, the retry on anot
     ok($f->node(3)->login('killnd01', $pw, cert => 'killnd01-2', jar => $login)->{json}{ok}, 'node 3: the new certificate logs in');
 
     $f->start_node(1);
+    # A started node refuses protected requests until its feed has loaded
+    # the set; the balancer sends it users once it is ready (docs/fleet.md).
+    my $ready_after;
+    my $t0 = time;
+    while (time - $t0 < 30) {
+        if ($f->node(1)->get('/certgate/health/ready', json => 1)->{status} == 200) { $ready_after = time - $t0; last }
+        sleep 0.1;
+    }
+    ok(defined $ready_after, sprintf('node 1 started again: health/ready 200 (after %.1f s)', $ready_after // -1));
     is($f->node(1)->get('/app/x', cert => 'killnd01-2', cookies => $login)->{status}, 200,
         'node 1 started again: the session passes there too');
     my $stranded = $f->client_cert_until('killnd01', time + 3600, name => 'killnd01-x');
@@ -259,14 +270,17 @@ subtest 'PostgreSQL stopped for 10 s: 503 unavailable, nothing passes that needs
     my $mails = mails_to('pgdown02');
     my $stopped = time;
     $f->stop_store;
-    my (%seen, @passed, %app);
+    my (%seen, @passed, %app, %late);
     my $asked = 0;
     while (time - $stopped < 10) {
         for my $i (@nodes) {
             # The gate decides from memory (no store): a live session may
             # pass; once the feed is too stale it answers 503 (fail closed).
             my $g = $f->node($i)->get('/app/x', cert => $name, cookies => $jar, json => 1);
-            $app{"$g->{status} " . (Certgate::Test::json_of($g)->{error} // '')}++;
+            my $what = "$g->{status} " . (Certgate::Test::json_of($g)->{error} // '');
+            $app{$what}++;
+            # certgate_sync_max_lag 3s, a poll a second: stale by 4.5 s at the latest.
+            $late{$what}++ if time - $stopped > 5;
             my $l = $f->node($i)->login('pgdown01', $pw, cert => $name);
             my $a = $f->node($i)->submit('/certgate/issue', { user_id => 'pgdown02', password => $pw });
             my $w = $f->node($i)->submit('/certgate/issue', { user_id => 'pgdown02', password => $wrong });
@@ -283,6 +297,10 @@ subtest 'PostgreSQL stopped for 10 s: 503 unavailable, nothing passes that needs
     diag('the protected app during the outage: ' . join(', ', map { "$_ × $app{$_}" } sort keys %app));
     is(scalar(grep { !/^(200 |503 unavailable)$/ } keys %app), 0,
         'the protected app: served from memory or 503 unavailable, nothing else') or diag explain \%app;
+    is_deeply([keys %late], ['503 unavailable'],
+        'past certgate_sync_max_lag (3 s) the protected app is refused on every node (stale revocation set)')
+        or diag explain \%late;
+    like($f->node(1)->get('/certgate/health/ready', json => 1)->{body}, qr/"fresh":false/, 'health/ready says the feed is not fresh');
     for my $i (@nodes) {
         my $h = $f->node($i)->submit('/certgate/login', { user_id => 'pgdown01', password => $pw }, html => 1, cert => $name);
         is($h->{status}, 503, "node $i: the login page answers 503");

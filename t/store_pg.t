@@ -9,6 +9,7 @@ use lib 't/lib';
 use Test::More;
 use File::Temp qw(tempdir);
 use JSON::PP;
+use Time::HiRes qw(sleep time);
 use Certgate::Test;
 
 my $pgtmp = "$Certgate::Test::ROOT/t/lib/pgtmp";
@@ -213,5 +214,56 @@ subtest 'store copy: a populated SQLite store into an empty PostgreSQL store' =>
     is($rc, 1, 'from PostgreSQL: a usage error');
 };
 
-$t->done(allow => qr{\[emerg\].*(?:is empty: run certgatectl init|has schema version|cannot connect to PostgreSQL)});
+# A store restored (pg_dump) into a new PostgreSQL server: its transaction
+# ids start low again, below the feed's cursor. The node must see the gap,
+# load the set again and refuse a revocation made after the restore (an
+# xid-only cursor would wait, skipping it, until the new server's ids passed).
+subtest 'the store restored into another PostgreSQL server: the gap is found, nothing skipped' => sub {
+    my $pgbin = '/usr/lib/postgresql/15/bin';
+    $t->start_nginx;
+    $t->add_user('ORG001', 'general4', $pw);
+    my $name = $t->client_cert_until('general4', time + 86400, store_user => 'general4', name => 'restored');
+    my ($serial) = psql("SELECT serial FROM certificates WHERE user_id = 'general4'", 's_main');
+    my $jar = $t->jar;
+    my $l = $t->login('general4', $pw, cert => $name, jar => $jar);
+    ok($l->{json}{ok}, 'general4 logged in') or diag(explain($l->{json}));
+    my $app = sub { $t->get('/app/page', cert => $name, cookies => $jar)->{status} };
+    is($app->(), 200, 'the app passes');
+    # Many transactions on the old server, each its own (psql -f, autocommit),
+    # so its ids are well above a new server's; the feed's cursor follows.
+    my $burn = $t->dir . '/burn.sql';
+    Certgate::Test::write_file($burn, "SELECT pg_current_xact_id();\n" x 3000);
+    my ($rc, $out) = Certgate::Test::run('psql', '-X', '-q', '-o', '/dev/null', '-h', '127.0.0.1', '-p', $pg_port,
+        '-U', 'certgate', '-d', 'certgate', '-f', $burn);
+    is($rc, 0, '3000 transactions on the old server') or diag($out);
+    sleep 1.5;    # a poll or two: the cursor is at the old server's xmin
+    my $dump = $t->dir . '/store.sql';
+    ($rc, $out) = Certgate::Test::run("$pgbin/pg_dump", '-h', '127.0.0.1', '-p', $pg_port, '-U', 'certgate',
+        '-d', 'certgate', '-f', $dump);
+    is($rc, 0, 'pg_dump') or diag($out);
+    ($rc, $out) = Certgate::Test::run($pgtmp, 'destroy', $pg_dir);
+    is($rc, 0, 'the old server is gone') or diag($out);
+    ($rc, $out) = Certgate::Test::run($pgtmp, 'start', $pg_dir, $pg_port);
+    is($rc, 0, 'a new server on the same address') or diag($out);
+    ($rc, $out) = Certgate::Test::run('psql', '-X', '-q', '-o', '/dev/null', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1',
+        '-p', $pg_port, '-U', 'certgate', '-d', 'certgate', '-f', $dump);
+    is($rc, 0, 'the dump restored into it') or diag($out);
+    my $gap = qr/\[error\].*events do not continue from where the feed read/;
+    my $t0 = time;
+    sleep 0.2 while time - $t0 < 15 && !grep { /$gap/ } split /\n/, $t->error_log;
+    ok((grep { /$gap/ } split /\n/, $t->error_log), 'the node found the gap and said so')
+        or diag($t->error_log);
+    $t0 = time;
+    sleep 0.2 while time - $t0 < 10 && $app->() != 200;
+    is($app->(), 200, 'the session still passes once the set is loaded again');
+    ($rc, $out) = $t->certgatectl('cert', 'revoke', $serial, '--reason', 'keyCompromise');
+    is($rc, 0, 'a revocation on the restored store') or diag($out);
+    $t0 = time;
+    sleep 0.1 while time - $t0 < 3 && $app->() == 200;
+    my $took = time - $t0;
+    ok($took < 2, sprintf('refused %.2f s later: its event was not skipped', $took));
+    $t->stop_nginx;
+};
+
+$t->done(allow => qr{\[emerg\].*(?:is empty: run certgatectl init|has schema version|cannot connect to PostgreSQL)|events do not continue from where the feed read|certgate: revocation feed: .*(?:store|PostgreSQL)});
 done_testing;

@@ -543,11 +543,12 @@ void reload_log(const ngx_certgate_poll_t &poll, ngx_msec_int_t age, ngx_log_t *
     using R = certgate::FeedReload;
     if (poll.reload == R::gap) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "certgate: revocation feed: the store's events do not continue from event "
-                      "%L (the store was replaced or restored from a backup): loading the "
+                      "certgate: revocation feed: the store's events do not continue from where "
+                      "the feed read (event %L, transaction %L; the store was replaced, restored "
+                      "from a backup or failed over to a standby that was behind): loading the "
                       "revocation set again; blocks, resets and revocations recorded only in the "
                       "store before it must be redone",
-                      poll.after.id);
+                      poll.after.id, poll.after.xid);
     } else if (poll.reload == R::outage) {
         ngx_log_error(NGX_LOG_WARN, log, 0,
                       "certgate: revocation feed: no good read of the store for %M ms: loading "

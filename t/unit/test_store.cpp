@@ -831,6 +831,28 @@ void pg_feed_never_skips_a_late_commit(void**) {
     assert_int_equal(s->feed_after(from, 2).events.size(), 0);
 }
 
+// What the feed says it left behind, and a cursor from another cluster
+// (restored, copied, a standby promoted before it replayed up to it).
+void pg_feed_counts_what_is_behind_and_sees_a_gap(void**) {
+    auto s = fresh_store();
+    FeedCursor from = s->feed_start();
+    for (int i = 0; i < 5; ++i) s->append_event("op", "test.behind", "z", "");
+    FeedPage p = s->feed_after(from, 2);
+    assert_int_equal(p.events.size(), 2);
+    assert_false(p.gap);
+    assert_int_equal(p.behind, 3);  // not the store's last id: its events
+    p = s->feed_after(p.next, 100);
+    assert_int_equal(p.events.size(), 3);
+    assert_int_equal(p.behind, 0);
+    p = s->feed_after(p.next, 100);  // read to the end: nothing is behind
+    assert_int_equal(p.behind, 0);
+    FeedCursor ahead = p.next;
+    ahead.xid += 1000000;
+    p = s->feed_after(ahead, 100);
+    assert_true(p.gap);
+    assert_int_equal(p.events.size(), 0);
+}
+
 // N threads (one store each, as pool threads or nodes) count failures of
 // one ID through lock_auth_streak: none is lost.
 void pg_streak_increments_are_exact(void**) {
@@ -1056,6 +1078,7 @@ int main() {
         cmocka_unit_test(streaks_of_real_and_unknown_ids),
         cmocka_unit_test(code_budget_per_window),
         cmocka_unit_test(pg_feed_never_skips_a_late_commit),
+        cmocka_unit_test(pg_feed_counts_what_is_behind_and_sees_a_gap),
         cmocka_unit_test(pg_streak_increments_are_exact),
         cmocka_unit_test(pg_mail_claims_never_overlap),
         cmocka_unit_test(pg_claims_and_master_checks_under_contention),

@@ -2,6 +2,8 @@
 
 #include <poll.h>
 
+#include <algorithm>
+
 #include "core/adapters/store_pg.hpp"
 
 namespace certgate::pg_store {
@@ -72,28 +74,44 @@ FeedCursor PgStore::feed_start() {
     return c;
 }
 
+// A gap: the cursor's xmin is ahead of this server's. Within one cluster
+// the xmin never goes back, so the store was restored from a backup, copied,
+// or failed over to a standby that had not replayed up to the cursor: its
+// new events may have lower xids than the cursor, and only a full load is
+// sure to see them.
 FeedPage PgStore::feed_after(const FeedCursor& cursor, int limit) {
-    // One statement, so the rows and the xmin come from one snapshot.
+    // One statement, so the rows, the xmin and the count come from one
+    // snapshot; the count (events after the cursor, also those at or above
+    // the xmin that are not readable yet) is only counted, never read.
     Statement s(*this,
-                "WITH snap AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x) "
-                "SELECT snap.x::text::bigint, e.id, e.at, e.actor, e.kind, e.subject, e.detail, "
-                "e.xid::text::bigint FROM snap LEFT JOIN LATERAL (SELECT * FROM events "
+                "WITH snap AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS x, "
+                "(SELECT count(*) FROM events WHERE (xid, id) > (?::text::xid8, ?::bigint)) AS n) "
+                "SELECT snap.x::text::bigint, snap.n, e.id, e.at, e.actor, e.kind, e.subject, "
+                "e.detail, e.xid::text::bigint FROM snap LEFT JOIN LATERAL (SELECT * FROM events "
                 "WHERE (xid, id) > (?::text::xid8, ?::bigint) AND xid < snap.x "
-                "ORDER BY xid, id LIMIT ?) e ON true");
-    s.bind(0, cursor.xid).bind(1, cursor.id).bind(2, limit);
+                "AND snap.x >= ?::text::xid8 ORDER BY xid, id LIMIT ?) e ON true");
+    s.bind(0, cursor.xid).bind(1, cursor.id).bind(2, cursor.xid).bind(3, cursor.id);
+    s.bind(4, cursor.xid).bind(5, limit);
     FeedPage page;
     page.next = cursor;
     int64_t xmin = cursor.xid;
+    int64_t after = 0;
     FeedCursor last = cursor;
     while (s.step()) {
         xmin = s.i64(0);
-        if (s.null(1)) continue;
+        after = s.i64(1);
+        if (s.null(2)) continue;
         page.events.push_back(
-            Event{s.i64(1), s.i64(2), s.text(3), s.text(4), s.text(5), s.text(6)});
-        last.xid = s.i64(7);
-        last.id = s.i64(1);
+            Event{s.i64(2), s.i64(3), s.text(4), s.text(5), s.text(6), s.text(7)});
+        last.xid = s.i64(8);
+        last.id = s.i64(2);
+    }
+    if (xmin < cursor.xid) {
+        page.gap = true;
+        return page;
     }
     page.more = limit > 0 && static_cast<int>(page.events.size()) >= limit;
+    page.behind = std::max<int64_t>(0, after - static_cast<int64_t>(page.events.size()));
     if (page.more) {
         page.next = last;
     } else if (xmin > cursor.xid) {

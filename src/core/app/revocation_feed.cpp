@@ -98,16 +98,14 @@ FeedBatch initial_feed(Store &store, int64_t now, long session_absolute_s) {
 FeedBatch feed_next(Store &store, const FeedCursor &after, int limit) {
     FeedBatch batch;
     batch.cursor = after;
-    // Read before the page: a cursor past it is past anything this store had.
-    batch.last_event_id = store.last_event_id();
-    if (after.id > batch.last_event_id) {
+    FeedPage page = store.feed_after(after, limit);
+    if (page.gap) {
         batch.gap = true;
         return batch;
     }
-    FeedPage page = store.feed_after(after, limit);
     batch.cursor = page.next;
     batch.more = page.more;
-    if (batch.last_event_id > page.next.id) batch.behind = batch.last_event_id - page.next.id;
+    batch.behind = page.behind;
     for (const Event &e : page.events) {
         RevocationUpdate u;
         if (interpret_event(e, &u)) {

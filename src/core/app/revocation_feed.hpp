@@ -37,7 +37,7 @@ struct FeedBatch {
     // ahead of the store's last event: the store was replaced or restored
     // from a backup). Nothing else is set: the set is to be loaded again.
     bool gap = false;
-    int64_t last_event_id = 0;  // the store's last event when read
+    int64_t last_event_id = 0;  // initial_feed: the store's last event when loaded
     int64_t behind = 0;         // events in the store after `cursor` when read
 };
 

@@ -190,9 +190,16 @@ FeedCursor Store::feed_start() {
 FeedPage Store::feed_after(const FeedCursor& cursor, int limit) {
     FeedPage page;
     page.next = cursor;
+    // Read before the page: a cursor past it is past anything this store had.
+    int64_t last = last_event_id();
+    if (cursor.id > last) {
+        page.gap = true;
+        return page;
+    }
     page.events = events_since(cursor.id, limit);
     if (!page.events.empty()) page.next.id = page.events.back().id;
     page.more = limit > 0 && static_cast<int>(page.events.size()) >= limit;
+    if (last > page.next.id) page.behind = last - page.next.id;
     return page;
 }
 

@@ -211,6 +211,12 @@ struct FeedPage {
     std::vector<Event> events;  // in the order they are to be applied
     FeedCursor next;            // where the next read starts
     bool more = false;          // the page was full: read again at once
+    // The store does not continue the cursor (it is ahead of anything this
+    // store has: the store was replaced, restored from a backup or failed
+    // over to a standby that had not seen it). No events are read then: the
+    // feed must load the whole set again.
+    bool gap = false;
+    int64_t behind = 0;  // events in the store after `next`, not read yet
 };
 
 class Store {

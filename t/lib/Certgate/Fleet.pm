@@ -355,9 +355,9 @@ sub flood {
     return @res;
 }
 
-# Stops every node and service, checks every node's logs (Certgate::Test::done).
-sub done {
-    my ($self, %o) = @_;
+# Stops every node and service; returns the bad lines of their logs.
+sub stop_all {
+    my ($self) = @_;
     my @bad;
     for my $n ($self->nodes) {
         $n->stop_nginx;
@@ -365,6 +365,13 @@ sub done {
     }
     $self->stop($_) for keys %{$self->{pids}};
     push @bad, $self->bad_log_lines;
+    return @bad;
+}
+
+# Stops every node and service, checks every node's logs (Certgate::Test::done).
+sub done {
+    my ($self, %o) = @_;
+    my @bad = $self->stop_all;
     @bad = grep { $_ !~ $o{allow} } @bad if $o{allow};
     ok(!@bad, 'no [alert], [emerg], [crit] or sanitizer report in the logs of any node')
         or diag(join "\n", @bad);
