@@ -1,8 +1,7 @@
-// The PostgreSQL store's schema and its migrations: the same tables,
-// columns and versions as the SQLite store's (store_sqlite_schema.cpp), in
-// PostgreSQL's words; a new version is added to both.
-#include <cstdlib>
-
+// The PostgreSQL store's schema: its migrations (run by SqlStore::migrate),
+// the same tables, columns and versions as the SQLite store's
+// (store_sqlite_schema.cpp) in PostgreSQL's words, a new version added to
+// both; how it finds its tables; the lock against concurrent migrations.
 #include "core/adapters/store_pg.hpp"
 
 namespace certgate::pg_store {
@@ -135,42 +134,20 @@ bool PgStore::has_table(const std::string& name) {
     return s.step() && s.text(0) == "t";
 }
 
-int PgStore::schema_version() {
-    if (!has_table("certgate_meta")) {
-        Statement any(*this,
-                      "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-                      "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
-                      "AND c.relkind IN ('r', 'p', 'v')");
-        any.step();
-        return any.i64(0) == 0 ? 0 : -1;
-    }
-    Statement s(*this, "SELECT value FROM certgate_meta WHERE key = 'schema_version'");
-    if (!s.step()) return -1;
-    return std::atoi(s.text(0).c_str());
+bool PgStore::holds_no_tables() {
+    Statement any(*this,
+                  "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                  "ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                  "AND c.relkind IN ('r', 'p', 'v')");
+    any.step();
+    return any.i64(0) == 0;
 }
 
-void PgStore::migrate() {
-    write([&] {
-        // Two nodes (or certgatectl runs) migrating at once: one waits.
-        exec("SELECT pg_advisory_xact_lock(hashtext('certgate.migrate'))", "migrating the schema");
-        int from = schema_version();
-        if (from < 0)
-            throw StoreError(describe() +
-                             " holds other tables but no certgate schema: not a certgate store");
-        if (from > kSchemaVersion) check_schema(*this);
-        if (from == kSchemaVersion) return;
-        for (int v = from; v < kSchemaVersion; ++v) exec(kMigrations[v], "migrating the schema");
-        Statement s(*this,
-                    "INSERT INTO certgate_meta (key, value) VALUES ('schema_version', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-        s.bind(0, std::to_string(kSchemaVersion)).run();
-        if (from == 0)
-            append_event("certgate", event_kind::kStoreInit, "store",
-                         "schema=" + std::to_string(kSchemaVersion));
-        else
-            append_event("certgate", event_kind::kStoreMigrated, "store",
-                         "from=" + std::to_string(from) + " to=" + std::to_string(kSchemaVersion));
-    });
+const char* PgStore::migration(int from) const { return kMigrations[from]; }
+
+// Two nodes (or certgatectl runs) migrating at once: one waits.
+void PgStore::lock_schema() {
+    exec("SELECT pg_advisory_xact_lock(hashtext('certgate.migrate'))", "migrating the schema");
 }
 
 }  // namespace certgate::pg_store

@@ -1,6 +1,5 @@
-// The SQLite store's schema and its migrations.
-#include <cstdlib>
-
+// The SQLite store's schema: its migrations (run by SqlStore::migrate) and
+// how it finds its tables.
 #include "core/adapters/store_sqlite.hpp"
 
 namespace certgate::sqlite_store {
@@ -140,48 +139,18 @@ static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == Store::kSchemaVers
 
 }  // namespace
 
+const char* SqliteStore::migration(int from) const { return kMigrations[from]; }
+
 bool SqliteStore::has_table(const std::string& name) {
     Statement s(*this, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
     s.bind(0, name);
     return s.step();
 }
 
-int SqliteStore::schema_version() {
-    if (!has_table("certgate_meta")) {
-        Statement any(*this, "SELECT count(*) FROM sqlite_master");
-        any.step();
-        return any.i64(0) == 0 ? 0 : -1;
-    }
-    Statement s(*this, "SELECT value FROM certgate_meta WHERE key = 'schema_version'");
-    if (!s.step()) return -1;
-    return std::atoi(s.text(0).c_str());
-}
-
-void SqliteStore::migrate() {
-    write([&] {
-        int from = schema_version();
-        if (from < 0)
-            throw StoreError(describe() +
-                             " holds other tables but no certgate schema: not a certgate store");
-        if (from > kSchemaVersion) check_schema(*this);
-        if (from == kSchemaVersion) return;
-        for (int v = from; v < kSchemaVersion; ++v) exec(kMigrations[v], "migrating the schema");
-        Statement s(*this,
-                    "INSERT INTO certgate_meta (key, value) VALUES ('schema_version', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-        s.bind(0, std::to_string(kSchemaVersion)).run();
-        if (from == 0)
-            append_event("certgate", event_kind::kStoreInit, "store",
-                         "schema=" + std::to_string(kSchemaVersion));
-        else
-            append_event("certgate", event_kind::kStoreMigrated, "store",
-                         "from=" + std::to_string(from) + " to=" + std::to_string(kSchemaVersion));
-    });
-}
-
-void SqliteStore::ping() {
-    Statement s(*this, "SELECT 1 FROM certgate_meta LIMIT 1");
-    s.step();
+bool SqliteStore::holds_no_tables() {
+    Statement any(*this, "SELECT count(*) FROM sqlite_master");
+    any.step();
+    return any.i64(0) == 0;
 }
 
 }  // namespace certgate::sqlite_store
