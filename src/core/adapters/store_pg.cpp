@@ -1,5 +1,5 @@
 // The PostgreSQL store: one database shared by every node of a fleet and by
-// certgatectl. Its queries are mostly SqlStore's (store_sql*.cpp), shared
+// certgatectl. Its queries are mostly SqlStore's (store_sql_*.cpp), shared
 // with the SQLite store. This file: the connection (made lazily, remade
 // after the server went away), the write transaction and the error mapping.
 #include "core/adapters/store_pg.hpp"

@@ -53,7 +53,7 @@ class PgStore final : public sql_store::SqlStore {
     void save_budget(const std::string& key, int64_t window_start, int used) override;
     void event_appended() override { notify_ = true; }
     void lock_schema() override;
-    const char* migration(int from) const override;
+    const sql_store::Ddl& ddl() const override;
     bool has_table(const std::string& name) override;
     bool holds_no_tables() override;
     void exec(const std::string& sql, const std::string& during) override;

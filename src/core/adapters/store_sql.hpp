@@ -1,4 +1,4 @@
-// Internal to the SQL stores (store_sql*.cpp, store_sqlite*.cpp,
+// Internal to the SQL stores (store_sql.cpp, store_sql_*.cpp, store_sqlite*.cpp,
 // store_pg*.cpp): what SQLite and PostgreSQL do alike. SqlStore holds the
 // store port's logic and SQL once (users and lockout rows, certificates,
 // events, outbox, the schema's version and migration run), written against
@@ -46,6 +46,16 @@ class Query {
     virtual bool null(int col) const = 0;
     virtual std::string text(int col) const = 0;
     virtual int64_t i64(int col) const = 0;
+};
+
+// The words of the shared migrations (store_sql_schema.cpp) that each
+// database says its own way, put in for {id}, {status_check}, ...
+struct Ddl {
+    const char* id;              // a primary key the database numbers
+    const char* status_check;    // before certificates.status's CHECK: its name, if any
+    const char* event_columns;   // after events.detail: the database's own columns
+    const char* event_rules;     // after events' indexes: what keeps it append-only
+    const char* pending_status;  // migration 1 -> 2: 'pending' allowed in certificates.status
 };
 
 class SqlStore;
@@ -179,12 +189,14 @@ class SqlStore : public Store {
     virtual void event_appended() {}
     // Inside migrate()'s write(), first: against other processes migrating.
     virtual void lock_schema() {}
-    virtual const char* migration(int from) const = 0;  // DDL from version `from` to from + 1
+    // The words of the schema each database says its own way (see Ddl).
+    virtual const Ddl& ddl() const = 0;
     virtual bool has_table(const std::string& name) = 0;
     virtual bool holds_no_tables() = 0;  // an empty database: schema version 0
     virtual void exec(const std::string& sql, const std::string& during) = 0;
 
     // --- shared by both -----------------------------------------------------------------
+    std::string migration(int from) const;  // the DDL from version `from` to from + 1
     // Inside write(): the user's row (locked where rows are); StoreNotFound.
     User require_user(const std::string& id);
     void end_streak(const std::string& id);

@@ -1,6 +1,6 @@
 // The SQLite store: one file in WAL mode shared by every nginx worker and
-// certgatectl. Its queries are SqlStore's (store_sql*.cpp), shared with the
-// PostgreSQL store; the DDL is in store_sqlite_schema.cpp. This file:
+// certgatectl. Its queries are SqlStore's (store_sql_*.cpp), shared with the
+// PostgreSQL store; its DDL words are in store_sqlite_schema.cpp. This file:
 // opening the file, its checks, the error mapping, and the few writes that
 // differ from PostgreSQL's (no row locks: BEGIN IMMEDIATE holds the file).
 #include "core/adapters/store_sqlite.hpp"

@@ -39,7 +39,7 @@ class SqliteStore final : public sql_store::SqlStore {
     bool locks_rows() const override { return false; }
     Statement lock_budget(const std::string& key, int64_t t) override;
     void save_budget(const std::string& key, int64_t window_start, int used) override;
-    const char* migration(int from) const override;
+    const sql_store::Ddl& ddl() const override;
     bool has_table(const std::string& name) override;
     bool holds_no_tables() override;
     void exec(const std::string& sql, const std::string& during) override;
