@@ -3,6 +3,9 @@
 
 namespace certgate::sql_store {
 
+// The shared code reaches the adapter's query through Query's virtual calls,
+// not a template: a call costs nothing next to the database's round trip or
+// disk sync, and store_sql_*.cpp include neither sqlite3.h nor libpq-fe.h.
 Statement::Statement(SqlStore& store, const std::string& sql) : query_(store.prepare(sql)) {}
 
 std::string SqlStore::for_update(const char* order, bool skip_locked) const {
