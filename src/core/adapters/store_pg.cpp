@@ -1,8 +1,10 @@
 // The PostgreSQL store: one database shared by every node of a fleet and by
-// certgatectl. This file: the connection (made lazily, remade after the
-// server went away), the write transaction and the error mapping.
+// certgatectl. Its queries are mostly SqlStore's (store_sql_*.cpp), shared
+// with the SQLite store. This file: the connection (made lazily, remade
+// after the server went away), the write transaction and the error mapping.
 #include "core/adapters/store_pg.hpp"
 
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -91,29 +93,63 @@ std::string redact_uri(const std::string& uri) {
     return out;
 }
 
-// --- Statement ----------------------------------------------------------------------
+// --- queries -------------------------------------------------------------------------
 
-Statement::Statement(PgStore& store, const std::string& sql) : store_(store), sql_(numbered(sql)) {}
+namespace {
 
-Statement& Statement::bind(int i, const std::string& v) {
-    if (params_.size() <= static_cast<size_t>(i)) params_.resize(static_cast<size_t>(i) + 1);
-    params_[static_cast<size_t>(i)] = v;
-    return *this;
-}
+// One query: written with ? placeholders (as SqlStore's are), sent as $1..$n
+// with text parameters. Runs at the first step(), run(), changes() or insert().
+class PgQuery final : public sql_store::Query {
+  public:
+    PgQuery(PgStore& store, const std::string& sql) : store_(store), sql_(numbered(sql)) {}
+    ~PgQuery() override { PQclear(res_); }
+    PgQuery(const PgQuery&) = delete;
+    PgQuery& operator=(const PgQuery&) = delete;
 
-bool Statement::step() {
-    if (!res_) res_ = store_.execute(sql_, params_, "running a query");
-    ++row_;
-    return row_ < PQntuples(res_);
-}
+    void bind(int i, const std::string& v) override {
+        if (params_.size() <= static_cast<size_t>(i)) params_.resize(static_cast<size_t>(i) + 1);
+        params_[static_cast<size_t>(i)] = v;
+    }
+    void bind(int i, int64_t v) override { bind(i, std::to_string(v)); }
 
-void Statement::run() {
-    if (!res_) res_ = store_.execute(sql_, params_, "running a query");
-}
+    bool step() override {
+        run();
+        ++row_;
+        return row_ < PQntuples(res_);
+    }
+    void run() override {
+        if (!res_) res_ = store_.execute(sql_, params_, "running a query");
+    }
+    int changes() override {
+        run();
+        return std::atoi(PQcmdTuples(res_));
+    }
+    int64_t insert() override {
+        sql_ += " RETURNING id";
+        step();
+        return i64(0);
+    }
+    bool null(int col) const override { return PQgetisnull(res_, row_, col) != 0; }
+    std::string text(int col) const override {
+        return std::string(PQgetvalue(res_, row_, col),
+                           static_cast<size_t>(PQgetlength(res_, row_, col)));
+    }
+    int64_t i64(int col) const override {
+        return std::strtoll(PQgetvalue(res_, row_, col), nullptr, 10);
+    }
 
-int Statement::changes() {
-    run();
-    return std::atoi(PQcmdTuples(res_));
+  private:
+    PgStore& store_;
+    std::string sql_;
+    std::vector<std::string> params_;
+    PGresult* res_ = nullptr;
+    int row_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<sql_store::Query> PgStore::prepare(const std::string& sql) {
+    return std::make_unique<PgQuery>(*this, sql);
 }
 
 // --- the connection -------------------------------------------------------------------
@@ -268,11 +304,6 @@ void PgStore::rollback() noexcept {
     if (conn_ && in_tx_) PQclear(PQexec(conn_, "ROLLBACK"));
     in_tx_ = false;
     notify_ = false;
-}
-
-void PgStore::ping() {
-    Statement s(*this, "SELECT 1 FROM certgate_meta LIMIT 1");
-    s.step();
 }
 
 }  // namespace certgate::pg_store

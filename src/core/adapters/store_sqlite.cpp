@@ -1,7 +1,8 @@
 // The SQLite store: one file in WAL mode shared by every nginx worker and
-// certgatectl. The SQL sticks to what PostgreSQL also accepts (except the DDL
-// details marked in store_sqlite_schema.cpp) so the fleet backend can reuse it.
-// This file: opening the file, its checks and the error mapping.
+// certgatectl. Its queries are SqlStore's (store_sql_*.cpp), shared with the
+// PostgreSQL store; its DDL words are in store_sqlite_schema.cpp. This file:
+// opening the file, its checks, the error mapping, and the few writes that
+// differ from PostgreSQL's (no row locks: BEGIN IMMEDIATE holds the file).
 #include "core/adapters/store_sqlite.hpp"
 
 #include <fcntl.h>
@@ -14,20 +15,64 @@
 
 namespace certgate::sqlite_store {
 
-Statement::Statement(SqliteStore& store, const char* sql) : store_(store) {
-    int rc = sqlite3_prepare_v2(store.db(), sql, -1, &stmt_, nullptr);
-    if (rc != SQLITE_OK) store.fail(rc, "preparing a query");
-}
+namespace {
 
-void Statement::check(int rc) {
-    if (rc != SQLITE_OK) store_.fail(rc, "binding a value");
-}
+// One prepared statement.
+class SqliteQuery final : public sql_store::Query {
+  public:
+    SqliteQuery(SqliteStore& store, const std::string& sql) : store_(store) {
+        int rc = sqlite3_prepare_v2(store.db(), sql.c_str(), -1, &stmt_, nullptr);
+        if (rc != SQLITE_OK) store.fail(rc, "preparing a query");
+    }
+    ~SqliteQuery() override { sqlite3_finalize(stmt_); }
+    SqliteQuery(const SqliteQuery&) = delete;
+    SqliteQuery& operator=(const SqliteQuery&) = delete;
 
-bool Statement::step() {
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    store_.fail(rc, "running a query");
+    void bind(int i, const std::string& v) override {
+        check(sqlite3_bind_text(stmt_, i + 1, v.data(), static_cast<int>(v.size()),
+                                SQLITE_TRANSIENT));
+    }
+    void bind(int i, int64_t v) override { check(sqlite3_bind_int64(stmt_, i + 1, v)); }
+
+    bool step() override {
+        int rc = sqlite3_step(stmt_);
+        if (rc == SQLITE_ROW) return true;
+        if (rc == SQLITE_DONE) return false;
+        store_.fail(rc, "running a query");
+    }
+    void run() override {
+        while (step()) {
+        }
+    }
+    int changes() override {
+        run();
+        return sqlite3_changes(store_.db());
+    }
+    int64_t insert() override {
+        run();
+        return sqlite3_last_insert_rowid(store_.db());
+    }
+    bool null(int col) const override { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+    std::string text(int col) const override {
+        auto p = sqlite3_column_text(stmt_, col);
+        return p ? std::string(reinterpret_cast<const char*>(p),
+                               static_cast<size_t>(sqlite3_column_bytes(stmt_, col)))
+                 : std::string();
+    }
+    int64_t i64(int col) const override { return sqlite3_column_int64(stmt_, col); }
+
+  private:
+    void check(int rc) {
+        if (rc != SQLITE_OK) store_.fail(rc, "binding a value");
+    }
+    SqliteStore& store_;
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<sql_store::Query> SqliteStore::prepare(const std::string& sql) {
+    return std::make_unique<SqliteQuery>(*this, sql);
 }
 
 std::string parent_dir(const std::string& path) {
@@ -159,9 +204,38 @@ void SqliteStore::fail(int rc, const std::string& during) const {
     }
 }
 
-void SqliteStore::exec(const char* sql, const std::string& during) {
-    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+void SqliteStore::exec(const std::string& sql, const std::string& during) {
+    int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) fail(rc, during);
+}
+
+// --- where SQLite writes otherwise ---------------------------------------------------
+
+// SQLite's write transaction (BEGIN IMMEDIATE) already holds the whole file.
+AuthStreak SqliteStore::lock_auth_streak(const std::string& id) { return auth_streak(id); }
+
+Statement SqliteStore::lock_budget(const std::string& key, int64_t) {
+    Statement s(*this, "SELECT window_start, used FROM auth_budgets WHERE budget = ?");
+    s.bind(0, key);
+    return s;
+}
+
+void SqliteStore::save_budget(const std::string& key, int64_t window_start, int used) {
+    Statement u(*this,
+                "INSERT INTO auth_budgets (budget, window_start, used) VALUES (?, ?, ?) "
+                "ON CONFLICT (budget) DO UPDATE SET window_start = excluded.window_start, "
+                "used = excluded.used");
+    u.bind(0, key).bind(1, window_start).bind(2, used).run();
+}
+
+void SqliteStore::save_crl(const StoredCrl& crl) {
+    const std::string v = crl_to_text(crl);
+    write([&] {
+        Statement s(*this,
+                    "INSERT INTO certgate_meta (key, value) VALUES ('crl', ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+        s.bind(0, v).run();
+    });
 }
 
 }  // namespace certgate::sqlite_store

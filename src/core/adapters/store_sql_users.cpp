@@ -1,14 +1,16 @@
-// The SQLite store: organisations, users, and the rows of the lockout (R10,
+// The SQL stores: organisations, users, and the rows of the lockout (R10,
 // R21, R22): failure streaks and budgets. The rules that decide on them are
-// the app's (policy/lockout.hpp); here they are only read and written.
+// the app's (policy/lockout.hpp); here they are only read and written. On
+// PostgreSQL every check-then-write locks the row it checks first (FOR
+// UPDATE), so writers on other nodes wait for it.
 
-#include "core/adapters/store_sqlite.hpp"
+#include "core/adapters/store_sql.hpp"
 
-namespace certgate::sqlite_store {
+namespace certgate::sql_store {
 
 // --- organisations ---------------------------------------------------------------
 
-void SqliteStore::add_org(const Organisation& org, const std::string& actor) {
+void SqlStore::add_org(const Organisation& org, const std::string& actor) {
     write([&] {
         if (find_org(org.id)) throw StoreConflict("organisation " + org.id + " already exists");
         Statement s(*this, "INSERT INTO organisations (id, name, created_at) VALUES (?, ?, ?)");
@@ -17,14 +19,14 @@ void SqliteStore::add_org(const Organisation& org, const std::string& actor) {
     });
 }
 
-std::optional<Organisation> SqliteStore::find_org(const std::string& id) {
+std::optional<Organisation> SqlStore::find_org(const std::string& id) {
     Statement s(*this, "SELECT id, name, created_at FROM organisations WHERE id = ?");
     s.bind(0, id);
     if (!s.step()) return std::nullopt;
     return Organisation{s.text(0), s.text(1), s.i64(2)};
 }
 
-std::vector<Organisation> SqliteStore::list_orgs() {
+std::vector<Organisation> SqlStore::list_orgs() {
     Statement s(*this, "SELECT id, name, created_at FROM organisations ORDER BY id");
     std::vector<Organisation> out;
     while (s.step()) out.push_back(Organisation{s.text(0), s.text(1), s.i64(2)});
@@ -33,7 +35,7 @@ std::vector<Organisation> SqliteStore::list_orgs() {
 
 // --- users -------------------------------------------------------------------------
 
-User SqliteStore::read_user(const Statement& s) {
+User SqlStore::read_user(const Statement& s) {
     User u;
     u.id = s.text(0);
     u.org = s.text(1);
@@ -53,33 +55,42 @@ User SqliteStore::read_user(const Statement& s) {
     return u;
 }
 
-std::optional<User> SqliteStore::find_user(const std::string& id) {
+std::optional<User> SqlStore::find_user(const std::string& id) {
     std::string sql = std::string("SELECT ") + kUserColumns + " FROM users WHERE id = ?";
-    Statement s(*this, sql.c_str());
+    Statement s(*this, sql);
     s.bind(0, id);
     if (!s.step()) return std::nullopt;
     return read_user(s);
 }
 
-User SqliteStore::require_user(const std::string& id) {
-    auto u = find_user(id);
-    if (!u) throw StoreNotFound("user " + id + " does not exist");
-    return *u;
+// Inside write(): the user's row, locked against other writers (where rows
+// are) until the transaction ends.
+User SqlStore::require_user(const std::string& id) {
+    std::string sql =
+        std::string("SELECT ") + kUserColumns + " FROM users WHERE id = ?" + for_update();
+    Statement s(*this, sql);
+    s.bind(0, id);
+    if (!s.step()) throw StoreNotFound("user " + id + " does not exist");
+    return read_user(s);
 }
 
-std::vector<User> SqliteStore::list_users(const std::string& org) {
+std::vector<User> SqlStore::list_users(const std::string& org) {
     std::string sql = std::string("SELECT ") + kUserColumns + " FROM users" +
                       (org.empty() ? "" : " WHERE org_id = ?") + " ORDER BY org_id, role DESC, id";
-    Statement s(*this, sql.c_str());
+    Statement s(*this, sql);
     if (!org.empty()) s.bind(0, org);
     std::vector<User> out;
     while (s.step()) out.push_back(read_user(s));
     return out;
 }
 
-void SqliteStore::add_user(const User& u, const std::string& actor, const std::string& detail) {
+void SqlStore::add_user(const User& u, const std::string& actor, const std::string& detail) {
     write([&] {
-        if (!find_org(u.org)) throw StoreNotFound("organisation " + u.org + " does not exist");
+        // The organisation's row, locked: two masters added at once on two
+        // nodes are checked one after the other (R16).
+        Statement org(*this, "SELECT id FROM organisations WHERE id = ?" + for_update());
+        org.bind(0, u.org);
+        if (!org.step()) throw StoreNotFound("organisation " + u.org + " does not exist");
         if (find_user(u.id)) throw StoreConflict("user " + u.id + " already exists");
         if (u.role == Role::master) {
             Statement m(*this,
@@ -93,7 +104,7 @@ void SqliteStore::add_user(const User& u, const std::string& actor, const std::s
         const int64_t t = now();
         std::string sql = std::string("INSERT INTO users (") + kUserColumns +
                           ") VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, 0, '')";
-        Statement s(*this, sql.c_str());
+        Statement s(*this, sql);
         s.bind(0, u.id).bind(1, u.org).bind(2, std::string(to_string(u.role)));
         s.bind(3, u.name).bind(4, u.mail).bind(5, u.password_hash);
         s.bind(6, std::string(to_string(u.state)));
@@ -107,8 +118,8 @@ void SqliteStore::add_user(const User& u, const std::string& actor, const std::s
     });
 }
 
-void SqliteStore::reset_user(const std::string& id, const std::string& initial_hash,
-                             const std::string& actor) {
+void SqlStore::reset_user(const std::string& id, const std::string& initial_hash,
+                          const std::string& actor) {
     write([&] {
         User u = require_user(id);
         if (u.state == UserState::disabled) throw StoreConflict("user " + id + " is disabled");
@@ -123,8 +134,8 @@ void SqliteStore::reset_user(const std::string& id, const std::string& initial_h
     });
 }
 
-void SqliteStore::set_password(const std::string& id, const std::string& hash,
-                               const std::string& actor, const std::string& detail) {
+void SqlStore::set_password(const std::string& id, const std::string& hash,
+                            const std::string& actor, const std::string& detail) {
     write([&] {
         User u = require_user(id);
         if (u.state == UserState::disabled) throw StoreConflict("user " + id + " is disabled");
@@ -136,8 +147,8 @@ void SqliteStore::set_password(const std::string& id, const std::string& hash,
     });
 }
 
-void SqliteStore::complete_registration(const std::string& id, const std::string& hash,
-                                        const std::string& mail, const std::string& actor) {
+void SqlStore::complete_registration(const std::string& id, const std::string& hash,
+                                     const std::string& mail, const std::string& actor) {
     write([&] {
         User u = require_user(id);
         if (u.state != UserState::must_register)
@@ -151,8 +162,7 @@ void SqliteStore::complete_registration(const std::string& id, const std::string
     });
 }
 
-void SqliteStore::set_mail(const std::string& id, const std::string& mail,
-                           const std::string& actor) {
+void SqlStore::set_mail(const std::string& id, const std::string& mail, const std::string& actor) {
     write([&] {
         User u = require_user(id);
         Statement s(*this, "UPDATE users SET mail = ? WHERE id = ?");
@@ -161,8 +171,8 @@ void SqliteStore::set_mail(const std::string& id, const std::string& mail,
     });
 }
 
-void SqliteStore::set_language(const std::string& id, const std::string& language,
-                               const std::string& actor) {
+void SqlStore::set_language(const std::string& id, const std::string& language,
+                            const std::string& actor) {
     if (!language.empty() && language != "ja" && language != "en")
         throw StoreError("language '" + language + "' is not ja or en");
     write([&] {
@@ -179,7 +189,7 @@ void SqliteStore::set_language(const std::string& id, const std::string& languag
 
 // Ends the ID's current streak: the next attempt counts from zero under a new
 // epoch, so memcached's reservations of the old one no longer count.
-void SqliteStore::end_streak(const std::string& id) {
+void SqlStore::end_streak(const std::string& id) {
     Statement s(*this,
                 "INSERT INTO auth_streaks (user_id, epoch, failures, updated_at) "
                 "VALUES (?, 1, 0, ?) ON CONFLICT (user_id) DO UPDATE SET "
@@ -187,11 +197,12 @@ void SqliteStore::end_streak(const std::string& id) {
     s.bind(0, id).bind(1, now()).run();
 }
 
-AuthStreak SqliteStore::auth_streak(const std::string& id) {
+// lock: held against other writers (where rows are locked), inside write().
+AuthStreak SqlStore::read_streak(const std::string& id, bool lock) {
     AuthStreak st;
-    Statement s(*this,
-                "SELECT epoch, failures, lock_count, locked_until, blocked FROM auth_streaks "
-                "WHERE user_id = ?");
+    Statement s(*this, std::string("SELECT epoch, failures, lock_count, locked_until, blocked "
+                                   "FROM auth_streaks WHERE user_id = ?") +
+                           (lock ? for_update() : ""));
     s.bind(0, id);
     if (s.step()) {
         st.epoch = s.i64(0);
@@ -203,18 +214,17 @@ AuthStreak SqliteStore::auth_streak(const std::string& id) {
     return st;
 }
 
-// SQLite's write transaction (BEGIN IMMEDIATE) already holds the whole file.
-AuthStreak SqliteStore::lock_auth_streak(const std::string& id) { return auth_streak(id); }
+AuthStreak SqlStore::auth_streak(const std::string& id) { return read_streak(id, false); }
 
-void SqliteStore::prune_auth_streaks(int64_t now) {
+void SqlStore::prune_auth_streaks(int64_t now) {
     Statement prune(*this,
                     "DELETE FROM auth_streaks WHERE expires_at > 0 AND expires_at < ? "
                     "AND blocked = 0");
     prune.bind(0, now).run();
 }
 
-void SqliteStore::save_streak_failures(const std::string& id, bool known, int64_t epoch,
-                                       int failures, int64_t expires_at) {
+void SqlStore::save_streak_failures(const std::string& id, bool known, int64_t epoch, int failures,
+                                    int64_t expires_at) {
     write([&] {
         if (known) {
             Statement m(*this, "UPDATE users SET failure_streak = ? WHERE id = ?");
@@ -229,8 +239,8 @@ void SqliteStore::save_streak_failures(const std::string& id, bool known, int64_
     });
 }
 
-void SqliteStore::save_lock(const std::string& id, bool known, const LockState& lock,
-                            int64_t expires_at, const std::string& actor) {
+void SqlStore::save_lock(const std::string& id, bool known, const LockState& lock,
+                         int64_t expires_at, const std::string& actor) {
     write([&] {
         if (known) {
             require_user(id);
@@ -264,7 +274,7 @@ void SqliteStore::save_lock(const std::string& id, bool known, const LockState& 
     });
 }
 
-BudgetTake SqliteStore::peek_budget(const std::string& key, int limit, int64_t window_s) {
+BudgetTake SqlStore::peek_budget(const std::string& key, int limit, int64_t window_s) {
     BudgetTake b;
     int64_t t = now();
     Statement s(*this, "SELECT window_start, used FROM auth_budgets WHERE budget = ?");
@@ -279,12 +289,12 @@ BudgetTake SqliteStore::peek_budget(const std::string& key, int limit, int64_t w
     return b;
 }
 
-BudgetTake SqliteStore::take_budget(const std::string& key, int limit, int64_t window_s) {
+BudgetTake SqlStore::take_budget(const std::string& key, int limit, int64_t window_s) {
     BudgetTake b;
     write([&] {
+        b = BudgetTake{};
         int64_t t = now();
-        Statement s(*this, "SELECT window_start, used FROM auth_budgets WHERE budget = ?");
-        s.bind(0, key);
+        Statement s = lock_budget(key, t);
         int64_t start = t;
         int used = 0;
         if (s.step() && s.i64(0) + window_s > t) {
@@ -299,17 +309,13 @@ BudgetTake SqliteStore::take_budget(const std::string& key, int limit, int64_t w
         }
         b.used = used + 1;
         b.reached = b.used == limit;
-        Statement u(*this,
-                    "INSERT INTO auth_budgets (budget, window_start, used) VALUES (?, ?, ?) "
-                    "ON CONFLICT (budget) DO UPDATE SET window_start = excluded.window_start, "
-                    "used = excluded.used");
-        u.bind(0, key).bind(1, start).bind(2, b.used).run();
+        save_budget(key, start, b.used);
     });
     return b;
 }
 
-void SqliteStore::record_login(const std::string& id, const std::string& actor,
-                               const std::string& detail) {
+void SqlStore::record_login(const std::string& id, const std::string& actor,
+                            const std::string& detail) {
     write([&] {
         require_user(id);
         Statement s(*this,
@@ -321,7 +327,7 @@ void SqliteStore::record_login(const std::string& id, const std::string& actor,
     });
 }
 
-void SqliteStore::unlock_user(const std::string& id, const std::string& actor) {
+void SqlStore::unlock_user(const std::string& id, const std::string& actor) {
     write([&] {
         User u = require_user(id);
         if (!u.locked_at(now()) && u.failure_streak == 0)
@@ -333,7 +339,7 @@ void SqliteStore::unlock_user(const std::string& id, const std::string& actor) {
     });
 }
 
-void SqliteStore::block_user(const std::string& id, const std::string& actor) {
+void SqlStore::block_user(const std::string& id, const std::string& actor) {
     write([&] {
         User u = require_user(id);
         if (u.blocked) throw StoreConflict("user " + id + " is already blocked");
@@ -343,7 +349,7 @@ void SqliteStore::block_user(const std::string& id, const std::string& actor) {
     });
 }
 
-void SqliteStore::unblock_user(const std::string& id, const std::string& actor) {
+void SqlStore::unblock_user(const std::string& id, const std::string& actor) {
     write([&] {
         User u = require_user(id);
         if (!u.blocked) throw StoreConflict("user " + id + " is not blocked");
@@ -356,7 +362,7 @@ void SqliteStore::unblock_user(const std::string& id, const std::string& actor) 
     });
 }
 
-void SqliteStore::disable_user(const std::string& id, const std::string& actor) {
+void SqlStore::disable_user(const std::string& id, const std::string& actor) {
     write([&] {
         User u = require_user(id);
         if (u.state == UserState::disabled)
@@ -367,4 +373,4 @@ void SqliteStore::disable_user(const std::string& id, const std::string& actor) 
     });
 }
 
-}  // namespace certgate::sqlite_store
+}  // namespace certgate::sql_store

@@ -1,13 +1,11 @@
-// The SQLite store: certificates, their notices and the portal's CRL.
-#include <cstdio>
+// The SQL stores: certificates, their notices and the portal's CRL.
+#include "core/adapters/store_sql.hpp"
 
-#include "core/adapters/store_sqlite.hpp"
-
-namespace certgate::sqlite_store {
+namespace certgate::sql_store {
 
 // --- certificates ------------------------------------------------------------------
 
-Certificate SqliteStore::read_cert(const Statement& s) {
+Certificate SqlStore::read_cert(const Statement& s) {
     Certificate c;
     c.serial = s.text(0);
     c.user_id = s.text(1);
@@ -21,19 +19,18 @@ Certificate SqliteStore::read_cert(const Statement& s) {
     return c;
 }
 
-void SqliteStore::add_certificate(const Certificate& cert, bool supersede,
-                                  const std::string& actor) {
+void SqlStore::add_certificate(const Certificate& cert, bool supersede, const std::string& actor) {
     const std::string serial = serial_key(cert.serial);
     if (serial.empty()) throw StoreError("certificate serial '" + cert.serial + "' is not hex");
     write([&] {
-        require_user(cert.user_id);
+        require_user(cert.user_id);  // locked: see activate_certificate
         if (find_certificate(serial))
             throw StoreConflict("certificate " + serial + " is already recorded");
         const bool pending = cert.status == CertStatus::pending;
         if (supersede && !pending) supersede_live(cert.user_id, serial, actor);
         std::string sql = std::string("INSERT INTO certificates (") + kCertColumns +
                           ") VALUES (?, ?, ?, ?, ?, ?, 0, '', 0)";
-        Statement s(*this, sql.c_str());
+        Statement s(*this, sql);
         s.bind(0, serial).bind(1, cert.user_id).bind(2, cert.not_before).bind(3, cert.not_after);
         s.bind(4, std::string(pending ? "pending" : "issued"));
         s.bind(5, cert.issued_at ? cert.issued_at : now()).run();
@@ -45,8 +42,8 @@ void SqliteStore::add_certificate(const Certificate& cert, bool supersede,
 
 // Renewal: the user's live certificates give way to `by` (the event feed ends
 // their sessions, like a revocation).
-void SqliteStore::supersede_live(const std::string& user_id, const std::string& by,
-                                 const std::string& actor) {
+void SqlStore::supersede_live(const std::string& user_id, const std::string& by,
+                              const std::string& actor) {
     Statement old(*this,
                   "SELECT serial FROM certificates WHERE user_id = ? AND status = 'issued' "
                   "AND serial <> ?");
@@ -60,11 +57,17 @@ void SqliteStore::supersede_live(const std::string& user_id, const std::string& 
     }
 }
 
-void SqliteStore::activate_certificate(const std::string& serial_text, const std::string& actor) {
+void SqlStore::activate_certificate(const std::string& serial_text, const std::string& actor) {
     const std::string serial = serial_key(serial_text);
     write([&] {
         auto c = find_certificate(serial);
         if (!c) throw StoreNotFound("certificate " + serial_text + " is not in the store");
+        // The user's row, locked: two certificates of one user going live at
+        // once on two nodes are handled one after the other; then re-read.
+        if (locks_rows()) {
+            require_user(c->user_id);
+            c = find_certificate(serial);
+        }
         if (c->status != CertStatus::pending)
             throw StoreConflict("certificate " + serial + " is " + to_string(c->status) +
                                 ", not pending: it cannot go live");
@@ -87,29 +90,30 @@ void SqliteStore::activate_certificate(const std::string& serial_text, const std
     });
 }
 
-void SqliteStore::abandon(const std::string& serial, const std::string& user_id,
-                          const std::string& why, const std::string& actor) {
+void SqlStore::abandon(const std::string& serial, const std::string& user_id,
+                       const std::string& why, const std::string& actor) {
     const std::string reason = "cessationOfOperation";
     Statement s(*this,
                 "UPDATE certificates SET status = 'revoked', revoked_at = ?, reason = ? "
                 "WHERE serial = ? AND status = 'pending'");
-    s.bind(0, now()).bind(1, reason).bind(2, serial).run();
-    if (sqlite3_changes(db_) != 1) return;
+    s.bind(0, now()).bind(1, reason).bind(2, serial);
+    if (s.changes() != 1) return;
     append_event(actor, event_kind::kCertRevoked, serial, "user=" + user_id + " reason=" + reason);
     append_event(actor, event_kind::kCertAbandoned, serial, "user=" + user_id + " why=" + why);
 }
 
-std::vector<std::string> SqliteStore::abandon_pending_certificates(const std::string& user_id,
-                                                                   int64_t issued_before,
-                                                                   const std::string& why,
-                                                                   const std::string& actor) {
+std::vector<std::string> SqlStore::abandon_pending_certificates(const std::string& user_id,
+                                                                int64_t issued_before,
+                                                                const std::string& why,
+                                                                const std::string& actor) {
     std::vector<std::string> serials;
     write([&] {
         serials.clear();
         std::string sql = "SELECT serial, user_id FROM certificates WHERE status = 'pending'";
         if (!user_id.empty()) sql += " AND user_id = ?";
         if (issued_before) sql += " AND issued_at < ?";
-        Statement s(*this, sql.c_str());
+        sql += for_update(" ORDER BY serial");
+        Statement s(*this, sql);
         int i = 0;
         if (!user_id.empty()) s.bind(i++, user_id);
         if (issued_before) s.bind(i++, issued_before);
@@ -123,22 +127,22 @@ std::vector<std::string> SqliteStore::abandon_pending_certificates(const std::st
     return serials;
 }
 
-std::optional<Certificate> SqliteStore::find_certificate(const std::string& serial) {
+std::optional<Certificate> SqlStore::find_certificate(const std::string& serial) {
     std::string sql = std::string("SELECT ") + kCertColumns + " FROM certificates WHERE serial = ?";
-    Statement s(*this, sql.c_str());
+    Statement s(*this, sql);
     s.bind(0, serial_key(serial));
     if (!s.step()) return std::nullopt;
     return read_cert(s);
 }
 
-std::vector<Certificate> SqliteStore::list_certificates(const CertificateFilter& f) {
+std::vector<Certificate> SqlStore::list_certificates(const CertificateFilter& f) {
     std::string sql = std::string("SELECT ") + kCertColumns + " FROM certificates WHERE 1 = 1";
     if (!f.user_id.empty()) sql += " AND user_id = ?";
     if (f.status) sql += " AND status = ?";
     if (f.not_after_before) sql += " AND not_after < ?";
     if (f.not_after_from) sql += " AND not_after >= ?";
     sql += " ORDER BY issued_at DESC, serial";
-    Statement s(*this, sql.c_str());
+    Statement s(*this, sql);
     int i = 0;
     if (!f.user_id.empty()) s.bind(i++, f.user_id);
     if (f.status) s.bind(i++, std::string(to_string(*f.status)));
@@ -149,20 +153,25 @@ std::vector<Certificate> SqliteStore::list_certificates(const CertificateFilter&
     return out;
 }
 
-std::optional<Certificate> SqliteStore::current_certificate(const std::string& user_id) {
+std::optional<Certificate> SqlStore::current_certificate(const std::string& user_id) {
     std::string sql = std::string("SELECT ") + kCertColumns +
                       " FROM certificates WHERE user_id = ? AND status = 'issued' "
                       "ORDER BY not_after DESC LIMIT 1";
-    Statement s(*this, sql.c_str());
+    Statement s(*this, sql);
     s.bind(0, user_id);
     if (!s.step()) return std::nullopt;
     return read_cert(s);
 }
 
-void SqliteStore::revoke_certificate(const std::string& serial, const std::string& reason,
-                                     const std::string& actor) {
+void SqlStore::revoke_certificate(const std::string& serial, const std::string& reason,
+                                  const std::string& actor) {
     write([&] {
-        auto c = find_certificate(serial);
+        std::string sql = std::string("SELECT ") + kCertColumns +
+                          " FROM certificates WHERE serial = ?" + for_update();
+        Statement lock(*this, sql);
+        lock.bind(0, serial_key(serial));
+        std::optional<Certificate> c;
+        if (lock.step()) c = read_cert(lock);
         if (!c) throw StoreNotFound("certificate " + serial + " is not in the store");
         if (c->status == CertStatus::revoked)
             throw StoreConflict("certificate " + c->serial + " is already revoked");
@@ -175,16 +184,17 @@ void SqliteStore::revoke_certificate(const std::string& serial, const std::strin
     });
 }
 
-std::vector<std::string> SqliteStore::revoke_user_certificates(const std::string& user_id,
-                                                               const std::string& reason,
-                                                               const std::string& actor) {
+std::vector<std::string> SqlStore::revoke_user_certificates(const std::string& user_id,
+                                                            const std::string& reason,
+                                                            const std::string& actor) {
     std::vector<std::string> serials;
     write([&] {
         serials.clear();
         require_user(user_id);
-        Statement s(*this,
-                    "SELECT serial FROM certificates WHERE user_id = ? "
-                    "AND status IN ('issued', 'pending', 'superseded') AND not_after >= ?");
+        Statement s(*this, std::string("SELECT serial FROM certificates WHERE user_id = ? "
+                                       "AND status IN ('issued', 'pending', 'superseded') "
+                                       "AND not_after >= ?") +
+                               for_update(" ORDER BY serial"));
         s.bind(0, user_id).bind(1, now());
         while (s.step()) serials.push_back(s.text(0));
         for (const auto& serial : serials) revoke_certificate(serial, reason, actor);
@@ -192,25 +202,25 @@ std::vector<std::string> SqliteStore::revoke_user_certificates(const std::string
     return serials;
 }
 
-std::vector<Certificate> SqliteStore::revoked_certificates() {
+std::vector<Certificate> SqlStore::revoked_certificates() {
     std::string sql = std::string("SELECT ") + kCertColumns +
                       " FROM certificates WHERE status = 'revoked' ORDER BY revoked_at, serial";
-    Statement s(*this, sql.c_str());
+    Statement s(*this, sql);
     std::vector<Certificate> out;
     while (s.step()) out.push_back(read_cert(s));
     return out;
 }
 
-bool SqliteStore::claim_notice(const std::string& serial, CertNotice notice,
-                               const std::string& actor) {
+bool SqlStore::claim_notice(const std::string& serial, CertNotice notice,
+                            const std::string& actor) {
     bool claimed = false;
     write([&] {
         Statement s(*this,
                     "UPDATE certificates SET notices = notices | ? "
                     "WHERE serial = ? AND (notices & ?) = 0");
         s.bind(0, static_cast<int>(notice)).bind(1, serial_key(serial));
-        s.bind(2, static_cast<int>(notice)).run();
-        claimed = sqlite3_changes(db_) == 1;
+        s.bind(2, static_cast<int>(notice));
+        claimed = s.changes() == 1;
         if (claimed)
             append_event(actor, event_kind::kCertNotice, serial_key(serial),
                          notice == kNoticeExpiring ? "expiring" : "expired");
@@ -219,27 +229,17 @@ bool SqliteStore::claim_notice(const std::string& serial, CertNotice notice,
 }
 
 // The CRL is a row of certgate_meta (key 'crl'): "<number> <thisUpdate>
-// <nextUpdate> <DER in hex>"; no schema change needed.
-std::optional<StoredCrl> SqliteStore::current_crl() {
+// <nextUpdate> <DER in hex>". One for the whole fleet on PostgreSQL.
+std::optional<StoredCrl> SqlStore::current_crl() {
     Statement s(*this, "SELECT value FROM certgate_meta WHERE key = 'crl'");
     if (!s.step()) return std::nullopt;
     return crl_from_text(s.text(0));
 }
 
-void SqliteStore::save_crl(const StoredCrl& crl) {
-    const std::string v = crl_to_text(crl);
-    write([&] {
-        Statement s(*this,
-                    "INSERT INTO certgate_meta (key, value) VALUES ('crl', ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
-        s.bind(0, v).run();
-    });
-}
-
-bool SqliteStore::revoked_since(int64_t event_id) {
+bool SqlStore::revoked_since(int64_t event_id) {
     Statement s(*this, "SELECT 1 FROM events WHERE id > ? AND kind = ? LIMIT 1");
     s.bind(0, event_id).bind(1, std::string(event_kind::kCertRevoked));
     return s.step();
 }
 
-}  // namespace certgate::sqlite_store
+}  // namespace certgate::sql_store

@@ -1,12 +1,14 @@
-// The SQLite store: the mail outbox.
+// The SQL stores: the mail outbox. On PostgreSQL several nodes sweep it at
+// once: a due mail is taken with FOR UPDATE SKIP LOCKED, so exactly one of
+// them claims it and the others pass on to the next.
 
-#include "core/adapters/store_sqlite.hpp"
+#include "core/adapters/store_sql.hpp"
 
-namespace certgate::sqlite_store {
+namespace certgate::sql_store {
 
 // --- outbox ------------------------------------------------------------------------
 
-Mail SqliteStore::read_mail(const Statement& s) {
+Mail SqlStore::read_mail(const Statement& s) {
     Mail m;
     m.id = s.i64(0);
     m.to = s.text(1);
@@ -22,9 +24,9 @@ Mail SqliteStore::read_mail(const Statement& s) {
     return m;
 }
 
-int64_t SqliteStore::enqueue_mail(const std::string& to, const std::string& subject,
-                                  const std::string& body, const std::string& actor,
-                                  const std::string& about, int64_t expires_at) {
+int64_t SqlStore::enqueue_mail(const std::string& to, const std::string& subject,
+                               const std::string& body, const std::string& actor,
+                               const std::string& about, int64_t expires_at) {
     int64_t id = 0;
     write([&] {
         const int64_t t = now();
@@ -32,18 +34,17 @@ int64_t SqliteStore::enqueue_mail(const std::string& to, const std::string& subj
                     "INSERT INTO outbox (recipient, subject, body, state, next_attempt_at, "
                     "created_at, expires_at) VALUES (?, ?, ?, 'queued', ?, ?, ?)");
         s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t).bind(4, t).bind(5, expires_at);
-        s.run();
-        id = sqlite3_last_insert_rowid(db_);
+        id = s.insert();
         append_event(actor, event_kind::kMailQueued, about,
                      "mail=" + std::to_string(id) + " to=" + to);
     });
     return id;
 }
 
-Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string& subject,
-                                       const std::string& body, const std::string& actor,
-                                       const std::string& about, int lease_seconds,
-                                       int64_t expires_at) {
+Mail SqlStore::enqueue_claimed_mail(const std::string& to, const std::string& subject,
+                                    const std::string& body, const std::string& actor,
+                                    const std::string& about, int lease_seconds,
+                                    int64_t expires_at) {
     Mail m;
     write([&] {
         const int64_t t = now();
@@ -52,9 +53,9 @@ Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string&
             "INSERT INTO outbox (recipient, subject, body, state, attempts, "
             "next_attempt_at, created_at, expires_at) VALUES (?, ?, ?, 'sending', 1, ?, ?, ?)");
         s.bind(0, to).bind(1, subject).bind(2, body).bind(3, t + lease_seconds).bind(4, t);
-        s.bind(5, expires_at).run();
+        s.bind(5, expires_at);
         m = Mail{};
-        m.id = sqlite3_last_insert_rowid(db_);
+        m.id = s.insert();
         m.to = to;
         m.subject = subject;
         m.body = body;
@@ -69,17 +70,18 @@ Mail SqliteStore::enqueue_claimed_mail(const std::string& to, const std::string&
     return m;
 }
 
-std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
+std::vector<Mail> SqlStore::claim_due_mails(int limit, int lease_seconds) {
     std::vector<Mail> out;
     write([&] {
         out.clear();
         const int64_t t = now();
         // Past its use (an auth code after its lifetime): never sent, the
         // secret wiped; the row and its events stay for the audit.
-        Statement gone(*this,
-                       "SELECT id FROM outbox WHERE expires_at > 0 AND expires_at <= ? "
-                       "AND (state IN ('queued', 'sending') AND next_attempt_at <= ? "
-                       "OR state = 'failed' AND body <> '')");
+        Statement gone(*this, std::string("SELECT id FROM outbox WHERE expires_at > 0 AND "
+                                          "expires_at <= ? AND (state IN ('queued', 'sending') "
+                                          "AND next_attempt_at <= ? OR state = 'failed' AND "
+                                          "body <> '')") +
+                                  for_update(" ORDER BY id", true));
         gone.bind(0, t).bind(1, t);
         std::vector<int64_t> expired;
         while (gone.step()) expired.push_back(gone.i64(0));
@@ -94,8 +96,9 @@ std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
         }
         std::string sql = std::string("SELECT ") + kMailColumns +
                           " FROM outbox WHERE state IN ('queued', 'sending') "
-                          "AND next_attempt_at <= ? ORDER BY id LIMIT ?";
-        Statement s(*this, sql.c_str());
+                          "AND next_attempt_at <= ? ORDER BY id LIMIT ?" +
+                          for_update("", true);
+        Statement s(*this, sql);
         s.bind(0, t).bind(1, limit);
         while (s.step()) out.push_back(read_mail(s));
         for (auto& m : out) {
@@ -111,61 +114,61 @@ std::vector<Mail> SqliteStore::claim_due_mails(int limit, int lease_seconds) {
     return out;
 }
 
-void SqliteStore::mark_mail_sent(int64_t id) {
+void SqlStore::mark_mail_sent(int64_t id) {
     write([&] {
         Statement s(*this,
                     "UPDATE outbox SET state = 'sent', sent_at = ?, last_error = '', body = '' "
                     "WHERE id = ?");
-        s.bind(0, now()).bind(1, id).run();
-        if (sqlite3_changes(db_) != 1)
+        s.bind(0, now()).bind(1, id);
+        if (s.changes() != 1)
             throw StoreNotFound("mail " + std::to_string(id) + " is not in the outbox");
         append_event("certgate", event_kind::kMailSent, "mail:" + std::to_string(id), "");
     });
 }
 
-void SqliteStore::mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) {
+void SqlStore::mark_mail_failed(int64_t id, const std::string& error, int64_t retry_at) {
     write([&] {
         Statement s(*this,
                     "UPDATE outbox SET state = ?, next_attempt_at = ?, last_error = ? "
                     "WHERE id = ?");
         s.bind(0, std::string(retry_at ? "queued" : "failed")).bind(1, retry_at);
-        s.bind(2, error).bind(3, id).run();
-        if (sqlite3_changes(db_) != 1)
+        s.bind(2, error).bind(3, id);
+        if (s.changes() != 1)
             throw StoreNotFound("mail " + std::to_string(id) + " is not in the outbox");
         append_event("certgate", event_kind::kMailFailed, "mail:" + std::to_string(id),
                      (retry_at ? "retry_at=" + utc_time(retry_at) + " " : "gave up ") + error);
     });
 }
 
-std::vector<Mail> SqliteStore::list_mails(std::optional<MailState> state) {
+std::vector<Mail> SqlStore::list_mails(std::optional<MailState> state) {
     std::string sql = std::string("SELECT ") + kMailColumns + " FROM outbox" +
                       (state ? " WHERE state = ?" : "") + " ORDER BY id";
-    Statement s(*this, sql.c_str());
+    Statement s(*this, sql);
     if (state) s.bind(0, std::string(to_string(*state)));
     std::vector<Mail> out;
     while (s.step()) out.push_back(read_mail(s));
     return out;
 }
 
-std::optional<Mail> SqliteStore::find_mail(int64_t id) {
+std::optional<Mail> SqlStore::find_mail(int64_t id) {
     std::string sql = std::string("SELECT ") + kMailColumns + " FROM outbox WHERE id = ?";
-    Statement s(*this, sql.c_str());
+    Statement s(*this, sql);
     s.bind(0, id);
     if (!s.step()) return std::nullopt;
     return read_mail(s);
 }
 
-void SqliteStore::retry_mail(int64_t id, const std::string& actor) {
+void SqlStore::retry_mail(int64_t id, const std::string& actor) {
     write([&] {
         Statement s(*this,
                     "UPDATE outbox SET state = 'queued', next_attempt_at = ? "
                     "WHERE id = ? AND state IN ('queued', 'failed')");
-        s.bind(0, now()).bind(1, id).run();
-        if (sqlite3_changes(db_) != 1)
+        s.bind(0, now()).bind(1, id);
+        if (s.changes() != 1)
             throw StoreNotFound("mail " + std::to_string(id) +
                                 " is not waiting in the outbox (unknown, sending or sent)");
         append_event(actor, "mail.retry", "mail:" + std::to_string(id), "");
     });
 }
 
-}  // namespace certgate::sqlite_store
+}  // namespace certgate::sql_store
