@@ -175,6 +175,34 @@ void ngx_certgate_each_header(ngx_http_request_t *r, const char *name, F f) {
     }
 }
 
+// The request's Cookie headers as nginx parsed them (headers_in), in order,
+// until f returns true; and the one Cookie header, nullptr when there are
+// none or several. The session cookie is read from these only, so the
+// protected path's checks and its per-connection pass see the same bytes.
+template <typename F>
+void ngx_certgate_each_cookie(ngx_http_request_t *r, F f) {
+#if nginx_version >= 1023000
+    for (ngx_table_elt_t *h = r->headers_in.cookie; h != nullptr; h = h->next) {
+        if (f(h->value)) return;
+    }
+#else
+    auto **h = static_cast<ngx_table_elt_t **>(r->headers_in.cookies.elts);
+    for (ngx_uint_t i = 0; i < r->headers_in.cookies.nelts; i++) {
+        if (f(h[i]->value)) return;
+    }
+#endif
+}
+
+inline const ngx_str_t *ngx_certgate_one_cookie(ngx_http_request_t *r) {
+#if nginx_version >= 1023000
+    ngx_table_elt_t *h = r->headers_in.cookie;
+    return h != nullptr && h->next == nullptr ? &h->value : nullptr;
+#else
+    if (r->headers_in.cookies.nelts != 1) return nullptr;
+    return &static_cast<ngx_table_elt_t **>(r->headers_in.cookies.elts)[0]->value;
+#endif
+}
+
 // Response headers; the value must outlive the request (a literal), or is
 // copied into the request pool (_str).
 ngx_int_t ngx_certgate_add_header(ngx_http_request_t *r, const char *key, const char *value);

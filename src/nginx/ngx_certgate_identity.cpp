@@ -62,7 +62,7 @@ void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
 // The session cookie's value, a view into the request's Cookie headers.
 static std::string_view ngx_certgate_session_cookie(ngx_http_request_t *r) {
     std::string_view found;
-    ngx_certgate_each_header(r, "cookie", [&](const ngx_str_t &v) {
+    ngx_certgate_each_cookie(r, [&](const ngx_str_t &v) {
         found = certgate::find_cookie_view(
             std::string_view(reinterpret_cast<char *>(v.data), v.len), certgate::kSessionCookie);
         return !found.empty();

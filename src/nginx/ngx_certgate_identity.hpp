@@ -22,6 +22,27 @@ struct ngx_certgate_peer_t {
     // the count is the same, the serial is still not revoked and the session
     // not ended. 0: check again.
     ngx_atomic_uint_t clean_changes = 0;
+
+    // The last request on this connection that passed every check of the
+    // protected path (ngx_certgate_require.cpp). A later request passes on
+    // it alone while everything those checks read is the same: the same
+    // Cookie header bytes (so the same session cookie), the same
+    // configuration, the revocation set at the same change count, a time in
+    // [from, until) (the certificate's dates, the session's timeouts and
+    // refresh, the whole days left), and no stricter role.
+    struct Pass {
+        const void *conf = nullptr;  // the main conf it was made under; nullptr: none
+        ngx_atomic_uint_t changes = 0;
+        time_t from = 0;
+        time_t until = 0;
+        bool master = false;
+        std::string cookie;  // the request's one Cookie header
+        // The identity the variables show, one string after the other:
+        // user, organisation, serial, days left.
+        std::string identity;
+        size_t user_len = 0, org_len = 0, serial_len = 0;
+        const char *role = "";
+    } pass;
 };
 
 ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf);

@@ -6,7 +6,9 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <exception>
+#include <string>
 
 #include "core/app/session.hpp"
 #include "core/web/errors.hpp"
@@ -104,6 +106,84 @@ static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, ngx_certgate_main_conf
 
 // --- the decision ---------------------------------------------------------------
 
+// The request's identity for the variables, from the connection's pass: one
+// copy into the request pool (the pass may change under a later request of
+// the same connection while this one still runs).
+static bool ngx_certgate_set_identity(ngx_http_request_t *r, ngx_certgate_ctx_t *ctx,
+                                      const ngx_certgate_peer_t::Pass &p) {
+    if (ctx->identity_set) return true;
+    auto *data = static_cast<u_char *>(ngx_pnalloc(r->pool, p.identity.size()));
+    if (data == nullptr) return false;
+    ngx_memcpy(data, p.identity.data(), p.identity.size());
+    ctx->user = {p.user_len, data};
+    ctx->org = {p.org_len, data + p.user_len};
+    ctx->serial = {p.serial_len, data + p.user_len + p.org_len};
+    size_t head = p.user_len + p.org_len + p.serial_len;
+    ctx->days_left = {p.identity.size() - head, data + head};
+    ctx->role.data = (u_char *)p.role;
+    ctx->role.len = ngx_strlen(p.role);
+    ctx->identity_set = 1;
+    return true;
+}
+
+// A request that may pass on the connection's last pass (see
+// ngx_certgate_peer_t::Pass): true with the identity set in ctx; false
+// when anything the full checks read may differ, and they run.
+static bool ngx_certgate_pass_again(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                    ngx_certgate_ctx_t *ctx, bool master, ngx_atomic_uint_t changes,
+                                    const ngx_certgate_peer_t *peer) {
+    const ngx_certgate_peer_t::Pass &p = peer->pass;
+    if (p.conf != cmcf || changes == 0 || p.changes != changes || (master && !p.master)) {
+        return false;
+    }
+    time_t now = ngx_time();
+    if (now < p.from || now >= p.until) return false;
+    // The bytes this client itself sent on this connection before, so a
+    // plain comparison tells nobody anything they did not send.
+    const ngx_str_t *cookie = ngx_certgate_one_cookie(r);
+    if (cookie == nullptr || cookie->len != p.cookie.size() ||
+        ngx_memcmp(cookie->data, p.cookie.data(), cookie->len) != 0) {
+        return false;
+    }
+    return ngx_certgate_set_identity(r, ctx, p);
+}
+
+// Keeps what a request that passed every check read, for the next requests
+// of the connection; `reusable` false when they must check again (the
+// session cookie was just renewed, or the request had no single Cookie header).
+static void ngx_certgate_keep_pass(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                   ngx_certgate_peer_t *peer, const certgate::Session &session,
+                                   ngx_atomic_uint_t changes, time_t now, bool reusable) {
+    const certgate::Settings &s = cmcf->runtime->settings;
+    ngx_certgate_peer_t::Pass &p = peer->pass;
+    const ngx_str_t *cookie = reusable ? ngx_certgate_one_cookie(r) : nullptr;
+    p.conf = cookie != nullptr ? cmcf : nullptr;
+    p.changes = changes;
+    p.master = session.role == certgate::Role::master;
+    p.role = certgate::to_string(session.role);
+    if (cookie != nullptr) {
+        p.cookie.assign(reinterpret_cast<const char *>(cookie->data), cookie->len);
+    } else {
+        p.cookie.clear();
+    }
+    const certgate::CertificateIdentity &id = peer->id;
+    long days = id.not_after > now ? static_cast<long>((id.not_after - now) / 86400) : 0;
+    std::string days_text = std::to_string(days);
+    p.identity.clear();
+    p.identity.append(session.user_id).append(session.org).append(id.serial_hex).append(days_text);
+    p.user_len = session.user_id.size();
+    p.org_len = session.org.size();
+    p.serial_len = id.serial_hex.size();
+    // [from, until): the certificate's dates, the session's start, its
+    // timeouts and next refresh, and the second the days left go down.
+    p.from = std::max<time_t>(id.not_before, session.started_at);
+    time_t until = id.not_after + 1;
+    until = std::min<time_t>(
+        until, certgate::session_recheck_at(session, s.session_idle_s, s.session_absolute_s));
+    until = std::min<time_t>(until, id.not_after - static_cast<time_t>(days) * 86400 + 1);
+    p.until = until;
+}
+
 // Whether this request, as it stands, may pass: the checks of the protected
 // path (no I/O). True with the identity kept in ctx, or false and the refusal.
 static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
@@ -114,16 +194,21 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
     // The set's change count, read before anything is decided: a change
     // after this read makes the next request check again.
     ngx_atomic_uint_t changes = ngx_certgate_set_changes(cmcf);
-    ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
-    // This connection's certificate passed the set at this count already.
-    bool known_clean = changes != 0 && peer != nullptr && peer->clean_changes == changes;
-
     // A stale set may miss a revocation, block or logout of another node:
     // refused even on a connection that passed before.
     if (ngx_certgate_feed_stale(cmcf)) {
         *refusal = ErrorCode::unavailable;
         return false;
     }
+    ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
+    if (peer != nullptr && ngx_certgate_pass_again(r, cmcf, ctx, master, changes, peer)) {
+        if (master) ctx->passed_master = 1;
+        ctx->passed = 1;
+        return true;
+    }
+    // This connection's certificate passed the set at this count already.
+    bool known_clean = changes != 0 && peer != nullptr && peer->clean_changes == changes;
+
     // Until the set is loaded, nothing proves a certificate is not revoked.
     if (!known_clean && ngx_certgate_revocation_state(cmcf) != NGX_CERTGATE_SET_READY) {
         *refusal = ErrorCode::unavailable;
@@ -166,6 +251,7 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
     }
 
     const certgate::Settings &s = cmcf->runtime->settings;
+    bool refreshed = false;
     if (r == r->main && certgate::session_needs_refresh(*session, now, s.session_idle_s)) {
         peer->session.last_seen = now;
         peer->session_value = certgate::encode_session(s.secret, peer->session);
@@ -173,27 +259,17 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
             *refusal = ErrorCode::unavailable;
             return false;
         }
+        refreshed = true;
     }
 
     // Every check against the set passed at `changes`.
     peer->clean_changes = changes;
-
-    if (!ctx->identity_set) {
-        ctx->user = ngx_certgate_pstr(r->pool, session->user_id);
-        ctx->org = ngx_certgate_pstr(r->pool, session->org);
-        const char *role = certgate::to_string(session->role);
-        ctx->role.data = (u_char *)role;
-        ctx->role.len = ngx_strlen(role);
-        ctx->serial = ngx_certgate_pstr(r->pool, peer->id.serial_hex);
-        long days =
-            peer->id.not_after > now ? static_cast<long>((peer->id.not_after - now) / 86400) : 0;
-        ctx->days_left.data = static_cast<u_char *>(ngx_pnalloc(r->pool, NGX_INT_T_LEN));
-        if (ctx->days_left.data == nullptr) {
-            *refusal = ErrorCode::unavailable;
-            return false;
-        }
-        ctx->days_left.len = ngx_sprintf(ctx->days_left.data, "%l", days) - ctx->days_left.data;
-        ctx->identity_set = 1;
+    // The cookie this request carries is the old one once it was renewed:
+    // the next request checks again (with the new one, or refreshes again).
+    ngx_certgate_keep_pass(r, cmcf, peer, *session, changes, now, !refreshed);
+    if (!ngx_certgate_set_identity(r, ctx, peer->pass)) {
+        *refusal = ErrorCode::unavailable;
+        return false;
     }
     if (master) ctx->passed_master = 1;
     ctx->passed = 1;

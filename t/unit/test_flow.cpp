@@ -176,6 +176,30 @@ static void sessions(void **) {
     assert_false(session_needs_refresh(*back, 1000 + 10, 1200));
 }
 
+// session_recheck_at: before it, check_session and session_needs_refresh
+// answer as they do at the session's start; at it, one of them does not.
+static void session_recheck_time(void **) {
+    for (long idle : {1L, 5L, 30L, 1200L, 7200L}) {
+        for (long absolute : {3L, 40L, 600L, 86400L}) {
+            Session s;
+            s.serial = "0A";
+            s.started_at = 1000;
+            s.last_seen = 1000 + (absolute > 40 ? 17 : 0);
+            int64_t at = session_recheck_at(s, idle, absolute);
+            assert_true(at > s.last_seen);
+            auto answer = [&](int64_t now) {
+                return std::make_pair(check_session(s, "0A", now, idle, absolute),
+                                      session_needs_refresh(s, now, idle));
+            };
+            auto first = answer(s.last_seen);
+            assert_int_equal(static_cast<int>(first.first), static_cast<int>(SessionCheck::ok));
+            assert_false(first.second);
+            for (int64_t now = s.last_seen; now < at; ++now) assert_true(answer(now) == first);
+            assert_false(answer(at) == first);
+        }
+    }
+}
+
 static void forms_and_cookies(void **) {
     std::map<std::string, std::string> f;
     assert_true(parse_form("user_id=abc123&password=P%40ss+w0rd%21&empty=", &f));
@@ -237,6 +261,7 @@ int main() {
         cmocka_unit_test(codes_are_bound_to_their_flow),
         cmocka_unit_test(csrf_tokens),
         cmocka_unit_test(sessions),
+        cmocka_unit_test(session_recheck_time),
         cmocka_unit_test(forms_and_cookies),
         cmocka_unit_test(revocation_feed_reads_events),
     };

@@ -1,5 +1,6 @@
 #include "core/app/session.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "core/base/encoding.hpp"
@@ -83,11 +84,22 @@ SessionCheck check_session(const Session &s, const std::string &presented_serial
     return SessionCheck::ok;
 }
 
-bool session_needs_refresh(const Session &s, int64_t now, long idle_s) {
+static long refresh_step(long idle_s) {
     long step = idle_s / 10;
     if (step < 1) step = 1;
     if (step > 60) step = 60;
-    return now - s.last_seen >= step;
+    return step;
+}
+
+bool session_needs_refresh(const Session &s, int64_t now, long idle_s) {
+    return now - s.last_seen >= refresh_step(idle_s);
+}
+
+int64_t session_recheck_at(const Session &s, long idle_s, long absolute_s) {
+    int64_t at = s.last_seen + refresh_step(idle_s);       // a refresh is due
+    at = std::min<int64_t>(at, s.last_seen + idle_s + 1);  // idle timeout
+    at = std::min<int64_t>(at, s.started_at + absolute_s + 1);
+    return at;
 }
 
 }  // namespace certgate

@@ -46,4 +46,10 @@ SessionCheck check_session(const Session &session, const std::string &presented_
 // for the idle timeout, rarely enough not to cost a Set-Cookie per request.
 bool session_needs_refresh(const Session &session, int64_t now, long idle_s);
 
+// The first second at which check_session or session_needs_refresh can
+// answer otherwise than they do now for this session: until then a request
+// with the same cookie on the same certificate gets the same answers (the
+// protected path's per-connection pass relies on it).
+int64_t session_recheck_at(const Session &session, long idle_s, long absolute_s);
+
 }  // namespace certgate
