@@ -38,8 +38,12 @@ ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r, ngx_certgate_main_
     auto result = cmcf->runtime->client_check->check(cert, ngx_time());
     peer->ours = result != certgate::ClientCertCheck::Result::not_ours;
     if (peer->ours) peer->id = certgate::certificate_identity(cert);
-    delete cached;
-    if (SSL_set_ex_data(ssl, ngx_certgate_ssl_index, peer.get()) != 1) return nullptr;
+    // Requests of the connection may still point to the old one's identity.
+    peer->previous.reset(cached);
+    if (SSL_set_ex_data(ssl, ngx_certgate_ssl_index, peer.get()) != 1) {
+        (void)peer->previous.release();  // still the connection's
+        return nullptr;
+    }
     return peer.release();
 }
 

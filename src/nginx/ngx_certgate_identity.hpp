@@ -2,8 +2,19 @@
 // CA (once per TLS connection) and the request's session cookie.
 #pragma once
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "core/app/session.hpp"
 #include "nginx/ngx_certgate.hpp"
+#include "nginx/ngx_certgate_ctx.hpp"
+
+// An identity with the bytes its strings point to.
+struct ngx_certgate_owned_identity_t {
+    std::string text;
+    ngx_certgate_identity_t strs;
+};
 
 // The result of checking a connection's client certificate against our CA,
 // kept with the TLS connection: the signature is checked once per
@@ -37,12 +48,13 @@ struct ngx_certgate_peer_t {
         time_t until = 0;
         bool master = false;
         std::string cookie;  // the request's one Cookie header
-        // The identity the variables show, one string after the other:
-        // user, organisation, serial, days left.
-        std::string identity;
-        size_t user_len = 0, org_len = 0, serial_len = 0;
-        const char *role = "";
+        // The identity its requests get; an earlier one that requests may
+        // still point to is kept in `retired` until the connection ends.
+        std::unique_ptr<const ngx_certgate_owned_identity_t> identity;
     } pass;
+    std::vector<std::unique_ptr<const ngx_certgate_owned_identity_t>> retired;
+    // The peer this one replaced on the connection, kept for the same reason.
+    std::unique_ptr<ngx_certgate_peer_t> previous;
 };
 
 ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf);

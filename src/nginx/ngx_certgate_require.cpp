@@ -50,12 +50,11 @@ ngx_certgate_ctx_t *ngx_certgate_find_ctx(ngx_http_request_t *r) noexcept {
     return nullptr;
 }
 
-ngx_certgate_ctx_t *ngx_certgate_get_ctx(ngx_http_request_t *r) noexcept {
-    ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
-    if (ctx != nullptr) return ctx;
+// A new gate state for a request that has none (find_ctx said so).
+static ngx_certgate_ctx_t *ngx_certgate_new_ctx(ngx_http_request_t *r) noexcept {
     ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_certgate_ctx_t));
     if (cln == nullptr) return nullptr;
-    ctx = static_cast<ngx_certgate_ctx_t *>(cln->data);
+    auto *ctx = static_cast<ngx_certgate_ctx_t *>(cln->data);
     ngx_memzero(ctx, sizeof(ngx_certgate_ctx_t));
     ctx->r = r;
     cln->handler = ngx_certgate_gate_mark;
@@ -106,25 +105,40 @@ static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, ngx_certgate_main_conf
 
 // --- the decision ---------------------------------------------------------------
 
-// The request's identity for the variables, from the connection's pass: one
-// copy into the request pool (the pass may change under a later request of
-// the same connection while this one still runs).
+// The request's identity for the variables: the connection's, which
+// outlives the request; a copy in the request pool when the connection has
+// kept too many (see ngx_certgate_keep_pass).
 static bool ngx_certgate_set_identity(ngx_http_request_t *r, ngx_certgate_ctx_t *ctx,
-                                      const ngx_certgate_peer_t::Pass &p) {
-    if (ctx->identity_set) return true;
-    auto *data = static_cast<u_char *>(ngx_pnalloc(r->pool, p.identity.size()));
-    if (data == nullptr) return false;
-    ngx_memcpy(data, p.identity.data(), p.identity.size());
-    ctx->user = {p.user_len, data};
-    ctx->org = {p.org_len, data + p.user_len};
-    ctx->serial = {p.serial_len, data + p.user_len + p.org_len};
-    size_t head = p.user_len + p.org_len + p.serial_len;
-    ctx->days_left = {p.identity.size() - head, data + head};
-    ctx->role.data = (u_char *)p.role;
-    ctx->role.len = ngx_strlen(p.role);
-    ctx->identity_set = 1;
+                                      const ngx_certgate_owned_identity_t *id, bool copy) {
+    if (ctx->identity != nullptr) return true;
+    if (!copy) {
+        ctx->identity = &id->strs;
+        return true;
+    }
+    auto *mine = static_cast<ngx_certgate_identity_t *>(
+        ngx_palloc(r->pool, sizeof(ngx_certgate_identity_t) + id->text.size()));
+    if (mine == nullptr) return false;
+    auto *data = reinterpret_cast<u_char *>(mine + 1);
+    ngx_memcpy(data, id->text.data(), id->text.size());
+    auto moved = [&](const ngx_str_t &s) {
+        if (s.data == nullptr || s.len == 0) return s;
+        const char *base = id->text.data();
+        return ngx_str_t{s.len, data + (reinterpret_cast<const char *>(s.data) - base)};
+    };
+    mine->user = moved(id->strs.user);
+    mine->org = moved(id->strs.org);
+    mine->serial = moved(id->strs.serial);
+    mine->days_left = moved(id->strs.days_left);
+    mine->role = id->strs.role;  // a literal
+    ctx->identity = mine;
     return true;
 }
+
+// Identities a connection keeps for requests that may still point to them.
+// The user and serial are the certificate's, so only the days left (once a
+// day) and the organisation (moved by an administrator) make new ones; past
+// this, a request gets its own copy.
+static constexpr size_t kRetiredIdentities = 8;
 
 // A request that may pass on the connection's last pass (see
 // ngx_certgate_peer_t::Pass): true with the identity set in ctx; false
@@ -145,22 +159,23 @@ static bool ngx_certgate_pass_again(ngx_http_request_t *r, ngx_certgate_main_con
         ngx_memcmp(cookie->data, p.cookie.data(), cookie->len) != 0) {
         return false;
     }
-    return ngx_certgate_set_identity(r, ctx, p);
+    return ngx_certgate_set_identity(r, ctx, p.identity.get(), false);
 }
 
 // Keeps what a request that passed every check read, for the next requests
 // of the connection; `reusable` false when they must check again (the
-// session cookie was just renewed, or the request had no single Cookie header).
-static void ngx_certgate_keep_pass(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
-                                   ngx_certgate_peer_t *peer, const certgate::Session &session,
-                                   ngx_atomic_uint_t changes, time_t now, bool reusable) {
+// session cookie was just renewed, or the request had no single Cookie
+// header). Returns the request's identity when it is not the pass's (the
+// connection keeps no more; the caller copies it).
+static std::unique_ptr<ngx_certgate_owned_identity_t> ngx_certgate_keep_pass(
+    ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf, ngx_certgate_peer_t *peer,
+    const certgate::Session &session, ngx_atomic_uint_t changes, time_t now, bool reusable) {
     const certgate::Settings &s = cmcf->runtime->settings;
     ngx_certgate_peer_t::Pass &p = peer->pass;
     const ngx_str_t *cookie = reusable ? ngx_certgate_one_cookie(r) : nullptr;
     p.conf = cookie != nullptr ? cmcf : nullptr;
     p.changes = changes;
     p.master = session.role == certgate::Role::master;
-    p.role = certgate::to_string(session.role);
     if (cookie != nullptr) {
         p.cookie.assign(reinterpret_cast<const char *>(cookie->data), cookie->len);
     } else {
@@ -169,11 +184,34 @@ static void ngx_certgate_keep_pass(ngx_http_request_t *r, ngx_certgate_main_conf
     const certgate::CertificateIdentity &id = peer->id;
     long days = id.not_after > now ? static_cast<long>((id.not_after - now) / 86400) : 0;
     std::string days_text = std::to_string(days);
-    p.identity.clear();
-    p.identity.append(session.user_id).append(session.org).append(id.serial_hex).append(days_text);
-    p.user_len = session.user_id.size();
-    p.org_len = session.org.size();
-    p.serial_len = id.serial_hex.size();
+    const char *role = certgate::to_string(session.role);
+    std::string text;
+    text.append(session.user_id).append(session.org).append(id.serial_hex).append(days_text);
+    if (p.identity == nullptr || p.identity->text != text ||
+        p.identity->strs.role.data != (const u_char *)role) {
+        auto made = std::make_unique<ngx_certgate_owned_identity_t>();
+        made->text = std::move(text);
+        auto *base = reinterpret_cast<u_char *>(made->text.data());
+        size_t at = 0;
+        auto next = [&](size_t len) {
+            ngx_str_t out{len, len ? base + at : nullptr};
+            at += len;
+            return out;
+        };
+        made->strs.user = next(session.user_id.size());
+        made->strs.org = next(session.org.size());
+        made->strs.serial = next(id.serial_hex.size());
+        made->strs.days_left = next(days_text.size());
+        made->strs.role = {ngx_strlen(role), (u_char *)role};
+        if (p.identity != nullptr && peer->retired.size() >= kRetiredIdentities) {
+            // Too many already: this request gets its own copy, and the
+            // connection checks every request in full from now on.
+            p.conf = nullptr;
+            return made;
+        }
+        if (p.identity != nullptr) peer->retired.push_back(std::move(p.identity));
+        p.identity = std::move(made);
+    }
     // [from, until): the certificate's dates, the session's start, its
     // timeouts and next refresh, and the second the days left go down.
     p.from = std::max<time_t>(id.not_before, session.started_at);
@@ -182,6 +220,7 @@ static void ngx_certgate_keep_pass(ngx_http_request_t *r, ngx_certgate_main_conf
         until, certgate::session_recheck_at(session, s.session_idle_s, s.session_absolute_s));
     until = std::min<time_t>(until, id.not_after - static_cast<time_t>(days) * 86400 + 1);
     p.until = until;
+    return nullptr;
 }
 
 // Whether this request, as it stands, may pass: the checks of the protected
@@ -266,8 +305,10 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
     peer->clean_changes = changes;
     // The cookie this request carries is the old one once it was renewed:
     // the next request checks again (with the new one, or refreshes again).
-    ngx_certgate_keep_pass(r, cmcf, peer, *session, changes, now, !refreshed);
-    if (!ngx_certgate_set_identity(r, ctx, peer->pass)) {
+    auto own = ngx_certgate_keep_pass(r, cmcf, peer, *session, changes, now, !refreshed);
+    bool set = own != nullptr ? ngx_certgate_set_identity(r, ctx, own.get(), true)
+                              : ngx_certgate_set_identity(r, ctx, peer->pass.identity.get(), false);
+    if (!set) {
         *refusal = ErrorCode::unavailable;
         return false;
     }
@@ -280,17 +321,14 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
 // return and set directives) and again in the access phase. A request that
 // entered a protected location stays protected wherever a rewrite or an
 // internal redirect takes it; once it passed, the later checks are free.
-static ngx_int_t ngx_certgate_gate(ngx_http_request_t *r) noexcept {
+// `ctx`: the request's gate state if it has one yet.
+static ngx_int_t ngx_certgate_gate(ngx_http_request_t *r, const ngx_certgate_loc_conf_t *lcf,
+                                   ngx_certgate_ctx_t *ctx) noexcept {
     try {
-        auto *lcf = static_cast<ngx_certgate_loc_conf_t *>(
-            ngx_http_get_module_loc_conf(r, ngx_http_certgate_module));
-        ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
-        if (!lcf->require && (ctx == nullptr || !ctx->required)) return NGX_DECLINED;
-
         auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
             ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
         if (cmcf->runtime == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        if (ctx == nullptr) ctx = ngx_certgate_get_ctx(r);
+        if (ctx == nullptr) ctx = ngx_certgate_new_ctx(r);
         if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
         if (lcf->require) {
             ctx->required = 1;
@@ -310,15 +348,34 @@ static ngx_int_t ngx_certgate_gate(ngx_http_request_t *r) noexcept {
     }
 }
 
+static const ngx_certgate_loc_conf_t *ngx_certgate_lcf(ngx_http_request_t *r) {
+    return static_cast<const ngx_certgate_loc_conf_t *>(
+        ngx_http_get_module_loc_conf(r, ngx_http_certgate_module));
+}
+
 ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept {
-    return ngx_certgate_gate(r);
+    const ngx_certgate_loc_conf_t *lcf = ngx_certgate_lcf(r);
+    ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
+    if (!lcf->require && (ctx == nullptr || !ctx->required)) return NGX_DECLINED;
+    return ngx_certgate_gate(r, lcf, ctx);
 }
 
 // In the access phase a request that passed the gate counts as allowed, so
 // under `satisfy any` the gate is one of the ways in; it is never skipped.
+// The rewrite phase of this location ran first: a request that passed
+// there, with the role this location asks, is allowed at once.
 ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
-    ngx_int_t rc = ngx_certgate_gate(r);
+    const ngx_certgate_loc_conf_t *lcf = ngx_certgate_lcf(r);
+    auto *ctx =
+        static_cast<ngx_certgate_ctx_t *>(ngx_http_get_module_ctx(r, ngx_http_certgate_module));
+    if (ctx != nullptr && ctx->passed && (ctx->required || !lcf->require) &&
+        (ctx->passed_master || !(ctx->required_master || lcf->require_master))) {
+        return NGX_OK;
+    }
+    ctx = ngx_certgate_find_ctx(r);
+    if (!lcf->require && (ctx == nullptr || !ctx->required)) return NGX_DECLINED;
+    ngx_int_t rc = ngx_certgate_gate(r, lcf, ctx);
     if (rc != NGX_DECLINED) return rc;
-    ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
+    ctx = ngx_certgate_find_ctx(r);
     return ctx != nullptr && ctx->passed ? NGX_OK : NGX_DECLINED;
 }

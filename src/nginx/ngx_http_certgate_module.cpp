@@ -238,7 +238,9 @@ static ngx_str_t *ngx_certgate_frame_value(ngx_http_request_t *r, ngx_certgate_c
         if (which == NGX_CERTGATE_VAR_LOGOUT_URL) {
             text = s.portal_prefix + "logout";
         } else if (which == NGX_CERTGATE_VAR_ADMIN_URL) {
-            if (ngx_certgate_str(ctx->role) == "master") text = s.portal_prefix + "admin/users";
+            if (ngx_certgate_str(ctx->identity->role) == "master") {
+                text = s.portal_prefix + "admin/users";
+            }
         } else {
             std::string seed =
                 certgate::find_cookie(ngx_certgate_cookie_header(r), certgate::kCsrfCookie);
@@ -258,25 +260,25 @@ static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_
                                        uintptr_t data) noexcept {
     // A subrequest that did not pass the gate itself shows its main request's identity.
     ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
-    if ((ctx == nullptr || !ctx->identity_set) && r != r->main)
+    if ((ctx == nullptr || ctx->identity == nullptr) && r != r->main)
         ctx = ngx_certgate_find_ctx(r->main);
-    ngx_str_t *value = nullptr;
-    if (ctx != nullptr && ctx->identity_set) {
+    const ngx_str_t *value = nullptr;
+    if (ctx != nullptr && ctx->identity != nullptr) {
         switch (data) {
             case NGX_CERTGATE_VAR_USER:
-                value = &ctx->user;
+                value = &ctx->identity->user;
                 break;
             case NGX_CERTGATE_VAR_ORG:
-                value = &ctx->org;
+                value = &ctx->identity->org;
                 break;
             case NGX_CERTGATE_VAR_ROLE:
-                value = &ctx->role;
+                value = &ctx->identity->role;
                 break;
             case NGX_CERTGATE_VAR_SERIAL:
-                value = &ctx->serial;
+                value = &ctx->identity->serial;
                 break;
             case NGX_CERTGATE_VAR_DAYS_LEFT:
-                value = &ctx->days_left;
+                value = &ctx->identity->days_left;
                 break;
             case NGX_CERTGATE_VAR_LOGOUT_URL:
             case NGX_CERTGATE_VAR_ADMIN_URL:
