@@ -29,9 +29,11 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/adapters/ca.hpp"
+#include "core/adapters/key_pool.hpp"
 
 extern char** environ;
 
@@ -298,7 +300,27 @@ struct Target {
     const char* type;
     double max_ratio;
 };
-constexpr Target targets[] = {{"ec:P-256", 0.2}, {"rsa:2048", 0.8}};
+// Issue 18: EC and a warm pool's RSA-2048 at most 0.1× the command line, an
+// empty pool's RSA-2048 (the key made inline) at most 0.8×.
+constexpr Target targets[] = {
+    {"ec:P-256", 0.1}, {"rsa:2048", 0.8}, {"rsa:2048, warm key pool", 0.1}};
+
+// The PKCS#12's key derivations alone: PBKDF2-HMAC-SHA256 at the default
+// iteration count for the key bag, the certificate bag and the MAC (which
+// derives with the PKCS#12 KDF, about the same work): the floor of an
+// issuance whose key is ready, the same work on both sides.
+double kdf_only() {
+    unsigned char out[32];
+    const unsigned char salt[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    auto t0 = Clock::now();
+    for (int i = 0; i < 3; ++i) {
+        if (!PKCS5_PBKDF2_HMAC(p12_password, static_cast<int>(std::strlen(p12_password)), salt,
+                               sizeof salt, certgate::kDefaultP12Iterations, EVP_sha256(),
+                               sizeof out, out))
+            throw std::runtime_error("PBKDF2 failed");
+    }
+    return ms_since(t0);
+}
 
 const Target* target_for(const std::string& type) {
     for (const auto& t : targets)
@@ -319,10 +341,19 @@ void compare_with_cli(const Options& o, const TempDir& dir, const CaSigner& ca,
         "openssl CLI median | p90 | ratio in-process/CLI | target | |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n");
     std::fflush(stdout);
-    for (const auto& spec : o.types) {
-        KeyType type = *certgate::parse_key_type(spec);
-        int n = type.alg == certgate::KeyAlgorithm::rsa && type.bits == 3072 ? o.n_rsa3072 : o.n;
+    // One row: N issuances of `type` on each side, interleaved. `warm`: the
+    // key comes from a key pool filled before (certgate_key_pool), whose
+    // refill makes one more key at SCHED_IDLE after each take.
+    auto row = [&](const std::string& spec, const KeyType& type, int n, bool warm) {
         write_cli_extensions(dir, type);
+        std::unique_ptr<certgate::KeyPool> pool;
+        if (warm) {
+            pool = std::make_unique<certgate::KeyPool>(type, n + 2, std::chrono::milliseconds(0));
+            pool->start();
+            while (pool->stats().ready < static_cast<size_t>(n + 2))
+                std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            certgate::set_key_pool(pool.get());
+        }
         // Warm-up, not counted: providers, the tz file, the page cache.
         issue_in_process(ca, type);
         if (o.cli) issue_with_cli(dir, ca_cert, ca_key, type);
@@ -335,17 +366,25 @@ void compare_with_cli(const Options& o, const TempDir& dir, const CaSigner& ca,
                 if (o.cli) cli.push_back(issue_with_cli(dir, ca_cert, ca_key, type));
                 in.push_back(issue_in_process(ca, type));
             }
-            keygen.push_back(keygen_only(type));
+            if (!warm) keygen.push_back(keygen_only(type));
+        }
+        if (warm) {
+            certgate::KeyPoolStats st = pool->stats();
+            certgate::set_key_pool(nullptr);
+            pool->stop();
+            if (st.missed != 0) throw std::runtime_error("the warm key pool ran empty");
         }
         Stats si = stats(in), sc = stats(cli), sk = stats(keygen);
         double ratio = o.cli && sc.median > 0 ? si.median / sc.median : 0;
         const Target* t = target_for(spec);
         std::string target = t ? fmt("≤ %.1f×", t->max_ratio) : "—";
         std::string verdict = !t || !o.cli ? "" : (ratio <= t->max_ratio ? "met" : "**missed**");
-        std::printf("| %s | %d | %s | %s | %s (%s%%) | %s | %s | %s | %s | %s |\n", spec.c_str(), n,
-                    fmt("%.1f", si.median).c_str(), fmt("%.1f", si.p90).c_str(),
-                    fmt("%.1f", sk.median).c_str(),
-                    fmt("%.0f", si.median > 0 ? 100 * sk.median / si.median : 0).c_str(),
+        std::string kg = warm ? std::string("0 (the pool's)")
+                              : fmt("%.1f", sk.median) + " (" +
+                                    fmt("%.0f", si.median > 0 ? 100 * sk.median / si.median : 0) +
+                                    "%)";
+        std::printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", spec.c_str(), n,
+                    fmt("%.1f", si.median).c_str(), fmt("%.1f", si.p90).c_str(), kg.c_str(),
                     o.cli ? fmt("%.1f", sc.median).c_str() : "—",
                     o.cli ? fmt("%.1f", sc.p90).c_str() : "—",
                     o.cli ? fmt("%.2f×", ratio).c_str() : "—", target.c_str(), verdict.c_str());
@@ -354,11 +393,25 @@ void compare_with_cli(const Options& o, const TempDir& dir, const CaSigner& ca,
             "RESULT issuance type=%s n=%d in_median_ms=%.2f in_p90_ms=%.2f "
             "keygen_median_ms=%.2f cli_median_ms=%.2f cli_p90_ms=%.2f ratio=%.3f "
             "target=%s verdict=%s\n",
-            spec.c_str(), n, si.median, si.p90, sk.median, sc.median, sc.p90, ratio,
-            t ? fmt("%.1f", t->max_ratio).c_str() : "none",
+            (warm ? spec.substr(0, spec.find(',')) + "+pool" : spec).c_str(), n, si.median, si.p90,
+            sk.median, sc.median, sc.p90, ratio, t ? fmt("%.1f", t->max_ratio).c_str() : "none",
             verdict.empty() ? "none" : (ratio <= (t ? t->max_ratio : 0) ? "met" : "missed"));
         std::fflush(stdout);
+    };
+    for (const auto& spec : o.types) {
+        KeyType type = *certgate::parse_key_type(spec);
+        int n = type.alg == certgate::KeyAlgorithm::rsa && type.bits == 3072 ? o.n_rsa3072 : o.n;
+        row(spec, type, n, false);
+        if (spec == "rsa:2048") row(spec + ", warm key pool", type, n, true);
     }
+    std::vector<double> kdf;
+    for (int i = 0; i < 9; ++i) kdf.push_back(kdf_only());
+    std::printf(
+        "\nThe PKCS#12's three key derivations alone (PBKDF2-HMAC-SHA256, %d iterations each, "
+        "for the key, the certificate and the MAC; `certgate_p12_iterations`): %s ms median, "
+        "on both sides: the floor of an issuance whose key is ready.\n",
+        certgate::kDefaultP12Iterations, fmt("%.1f", stats(kdf).median).c_str());
+    std::fprintf(stderr, "RESULT kdf median_ms=%.2f\n", stats(kdf).median);
     std::printf("\n");
 }
 
