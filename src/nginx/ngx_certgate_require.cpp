@@ -173,7 +173,9 @@ static std::unique_ptr<ngx_certgate_owned_identity_t> ngx_certgate_keep_pass(
     const certgate::Settings &s = cmcf->runtime->settings;
     ngx_certgate_peer_t::Pass &p = peer->pass;
     const ngx_str_t *cookie = reusable ? ngx_certgate_one_cookie(r) : nullptr;
-    p.conf = cookie != nullptr ? cmcf : nullptr;
+    // No pass while it is being changed (an exception leaves none), and
+    // one at the end only when the next request may use it.
+    p.conf = nullptr;
     p.changes = changes;
     p.master = session.role == certgate::Role::master;
     if (cookie != nullptr) {
@@ -205,8 +207,7 @@ static std::unique_ptr<ngx_certgate_owned_identity_t> ngx_certgate_keep_pass(
         made->strs.role = {ngx_strlen(role), (u_char *)role};
         if (p.identity != nullptr && peer->retired.size() >= kRetiredIdentities) {
             // Too many already: this request gets its own copy, and the
-            // connection checks every request in full from now on.
-            p.conf = nullptr;
+            // next ones of the connection are checked in full.
             return made;
         }
         if (p.identity != nullptr) peer->retired.push_back(std::move(p.identity));
@@ -220,6 +221,7 @@ static std::unique_ptr<ngx_certgate_owned_identity_t> ngx_certgate_keep_pass(
         until, certgate::session_recheck_at(session, s.session_idle_s, s.session_absolute_s));
     until = std::min<time_t>(until, id.not_after - static_cast<time_t>(days) * 86400 + 1);
     p.until = until;
+    if (cookie != nullptr) p.conf = cmcf;
     return nullptr;
 }
 
