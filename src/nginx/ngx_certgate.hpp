@@ -177,8 +177,9 @@ void ngx_certgate_each_header(ngx_http_request_t *r, const char *name, F f) {
 
 // The request's Cookie headers as nginx parsed them (headers_in), in order,
 // until f returns true; and the one Cookie header, nullptr when there are
-// none or several. The session cookie is read from these only, so the
-// protected path's checks and its per-connection pass see the same bytes.
+// none or several. Every cookie certgate reads comes from these, so the
+// protected path's checks, its per-connection pass and the portal see the
+// same bytes.
 template <typename F>
 void ngx_certgate_each_cookie(ngx_http_request_t *r, F f) {
 #if nginx_version >= 1023000

@@ -180,7 +180,7 @@ ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status,
 // Every Cookie header of the request, joined.
 std::string ngx_certgate_cookie_header(ngx_http_request_t *r) {
     std::string out;
-    ngx_certgate_each_header(r, "cookie", [&](const ngx_str_t &v) {
+    ngx_certgate_each_cookie(r, [&](const ngx_str_t &v) {
         if (!out.empty()) out += "; ";
         out += ngx_certgate_str(v);
         return false;
