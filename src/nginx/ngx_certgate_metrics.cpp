@@ -73,6 +73,7 @@ struct ngx_certgate_metrics_sh_t {
     counter_t issue_buckets[kKeyTypeCount]
                            [kBucketCount + 1];  // per bucket, not cumulative; last +Inf
     counter_t issue_micros[kKeyTypeCount];
+    counter_t p12_keys[2];  // issuances whose .p12 keys were derived ahead, at issuance
     counter_t dependency_errors[3];
     counter_t feed_polls_failed;
     gauge_t tasks_queued;
@@ -216,6 +217,12 @@ std::string render_metrics(ngx_certgate_main_conf_t *cmcf) {
     for (int k = 0; k < kKeyTypeCount; ++k)
         x.sample("certgate_certificates_issued_total",
                  std::string("key_type=\"") + kKeyTypes[k] + "\"", m->issued[k].load());
+
+    x.head("certgate_p12_keys_total", "counter",
+           "Issuances by where their .p12 keys were derived: ahead (after the code mail, in the "
+           "crypto pool) or at_issuance (not ready yet, lost with memcached, or legacy).");
+    x.sample("certgate_p12_keys_total", "derived=\"ahead\"", m->p12_keys[0].load());
+    x.sample("certgate_p12_keys_total", "derived=\"at_issuance\"", m->p12_keys[1].load());
 
     x.head("certgate_issuance_duration_seconds", "histogram",
            "Time of an issuing request in the thread pool (key pair, certificate, .p12, store), by "
@@ -394,6 +401,7 @@ void ngx_certgate_metrics_portal(ngx_certgate_main_conf_t *cmcf, const std::stri
     if (outcome.issued) {
         int k = key_type_index(cmcf->runtime->settings.key_type);
         m->issued[k].fetch_add(1);
+        m->p12_keys[outcome.p12_keys_ahead ? 0 : 1].fetch_add(1);
         int b = 0;
         while (b < kBucketCount && seconds > kBuckets[b]) ++b;
         m->issue_buckets[k][b].fetch_add(1);

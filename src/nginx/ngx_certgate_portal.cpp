@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -172,6 +173,28 @@ static ngx_int_t ngx_certgate_answer(ngx_http_request_t *r, const certgate::Port
 }
 
 // Builds the request for the core and posts it to the thread pool.
+// The portal's work after an answer (PortalResponse::after: the .p12 keys
+// derived ahead), in the crypto pool with no request: a failure costs only
+// the derivation at ⑥, so it is logged at info level, never shown.
+static void ngx_certgate_post_after(ngx_certgate_main_conf_t *cmcf,
+                                    std::function<void()> work) noexcept {
+    ngx_thread_pool_t *pool = cmcf->crypto_thread_pool;
+    bool posted = ngx_certgate_post_background(
+        pool, ngx_cycle->log, std::move(work),
+        [](ngx_http_request_t *, const std::string *error) -> ngx_int_t {
+            if (error != nullptr)
+                ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                              "certgate: the .p12 keys were not derived ahead (%s); ⑥ derives them",
+                              error->c_str());
+            return NGX_OK;
+        },
+        pool != cmcf->thread_pool);
+    if (!posted)
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "certgate: the .p12 keys were not derived ahead (the crypto pool refused "
+                      "the task); ⑥ derives them");
+}
+
 static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &path,
                                      const std::string &body) {
     auto *cmcf = ngx_certgate_main(r);
@@ -244,7 +267,9 @@ static ngx_int_t ngx_certgate_screen(ngx_http_request_t *r, const std::string &p
                 return ngx_certgate_refuse(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                            certgate::ErrorCode::unavailable);
             }
-            return ngx_certgate_answer(r, *res);
+            ngx_int_t rc = ngx_certgate_answer(r, *res);
+            if (res->after) ngx_certgate_post_after(cmcf, std::move(res->after));
+            return rc;
         },
         certgate::Portal::crypto_bound(req->method, path) ? ngx_certgate_task_kind::crypto
                                                           : ngx_certgate_task_kind::io);

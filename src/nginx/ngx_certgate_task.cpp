@@ -170,8 +170,10 @@ ngx_int_t ngx_certgate_task_t::post(ngx_http_request_t *r, ngx_thread_pool_t *po
     return NGX_OK;
 }
 
-ngx_int_t ngx_certgate_task_t::post_background(ngx_thread_pool_t *pool, ngx_log_t *log) {
+ngx_int_t ngx_certgate_task_t::post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
+                                               bool crypto) {
     background_ = true;
+    crypto_ = crypto;
     task_.event.log = log;
     ngx_certgate_metrics_tasks(1, 0);
     if (ngx_thread_task_post(pool, &task_) != NGX_OK) {
@@ -251,10 +253,10 @@ void ngx_certgate_task_t::completed(ngx_event_t *ev) noexcept {
 
 bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
                                   ngx_certgate_task_t::work_t work,
-                                  ngx_certgate_task_t::finish_t finish) noexcept {
+                                  ngx_certgate_task_t::finish_t finish, bool crypto) noexcept {
     try {
         auto *task = new ngx_certgate_task_t(std::move(work), std::move(finish));
-        if (task->post_background(pool, log) != NGX_OK) {
+        if (task->post_background(pool, log, crypto) != NGX_OK) {
             delete task;
             return false;
         }

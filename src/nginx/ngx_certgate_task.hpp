@@ -35,7 +35,7 @@ class ngx_certgate_task_t {
     ngx_int_t post(ngx_http_request_t *r, ngx_thread_pool_t *pool, bool crypto = false);
     // Work of the worker itself (the revocation feed, the mail sweep): no
     // request; `finish` gets r == nullptr and its return value is ignored.
-    ngx_int_t post_background(ngx_thread_pool_t *pool, ngx_log_t *log);
+    ngx_int_t post_background(ngx_thread_pool_t *pool, ngx_log_t *log, bool crypto = false);
 
   private:
     static void run_in_thread(void *data, ngx_log_t *log) noexcept;
@@ -66,9 +66,11 @@ ngx_connection_t *ngx_certgate_timer_ident() noexcept;
 ngx_int_t ngx_certgate_timer_cleanup(ngx_pool_t *pool, ngx_event_t *timer) noexcept;
 
 // Posts work for the worker itself; false when the pool refused it.
+// `crypto`: the pool is the crypto one (its threads at the crypto priority).
 bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
                                   ngx_certgate_task_t::work_t work,
-                                  ngx_certgate_task_t::finish_t finish) noexcept;
+                                  ngx_certgate_task_t::finish_t finish,
+                                  bool crypto = false) noexcept;
 
 // Which pool a request's task goes to: `crypto` for seconds of CPU (argon2,
 // key generation, signing; certgate_crypto_thread_pool), `io` for the rest.

@@ -120,8 +120,13 @@ class FakeSigner final : public Signer {
     mutable std::vector<std::string> passwords;
     mutable std::vector<P12Encryption> encryptions;
 
+    mutable std::vector<bool> ahead;  // whether each issue() had keys derived ahead
+    mutable int derived = 0;
+
     IssuedCertificate issue(const IssueRequest& req, const std::string& p12_password,
-                            P12Encryption enc) const override {
+                            P12Encryption enc, const P12Keys* keys = nullptr) const override {
+        ahead.push_back(keys != nullptr && keys->iterations == req.p12_iterations &&
+                        keys->bag_key == "bag:" + p12_password);
         requests.push_back(req);
         passwords.push_back(p12_password);
         encryptions.push_back(enc);
@@ -137,6 +142,19 @@ class FakeSigner final : public Signer {
         out.pkcs12.assign(p12.begin(), p12.end());
         out.file_name = req.user_id + "20261126122000.p12";
         return out;
+    }
+    // No KDF: the "keys" name the password, so a test sees which one they came from.
+    std::optional<P12Keys> derive_p12_keys(const std::string& p12_password, P12Encryption enc,
+                                           int iterations) const override {
+        if (enc != P12Encryption::aes256) return std::nullopt;
+        ++derived;
+        P12Keys k;
+        k.iterations = iterations;
+        k.bag_salt = std::string(16, 's');
+        k.bag_key = "bag:" + p12_password;
+        k.mac_salt = std::string(16, 'm');
+        k.mac_key = "mac:" + p12_password;
+        return k;
     }
     std::vector<uint8_t> make_crl_seconds(const std::vector<RevokedEntry>& revoked, time_t, int64_t,
                                           uint64_t number) const override {

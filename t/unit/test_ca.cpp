@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -226,10 +227,42 @@ void a_client_certificate_is_not_a_ca(void**) {
 
 // ---- issuance ---------------------------------------------------------------------------------
 
-void check_issued(const char* key_type, P12Encryption enc) {
+// A .p12 opened with `password`: its MAC checks and its parts, or all null.
+struct OpenedP12 {
+    EVP_PKEY* key = nullptr;
+    X509* leaf = nullptr;
+    STACK_OF(X509) * chain = nullptr;
+    bool ok = false;
+    OpenedP12(const std::vector<uint8_t>& der, const char* password) {
+        const unsigned char* p = der.data();
+        PKCS12* p12 = d2i_PKCS12(nullptr, &p, static_cast<long>(der.size()));
+        assert_non_null(p12);
+        ok = PKCS12_verify_mac(p12, password, -1) == 1 &&
+             PKCS12_parse(p12, password, &key, &leaf, &chain) == 1 &&
+             X509_check_private_key(leaf, key) == 1;
+        ERR_clear_error();
+        PKCS12_free(p12);
+    }
+    ~OpenedP12() {
+        EVP_PKEY_free(key);
+        X509_free(leaf);
+        sk_X509_pop_free(chain, X509_free);
+    }
+    OpenedP12(const OpenedP12&) = delete;
+    OpenedP12& operator=(const OpenedP12&) = delete;
+};
+
+// `ahead`: the .p12 built around keys derived before (P12Keys), as ⑥ does
+// when ④'s background derivation finished.
+void check_issued(const char* key_type, P12Encryption enc, bool ahead = false) {
     IssueRequest req = request(key_type);
     req.crl_url = "http://ca.example.jp/certgate/crl";
-    IssuedCertificate c = ca->issue(req, "Passw0rd!", enc);
+    std::optional<P12Keys> keys;
+    if (ahead) {
+        keys = ca->derive_p12_keys("Passw0rd!", enc, req.p12_iterations);
+        assert_true(keys.has_value());
+    }
+    IssuedCertificate c = ca->issue(req, "Passw0rd!", enc, keys ? &*keys : nullptr);
     X509Ptr cert = parse_pem(c.cert_pem);
 
     CertificateIdentity id = certificate_identity(cert.get());
@@ -273,33 +306,68 @@ void check_issued(const char* key_type, P12Encryption enc) {
     assert_int_equal(X509_verify(cert.get(), X509_get0_pubkey(ca->certificate())), 1);
 
     // The .p12 opens with the password only, and carries key, cert and CA.
-    const unsigned char* p = c.pkcs12.data();
-    PKCS12* p12 = d2i_PKCS12(nullptr, &p, static_cast<long>(c.pkcs12.size()));
-    assert_non_null(p12);
-    EVP_PKEY* key = nullptr;
-    X509* leaf = nullptr;
-    STACK_OF(X509)* chain = nullptr;
-    assert_int_equal(PKCS12_parse(p12, "Wrong0rd!", &key, &leaf, &chain), 0);
-    ERR_clear_error();
-    assert_int_equal(PKCS12_parse(p12, "Passw0rd!", &key, &leaf, &chain), 1);
-    assert_int_equal(X509_cmp(leaf, cert.get()), 0);
-    assert_int_equal(X509_check_private_key(leaf, key), 1);
-    assert_int_equal(sk_X509_num(chain), 1);
-    assert_int_equal(X509_cmp(sk_X509_value(chain, 0), ca->certificate()), 0);
+    assert_false(OpenedP12(c.pkcs12, "Wrong0rd!").ok);
+    OpenedP12 opened(c.pkcs12, "Passw0rd!");
+    assert_true(opened.ok);
+    assert_int_equal(X509_cmp(opened.leaf, cert.get()), 0);
+    assert_int_equal(sk_X509_num(opened.chain), 1);
+    assert_int_equal(X509_cmp(sk_X509_value(opened.chain, 0), ca->certificate()), 0);
     int len = 0;
-    unsigned char* alias = X509_alias_get0(leaf, &len);
+    unsigned char* alias = X509_alias_get0(opened.leaf, &len);
     assert_non_null(alias);
     assert_true(std::string(reinterpret_cast<char*>(alias), static_cast<size_t>(len)) == "user01");
-    EVP_PKEY_free(key);
-    X509_free(leaf);
-    sk_X509_pop_free(chain, X509_free);
-    PKCS12_free(p12);
 }
 
 void issue_ec_p256(void**) { check_issued("ec:P-256", P12Encryption::aes256); }
 void issue_rsa_2048(void**) { check_issued("rsa:2048", P12Encryption::aes256); }
 void issue_rsa_3072(void**) { check_issued("rsa:3072", P12Encryption::aes256); }
 void issue_legacy_p12(void**) { check_issued("rsa:2048", P12Encryption::legacy); }
+void issue_ec_p256_keys_ahead(void**) { check_issued("ec:P-256", P12Encryption::aes256, true); }
+void issue_rsa_2048_keys_ahead(void**) { check_issued("rsa:2048", P12Encryption::aes256, true); }
+
+// Keys derived ahead are what protects the .p12 (not a second derivation
+// from the password at ⑥), each of its parts with fresh salts and IVs; keys
+// of another iteration count, and legacy, fall back to deriving at ⑥.
+void p12_keys_ahead_are_used_only_when_they_fit(void**) {
+    IssueRequest req = request("ec:P-256");
+    req.p12_iterations = kMinP12Iterations;
+    auto opens = [](const IssuedCertificate& c, const char* password) {
+        return OpenedP12(c.pkcs12, password).ok;
+    };
+    std::optional<P12Keys> other =
+        ca->derive_p12_keys("Other0rd!", P12Encryption::aes256, req.p12_iterations);
+    assert_true(other.has_value());
+    assert_int_equal(other->bag_key.size(), 32);
+    assert_int_equal(other->mac_key.size(), 32);
+    IssuedCertificate c = ca->issue(req, "Passw0rd!", P12Encryption::aes256, &*other);
+    assert_true(opens(c, "Other0rd!"));
+    assert_false(opens(c, "Passw0rd!"));
+
+    // Two derivations of one password: other salts, other keys.
+    std::optional<P12Keys> again =
+        ca->derive_p12_keys("Other0rd!", P12Encryption::aes256, req.p12_iterations);
+    assert_true(again->bag_salt != other->bag_salt && again->bag_key != other->bag_key);
+    assert_true(again->mac_salt != other->mac_salt && again->mac_key != other->mac_key);
+    // The same keys twice still give two different files (fresh IVs).
+    IssuedCertificate d = ca->issue(req, "Passw0rd!", P12Encryption::aes256, &*other);
+    assert_true(d.pkcs12 != c.pkcs12);
+
+    // Another count: derived now from the password.
+    P12Keys stale = *other;
+    stale.iterations = req.p12_iterations + 1;
+    IssuedCertificate e = ca->issue(req, "Passw0rd!", P12Encryption::aes256, &stale);
+    assert_true(opens(e, "Passw0rd!"));
+    // Legacy: never derived ahead, and keys given are not used.
+    assert_false(
+        ca->derive_p12_keys("Passw0rd!", P12Encryption::legacy, req.p12_iterations).has_value());
+    IssuedCertificate f = ca->issue(req, "Passw0rd!", P12Encryption::legacy, &*other);
+    assert_false(opens(f, "Other0rd!"));
+    // Keys cut short are refused, not used.
+    P12Keys cut = *other;
+    cut.mac_key.resize(16);
+    expect_contains(error_of([&] { ca->issue(req, "Passw0rd!", P12Encryption::aes256, &cut); }),
+                    "not whole");
+}
 
 void issue_refuses_bad_input(void**) {
     IssueRequest req = request("ec:P-256");
@@ -571,6 +639,31 @@ void openssl_command_line_agrees(void**) {
             &out),
         0);
 
+    // The same from keys derived ahead, with the iteration count in the file.
+    IssueRequest fast = request("ec:P-256");
+    fast.p12_iterations = 12345;
+    std::optional<P12Keys> keys =
+        ca->derive_p12_keys("Passw0rd!", P12Encryption::aes256, fast.p12_iterations);
+    IssuedCertificate ahead = ca->issue(fast, "Passw0rd!", P12Encryption::aes256, &*keys);
+    write_file(path("ahead.p12"), std::string(ahead.pkcs12.begin(), ahead.pkcs12.end()));
+    assert_int_equal(
+        run("openssl pkcs12 -info -nokeys -in '" + path("ahead.p12") + "' -passin pass:Passw0rd!",
+            &out),
+        0);
+    expect_contains(out, "MAC: sha256, Iteration 12345");
+    expect_contains(out, "PBES2, PBKDF2, AES-256-CBC, Iteration 12345, PRF hmacWithSHA256");
+    expect_contains(out, "friendlyName: user01");
+    expect_contains(out, "subject=");
+    assert_int_equal(
+        run("openssl pkcs12 -in '" + path("ahead.p12") + "' -passin pass:Passw0rd! -nocerts -nodes",
+            &out),
+        0);
+    expect_contains(out, "BEGIN PRIVATE KEY");
+    assert_int_not_equal(
+        run("openssl pkcs12 -info -noout -in '" + path("ahead.p12") + "' -passin pass:Wrong0rd!",
+            &out),
+        0);
+
     IssuedCertificate legacy = ca->issue(request("rsa:2048"), "Passw0rd!", P12Encryption::legacy);
     write_file(path("legacy.p12"), std::string(legacy.pkcs12.begin(), legacy.pkcs12.end()));
     assert_int_equal(run("openssl pkcs12 -legacy -info -noout -in '" + path("legacy.p12") +
@@ -607,6 +700,9 @@ int main() {
         cmocka_unit_test(issue_rsa_2048),
         cmocka_unit_test(issue_rsa_3072),
         cmocka_unit_test(issue_legacy_p12),
+        cmocka_unit_test(issue_ec_p256_keys_ahead),
+        cmocka_unit_test(issue_rsa_2048_keys_ahead),
+        cmocka_unit_test(p12_keys_ahead_are_used_only_when_they_fit),
         cmocka_unit_test(issue_refuses_bad_input),
         cmocka_unit_test(issue_from_several_threads),
         cmocka_unit_test(client_cert_check),

@@ -4,6 +4,7 @@
 // events.
 
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -66,6 +67,36 @@ static void sealing_needs_the_key(void **) {
     assert_false(unseal(key, tampered, &out));
     assert_false(unseal(key, box.substr(0, 10), &out));
     assert_true(seal(key, "x") != seal(key, "x"));  // a fresh nonce each time
+}
+
+// The .p12 keys derived ahead: readable only with the cookie's key, and only
+// for the sealed password they were derived from (a flow whose password was
+// replaced since, the registration's initial one, gets nothing).
+static void p12_keys_are_sealed_and_bound(void **) {
+    std::string key = random_bytes(32), other = random_bytes(32);
+    std::string sealed = seal(key, "Passw0rd!"), resealed = seal(key, "Passw0rd!");
+    P12Keys k;
+    k.iterations = 100000;
+    k.bag_salt = random_bytes(16);
+    k.bag_key = random_bytes(32);
+    k.mac_salt = random_bytes(16);
+    k.mac_key = random_bytes(32);
+    std::string box = seal_p12_keys(key, sealed, k);
+    assert_true(box.find(base64url_encode(k.bag_key)) == std::string::npos);
+    std::optional<P12Keys> back = unseal_p12_keys(key, sealed, box);
+    assert_true(back.has_value());
+    assert_int_equal(back->iterations, 100000);
+    assert_true(back->bag_salt == k.bag_salt && back->bag_key == k.bag_key);
+    assert_true(back->mac_salt == k.mac_salt && back->mac_key == k.mac_key);
+    assert_false(unseal_p12_keys(other, sealed, box).has_value());
+    assert_false(unseal_p12_keys(key, resealed, box).has_value());
+    std::string tampered = box;
+    tampered[20] ^= 1;
+    assert_false(unseal_p12_keys(key, sealed, tampered).has_value());
+    assert_false(unseal_p12_keys(key, sealed, seal(key, "p12keys1\n1\nx")).has_value());
+    k.iterations = 0;
+    assert_false(unseal_p12_keys(key, sealed, seal_p12_keys(key, sealed, k)).has_value());
+    assert_true(flow_p12_keys_key("abc") == "cg:flow:abc:p12keys");
 }
 
 static void digits_are_digits_and_vary(void **) {
@@ -255,6 +286,7 @@ int main() {
         cmocka_unit_test(base64url_round_trips),
         cmocka_unit_test(hmac_known_answer),
         cmocka_unit_test(sealing_needs_the_key),
+        cmocka_unit_test(p12_keys_are_sealed_and_bound),
         cmocka_unit_test(digits_are_digits_and_vary),
         cmocka_unit_test(flow_state_round_trips),
         cmocka_unit_test(flow_cookies_are_signed_and_expire),

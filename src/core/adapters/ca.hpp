@@ -184,7 +184,9 @@ class CaSigner final : public Signer {
     // Makes a key pair, a client certificate (the profile is in ca_issue.cpp)
     // and a PKCS#12 protected by p12_password. CPU-heavy: thread pool only.
     IssuedCertificate issue(const IssueRequest& request, const std::string& p12_password,
-                            P12Encryption enc) const override;
+                            P12Encryption enc, const P12Keys* ahead = nullptr) const override;
+    std::optional<P12Keys> derive_p12_keys(const std::string& p12_password, P12Encryption enc,
+                                           int iterations) const override;
 
     // Signs a v2 CRL (DER) listing `revoked`, with CRL number and AKI, valid
     // from now for next_update_hours.

@@ -10,8 +10,11 @@
 //   basicConstraints critical CA:FALSE
 //   SKI, AKI (keyid), SAN email:<mail>, CRL distribution point <crl_url>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
+#include <openssl/rand.h>
 
 #include <cctype>
 #include <cstdlib>
@@ -20,6 +23,7 @@
 #include "core/adapters/ca.hpp"
 #include "core/adapters/ca_openssl.hpp"
 #include "core/adapters/key_pool.hpp"
+#include "core/base/secrets.hpp"
 
 namespace certgate {
 
@@ -171,10 +175,225 @@ std::vector<uint8_t> make_pkcs12(const std::string& friendly_name, EVP_PKEY* key
     return bio_bytes(out.get());
 }
 
+// --- the PKCS#12 around keys derived ahead (P12Keys) -----------------------------------
+//
+// The same structure as PKCS12_create's with aes256: an encrypted-data safe
+// with the user's and the CA's certificate bags, a data safe with the
+// shrouded key bag, both bags PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC), and a
+// SHA-256 MAC keyed by the PKCS#12 KDF. Only the keys come from `keys`
+// instead of three derivations now; every IV is fresh.
+
+constexpr size_t kP12SaltBytes = 16;
+constexpr size_t kP12KeyBytes = 32;  // AES-256, and SHA-256's output for the MAC key
+
+std::string random_string(size_t n) {
+    std::string out(n, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
+        fail("the random generator failed");
+    return out;
+}
+
+struct Der {  // OpenSSL-allocated DER, wiped when freed (it may hold a private key)
+    unsigned char* p = nullptr;
+    int len = 0;
+    ~Der() { OPENSSL_clear_free(p, len > 0 ? static_cast<size_t>(len) : 0); }
+};
+
+std::string aes256_cbc(const std::string& key, const std::string& iv, const Der& plain) {
+    std::unique_ptr<EVP_CIPHER_CTX, void (*)(EVP_CIPHER_CTX*)> ctx(EVP_CIPHER_CTX_new(),
+                                                                   EVP_CIPHER_CTX_free);
+    std::string out(static_cast<size_t>(plain.len) + 16, '\0');
+    int n = 0, tail = 0;
+    auto* o = reinterpret_cast<unsigned char*>(out.data());
+    if (!ctx || key.size() != kP12KeyBytes || iv.size() != 16 ||
+        EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_cbc(), nullptr,
+                           reinterpret_cast<const unsigned char*>(key.data()),
+                           reinterpret_cast<const unsigned char*>(iv.data())) != 1 ||
+        EVP_EncryptUpdate(ctx.get(), o, &n, plain.p, plain.len) != 1 ||
+        EVP_EncryptFinal_ex(ctx.get(), o + n, &tail) != 1)
+        fail("cannot encrypt the PKCS#12 bags");
+    out.resize(static_cast<size_t>(n) + static_cast<size_t>(tail));
+    return out;
+}
+
+// PBES2 parameters naming the salt and iteration count the key came from, and `iv`.
+X509_ALGOR* pbes2_algorithm(const P12Keys& keys, const std::string& iv) {
+    std::string salt = keys.bag_salt, ivc = iv;
+    X509_ALGOR* alg = PKCS5_pbe2_set_iv(
+        EVP_aes_256_cbc(), keys.iterations, reinterpret_cast<unsigned char*>(salt.data()),
+        static_cast<int>(salt.size()), reinterpret_cast<unsigned char*>(ivc.data()),
+        NID_hmacWithSHA256);
+    if (!alg) fail("cannot describe the PKCS#12 encryption");
+    return alg;
+}
+
+void add_bag_names(PKCS12_SAFEBAG* bag, const std::string& friendly_name,
+                   const unsigned char* key_id, unsigned key_id_len) {
+    if (!PKCS12_add_friendlyname_utf8(bag, friendly_name.c_str(), -1) ||
+        !PKCS12_add_localkeyid(bag, const_cast<unsigned char*>(key_id),
+                               static_cast<int>(key_id_len)))
+        fail("cannot name the PKCS#12 bags");
+}
+
+using SafeBags = std::unique_ptr<STACK_OF(PKCS12_SAFEBAG), void (*)(STACK_OF(PKCS12_SAFEBAG)*)>;
+using Safes = std::unique_ptr<STACK_OF(PKCS7), void (*)(STACK_OF(PKCS7)*)>;
+
+SafeBags new_bags() {
+    SafeBags bags(sk_PKCS12_SAFEBAG_new_null(), [](STACK_OF(PKCS12_SAFEBAG) * s) {
+        sk_PKCS12_SAFEBAG_pop_free(s, PKCS12_SAFEBAG_free);
+    });
+    if (!bags) fail("out of memory");
+    return bags;
+}
+
+void push_bag(STACK_OF(PKCS12_SAFEBAG) * bags, PKCS12_SAFEBAG* bag) {
+    if (!bag || !sk_PKCS12_SAFEBAG_push(bags, bag)) {
+        PKCS12_SAFEBAG_free(bag);
+        fail("cannot make the PKCS#12 bags");
+    }
+}
+
+std::vector<uint8_t> make_pkcs12_ahead(const std::string& friendly_name, EVP_PKEY* key, X509* cert,
+                                       X509* ca_cert, const P12Keys& keys) {
+    if (keys.iterations < 1 || keys.bag_key.size() != kP12KeyBytes ||
+        keys.mac_key.size() != kP12KeyBytes || keys.bag_salt.empty() || keys.mac_salt.empty())
+        throw CaError("the PKCS#12 keys derived ahead are not whole");
+    unsigned char key_id[EVP_MAX_MD_SIZE];
+    unsigned key_id_len = 0;
+    if (!X509_digest(cert, EVP_sha1(), key_id, &key_id_len)) fail("cannot hash the certificate");
+
+    // The certificates: encrypted data.
+    SafeBags cert_bags = new_bags();
+    PKCS12_SAFEBAG* user_bag = PKCS12_SAFEBAG_create_cert(cert);
+    push_bag(cert_bags.get(), user_bag);
+    add_bag_names(user_bag, friendly_name, key_id, key_id_len);
+    push_bag(cert_bags.get(), PKCS12_SAFEBAG_create_cert(ca_cert));
+    Der cert_der;
+    cert_der.len = ASN1_item_i2d(reinterpret_cast<ASN1_VALUE*>(cert_bags.get()), &cert_der.p,
+                                 ASN1_ITEM_rptr(PKCS12_SAFEBAGS));
+    if (cert_der.len <= 0) fail("cannot encode the PKCS#12 certificates");
+    std::string iv = random_string(16);
+    std::string sealed_certs = aes256_cbc(keys.bag_key, iv, cert_der);
+    PKCS7* cert_safe = PKCS7_new();
+    if (!cert_safe || !PKCS7_set_type(cert_safe, NID_pkcs7_encrypted)) {
+        PKCS7_free(cert_safe);
+        fail("out of memory");
+    }
+    Safes safes(sk_PKCS7_new_null(), [](STACK_OF(PKCS7) * s) { sk_PKCS7_pop_free(s, PKCS7_free); });
+    if (!safes || !sk_PKCS7_push(safes.get(), cert_safe)) {
+        PKCS7_free(cert_safe);
+        fail("out of memory");
+    }
+    PKCS7_ENC_CONTENT* enc = cert_safe->d.encrypted->enc_data;
+    X509_ALGOR_free(enc->algorithm);
+    enc->algorithm = pbes2_algorithm(keys, iv);
+    // The content is OPTIONAL in the ASN.1, so PKCS7_set_type leaves it out.
+    if (!enc->enc_data) enc->enc_data = ASN1_OCTET_STRING_new();
+    if (!enc->enc_data ||
+        !ASN1_OCTET_STRING_set(enc->enc_data,
+                               reinterpret_cast<const unsigned char*>(sealed_certs.data()),
+                               static_cast<int>(sealed_certs.size())))
+        fail("out of memory");
+
+    // The key: a shrouded key bag in a data safe.
+    Der p8_der;
+    {
+        std::unique_ptr<PKCS8_PRIV_KEY_INFO, void (*)(PKCS8_PRIV_KEY_INFO*)> p8(
+            EVP_PKEY2PKCS8(key), PKCS8_PRIV_KEY_INFO_free);
+        if (!p8) fail("cannot encode the private key");
+        p8_der.len = i2d_PKCS8_PRIV_KEY_INFO(p8.get(), &p8_der.p);
+        if (p8_der.len <= 0) fail("cannot encode the private key");
+    }
+    iv = random_string(16);
+    std::string sealed_key = aes256_cbc(keys.bag_key, iv, p8_der);
+    X509_SIG* shrouded = X509_SIG_new();
+    X509_ALGOR* alg = nullptr;
+    ASN1_OCTET_STRING* digest = nullptr;
+    if (shrouded) X509_SIG_getm(shrouded, &alg, &digest);
+    X509_ALGOR* pbe = shrouded ? pbes2_algorithm(keys, iv) : nullptr;
+    bool built =
+        pbe && X509_ALGOR_copy(alg, pbe) &&
+        ASN1_OCTET_STRING_set(digest, reinterpret_cast<const unsigned char*>(sealed_key.data()),
+                              static_cast<int>(sealed_key.size()));
+    X509_ALGOR_free(pbe);
+    if (!built) {
+        X509_SIG_free(shrouded);
+        fail("cannot make the PKCS#12 key bag");
+    }
+    SafeBags key_bags = new_bags();
+    PKCS12_SAFEBAG* key_bag = PKCS12_SAFEBAG_create0_pkcs8(shrouded);
+    if (!key_bag) X509_SIG_free(shrouded);
+    push_bag(key_bags.get(), key_bag);
+    add_bag_names(key_bag, friendly_name, key_id, key_id_len);
+    PKCS7* key_safe = PKCS12_pack_p7data(key_bags.get());
+    if (!key_safe || !sk_PKCS7_push(safes.get(), key_safe)) {
+        PKCS7_free(key_safe);
+        fail("cannot make the PKCS#12 key safe");
+    }
+
+    // The PFX and its MAC over the encoded safes (what PKCS12_add_safes packs).
+    Pkcs12Ptr p12(PKCS12_add_safes(safes.get(), 0));
+    if (!p12) fail("cannot make the PKCS#12 file");
+    Der safes_der;
+    safes_der.len = ASN1_item_i2d(reinterpret_cast<ASN1_VALUE*>(safes.get()), &safes_der.p,
+                                  ASN1_ITEM_rptr(PKCS12_AUTHSAFES));
+    if (safes_der.len <= 0) fail("cannot encode the PKCS#12 safes");
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    std::string mac_salt = keys.mac_salt;
+    const ASN1_OCTET_STRING* mac_slot = nullptr;
+    if (!PKCS12_setup_mac(p12.get(), keys.iterations,
+                          reinterpret_cast<unsigned char*>(mac_salt.data()),
+                          static_cast<int>(mac_salt.size()), EVP_sha256()) ||
+        !HMAC(EVP_sha256(), keys.mac_key.data(), static_cast<int>(keys.mac_key.size()), safes_der.p,
+              static_cast<size_t>(safes_der.len), mac, &mac_len))
+        fail("cannot protect the PKCS#12 file with a MAC");
+    PKCS12_get0_mac(&mac_slot, nullptr, nullptr, nullptr, p12.get());
+    // The slot PKCS12_setup_mac left empty, inside p12 (PKCS12_set_mac fills it the same way).
+    if (!mac_slot || !ASN1_OCTET_STRING_set(const_cast<ASN1_OCTET_STRING*>(mac_slot), mac,
+                                            static_cast<int>(mac_len)))
+        fail("cannot protect the PKCS#12 file with a MAC");
+    BioPtr out = memory_bio();
+    if (i2d_PKCS12_bio(out.get(), p12.get()) != 1) fail("cannot encode the PKCS#12 file");
+    return bio_bytes(out.get());
+}
+
 }  // namespace
 
+P12Keys::~P12Keys() {
+    wipe(bag_key);
+    wipe(mac_key);
+}
+
+std::optional<P12Keys> CaSigner::derive_p12_keys(const std::string& password, P12Encryption enc,
+                                                 int iterations) const {
+    if (enc != P12Encryption::aes256) return std::nullopt;
+    if (password.empty()) throw CaError("refusing to write a PKCS#12 without a password");
+    if (iterations < 1) throw CaError("the PKCS#12 iteration count must be positive");
+    P12Keys k;
+    k.iterations = iterations;
+    k.bag_salt = random_string(kP12SaltBytes);
+    k.mac_salt = random_string(kP12SaltBytes);
+    k.bag_key.assign(kP12KeyBytes, '\0');
+    k.mac_key.assign(kP12KeyBytes, '\0');
+    if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                          reinterpret_cast<const unsigned char*>(k.bag_salt.data()),
+                          static_cast<int>(k.bag_salt.size()), iterations, EVP_sha256(),
+                          static_cast<int>(kP12KeyBytes),
+                          reinterpret_cast<unsigned char*>(k.bag_key.data())) != 1 ||
+        PKCS12_key_gen_utf8(password.c_str(), -1,
+                            reinterpret_cast<unsigned char*>(k.mac_salt.data()),
+                            static_cast<int>(k.mac_salt.size()), PKCS12_MAC_ID, iterations,
+                            static_cast<int>(kP12KeyBytes),
+                            reinterpret_cast<unsigned char*>(k.mac_key.data()), EVP_sha256()) != 1)
+        fail("cannot derive the PKCS#12 keys");
+    return k;
+}
+
+namespace {}  // namespace
+
 IssuedCertificate CaSigner::issue(const IssueRequest& req, const std::string& p12_password,
-                                  P12Encryption enc) const {
+                                  P12Encryption enc, const P12Keys* ahead) const {
     if (req.user_id.empty()) throw CaError("cannot issue a certificate without a user ID");
     time_t not_after = certificate_not_after(req.now, req.timezone, req.validity_days);
     PKey key = pooled_or_new_key(req.key_type);
@@ -215,8 +434,12 @@ IssuedCertificate CaSigner::issue(const IssueRequest& req, const std::string& p1
     BioPtr pem = memory_bio();
     if (!PEM_write_bio_X509(pem.get(), cert.get())) fail("cannot encode the certificate");
     out.cert_pem = bio_text(pem.get());
-    out.pkcs12 = make_pkcs12(req.user_id, key.get(), cert.get(), cert_.get(), p12_password, enc,
-                             req.p12_iterations);
+    // Keys derived ahead serve only the count and encryption they were made for.
+    if (ahead && enc == P12Encryption::aes256 && ahead->iterations == req.p12_iterations)
+        out.pkcs12 = make_pkcs12_ahead(req.user_id, key.get(), cert.get(), cert_.get(), *ahead);
+    else
+        out.pkcs12 = make_pkcs12(req.user_id, key.get(), cert.get(), cert_.get(), p12_password, enc,
+                                 req.p12_iterations);
     out.file_name = p12_file_name(req.user_id, req.now, req.timezone);
     return out;
 }

@@ -1,8 +1,10 @@
 #include "core/app/flow.hpp"
 
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <sstream>
+#include <vector>
 
 #include "core/base/encoding.hpp"
 #include "core/base/secrets.hpp"
@@ -199,6 +201,59 @@ std::string flow_claim_key(const std::string &flow_id, const char *what) {
     return "cg:flow:" + flow_id + ":" + what;
 }
 
+std::string flow_p12_keys_key(const std::string &flow_id) {
+    return "cg:flow:" + flow_id + ":p12keys";
+}
+
+namespace {
+constexpr const char *kP12KeysVersion = "p12keys1";
+std::string p12_keys_binding(const std::string &cookie_key, const std::string &sealed_password) {
+    return base64url_encode(hmac_sha256(cookie_key, "p12keys|" + sealed_password));
+}
+}  // namespace
+
+std::string seal_p12_keys(const std::string &cookie_key, const std::string &sealed_password,
+                          const P12Keys &keys) {
+    std::string text = std::string(kP12KeysVersion) + "\n" + std::to_string(keys.iterations) +
+                       "\n" + p12_keys_binding(cookie_key, sealed_password) + "\n" +
+                       base64url_encode(keys.bag_salt) + "\n" + base64url_encode(keys.bag_key) +
+                       "\n" + base64url_encode(keys.mac_salt) + "\n" +
+                       base64url_encode(keys.mac_key);
+    std::string box = seal(cookie_key, text);
+    wipe(text);
+    return box;
+}
+
+std::optional<P12Keys> unseal_p12_keys(const std::string &cookie_key,
+                                       const std::string &sealed_password, const std::string &box) {
+    std::string text;
+    if (!unseal(cookie_key, box, &text)) return std::nullopt;
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (;;) {
+        size_t nl = text.find('\n', start);
+        parts.push_back(text.substr(start, nl == std::string::npos ? nl : nl - start));
+        if (nl == std::string::npos) break;
+        start = nl + 1;
+    }
+    wipe(text);
+    std::optional<P12Keys> out;
+    P12Keys k;
+    char *end = nullptr;
+    if (parts.size() == 7 && parts[0] == kP12KeysVersion &&
+        equal_secrets(parts[2], p12_keys_binding(cookie_key, sealed_password)) &&
+        base64url_decode(parts[3], &k.bag_salt) && base64url_decode(parts[4], &k.bag_key) &&
+        base64url_decode(parts[5], &k.mac_salt) && base64url_decode(parts[6], &k.mac_key)) {
+        long n = std::strtol(parts[1].c_str(), &end, 10);
+        if (end != parts[1].c_str() && *end == '\0' && n > 0 && n <= kMaxP12Iterations) {
+            k.iterations = static_cast<int>(n);
+            out = k;
+        }
+    }
+    for (auto &p : parts) wipe(p);
+    return out;
+}
+
 std::string code_hash(const std::string &secret, const std::string &flow_id,
                       const std::string &code) {
     return hmac_sha256(secret, "code|" + flow_id + "|" + code);
@@ -232,6 +287,7 @@ void save_flow(Kv &mc, const Flow &flow, int64_t now) {
 void end_flow(Kv &mc, const std::string &flow_id) {
     mc.remove(flow_key(flow_id));
     mc.remove(flow_code_tries_key(flow_id));
+    mc.remove(flow_p12_keys_key(flow_id));
 }
 
 }  // namespace certgate

@@ -13,6 +13,7 @@
 
 #include "core/config/settings.hpp"
 #include "core/ports/kv.hpp"
+#include "core/ports/signer.hpp"
 
 namespace certgate {
 
@@ -88,6 +89,17 @@ std::string flow_key(const std::string &flow_id);
 std::string flow_code_tries_key(const std::string &flow_id);
 std::string flow_claim_key(const std::string &flow_id, const char *what);
 
+// The .p12's keys derived ahead from the flow's password (P12Keys), kept
+// beside the flow under flow_p12_keys_key: sealed with the flow cookie's
+// key like the password, and bound to the sealed password they came from,
+// so keys of a password the flow has since replaced (the registration's
+// initial one) are never used. Nullopt for anything else.
+std::string flow_p12_keys_key(const std::string &flow_id);
+std::string seal_p12_keys(const std::string &cookie_key, const std::string &sealed_password,
+                          const P12Keys &keys);
+std::optional<P12Keys> unseal_p12_keys(const std::string &cookie_key,
+                                       const std::string &sealed_password, const std::string &box);
+
 // The auth code's hash, bound to the flow so a code is good for its flow only.
 std::string code_hash(const std::string &secret, const std::string &flow_id,
                       const std::string &code);
@@ -101,6 +113,7 @@ bool csrf_valid(const std::string &secret, const std::string &seed, const std::s
 // or ended); KvError when memcached does not answer.
 std::optional<Flow> load_flow(Kv &mc, const std::string &flow_id);
 void save_flow(Kv &mc, const Flow &flow, int64_t now);
+// Removes the flow, its code tries and its .p12 keys.
 void end_flow(Kv &mc, const std::string &flow_id);
 
 }  // namespace certgate

@@ -7,7 +7,7 @@ namespace certgate {
 
 IssuedCertificate issue_pending(const Settings &s, Store &store, const Signer &signer,
                                 const std::string &user_id, const std::string &p12_password,
-                                int64_t now) {
+                                int64_t now, const P12Keys *p12_keys_ahead) {
     auto user = store.find_user(user_id);
     if (!user || user->state != UserState::active || user->blocked)
         throw IssuanceRefused("user " + user_id + " cannot be issued a certificate now");
@@ -26,8 +26,9 @@ IssuedCertificate issue_pending(const Settings &s, Store &store, const Signer &s
     req.validity_days = static_cast<int>(s.cert_validity_days);
     req.crl_url = s.crl_url;
     req.p12_iterations = s.p12_iterations;
-    IssuedCertificate issued = signer.issue(
-        req, p12_password, s.p12_legacy ? P12Encryption::legacy : P12Encryption::aes256);
+    IssuedCertificate issued =
+        signer.issue(req, p12_password,
+                     s.p12_legacy ? P12Encryption::legacy : P12Encryption::aes256, p12_keys_ahead);
 
     Certificate cert;
     cert.serial = issued.serial_hex;

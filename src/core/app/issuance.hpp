@@ -27,7 +27,7 @@ struct IssuanceRefused : std::runtime_error {
 // recorded) or StoreError.
 IssuedCertificate issue_pending(const Settings &settings, Store &store, const Signer &signer,
                                 const std::string &user_id, const std::string &p12_password,
-                                int64_t now);
+                                int64_t now, const P12Keys *p12_keys_ahead = nullptr);
 
 // The .p12 was handed over (its download answered): the certificate goes
 // live, superseding the user's previous one. StoreConflict when it is no

@@ -84,6 +84,24 @@ struct RevokedEntry {
     std::string reason;  // keyCompromise, superseded, cessationOfOperation, ...
 };
 
+// The PKCS#12's key derivations, done ahead (issue 18): at ④, once the
+// password is known, a background task of the crypto pool derives them
+// with fresh salts, and ⑥ builds the .p12 around them instead of spending
+// three derivations of certgate_p12_iterations on the clerk's wait. The
+// same key encrypts the key bag and the certificate bag (each with its own
+// random IV); the MAC key comes from the PKCS#12 KDF as PKCS12_set_mac's.
+// Held only sealed with the flow cookie's key, taken once, wiped.
+struct P12Keys {
+    int iterations = 0;
+    std::string bag_salt, bag_key;  // PBKDF2-HMAC-SHA256 -> the AES-256-CBC key
+    std::string mac_salt, mac_key;  // PKCS#12 KDF (SHA-256, ID 3) -> the HMAC-SHA256 key
+
+    P12Keys() = default;
+    P12Keys(const P12Keys&) = default;
+    P12Keys& operator=(const P12Keys&) = default;
+    ~P12Keys();  // wipes the keys
+};
+
 // Safe to call from several thread-pool threads at once.
 class Signer {
   public:
@@ -91,8 +109,17 @@ class Signer {
 
     // Makes a key pair, a client certificate and a PKCS#12 protected by
     // p12_password. Throws CaError (CaKeyError when the CA key failed).
+    // `ahead`: the PKCS#12 keys derived before from the same password with
+    // enc and request.p12_iterations (nullptr, or another count or
+    // encryption: derived now).
     virtual IssuedCertificate issue(const IssueRequest& request, const std::string& p12_password,
-                                    P12Encryption enc) const = 0;
+                                    P12Encryption enc, const P12Keys* ahead = nullptr) const = 0;
+
+    // The keys for issue()'s `ahead`, for aes256 only (nullopt for legacy,
+    // whose 3DES and RC2 bags are derived at ⑥ as before). Seconds of CPU
+    // at high iteration counts: a crypto pool's work.
+    virtual std::optional<P12Keys> derive_p12_keys(const std::string& p12_password,
+                                                   P12Encryption enc, int iterations) const = 0;
 
     // Signs a v2 CRL (DER) listing `revoked`, valid for validity_seconds.
     virtual std::vector<uint8_t> make_crl_seconds(const std::vector<RevokedEntry>& revoked,

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -70,7 +71,8 @@ struct PortalOutcome {
     Result result = Result::none;
     ErrorCode error = ErrorCode::unavailable;  // when refused
     bool code_sent = false;
-    bool issued = false;  // a certificate was made (key type: certgate_key_type)
+    bool issued = false;          // a certificate was made (key type: certgate_key_type)
+    bool p12_keys_ahead = false;  // ... with the .p12 keys derived ahead (P12Keys)
 };
 
 struct PortalResponse {
@@ -87,6 +89,9 @@ struct PortalResponse {
     // An authentication failure (wrong password or code, locked, blocked):
     // the glue counts it against the client address (per-source throttle).
     bool auth_failure = false;
+    // Work for the crypto pool once the answer is on its way (the .p12
+    // keys derived ahead); it must capture copies, never the request.
+    std::function<void()> after;
 };
 
 // Cookie names. __Host- makes browsers insist on Secure, Path=/ and no Domain.

@@ -191,7 +191,9 @@ PortalResponse register_master(const Runtime &rt, Portal::Context &c) {
     if (auto refused = code_mail_refusal(rt, c, store, flow.user_id)) return *refused;
     c.res.set_cookies.push_back(
         cookie(kFlowCookie, encode_flow_cookie(s.secret, fc), static_cast<long>(lifetime)));
-    return to_code_screen(rt, c, mail_flow_code(c, store, mc, flow));
+    bool sent = mail_flow_code(c, store, mc, flow);
+    derive_p12_keys_after(rt, c, fc, flow, new_password);
+    return to_code_screen(rt, c, sent);
 }
 
 // 一般ユーザーの初期登録, after ④ passed with the initial password: the new
@@ -233,7 +235,9 @@ PortalResponse register_password(const Runtime &rt, Portal::Context &c) {
     flow->new_password_hash = hash_password(new_password);
     Store &store = thread_store(s.store_uri);
     if (auto refused = code_mail_refusal(rt, c, store, flow->user_id)) return *refused;
-    return to_code_screen(rt, c, mail_flow_code(c, store, mc, *flow));
+    bool sent = mail_flow_code(c, store, mc, *flow);
+    derive_p12_keys_after(rt, c, flow_cookie, *flow, new_password);
+    return to_code_screen(rt, c, sent);
 }
 
 // --- the master user's pages ---------------------------------------------------------

@@ -213,11 +213,72 @@ static PortalResponse issue_auth(const Runtime &rt_, Portal::Context &c) {
     // ⑤: the code, drawn from the CSPRNG, kept only as a hash bound to the
     // flow, mailed now if the relay takes it (the outbox keeps it otherwise).
     bool sent = mail_flow_code(c, store, mc, flow);
+    derive_p12_keys_after(rt_, c, fc, flow, password);
     if (!sent) {
         code = ErrorCode::mail_not_sent;
         return code_screen(rt_, c, &code, error_message(code, c.lang));
     }
     return go_next(c, c.url("issue/code"));
+}
+
+// The .p12's keys, derived while the clerk reads the code mail (issue 18):
+// after this answer, in the crypto pool, and kept only while the flow is
+// still at ⑤ or ⑥ with this very password. Each step re-reads the flow, so
+// a flow that ended, moved on to ⑦ or took a new password in the meantime
+// keeps nothing behind.
+void derive_p12_keys_after(const Runtime &rt, Portal::Context &c, const FlowCookie &fc,
+                           const Flow &flow, const std::string &password) {
+    const Settings &s = c.s;
+    if (s.p12_legacy || !rt.ca || password.empty()) return;
+    struct Job {
+        std::string password, cookie_key, sealed_password, flow_id;
+        int64_t expires_at = 0;
+        int iterations = 0;
+        ~Job() {
+            wipe(password);
+            wipe(cookie_key);
+        }
+    };
+    auto job = std::make_shared<Job>();
+    job->password = password;
+    job->cookie_key = fc.key;
+    job->sealed_password = flow.sealed_password;
+    job->flow_id = flow.id;
+    job->expires_at = flow.expires_at;
+    job->iterations = s.p12_iterations;
+    auto settings = std::make_shared<const Settings>(s);
+    const Signer *signer = rt.ca.get();
+    c.res.after = [job, settings, signer]() {
+        std::optional<P12Keys> keys =
+            signer->derive_p12_keys(job->password, P12Encryption::aes256, job->iterations);
+        wipe(job->password);
+        if (!keys) return;
+        Kv &mc = thread_kv(*settings);
+        auto waiting = [&] {
+            std::optional<Flow> f = load_flow(mc, job->flow_id);
+            return f && f->sealed_password == job->sealed_password &&
+                   (f->step == FlowStep::code_sent || f->step == FlowStep::code_ok);
+        };
+        long ttl = static_cast<long>(job->expires_at - static_cast<int64_t>(std::time(nullptr)));
+        if (ttl < 1 || !waiting()) return;
+        const std::string key = flow_p12_keys_key(job->flow_id);
+        mc.set(key, seal_p12_keys(job->cookie_key, job->sealed_password, *keys), ttl);
+        // ⑦ may have begun between the two reads: it then derives its own
+        // keys, and these must not outlive the flow's use of them.
+        if (!waiting()) mc.remove(key);
+    };
+}
+
+std::optional<P12Keys> take_p12_keys(Kv &mc, const FlowCookie &fc, const Flow &flow) {
+    try {
+        const std::string key = flow_p12_keys_key(flow.id);
+        std::optional<std::string> box = mc.get(key);
+        if (!box) return std::nullopt;
+        mc.remove(key);
+        return unseal_p12_keys(fc.key, flow.sealed_password, *box);
+    } catch (const KvError &) {
+        return std::nullopt;  // derived at ⑥ instead
+    }
 }
 
 // ⑤ 認証コード入力.
@@ -556,9 +617,12 @@ PortalResponse issue_confirm(const Runtime &rt, Portal::Context &c) {
             save_flow(mc, *flow, c.req.now);
         }
         test_delay(c, "keygen_delay_ms");
-        issued = issue_pending(s, store, *rt.ca, flow->user_id, password, c.req.now);
+        std::optional<P12Keys> ahead = take_p12_keys(mc, fc, *flow);
+        issued = issue_pending(s, store, *rt.ca, flow->user_id, password, c.req.now,
+                               ahead ? &*ahead : nullptr);
         wipe(password);
         c.res.outcome.issued = true;
+        c.res.outcome.p12_keys_ahead = ahead && ahead->iterations == s.p12_iterations;
     } catch (const std::exception &e) {
         // Nothing recorded: the flow goes back to ⑥ so 発行 can be pressed again.
         // Only a failed signature of the CA key is the HSM failing.

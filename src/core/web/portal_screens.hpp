@@ -128,6 +128,13 @@ bool complete_registration_flow(Store &store, const Flow &flow, std::string *err
 // flow.mail through the outbox. False when the relay did not take it now (the
 // outbox retries it); the reason goes to the error log.
 bool mail_flow_code(Portal::Context &c, Store &store, Kv &mc, Flow &flow);
+// Once the flow holds `password` (sealed) for ⑥: its .p12 keys derived
+// after the answer (c.res.after), so ⑥ need not (P12Keys).
+void derive_p12_keys_after(const Runtime &rt, Portal::Context &c, const FlowCookie &fc,
+                           const Flow &flow, const std::string &password);
+// ⑥: the keys derived ahead for this flow and password, taken (removed);
+// nullopt when there are none yet, or memcached does not answer.
+std::optional<P12Keys> take_p12_keys(Kv &mc, const FlowCookie &fc, const Flow &flow);
 // R21: before a code is mailed, the user's budget of code tries and code
 // mails for the window (certgate_code_budget); a 429 refusal when spent.
 std::optional<PortalResponse> code_mail_refusal(const Runtime &rt, Portal::Context &c, Store &store,
