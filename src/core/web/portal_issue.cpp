@@ -249,16 +249,22 @@ void derive_p12_keys_after(const Runtime &rt, Portal::Context &c, const FlowCook
     auto settings = std::make_shared<const Settings>(s);
     const Signer *signer = rt.ca.get();
     c.res.after = [job, settings, signer]() {
-        std::optional<P12Keys> keys =
-            signer->derive_p12_keys(job->password, P12Encryption::aes256, job->iterations);
-        wipe(job->password);
-        if (!keys) return;
         Kv &mc = thread_kv(*settings);
         auto waiting = [&] {
             std::optional<Flow> f = load_flow(mc, job->flow_id);
             return f && f->sealed_password == job->sealed_password &&
                    (f->step == FlowStep::code_sent || f->step == FlowStep::code_ok);
         };
+        // A task that waited in the pool until ⑦ began (or the flow ended)
+        // derives nothing: ⑥ has derived its own by then.
+        if (!waiting()) {
+            wipe(job->password);
+            return;
+        }
+        std::optional<P12Keys> keys =
+            signer->derive_p12_keys(job->password, P12Encryption::aes256, job->iterations);
+        wipe(job->password);
+        if (!keys) return;
         long ttl = static_cast<long>(job->expires_at - static_cast<int64_t>(std::time(nullptr)));
         if (ttl < 1 || !waiting()) return;
         const std::string key = flow_p12_keys_key(job->flow_id);
