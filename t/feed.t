@@ -68,15 +68,26 @@ sub session {
     return $jar;
 }
 
-# Seconds until $cond->() holds, polling every 50 ms; undef past $limit.
+# Seconds from now until a probe that began then found $cond->() true,
+# probing every 50 ms; undef past $limit. The time is when the probe was sent,
+# not when its answer came back: on a loaded machine (CI runs the suites two
+# at a time) a request can take a few hundred ms to be answered, and what is
+# measured is how soon the node refuses, not how soon the client hears it.
 sub within {
     my ($limit, $cond) = @_;
     my $start = time;
     while (time - $start < $limit) {
-        return time - $start if $cond->();
+        my $asked = time;
+        return $asked - $start if $cond->();
         sleep 0.05;
     }
     return undef;
+}
+
+# A test name with the time it took, so the log shows the figure either way.
+sub took {
+    my ($name, $took, $never) = @_;
+    return sprintf('%s (%s)', $name, defined $took ? sprintf('%.2f s', $took) : $never);
 }
 
 sub ready { my $r = $t->get('/certgate/health/ready'); return ($r, Certgate::Test::json_of($r)) }
@@ -98,14 +109,12 @@ subtest 'default settings: refused on the other side within 2 s' => sub {
     my ($rc, $out) = $t->certgatectl('cert', 'revoke', $serial{revoke01}, '--reason', 'keyCompromise');
     is($rc, 0, 'certgatectl cert revoke') or diag $out;
     my $took = within(3, sub { app('revoke01', $jar{revoke01}) != 200 });
-    ok(defined $took && $took < 2, 'the revoked certificate is refused within 2 s')
-        or diag('took ' . ($took // 'more than 3 s'));
+    ok(defined $took && $took < 2, took('the revoked certificate is refused within 2 s', $took, 'more than 3 s'));
 
     ($rc, $out) = $t->certgatectl('user', 'block', 'block001');
     is($rc, 0, 'certgatectl user block') or diag $out;
     $took = within(3, sub { app('block001', $jar{block001}) != 200 });
-    ok(defined $took && $took < 2, "the blocked user's session ends within 2 s")
-        or diag('took ' . ($took // 'more than 3 s'));
+    ok(defined $took && $took < 2, took("the blocked user's session ends within 2 s", $took, 'more than 3 s'));
 
     # A logout is a session.logout event, read back from the store like the
     # others: a copy of the cookie from before it stands for another node.
@@ -114,8 +123,7 @@ subtest 'default settings: refused on the other side within 2 s' => sub {
     ok($t->submit('/certgate/logout', {}, jar => $jar{logout01}, cert => 'logout01')->{json}{ok},
         'logout01 logs out');
     $took = within(3, sub { app('logout01', $copy) != 200 });
-    ok(defined $took && $took < 2, 'the cookie kept from before the logout is refused within 2 s')
-        or diag('took ' . ($took // 'more than 3 s'));
+    ok(defined $took && $took < 2, took('the cookie kept from before the logout is refused within 2 s', $took, 'more than 3 s'));
     is(app('steady01', session('steady01')), 200, 'others still pass');
 };
 
@@ -155,8 +163,7 @@ subtest 'a store out of reach past certgate_sync_max_lag: 503, health says stale
 
     unlink "$db.feed-down";
     $took = within(5, sub { app('outage01', $jar) == 200 });
-    ok(defined $took && $took < 2, 'the same session passes again by itself, no reload')
-        or diag('took ' . ($took // 'more than 5 s'));
+    ok(defined $took && $took < 2, took('the same session passes again by itself, no reload', $took, 'more than 5 s'));
     ($r, $j) = ready();
     is($r->{status}, 200, 'health/ready: 200 again') or diag $r->{body};
     ok($j->{feed}{fresh} && $j->{feed}{lag_seconds} <= 1, 'fresh, lag_seconds small');
@@ -195,8 +202,7 @@ subtest 'a store restored from a backup: the set is loaded again, no event skipp
     ($rc, $out) = $t->certgatectl('cert', 'revoke', $serial{restore1}, '--reason', 'keyCompromise');
     is($rc, 0, 'a revocation after the restore') or diag $out;
     $took = within(3, sub { app('restore1', $jar) != 200 });
-    ok(defined $took && $took < 2, 'refused within 2 s: its event was not skipped')
-        or diag('took ' . ($took // 'more than 3 s'));
+    ok(defined $took && $took < 2, took('refused within 2 s: its event was not skipped', $took, 'more than 3 s'));
     is(app('steady01', session('steady01')), 200, 'others pass');
 };
 
