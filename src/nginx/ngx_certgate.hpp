@@ -68,6 +68,10 @@ struct ngx_certgate_main_conf_t {
 
     size_t revocation_zone_size;
     ngx_shm_zone_t *revocation_zone;
+    // The zone's shared state (ngx_certgate_revocation.cpp), set when the
+    // zone is initialised: the protected path reads it without the zone's
+    // structures in between. nullptr: no zone.
+    void *revocation_sh;
 
     ngx_shm_zone_t *metrics_zone;  // ngx_certgate_metrics.cpp
     ngx_flag_t metrics;            // some location has certgate_metrics

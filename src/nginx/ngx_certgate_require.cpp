@@ -93,8 +93,9 @@ static ngx_int_t ngx_certgate_send_refusal(ngx_http_request_t *r, ngx_certgate_m
 // Ends a refused request here. The phase checkers take NGX_DONE as "the
 // request is handled", so neither `satisfy any` nor a later phase can let it
 // on; a subrequest (auth_request, SSI) ends with the status alone.
-static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
-                                   certgate::ErrorCode code) {
+__attribute__((noinline, cold)) static ngx_int_t ngx_certgate_deny(ngx_http_request_t *r,
+                                                                   ngx_certgate_main_conf_t *cmcf,
+                                                                   certgate::ErrorCode code) {
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0, "certgate: access refused: %s",
                   certgate::error_name(code));
     ngx_int_t rc = r == r->main ? ngx_certgate_send_refusal(r, cmcf, code)
@@ -225,6 +226,11 @@ static std::unique_ptr<ngx_certgate_owned_identity_t> ngx_certgate_keep_pass(
     return nullptr;
 }
 
+static bool ngx_certgate_decide_full(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                     ngx_certgate_ctx_t *ctx, bool master,
+                                     ngx_atomic_uint_t changes, ngx_certgate_peer_t *peer,
+                                     certgate::ErrorCode *refusal) __attribute__((noinline, cold));
+
 // Whether this request, as it stands, may pass: the checks of the protected
 // path (no I/O). True with the identity kept in ctx, or false and the refusal.
 static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
@@ -234,10 +240,11 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
 
     // The set's change count, read before anything is decided: a change
     // after this read makes the next request check again.
-    ngx_atomic_uint_t changes = ngx_certgate_set_changes(cmcf);
+    bool stale;
+    ngx_atomic_uint_t changes = ngx_certgate_set_now(cmcf, &stale);
     // A stale set may miss a revocation, block or logout of another node:
     // refused even on a connection that passed before.
-    if (ngx_certgate_feed_stale(cmcf)) {
+    if (stale) {
         *refusal = ErrorCode::unavailable;
         return false;
     }
@@ -247,6 +254,19 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
         ctx->passed = 1;
         return true;
     }
+    return ngx_certgate_decide_full(r, cmcf, ctx, master, changes, peer, refusal);
+}
+
+// The full checks, for a request that cannot pass on its connection's last
+// pass (the first of a connection, a new cookie, a change of the set, a
+// renewal due). Apart from the request's path and never inlined into it, so
+// that the code every keep-alive request runs stays in few cache lines.
+static bool ngx_certgate_decide_full(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
+                                     ngx_certgate_ctx_t *ctx, bool master,
+                                     ngx_atomic_uint_t changes, ngx_certgate_peer_t *peer,
+                                     certgate::ErrorCode *refusal) {
+    using certgate::ErrorCode;
+
     // This connection's certificate passed the set at this count already.
     bool known_clean = changes != 0 && peer != nullptr && peer->clean_changes == changes;
 

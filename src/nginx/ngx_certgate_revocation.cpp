@@ -48,6 +48,18 @@ struct ngx_certgate_entry_t {
 };
 
 struct ngx_certgate_shctx_t {
+    // What every protected request reads (ngx_certgate_set_now), first and
+    // together, so the protected path touches one cache line of the zone.
+    //
+    // Bumped (under the mutex) by every batch that changes anything and by
+    // the initial load; read without the lock by the protected path, whose
+    // per-connection verdict holds while this stays the same. 0: not loaded.
+    ngx_atomic_t changes;
+    // ngx_current_msec at the start of the last good poll: the set is as
+    // fresh as that (see ngx_certgate_feed_stale).
+    ngx_msec_t last_ok;
+    ngx_uint_t loaded;  // the initial load is done
+
     ngx_rbtree_t rbtree;
     ngx_rbtree_node_t sentinel;
     ngx_queue_t timed;    // sessions and users by `when`
@@ -58,15 +70,11 @@ struct ngx_certgate_shctx_t {
     ngx_msec_t last_poll;         // ngx_current_msec of the last poll started
     ngx_uint_t polling;           // a worker polls now, since polling_since
     ngx_msec_t polling_since;
-    // ngx_current_msec at the start of the last good poll: the set is as
-    // fresh as that (see ngx_certgate_feed_stale).
-    ngx_msec_t last_ok;
     ngx_atomic_t wake;   // a listener heard of new events: poll at once
     ngx_uint_t again;    // the last page was full: poll at once
     ngx_uint_t gap;      // the store no longer continues the cursor: load again
     ngx_atomic_t stale;  // the set was found stale (and said so in the log)
     int64_t behind;      // events in the store after the cursor at the last poll
-    ngx_uint_t loaded;   // the initial load is done
     // An entry could not be stored: fail closed; the next polls load the set
     // again from the store until everything fits.
     ngx_uint_t full;
@@ -74,10 +82,6 @@ struct ngx_certgate_shctx_t {
     // Logouts are kept per user, not per session, for lack of room (a
     // logout then ends every earlier session of its user).
     ngx_uint_t folding;
-    // Bumped (under the mutex) by every batch that changes anything and by
-    // the initial load; read without the lock by the protected path, whose
-    // per-connection verdict holds while this stays the same. 0: not loaded.
-    ngx_atomic_t changes;
     ngx_msec_t turns[NGX_CERTGATE_TURNS];  // ngx_certgate_take_turn()
     ngx_uint_t turn_taken[NGX_CERTGATE_TURNS];
 };
@@ -88,6 +92,7 @@ static_assert(std::is_trivially_destructible<ngx_certgate_shctx_t>::value,
 struct ngx_certgate_zone_t {
     ngx_certgate_shctx_t *sh;
     ngx_slab_pool_t *shpool;
+    ngx_certgate_main_conf_t *cmcf;  // whose zone: its revocation_sh is set with sh
 };
 
 uint32_t entry_hash(u_char kind, const std::string &key) {
@@ -259,11 +264,13 @@ ngx_int_t ngx_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data) noexcept 
         auto *old = static_cast<ngx_certgate_zone_t *>(data);
         z->sh = old->sh;
         z->shpool = old->shpool;
+        z->cmcf->revocation_sh = z->sh;
         return NGX_OK;
     }
     z->shpool = reinterpret_cast<ngx_slab_pool_t *>(shm_zone->shm.addr);
     if (shm_zone->shm.exists) {
         z->sh = static_cast<ngx_certgate_shctx_t *>(z->shpool->data);
+        z->cmcf->revocation_sh = z->sh;
         return NGX_OK;
     }
     z->sh = static_cast<ngx_certgate_shctx_t *>(
@@ -278,6 +285,7 @@ ngx_int_t ngx_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data) noexcept 
     z->shpool->log_ctx = static_cast<u_char *>(ngx_slab_alloc(z->shpool, sizeof(ctx)));
     if (z->shpool->log_ctx == nullptr) return NGX_ERROR;
     ngx_memcpy(z->shpool->log_ctx, ctx, sizeof(ctx));
+    z->cmcf->revocation_sh = z->sh;
     return NGX_OK;
 }
 
@@ -673,6 +681,7 @@ ngx_int_t ngx_certgate_revocation_zone(ngx_conf_t *cf, ngx_certgate_main_conf_t 
     auto *z =
         static_cast<ngx_certgate_zone_t *>(ngx_pcalloc(cf->pool, sizeof(ngx_certgate_zone_t)));
     if (z == nullptr) return NGX_ERROR;
+    z->cmcf = cmcf;
     cmcf->revocation_zone =
         ngx_shared_memory_add(cf, &name, cmcf->revocation_zone_size, &ngx_http_certgate_module);
     if (cmcf->revocation_zone == nullptr) return NGX_ERROR;
@@ -780,6 +789,22 @@ bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e 
     }
     ngx_shmtx_unlock(&z->shpool->mutex);
     return mine;
+}
+
+ngx_atomic_uint_t ngx_certgate_set_now(ngx_certgate_main_conf_t *cmcf, bool *stale) noexcept {
+    // The zone's first cache line alone (see ngx_certgate_shctx_t), through
+    // the pointer the main conf keeps, not the zone's structures.
+    auto *sh = static_cast<const ngx_certgate_shctx_t *>(cmcf->revocation_sh);
+    if (sh == nullptr) {
+        *stale = false;
+        return 0;
+    }
+    ngx_atomic_uint_t changes = sh->changes;
+    ngx_memory_barrier();
+    // not loaded: not stale, refused for that (as ngx_certgate_feed_stale)
+    *stale = sh->loaded &&
+             certgate::feed_stale(msec_since(sh->last_ok), static_cast<long>(cmcf->sync_max_lag));
+    return changes;
 }
 
 ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept {

@@ -61,3 +61,7 @@ ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t 
 // protected path keeps its verdict for a connection while the count stays
 // the same, so a keep-alive client costs no lock. One atomic read.
 ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept;
+// Both at once, as every protected request asks them: the change count
+// (ngx_certgate_set_changes) and whether the set is stale
+// (ngx_certgate_feed_stale), from one cache line of the zone.
+ngx_atomic_uint_t ngx_certgate_set_now(ngx_certgate_main_conf_t *cmcf, bool *stale) noexcept;
