@@ -28,7 +28,7 @@ struct ngx_certgate_peer_t {
     // revocation set still are).
     std::string session_value;
     certgate::Session session;
-    // The revocation set's change count (ngx_certgate_set_changes) when this
+    // The revocation set's change count (ngx_certgate_set_now) when this
     // certificate and session last passed every check against the set; while
     // the count is the same, the serial is still not revoked and the session
     // not ended. 0: check again.

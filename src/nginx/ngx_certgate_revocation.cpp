@@ -806,11 +806,3 @@ ngx_atomic_uint_t ngx_certgate_set_now(ngx_certgate_main_conf_t *cmcf, bool *sta
              certgate::feed_stale(msec_since(sh->last_ok), static_cast<long>(cmcf->sync_max_lag));
     return changes;
 }
-
-ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept {
-    ngx_certgate_zone_t *z = zone_of(cmcf);
-    if (z == nullptr) return 0;
-    ngx_atomic_uint_t changes = z->sh->changes;
-    ngx_memory_barrier();
-    return changes;
-}

@@ -56,12 +56,11 @@ bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e 
 // 30 s, the expiry notices every certgate_notify_interval.
 ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept;
 
-// A count that changes whenever the set does (any revocation, logout, reset,
-// block, unblock, disable, the initial load); 0 before the initial load. The
-// protected path keeps its verdict for a connection while the count stays
-// the same, so a keep-alive client costs no lock. One atomic read.
-ngx_atomic_uint_t ngx_certgate_set_changes(ngx_certgate_main_conf_t *cmcf) noexcept;
-// Both at once, as every protected request asks them: the change count
-// (ngx_certgate_set_changes) and whether the set is stale
-// (ngx_certgate_feed_stale), from one cache line of the zone.
+// The set's change count: a count that changes whenever the set does (any
+// revocation, logout, reset, block, unblock, disable, the initial load); 0
+// before the initial load. The protected path keeps its verdict for a
+// connection while the count stays the same, so a keep-alive client costs
+// no lock. With it, whether the set is stale (ngx_certgate_feed_stale), as
+// every protected request asks both: one atomic read and one cache line of
+// the zone.
 ngx_atomic_uint_t ngx_certgate_set_now(ngx_certgate_main_conf_t *cmcf, bool *stale) noexcept;
