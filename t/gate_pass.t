@@ -3,8 +3,9 @@
 # that passed is let through on that pass alone. These check that it never
 # lets through what the full checks would refuse: a changed or forged
 # cookie, another user's session, a stricter location, the idle and the
-# absolute timeout, a client that ignores the renewed cookie, a logout, and
-# that the app sees the same identity either way (HTTP/1.1 and HTTP/2).
+# absolute timeout, a client that ignores the renewed cookie, a logout, a
+# long Cookie header, a new connection on a socket another used, and that
+# the app sees the same identity either way (HTTP/1.1 and HTTP/2).
 use strict;
 use warnings;
 use lib 't/lib';
@@ -202,6 +203,51 @@ subtest 'an idle kept-alive connection is refused after the idle timeout' => sub
     my $r = $ask->('/app/x', "$S=$cookie");
     is($r->{status}, 401, 'refused after 4 s without a request');
     like($r->{body}, qr/login_required/, 'login_required');
+};
+
+subtest 'a long Cookie header on a connection that passed' => sub {
+    my $cookie = session_of('general1');
+    my $ask = connection('general1');
+    (my $forged = $cookie) =~ s/(.)$/$1 eq 'A' ? 'B' : 'A'/e;
+    # The pass keeps up to 256 bytes of the header in place and longer ones
+    # apart: the same session cookie after padding of either length, and a
+    # header that differs from the one that passed only at its last byte.
+    for my $len (256, 257, 600) {
+        my $pad = 'pad=' . ('x' x ($len - length("pad=; $S=$cookie")));
+        my $header = "$pad; $S=$cookie";
+        is(length $header, $len, "a header of $len bytes");
+        my @r = map { $ask->('/app/x', $header) } 1 .. 3;
+        is($_->{status}, 200, "$len bytes: passes") for @r;
+        like($r[2]{body}, qr/^user=general1 /m, "$len bytes: the app learns who it is");
+        my $r = $ask->('/app/x', "$pad; $S=$forged");
+        is($r->{status}, 401, "$len bytes: the same header with its last byte changed is refused");
+        like($r->{body}, qr/login_required/, 'login_required');
+        is($ask->('/app/x', $header)->{status}, 200, "$len bytes: the real one passes again");
+    }
+};
+
+subtest 'a socket used again by another certificate' => sub {
+    # The worker finds a connection's certificate check again by its socket:
+    # a new connection on the same socket (the kernel hands out the lowest
+    # free descriptor, so a connection closed and another opened get the
+    # same one) must never get the earlier connection's.
+    my $one = session_of('general1');
+    my $two = session_of('general2');
+    for my $round (1 .. 3) {
+        my $ask = connection('general1');
+        is($ask->('/app/x', "$S=$one")->{status}, 200, "round $round: general1 passes") for 1 .. 2;
+        undef $ask;    # closes the connection
+        sleep 0.2;     # and the worker its socket
+        my $other = connection('general2');
+        my $r = $other->('/app/x', "$S=$one");
+        is($r->{status}, 401, "round $round: general1's cookie on general2's new connection is refused");
+        like($r->{body}, qr/certificate_mismatch/, 'certificate_mismatch');
+        $r = $other->('/app/x', "$S=$two");
+        is($r->{status}, 200, "round $round: general2's own cookie passes");
+        like($r->{body}, qr/^user=general2 .*serial=$cert{general2}{serial} /m, 'as general2, with its certificate');
+        undef $other;
+        sleep 0.2;
+    }
 };
 
 subtest 'HTTP/2: the same answers on one connection' => sub {

@@ -8,8 +8,14 @@ extern "C" {
 #include <ngx_http.h>
 #include <ngx_thread_pool.h>
 
-extern ngx_module_t ngx_http_certgate_module;
+// Hidden: the module's own code reaches it without the GOT; nginx finds it
+// through ngx_modules[] of the same object.
+extern ngx_module_t ngx_http_certgate_module __attribute__((visibility("hidden")));
 }
+
+// The few functions every keep-alive protected request runs: kept together
+// in .text.hot, away from the rest of the module.
+#define NGX_CERTGATE_HOT __attribute__((hot))
 
 #include <memory>
 #include <optional>
@@ -28,9 +34,35 @@ struct ngx_certgate_conf_place_t {
     ngx_uint_t line;
 };
 
-struct ngx_certgate_main_conf_t {
-    // set by ngx_pcalloc: the ngx_str_t below are empty until their directive
-    // is read; the place records are zero; runtime is NULL.
+struct ngx_certgate_set_head_t;  // ngx_certgate_revocation.hpp
+struct ngx_certgate_peer_t;      // ngx_certgate_identity.hpp
+
+// A worker's record of the client certificate check of the connection on a
+// socket (ngx_certgate_identity.cpp): valid while `number` is the
+// connection's c->number.
+struct ngx_certgate_peer_slot_t {
+    ngx_atomic_uint_t number;
+    ngx_certgate_peer_t *peer;
+};
+
+// Made 64-aligned and zeroed (ngx_certgate_create_main_conf): what every
+// protected request reads comes first, on one cache line.
+struct alignas(64) ngx_certgate_main_conf_t {
+    // The per-configuration C++ state (settings, CA, secret); deleted by a
+    // cleanup of the configuration pool. NULL until the http{} block is read.
+    certgate::Runtime *runtime;
+    // The revocation zone's head (ngx_certgate_revocation.cpp), set when the
+    // zone is initialised: the protected path reads it without the zone's
+    // structures in between. nullptr: no zone.
+    const ngx_certgate_set_head_t *revocation_sh;
+    ngx_msec_t sync_max_lag;  // 0 means off
+    // This worker's record by socket fd (see ngx_certgate_peer_slot_t):
+    // made at the first protected request, freed with the configuration.
+    ngx_certgate_peer_slot_t *peer_slots;
+    ngx_uint_t peer_nslots;
+
+    // The ngx_str_t below are empty until their directive is read; the
+    // place records are zero.
 
     // What the shared directive table (core/config/directives.hpp) read:
     // a C++ object, deleted by a cleanup of the configuration pool.
@@ -41,7 +73,6 @@ struct ngx_certgate_main_conf_t {
 
     // Copies of values->settings for the timers, which also run without a runtime.
     ngx_msec_t sync_interval;
-    ngx_msec_t sync_max_lag;     // 0 means off
     ngx_msec_t notify_interval;  // 0 means off
     time_t session_absolute;
 
@@ -68,10 +99,6 @@ struct ngx_certgate_main_conf_t {
 
     size_t revocation_zone_size;
     ngx_shm_zone_t *revocation_zone;
-    // The zone's shared state (ngx_certgate_revocation.cpp), set when the
-    // zone is initialised: the protected path reads it without the zone's
-    // structures in between. nullptr: no zone.
-    void *revocation_sh;
 
     ngx_shm_zone_t *metrics_zone;  // ngx_certgate_metrics.cpp
     ngx_flag_t metrics;            // some location has certgate_metrics
@@ -82,10 +109,6 @@ struct ngx_certgate_main_conf_t {
     // The pool for argon2, key generation and signing; thread_pool itself
     // when certgate_crypto_thread_pool is not given.
     ngx_thread_pool_t *crypto_thread_pool;
-
-    // The per-configuration C++ state (settings, CA, secret); deleted by a
-    // cleanup of the configuration pool.
-    certgate::Runtime *runtime;
 };
 
 enum ngx_certgate_lang_e { NGX_CERTGATE_LANG_JA = 0, NGX_CERTGATE_LANG_EN, NGX_CERTGATE_LANG_AUTO };
@@ -152,6 +175,8 @@ ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status,
 // Who is asking (ngx_certgate_identity.cpp), for the portal and the protected
 // path: the per-connection client certificate check, and the live session.
 ngx_int_t ngx_certgate_require_init() noexcept;
+// Frees cmcf's record by socket (peer_slots) with the configuration pool.
+ngx_int_t ngx_certgate_peer_slots_cleanup(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
 void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
                           certgate::PresentedCertificate *pc);
 std::optional<certgate::Session> ngx_certgate_live_session(ngx_http_request_t *r,

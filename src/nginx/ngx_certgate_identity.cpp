@@ -24,13 +24,50 @@ ngx_int_t ngx_certgate_require_init() noexcept {
     return ngx_certgate_ssl_index == -1 ? NGX_ERROR : NGX_OK;
 }
 
+static void ngx_certgate_peer_slots_free(void *data) {
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(data);
+    if (cmcf->peer_slots != nullptr) ngx_free(cmcf->peer_slots);
+    cmcf->peer_slots = nullptr;
+    cmcf->peer_nslots = 0;
+}
+
+ngx_int_t ngx_certgate_peer_slots_cleanup(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept {
+    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == nullptr) return NGX_ERROR;
+    cln->handler = ngx_certgate_peer_slots_free;
+    cln->data = cmcf;
+    return NGX_OK;
+}
+
+// Records peer as connection c's (see ngx_certgate_known_peer). The record
+// has a slot for each socket a worker of this many connections is likely to
+// use; a connection on a socket past them is found through OpenSSL.
+static void ngx_certgate_record_peer(ngx_certgate_main_conf_t *cmcf, const ngx_connection_t *c,
+                                     ngx_certgate_peer_t *peer) {
+    if (cmcf->peer_slots == nullptr) {
+        ngx_uint_t n = 2 * ngx_cycle->connection_n + 64;
+        cmcf->peer_slots = static_cast<ngx_certgate_peer_slot_t *>(
+            ngx_calloc(n * sizeof(ngx_certgate_peer_slot_t), c->log));
+        if (cmcf->peer_slots == nullptr) return;  // found through OpenSSL
+        cmcf->peer_nslots = n;
+    }
+    auto fd = static_cast<ngx_uint_t>(c->fd);
+    if (fd >= cmcf->peer_nslots) return;
+    cmcf->peer_slots[fd] = {c->number, peer};
+}
+
 ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf) {
     if (r->connection->ssl == nullptr) return nullptr;
+    ngx_certgate_peer_t *known = ngx_certgate_known_peer(cmcf, r->connection);
+    if (known != nullptr) return known;
     SSL *ssl = r->connection->ssl->connection;
     X509 *cert = SSL_get0_peer_certificate(ssl);
     if (cert == nullptr) return nullptr;
     auto *cached = static_cast<ngx_certgate_peer_t *>(SSL_get_ex_data(ssl, ngx_certgate_ssl_index));
-    if (cached != nullptr && cached->cert == cert) return cached;
+    if (cached != nullptr && cached->cert == cert) {
+        ngx_certgate_record_peer(cmcf, r->connection, cached);
+        return cached;
+    }
 
     auto peer = std::make_unique<ngx_certgate_peer_t>();
     peer->cert = cert;
@@ -44,6 +81,7 @@ ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r, ngx_certgate_main_
         (void)peer->previous.release();  // still the connection's
         return nullptr;
     }
+    ngx_certgate_record_peer(cmcf, r->connection, peer.get());
     return peer.release();
 }
 

@@ -20,6 +20,9 @@ struct ngx_certgate_owned_identity_t {
 // kept with the TLS connection: the signature is checked once per
 // connection, the dates and the revocation set at every request.
 struct ngx_certgate_peer_t {
+    // A Cookie header this long or shorter is kept in the Pass itself.
+    static constexpr size_t kInlineCookie = 256;
+
     X509 *cert;  // the peer certificate this was computed for (not owned)
     bool ours;
     certgate::CertificateIdentity id;
@@ -41,13 +44,25 @@ struct ngx_certgate_peer_t {
     // configuration, the revocation set at the same change count, a time in
     // [from, until) (the certificate's dates, the session's timeouts and
     // refresh, the whole days left), and no stricter role.
-    struct Pass {
+    //
+    // What a keep-alive request compares comes first, on one cache line
+    // with the start of the cookie.
+    struct alignas(64) Pass {
         const void *conf = nullptr;  // the main conf it was made under; nullptr: none
         ngx_atomic_uint_t changes = 0;
         time_t from = 0;
         time_t until = 0;
         bool master = false;
-        std::string cookie;  // the request's one Cookie header
+        // The request's one Cookie header: its bytes in `cookie` when they
+        // fit, else in long_cookie.
+        size_t cookie_len = 0;
+        u_char cookie[kInlineCookie];
+        std::string long_cookie;
+        const u_char *cookie_data() const {
+            return cookie_len <= kInlineCookie
+                       ? cookie
+                       : reinterpret_cast<const u_char *>(long_cookie.data());
+        }
         // The identity its requests get; an earlier one that requests may
         // still point to is kept in `retired` until the connection ends.
         std::unique_ptr<const ngx_certgate_owned_identity_t> identity;
@@ -57,7 +72,23 @@ struct ngx_certgate_peer_t {
     std::unique_ptr<ngx_certgate_peer_t> previous;
 };
 
+// The connection's client certificate check, made once per TLS connection
+// (nullptr: no certificate); the worker's record by socket finds it again.
 ngx_certgate_peer_t *ngx_certgate_peer(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf);
+
+// The check the worker recorded for connection c, or nullptr (none yet, or
+// the record is of an earlier connection on the same socket: connection
+// numbers are never used twice). An HTTP/2 stream's connection is a copy of
+// its TLS connection, with the same socket and number. The peer lives as
+// long as the TLS connection, and its certificate cannot change there:
+// nginx refuses renegotiation and offers no post-handshake authentication.
+inline ngx_certgate_peer_t *ngx_certgate_known_peer(const ngx_certgate_main_conf_t *cmcf,
+                                                    const ngx_connection_t *c) {
+    auto fd = static_cast<ngx_uint_t>(c->fd);
+    if (fd >= cmcf->peer_nslots) return nullptr;
+    const ngx_certgate_peer_slot_t &slot = cmcf->peer_slots[fd];
+    return slot.number == c->number ? slot.peer : nullptr;
+}
 
 // The live session of this request, kept with its TLS connection (so a
 // keep-alive client's HMAC is checked once); nullptr and *why otherwise.

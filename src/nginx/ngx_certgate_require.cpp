@@ -4,6 +4,7 @@
 // presents, that certificate ours, valid at this request (not only at the
 // handshake) and not revoked.
 
+#include <emmintrin.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -36,7 +37,7 @@ static ngx_uint_t ngx_certgate_status(certgate::ErrorCode code) {
 // pool as a cleanup, which those redirects keep, and is found there again.
 static void ngx_certgate_gate_mark(void *) noexcept {}
 
-ngx_certgate_ctx_t *ngx_certgate_find_ctx(ngx_http_request_t *r) noexcept {
+NGX_CERTGATE_HOT ngx_certgate_ctx_t *ngx_certgate_find_ctx(ngx_http_request_t *r) noexcept {
     auto *ctx =
         static_cast<ngx_certgate_ctx_t *>(ngx_http_get_module_ctx(r, ngx_http_certgate_module));
     if (ctx != nullptr) return ctx;
@@ -50,14 +51,23 @@ ngx_certgate_ctx_t *ngx_certgate_find_ctx(ngx_http_request_t *r) noexcept {
     return nullptr;
 }
 
-// A new gate state for a request that has none (find_ctx said so).
-static ngx_certgate_ctx_t *ngx_certgate_new_ctx(ngx_http_request_t *r) noexcept {
-    ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_certgate_ctx_t));
-    if (cln == nullptr) return nullptr;
-    auto *ctx = static_cast<ngx_certgate_ctx_t *>(cln->data);
+// A new gate state for a request that has none (find_ctx said so), with
+// its pool cleanup in the same allocation (as ngx_pool_cleanup_add would
+// make them, in one call instead of two).
+NGX_CERTGATE_HOT static ngx_certgate_ctx_t *ngx_certgate_new_ctx(ngx_http_request_t *r) noexcept {
+    struct state_t {
+        ngx_pool_cleanup_t cln;
+        ngx_certgate_ctx_t ctx;
+    };
+    auto *st = static_cast<state_t *>(ngx_palloc(r->pool, sizeof(state_t)));
+    if (st == nullptr) return nullptr;
+    ngx_certgate_ctx_t *ctx = &st->ctx;
     ngx_memzero(ctx, sizeof(ngx_certgate_ctx_t));
     ctx->r = r;
-    cln->handler = ngx_certgate_gate_mark;
+    st->cln.handler = ngx_certgate_gate_mark;
+    st->cln.data = ctx;
+    st->cln.next = r->pool->cleanup;
+    r->pool->cleanup = &st->cln;
     ngx_http_set_ctx(r, ctx, ngx_http_certgate_module);
     return ctx;
 }
@@ -141,12 +151,26 @@ static bool ngx_certgate_set_identity(ngx_http_request_t *r, ngx_certgate_ctx_t 
 // this, a request gets its own copy.
 static constexpr size_t kRetiredIdentities = 8;
 
-// A request that may pass on the connection's last pass (see
-// ngx_certgate_peer_t::Pass): true with the identity set in ctx; false
-// when anything the full checks read may differ, and they run.
-static bool ngx_certgate_pass_again(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,
-                                    ngx_certgate_ctx_t *ctx, bool master, ngx_atomic_uint_t changes,
-                                    const ngx_certgate_peer_t *peer) {
+// Whether a and b, n bytes each, are the same (16 at a time).
+static inline bool ngx_certgate_same_bytes(const u_char *a, const u_char *b, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(a + i));
+        __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + i));
+        if (_mm_movemask_epi8(_mm_cmpeq_epi8(x, y)) != 0xffff) return false;
+    }
+    unsigned diff = 0;
+    for (; i < n; i++) diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+// Whether a request may pass on the connection's last pass (see
+// ngx_certgate_peer_t::Pass): true when nothing the full checks read can
+// differ; false when they must run.
+NGX_CERTGATE_HOT static bool ngx_certgate_pass_holds(ngx_http_request_t *r,
+                                                     const ngx_certgate_main_conf_t *cmcf,
+                                                     bool master, ngx_atomic_uint_t changes,
+                                                     const ngx_certgate_peer_t *peer) {
     const ngx_certgate_peer_t::Pass &p = peer->pass;
     if (p.conf != cmcf || changes == 0 || p.changes != changes || (master && !p.master)) {
         return false;
@@ -156,11 +180,8 @@ static bool ngx_certgate_pass_again(ngx_http_request_t *r, ngx_certgate_main_con
     // The bytes this client itself sent on this connection before, so a
     // plain comparison tells nobody anything they did not send.
     const ngx_str_t *cookie = ngx_certgate_one_cookie(r);
-    if (cookie == nullptr || cookie->len != p.cookie.size() ||
-        ngx_memcmp(cookie->data, p.cookie.data(), cookie->len) != 0) {
-        return false;
-    }
-    return ngx_certgate_set_identity(r, ctx, p.identity.get(), false);
+    return cookie != nullptr && cookie->len == p.cookie_len &&
+           ngx_certgate_same_bytes(cookie->data, p.cookie_data(), cookie->len);
 }
 
 // Keeps what a request that passed every check read, for the next requests
@@ -179,10 +200,14 @@ static std::unique_ptr<ngx_certgate_owned_identity_t> ngx_certgate_keep_pass(
     p.conf = nullptr;
     p.changes = changes;
     p.master = session.role == certgate::Role::master;
-    if (cookie != nullptr) {
-        p.cookie.assign(reinterpret_cast<const char *>(cookie->data), cookie->len);
-    } else {
-        p.cookie.clear();
+    p.cookie_len = 0;
+    p.long_cookie.clear();
+    if (cookie != nullptr && cookie->len <= ngx_certgate_peer_t::kInlineCookie) {
+        ngx_memcpy(p.cookie, cookie->data, cookie->len);
+        p.cookie_len = cookie->len;
+    } else if (cookie != nullptr) {
+        p.long_cookie.assign(reinterpret_cast<const char *>(cookie->data), cookie->len);
+        p.cookie_len = cookie->len;
     }
     const certgate::CertificateIdentity &id = peer->id;
     long days = id.not_after > now ? static_cast<long>((id.not_after - now) / 86400) : 0;
@@ -249,7 +274,8 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
         return false;
     }
     ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
-    if (peer != nullptr && ngx_certgate_pass_again(r, cmcf, ctx, master, changes, peer)) {
+    if (peer != nullptr && ngx_certgate_pass_holds(r, cmcf, master, changes, peer) &&
+        ngx_certgate_set_identity(r, ctx, peer->pass.identity.get(), false)) {
         if (master) ctx->passed_master = 1;
         ctx->passed = 1;
         return true;
@@ -375,9 +401,38 @@ static const ngx_certgate_loc_conf_t *ngx_certgate_lcf(ngx_http_request_t *r) {
         ngx_http_get_module_loc_conf(r, ngx_http_certgate_module));
 }
 
-ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept {
+// The keep-alive request's way through: a request with no gate state yet
+// that enters a protected location on a connection whose last pass holds
+// (ngx_certgate_pass_holds) passes here, with what ngx_certgate_decide
+// would find and nothing else; any other goes to ngx_certgate_gate.
+NGX_CERTGATE_HOT static ngx_int_t ngx_certgate_fast_pass(ngx_http_request_t *r,
+                                                         const ngx_certgate_loc_conf_t *lcf) {
+    auto *cmcf = static_cast<const ngx_certgate_main_conf_t *>(
+        ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
+    bool stale;
+    ngx_atomic_uint_t changes = ngx_certgate_set_now(cmcf, &stale);
+    const ngx_certgate_peer_t *peer =
+        cmcf->runtime != nullptr && !stale ? ngx_certgate_known_peer(cmcf, r->connection) : nullptr;
+    bool master = lcf->require_master;
+    if (peer == nullptr || !ngx_certgate_pass_holds(r, cmcf, master, changes, peer)) {
+        return ngx_certgate_gate(r, lcf, nullptr);
+    }
+    ngx_certgate_ctx_t *ctx = ngx_certgate_new_ctx(r);
+    if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    ctx->required = 1;
+    ctx->identity = &peer->pass.identity->strs;
+    ctx->passed = 1;
+    if (master) {
+        ctx->required_master = 1;
+        ctx->passed_master = 1;
+    }
+    return NGX_DECLINED;
+}
+
+NGX_CERTGATE_HOT ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept {
     const ngx_certgate_loc_conf_t *lcf = ngx_certgate_lcf(r);
     ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
+    if (ctx == nullptr && lcf->require) return ngx_certgate_fast_pass(r, lcf);
     if (!lcf->require && (ctx == nullptr || !ctx->required)) return NGX_DECLINED;
     return ngx_certgate_gate(r, lcf, ctx);
 }
@@ -386,7 +441,7 @@ ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept {
 // under `satisfy any` the gate is one of the ways in; it is never skipped.
 // The rewrite phase of this location ran first: a request that passed
 // there, with the role this location asks, is allowed at once.
-ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
+NGX_CERTGATE_HOT ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) noexcept {
     const ngx_certgate_loc_conf_t *lcf = ngx_certgate_lcf(r);
     auto *ctx =
         static_cast<ngx_certgate_ctx_t *>(ngx_http_get_module_ctx(r, ngx_http_certgate_module));

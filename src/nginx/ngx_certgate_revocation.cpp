@@ -50,15 +50,7 @@ struct ngx_certgate_entry_t {
 struct ngx_certgate_shctx_t {
     // What every protected request reads (ngx_certgate_set_now), first and
     // together, so the protected path touches one cache line of the zone.
-    //
-    // Bumped (under the mutex) by every batch that changes anything and by
-    // the initial load; read without the lock by the protected path, whose
-    // per-connection verdict holds while this stays the same. 0: not loaded.
-    ngx_atomic_t changes;
-    // ngx_current_msec at the start of the last good poll: the set is as
-    // fresh as that (see ngx_certgate_feed_stale).
-    ngx_msec_t last_ok;
-    ngx_uint_t loaded;  // the initial load is done
+    ngx_certgate_set_head_t head;
 
     ngx_rbtree_t rbtree;
     ngx_rbtree_node_t sentinel;
@@ -264,13 +256,13 @@ ngx_int_t ngx_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data) noexcept 
         auto *old = static_cast<ngx_certgate_zone_t *>(data);
         z->sh = old->sh;
         z->shpool = old->shpool;
-        z->cmcf->revocation_sh = z->sh;
+        z->cmcf->revocation_sh = &z->sh->head;
         return NGX_OK;
     }
     z->shpool = reinterpret_cast<ngx_slab_pool_t *>(shm_zone->shm.addr);
     if (shm_zone->shm.exists) {
         z->sh = static_cast<ngx_certgate_shctx_t *>(z->shpool->data);
-        z->cmcf->revocation_sh = z->sh;
+        z->cmcf->revocation_sh = &z->sh->head;
         return NGX_OK;
     }
     z->sh = static_cast<ngx_certgate_shctx_t *>(
@@ -285,7 +277,7 @@ ngx_int_t ngx_certgate_zone_init(ngx_shm_zone_t *shm_zone, void *data) noexcept 
     z->shpool->log_ctx = static_cast<u_char *>(ngx_slab_alloc(z->shpool, sizeof(ctx)));
     if (z->shpool->log_ctx == nullptr) return NGX_ERROR;
     ngx_memcpy(z->shpool->log_ctx, ctx, sizeof(ctx));
-    z->cmcf->revocation_sh = z->sh;
+    z->cmcf->revocation_sh = &z->sh->head;
     return NGX_OK;
 }
 
@@ -405,14 +397,14 @@ void apply_batch(ngx_certgate_main_conf_t *cmcf, const certgate::FeedBatch &batc
     sh->cursor_gen++;
     sh->behind = batch.behind;
     if (batch.more) sh->again = 1;
-    if (static_cast<ngx_msec_int_t>(poll.started - sh->last_ok) > 0 || !sh->loaded) {
-        sh->last_ok = poll.started;
+    if (static_cast<ngx_msec_int_t>(poll.started - sh->head.last_ok) > 0 || !sh->head.loaded) {
+        sh->head.last_ok = poll.started;
     }
-    if (initial) sh->loaded = 1;
+    if (initial) sh->head.loaded = 1;
     if (initial || !batch.updates.empty()) {
         // After the entries: a reader that sees the new count looks again.
         ngx_memory_barrier();
-        sh->changes = sh->changes + 1;
+        sh->head.changes = sh->head.changes + 1;
     }
     ngx_uint_t full = sh->full, folding = sh->folding, entries = sh->entries;
     ngx_shmtx_unlock(&z->shpool->mutex);
@@ -475,11 +467,6 @@ void test_feed_down(const std::string &uri) {
 // found the store able to notify; stopped in exit_process.
 certgate::FeedListener *g_listener = nullptr;
 
-ngx_msec_int_t msec_since(ngx_msec_t then) {
-    auto d = static_cast<ngx_msec_int_t>(ngx_current_msec - then);
-    return d > 0 ? d : 0;  // another worker's clock reading may be newer than ours
-}
-
 void sync_arm(ngx_certgate_sync_t *sync, ngx_msec_t after = kTick) {
     if (ngx_exiting || ngx_terminate || ngx_quit) return;
     // A reload in single-process mode (master_process off) makes a new cycle
@@ -523,8 +510,8 @@ void listener_check(ngx_certgate_sync_t *sync, ngx_log_t *log) {
 // a metric. The way back is in sync_done.
 void stale_check(ngx_certgate_zone_t *z, ngx_certgate_main_conf_t *cmcf, ngx_log_t *log) {
     ngx_certgate_shctx_t *sh = z->sh;
-    if (!sh->loaded || sh->stale) return;
-    ngx_msec_int_t age = msec_since(sh->last_ok);
+    if (!sh->head.loaded || sh->stale) return;
+    ngx_msec_int_t age = ngx_certgate_msec_since(sh->head.last_ok);
     if (!certgate::feed_stale(age, static_cast<long>(cmcf->sync_max_lag))) return;
     if (!ngx_atomic_cmp_set(&sh->stale, 0, 1)) return;
     ngx_certgate_metrics_feed_stale();
@@ -586,17 +573,17 @@ void sync_tick(ngx_event_t *ev) noexcept {
     ngx_certgate_poll_t poll;
     ngx_msec_int_t age;
     ngx_shmtx_lock(&z->shpool->mutex);
-    bool other =
-        sh->polling && msec_since(sh->polling_since) < static_cast<ngx_msec_int_t>(kPollLease);
-    bool due =
-        !other && (!sh->loaded || sh->wake || sh->again ||
-                   msec_since(sh->last_poll) >= static_cast<ngx_msec_int_t>(cmcf->sync_interval));
+    bool other = sh->polling && ngx_certgate_msec_since(sh->polling_since) <
+                                    static_cast<ngx_msec_int_t>(kPollLease);
+    bool due = !other && (!sh->head.loaded || sh->wake || sh->again ||
+                          ngx_certgate_msec_since(sh->last_poll) >=
+                              static_cast<ngx_msec_int_t>(cmcf->sync_interval));
     if (due) {
         certgate::FeedState state;
-        state.loaded = sh->loaded;
+        state.loaded = sh->head.loaded;
         state.full = sh->full;
         state.gap = sh->gap;
-        age = msec_since(sh->last_ok);
+        age = ngx_certgate_msec_since(sh->head.last_ok);
         state.ok_age_ms = age;
         poll.reload = certgate::feed_reload(state, static_cast<long>(cmcf->sync_max_lag));
         poll.after = sh->cursor;
@@ -712,9 +699,9 @@ ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t 
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return NGX_CERTGATE_SET_NOT_READY;
     ngx_shmtx_lock(&z->shpool->mutex);
-    ngx_certgate_set_state_e state = !z->sh->loaded ? NGX_CERTGATE_SET_NOT_READY
-                                     : z->sh->full  ? NGX_CERTGATE_SET_FULL
-                                                    : NGX_CERTGATE_SET_READY;
+    ngx_certgate_set_state_e state = !z->sh->head.loaded ? NGX_CERTGATE_SET_NOT_READY
+                                     : z->sh->full       ? NGX_CERTGATE_SET_FULL
+                                                         : NGX_CERTGATE_SET_READY;
     ngx_shmtx_unlock(&z->shpool->mutex);
     if (state == NGX_CERTGATE_SET_READY && ngx_certgate_feed_stale(cmcf)) {
         state = NGX_CERTGATE_SET_STALE;
@@ -724,8 +711,9 @@ ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t 
 
 bool ngx_certgate_feed_stale(ngx_certgate_main_conf_t *cmcf) noexcept {
     ngx_certgate_zone_t *z = zone_of(cmcf);
-    if (z == nullptr || !z->sh->loaded) return false;  // not ready: refused for that
-    return certgate::feed_stale(msec_since(z->sh->last_ok), static_cast<long>(cmcf->sync_max_lag));
+    if (z == nullptr || !z->sh->head.loaded) return false;  // not ready: refused for that
+    return certgate::feed_stale(ngx_certgate_msec_since(z->sh->head.last_ok),
+                                static_cast<long>(cmcf->sync_max_lag));
 }
 
 ngx_certgate_feed_info_t ngx_certgate_feed_info(ngx_certgate_main_conf_t *cmcf) noexcept {
@@ -734,8 +722,8 @@ ngx_certgate_feed_info_t ngx_certgate_feed_info(ngx_certgate_main_conf_t *cmcf) 
     ngx_certgate_zone_t *z = zone_of(cmcf);
     if (z == nullptr) return info;
     ngx_shmtx_lock(&z->shpool->mutex);
-    info.loaded = z->sh->loaded != 0;
-    info.age_ms = info.loaded ? msec_since(z->sh->last_ok) : -1;
+    info.loaded = z->sh->head.loaded != 0;
+    info.age_ms = info.loaded ? ngx_certgate_msec_since(z->sh->head.last_ok) : -1;
     info.behind = z->sh->behind;
     ngx_shmtx_unlock(&z->shpool->mutex);
     info.stale = ngx_certgate_feed_stale(cmcf);
@@ -789,20 +777,4 @@ bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e 
     }
     ngx_shmtx_unlock(&z->shpool->mutex);
     return mine;
-}
-
-ngx_atomic_uint_t ngx_certgate_set_now(ngx_certgate_main_conf_t *cmcf, bool *stale) noexcept {
-    // The zone's first cache line alone (see ngx_certgate_shctx_t), through
-    // the pointer the main conf keeps, not the zone's structures.
-    auto *sh = static_cast<const ngx_certgate_shctx_t *>(cmcf->revocation_sh);
-    if (sh == nullptr) {
-        *stale = false;
-        return 0;
-    }
-    ngx_atomic_uint_t changes = sh->changes;
-    ngx_memory_barrier();
-    // not loaded: not stale, refused for that (as ngx_certgate_feed_stale)
-    *stale = sh->loaded &&
-             certgate::feed_stale(msec_since(sh->last_ok), static_cast<long>(cmcf->sync_max_lag));
-    return changes;
 }

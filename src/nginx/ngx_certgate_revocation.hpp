@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "core/app/revocation_feed.hpp"
 #include "nginx/ngx_certgate.hpp"
 
 enum ngx_certgate_set_state_e {
@@ -56,11 +57,44 @@ bool ngx_certgate_take_turn(ngx_certgate_main_conf_t *cmcf, ngx_certgate_turn_e 
 // 30 s, the expiry notices every certgate_notify_interval.
 ngx_int_t ngx_certgate_sweep_start(ngx_cycle_t *cycle, ngx_certgate_main_conf_t *cmcf) noexcept;
 
+// The head of the set's zone: what every protected request reads, on one
+// cache line, through the pointer the main conf keeps (revocation_sh).
+struct ngx_certgate_set_head_t {
+    // Bumped (under the zone's mutex) by every batch that changes anything
+    // and by the initial load; read without the lock by the protected path,
+    // whose per-connection verdict holds while this stays the same. 0: not
+    // loaded.
+    ngx_atomic_t changes;
+    // ngx_current_msec at the start of the last good poll: the set is as
+    // fresh as that (see ngx_certgate_feed_stale).
+    ngx_msec_t last_ok;
+    ngx_uint_t loaded;  // the initial load is done
+};
+
+// Milliseconds since `then`, a reading of ngx_current_msec in any worker
+// (never negative: another worker's reading may be newer than ours).
+inline ngx_msec_int_t ngx_certgate_msec_since(ngx_msec_t then) {
+    auto d = static_cast<ngx_msec_int_t>(ngx_current_msec - then);
+    return d > 0 ? d : 0;
+}
+
 // The set's change count: a count that changes whenever the set does (any
 // revocation, logout, reset, block, unblock, disable, the initial load); 0
 // before the initial load. The protected path keeps its verdict for a
 // connection while the count stays the same, so a keep-alive client costs
 // no lock. With it, whether the set is stale (ngx_certgate_feed_stale), as
 // every protected request asks both: one atomic read and one cache line of
-// the zone.
-ngx_atomic_uint_t ngx_certgate_set_now(ngx_certgate_main_conf_t *cmcf, bool *stale) noexcept;
+// the zone, inline.
+inline ngx_atomic_uint_t ngx_certgate_set_now(const ngx_certgate_main_conf_t *cmcf, bool *stale) {
+    const ngx_certgate_set_head_t *head = cmcf->revocation_sh;
+    if (head == nullptr) {
+        *stale = false;
+        return 0;
+    }
+    ngx_atomic_uint_t changes = head->changes;
+    ngx_memory_barrier();
+    // not loaded: not stale, refused for that (as ngx_certgate_feed_stale)
+    *stale = head->loaded && certgate::feed_stale(ngx_certgate_msec_since(head->last_ok),
+                                                  static_cast<long>(cmcf->sync_max_lag));
+    return changes;
+}

@@ -300,12 +300,14 @@ static ngx_int_t ngx_certgate_variable(ngx_http_request_t *r, ngx_http_variable_
 }
 
 static void *ngx_certgate_create_main_conf(ngx_conf_t *cf) noexcept {
-    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(
-        ngx_pcalloc(cf->pool, sizeof(ngx_certgate_main_conf_t)));
+    // On its own cache lines (see ngx_certgate_main_conf_t); freed with the pool.
+    auto *cmcf = static_cast<ngx_certgate_main_conf_t *>(ngx_pmemalign(
+        cf->pool, sizeof(ngx_certgate_main_conf_t), alignof(ngx_certgate_main_conf_t)));
     if (cmcf == nullptr) return nullptr;
-
-    // set by ngx_pcalloc(): all ngx_str_t empty, places zero, runtime,
-    // thread_pool, crypto_thread_pool, rule arrays NULL, used 0.
+    ngx_memzero(cmcf, sizeof(ngx_certgate_main_conf_t));
+    // Zeroed: all ngx_str_t empty, places zero, runtime, thread_pool,
+    // crypto_thread_pool, rule arrays, peer_slots NULL, used 0.
+    if (ngx_certgate_peer_slots_cleanup(cf, cmcf) != NGX_OK) return nullptr;
 
     if (ngx_certgate_create_values(cf, cmcf) != NGX_OK) return nullptr;
     cmcf->source_failures = NGX_CONF_UNSET_UINT;

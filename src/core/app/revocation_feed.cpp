@@ -135,8 +135,4 @@ FeedReload feed_reload(const FeedState &state, long reload_after_ms) {
     return FeedReload::none;
 }
 
-bool feed_stale(int64_t ok_age_ms, long max_lag_ms) {
-    return max_lag_ms > 0 && ok_age_ms > max_lag_ms;
-}
-
 }  // namespace certgate

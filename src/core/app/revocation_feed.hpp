@@ -72,8 +72,11 @@ FeedReload feed_reload(const FeedState &state, long reload_after_ms);
 constexpr long kFeedOutageReloadMs = 10000;
 
 // Whether the set is too old to decide on: no good read for longer than
-// max_lag_ms (certgate_sync_max_lag; 0: never).
-bool feed_stale(int64_t ok_age_ms, long max_lag_ms);
+// max_lag_ms (certgate_sync_max_lag; 0: never). Inline: every protected
+// request asks.
+inline bool feed_stale(int64_t ok_age_ms, long max_lag_ms) {
+    return max_lag_ms > 0 && ok_age_ms > max_lag_ms;
+}
 
 // One event's effect on the set, if any.
 bool interpret_event(const Event &event, RevocationUpdate *update);
