@@ -151,17 +151,23 @@ static bool ngx_certgate_set_identity(ngx_http_request_t *r, ngx_certgate_ctx_t 
 // this, a request gets its own copy.
 static constexpr size_t kRetiredIdentities = 8;
 
-// Whether a and b, n bytes each, are the same (16 at a time).
+// Whether a and b, n bytes each, are the same: 16 at a time, and a last 16
+// that overlaps the ones before instead of a byte loop.
 static inline bool ngx_certgate_same_bytes(const u_char *a, const u_char *b, size_t n) {
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(a + i));
-        __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + i));
-        if (_mm_movemask_epi8(_mm_cmpeq_epi8(x, y)) != 0xffff) return false;
+    auto differ = [&](size_t at) {
+        __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(a + at));
+        __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + at));
+        return _mm_movemask_epi8(_mm_cmpeq_epi8(x, y)) != 0xffff;
+    };
+    if (n < 16) {
+        unsigned diff = 0;
+        for (size_t i = 0; i < n; i++) diff |= a[i] ^ b[i];
+        return diff == 0;
     }
-    unsigned diff = 0;
-    for (; i < n; i++) diff |= a[i] ^ b[i];
-    return diff == 0;
+    for (size_t i = 0; i + 16 < n; i += 16) {
+        if (differ(i)) return false;
+    }
+    return !differ(n - 16);
 }
 
 // Whether a request may pass on the connection's last pass (see
