@@ -145,6 +145,12 @@ static bool ngx_certgate_set_identity(ngx_http_request_t *r, ngx_certgate_ctx_t 
     return true;
 }
 
+// The request passed the gate (as a master user when `master`).
+static void ngx_certgate_mark_passed(ngx_certgate_ctx_t *ctx, bool master) {
+    if (master) ctx->passed_master = 1;
+    ctx->passed = 1;
+}
+
 // Identities a connection keeps for requests that may still point to them.
 // The user and serial are the certificate's, so only the days left (once a
 // day) and the organisation (moved by an administrator) make new ones; past
@@ -282,8 +288,7 @@ static bool ngx_certgate_decide(ngx_http_request_t *r, ngx_certgate_main_conf_t 
     ngx_certgate_peer_t *peer = ngx_certgate_peer(r, cmcf);
     if (peer != nullptr && ngx_certgate_pass_holds(r, cmcf, master, changes, peer) &&
         ngx_certgate_set_identity(r, ctx, peer->pass.identity.get(), false)) {
-        if (master) ctx->passed_master = 1;
-        ctx->passed = 1;
+        ngx_certgate_mark_passed(ctx, master);
         return true;
     }
     return ngx_certgate_decide_full(r, cmcf, ctx, master, changes, peer, refusal);
@@ -366,8 +371,7 @@ static bool ngx_certgate_decide_full(ngx_http_request_t *r, ngx_certgate_main_co
         *refusal = ErrorCode::unavailable;
         return false;
     }
-    if (master) ctx->passed_master = 1;
-    ctx->passed = 1;
+    ngx_certgate_mark_passed(ctx, master);
     return true;
 }
 
@@ -426,12 +430,9 @@ NGX_CERTGATE_HOT static ngx_int_t ngx_certgate_fast_pass(ngx_http_request_t *r,
     ngx_certgate_ctx_t *ctx = ngx_certgate_new_ctx(r);
     if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
     ctx->required = 1;
-    ctx->identity = &peer->pass.identity->strs;
-    ctx->passed = 1;
-    if (master) {
-        ctx->required_master = 1;
-        ctx->passed_master = 1;
-    }
+    if (master) ctx->required_master = 1;
+    (void)ngx_certgate_set_identity(r, ctx, peer->pass.identity.get(), false);  // no copy: true
+    ngx_certgate_mark_passed(ctx, master);
     return NGX_DECLINED;
 }
 

@@ -710,10 +710,9 @@ ngx_certgate_set_state_e ngx_certgate_revocation_state(ngx_certgate_main_conf_t 
 }
 
 bool ngx_certgate_feed_stale(ngx_certgate_main_conf_t *cmcf) noexcept {
-    ngx_certgate_zone_t *z = zone_of(cmcf);
-    if (z == nullptr || !z->sh->head.loaded) return false;  // not ready: refused for that
-    return certgate::feed_stale(ngx_certgate_msec_since(z->sh->head.last_ok),
-                                static_cast<long>(cmcf->sync_max_lag));
+    bool stale;
+    (void)ngx_certgate_set_now(cmcf, &stale);  // the protected path's own reading
+    return stale;
 }
 
 ngx_certgate_feed_info_t ngx_certgate_feed_info(ngx_certgate_main_conf_t *cmcf) noexcept {
