@@ -226,6 +226,27 @@ subtest 'a long Cookie header on a connection that passed' => sub {
     }
 };
 
+subtest 'a Cookie header that differs from the one that passed at any one byte' => sub {
+    # The pass compares the header 32 or 16 bytes at a time with an
+    # overlapping last block: a change at every position of the session
+    # cookie (each block, each boundary, the overlap) sends the request to
+    # the full check, which refuses it.
+    my $cookie = session_of('general1');
+    my $ask = connection('general1');
+    my $header = "$S=$cookie";
+    is($ask->('/app/x', $header)->{status}, 200, 'passes');
+    my ($refused, $passed_again) = (0, 0);
+    for my $at (length("$S=") .. length($header) - 1) {
+        (my $changed = $header) =~ s/^(.{$at})./$1~/s;
+        $refused++ if $ask->('/app/x', $changed)->{status} == 401;
+        $passed_again++ if $ask->('/app/x', $header)->{status} == 200;
+    }
+    my $n = length($header) - length("$S=");
+    cmp_ok($n, '>=', 64, "the session cookie spans several blocks ($n bytes)");
+    is($refused, $n, 'a change at any byte of the cookie is refused');
+    is($passed_again, $n, 'and the real one passes after each');
+};
+
 subtest 'a socket used again by another certificate' => sub {
     # The worker finds a connection's certificate check again by its socket:
     # a new connection on the same socket (the kernel hands out the lowest

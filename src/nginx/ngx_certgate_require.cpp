@@ -4,7 +4,7 @@
 // presents, that certificate ours, valid at this request (not only at the
 // handshake) and not revoked.
 
-#include <emmintrin.h>
+#include <immintrin.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -159,7 +159,7 @@ static constexpr size_t kRetiredIdentities = 8;
 
 // Whether a and b, n bytes each, are the same: 16 at a time, and a last 16
 // that overlaps the ones before instead of a byte loop.
-static inline bool ngx_certgate_same_bytes(const u_char *a, const u_char *b, size_t n) {
+static inline bool ngx_certgate_same_bytes_sse2(const u_char *a, const u_char *b, size_t n) {
     auto differ = [&](size_t at) {
         __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(a + at));
         __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + at));
@@ -174,6 +174,37 @@ static inline bool ngx_certgate_same_bytes(const u_char *a, const u_char *b, siz
         if (differ(i)) return false;
     }
     return !differ(n - 16);
+}
+
+// The same for n >= 32 on a CPU with AVX2: 32 at a time, the differences
+// gathered and tested once at the end (a session cookie is 150-250 bytes:
+// 5-8 rounds instead of 10-16).
+NGX_CERTGATE_HOT __attribute__((target("avx2"))) static bool ngx_certgate_same_bytes_avx2(
+    const u_char *a, const u_char *b, size_t n) {
+    // (no lambda: it would not inherit the target)
+    const auto *pa = reinterpret_cast<const __m256i *>(a + n - 32);
+    const auto *pb = reinterpret_cast<const __m256i *>(b + n - 32);
+    __m256i acc = _mm256_xor_si256(_mm256_loadu_si256(pa), _mm256_loadu_si256(pb));
+    for (size_t i = 0; i + 32 < n; i += 32) {
+        pa = reinterpret_cast<const __m256i *>(a + i);
+        pb = reinterpret_cast<const __m256i *>(b + i);
+        acc =
+            _mm256_or_si256(acc, _mm256_xor_si256(_mm256_loadu_si256(pa), _mm256_loadu_si256(pb)));
+    }
+    return _mm256_testz_si256(acc, acc) != 0;
+}
+
+// Whether this CPU has AVX2 (ngx_certgate_require_cpu, at configuration).
+static bool ngx_certgate_avx2 = false;
+
+void ngx_certgate_require_cpu() noexcept {
+    __builtin_cpu_init();
+    ngx_certgate_avx2 = __builtin_cpu_supports("avx2") != 0;
+}
+
+static inline bool ngx_certgate_same_bytes(const u_char *a, const u_char *b, size_t n) {
+    if (n >= 32 && ngx_certgate_avx2) return ngx_certgate_same_bytes_avx2(a, b, n);
+    return ngx_certgate_same_bytes_sse2(a, b, n);
 }
 
 // Whether a request may pass on the connection's last pass (see
