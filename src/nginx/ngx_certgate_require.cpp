@@ -54,7 +54,8 @@ NGX_CERTGATE_HOT ngx_certgate_ctx_t *ngx_certgate_find_ctx(ngx_http_request_t *r
 // A new gate state for a request that has none (find_ctx said so), with
 // its pool cleanup in the same allocation (as ngx_pool_cleanup_add would
 // make them, in one call instead of two).
-NGX_CERTGATE_HOT static ngx_certgate_ctx_t *ngx_certgate_new_ctx(ngx_http_request_t *r) noexcept {
+static inline __attribute__((always_inline)) ngx_certgate_ctx_t *ngx_certgate_new_ctx(
+    ngx_http_request_t *r) noexcept {
     struct state_t {
         ngx_pool_cleanup_t cln;
         ngx_certgate_ctx_t ctx;
@@ -159,7 +160,10 @@ static constexpr size_t kRetiredIdentities = 8;
 
 // Whether a and b, n bytes each, are the same: 16 at a time, and a last 16
 // that overlaps the ones before instead of a byte loop.
-static inline bool ngx_certgate_same_bytes_sse2(const u_char *a, const u_char *b, size_t n) {
+// (Out of line: the keep-alive request's code calls it only on a CPU
+// without AVX2 or for a header under 32 bytes.)
+__attribute__((noinline)) static bool ngx_certgate_same_bytes_sse2(const u_char *a, const u_char *b,
+                                                                   size_t n) {
     auto differ = [&](size_t at) {
         __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i *>(a + at));
         __m128i y = _mm_loadu_si128(reinterpret_cast<const __m128i *>(b + at));
@@ -210,10 +214,9 @@ static inline bool ngx_certgate_same_bytes(const u_char *a, const u_char *b, siz
 // Whether a request may pass on the connection's last pass (see
 // ngx_certgate_peer_t::Pass): true when nothing the full checks read can
 // differ; false when they must run.
-NGX_CERTGATE_HOT static bool ngx_certgate_pass_holds(ngx_http_request_t *r,
-                                                     const ngx_certgate_main_conf_t *cmcf,
-                                                     bool master, ngx_atomic_uint_t changes,
-                                                     const ngx_certgate_peer_t *peer) {
+static inline __attribute__((always_inline)) bool ngx_certgate_pass_holds(
+    ngx_http_request_t *r, const ngx_certgate_main_conf_t *cmcf, bool master,
+    ngx_atomic_uint_t changes, const ngx_certgate_peer_t *peer) {
     const ngx_certgate_peer_t::Pass &p = peer->pass;
     if (p.conf != cmcf || changes == 0 || p.changes != changes || (master && !p.master)) {
         return false;
@@ -445,34 +448,64 @@ static const ngx_certgate_loc_conf_t *ngx_certgate_lcf(ngx_http_request_t *r) {
 // The keep-alive request's way through: a request with no gate state yet
 // that enters a protected location on a connection whose last pass holds
 // (ngx_certgate_pass_holds) passes here, with what ngx_certgate_decide
-// would find and nothing else; any other goes to ngx_certgate_gate.
-NGX_CERTGATE_HOT static ngx_int_t ngx_certgate_fast_pass(ngx_http_request_t *r,
-                                                         const ngx_certgate_loc_conf_t *lcf) {
+// would find and nothing else. False: it did not (nothing changed), and the
+// caller takes the full way.
+static inline __attribute__((always_inline)) bool ngx_certgate_try_pass(
+    ngx_http_request_t *r, const ngx_certgate_loc_conf_t *lcf) {
     auto *cmcf = static_cast<const ngx_certgate_main_conf_t *>(
         ngx_http_get_module_main_conf(r, ngx_http_certgate_module));
     bool stale;
     ngx_atomic_uint_t changes = ngx_certgate_set_now(cmcf, &stale);
-    const ngx_certgate_peer_t *peer =
-        cmcf->runtime != nullptr && !stale ? ngx_certgate_known_peer(cmcf, r->connection) : nullptr;
+    if (__builtin_expect(stale || cmcf->runtime == nullptr, 0)) return false;
+    const ngx_certgate_peer_t *peer = ngx_certgate_known_peer(cmcf, r->connection);
     bool master = lcf->require_master;
-    if (peer == nullptr || !ngx_certgate_pass_holds(r, cmcf, master, changes, peer)) {
-        return ngx_certgate_gate(r, lcf, nullptr);
-    }
+    if (peer == nullptr || !ngx_certgate_pass_holds(r, cmcf, master, changes, peer)) return false;
     ngx_certgate_ctx_t *ctx = ngx_certgate_new_ctx(r);
-    if (ctx == nullptr) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (__builtin_expect(ctx == nullptr, 0)) return false;
     ctx->required = 1;
     if (master) ctx->required_master = 1;
-    (void)ngx_certgate_set_identity(r, ctx, peer->pass.identity.get(), false);  // no copy: true
+    ctx->identity = &peer->pass.identity->strs;  // a new state: none yet (set_identity, no copy)
     ngx_certgate_mark_passed(ctx, master);
-    return NGX_DECLINED;
+    return true;
 }
 
-NGX_CERTGATE_HOT ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept {
-    const ngx_certgate_loc_conf_t *lcf = ngx_certgate_lcf(r);
+// The rewrite phase's way for every other request: one whose gate state
+// may be on its pool (an internal or named redirect cleared r->ctx), one
+// that entered a protected location before, a connection's first request,
+// a new cookie, a change of the set. Apart from the keep-alive request's
+// code, so that it stays in few cache lines.
+__attribute__((noinline, cold)) static ngx_int_t ngx_certgate_rewrite_full(
+    ngx_http_request_t *r, const ngx_certgate_loc_conf_t *lcf) noexcept {
     ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
-    if (ctx == nullptr && lcf->require) return ngx_certgate_fast_pass(r, lcf);
+    if (ctx == nullptr && lcf->require) {
+        if (r->pool->cleanup != nullptr && ngx_certgate_try_pass(r, lcf)) return NGX_DECLINED;
+        return ngx_certgate_gate(r, lcf, nullptr);
+    }
     if (!lcf->require && (ctx == nullptr || !ctx->required)) return NGX_DECLINED;
     return ngx_certgate_gate(r, lcf, ctx);
+}
+
+// With no gate state in r->ctx and none on the pool (no cleanup at all: the
+// usual case), the request never entered a protected location: an
+// unprotected one lets it on, a protected one tries its connection's pass.
+NGX_CERTGATE_HOT ngx_int_t ngx_certgate_require_rewrite_handler(ngx_http_request_t *r) noexcept {
+    const ngx_certgate_loc_conf_t *lcf = ngx_certgate_lcf(r);
+    if (ngx_http_get_module_ctx(r, ngx_http_certgate_module) == nullptr &&
+        r->pool->cleanup == nullptr) {
+        if (!lcf->require) return NGX_DECLINED;
+        if (ngx_certgate_try_pass(r, lcf)) return NGX_DECLINED;
+    }
+    return ngx_certgate_rewrite_full(r, lcf);
+}
+
+__attribute__((noinline, cold)) static ngx_int_t ngx_certgate_access_full(
+    ngx_http_request_t *r, const ngx_certgate_loc_conf_t *lcf) noexcept {
+    ngx_certgate_ctx_t *ctx = ngx_certgate_find_ctx(r);
+    if (!lcf->require && (ctx == nullptr || !ctx->required)) return NGX_DECLINED;
+    ngx_int_t rc = ngx_certgate_gate(r, lcf, ctx);
+    if (rc != NGX_DECLINED) return rc;
+    ctx = ngx_certgate_find_ctx(r);
+    return ctx != nullptr && ctx->passed ? NGX_OK : NGX_DECLINED;
 }
 
 // In the access phase a request that passed the gate counts as allowed, so
@@ -487,10 +520,7 @@ NGX_CERTGATE_HOT ngx_int_t ngx_certgate_require_handler(ngx_http_request_t *r) n
         (ctx->passed_master || !(ctx->required_master || lcf->require_master))) {
         return NGX_OK;
     }
-    ctx = ngx_certgate_find_ctx(r);
-    if (!lcf->require && (ctx == nullptr || !ctx->required)) return NGX_DECLINED;
-    ngx_int_t rc = ngx_certgate_gate(r, lcf, ctx);
-    if (rc != NGX_DECLINED) return rc;
-    ctx = ngx_certgate_find_ctx(r);
-    return ctx != nullptr && ctx->passed ? NGX_OK : NGX_DECLINED;
+    // no gate state anywhere (as in the rewrite phase): nothing to check
+    if (ctx == nullptr && r->pool->cleanup == nullptr && !lcf->require) return NGX_DECLINED;
+    return ngx_certgate_access_full(r, lcf);
 }

@@ -91,8 +91,11 @@ inline ngx_atomic_uint_t ngx_certgate_set_now(const ngx_certgate_main_conf_t *cm
         *stale = false;
         return 0;
     }
-    ngx_atomic_uint_t changes = head->changes;
-    ngx_memory_barrier();
+    // An acquire read: what this request reads of the set after it is at
+    // least as new as the count (the writer bumps it after the entries).
+    // Not ngx_memory_barrier(), a full fence (lock or) with nginx's GCC
+    // atomics; on x86 an acquire read is a plain load.
+    ngx_atomic_uint_t changes = __atomic_load_n(&head->changes, __ATOMIC_ACQUIRE);
     // not loaded: not stale, refused for that (as ngx_certgate_feed_stale)
     *stale = head->loaded && certgate::feed_stale(ngx_certgate_msec_since(head->last_ok),
                                                   static_cast<long>(cmcf->sync_max_lag));
