@@ -4,7 +4,8 @@
 # lets through what the full checks would refuse: a changed or forged
 # cookie, another user's session, a stricter location, the idle and the
 # absolute timeout, a client that ignores the renewed cookie, a logout, a
-# long Cookie header, a new connection on a socket another used, and that
+# long Cookie header, a change at any byte of the cookie (AVX2 and SSE2),
+# a new connection on a socket another used, and that
 # the app sees the same identity either way (HTTP/1.1 and HTTP/2).
 use strict;
 use warnings;
@@ -226,11 +227,11 @@ subtest 'a long Cookie header on a connection that passed' => sub {
     }
 };
 
-subtest 'a Cookie header that differs from the one that passed at any one byte' => sub {
-    # The pass compares the header 32 or 16 bytes at a time with an
-    # overlapping last block: a change at every position of the session
-    # cookie (each block, each boundary, the overlap) sends the request to
-    # the full check, which refuses it.
+# The pass compares the header 32 bytes at a time with AVX2 (16 with SSE2)
+# and an overlapping last block: a change at every position of the session
+# cookie (each block, each boundary, the overlap) sends the request to the
+# full check, which refuses it.
+sub every_byte_changed {
     my $cookie = session_of('general1');
     my $ask = connection('general1');
     my $header = "$S=$cookie";
@@ -245,7 +246,9 @@ subtest 'a Cookie header that differs from the one that passed at any one byte' 
     cmp_ok($n, '>=', 64, "the session cookie spans several blocks ($n bytes)");
     is($refused, $n, 'a change at any byte of the cookie is refused');
     is($passed_again, $n, 'and the real one passes after each');
-};
+}
+
+subtest 'a Cookie header that differs from the one that passed at any one byte' => \&every_byte_changed;
 
 subtest 'a socket used again by another certificate' => sub {
     # The worker finds a connection's certificate check again by its socket:
@@ -290,6 +293,16 @@ subtest 'HTTP/2: the same answers on one connection' => sub {
     is_deeply([@codes[0, 2, 4, 6]], [200, 200, 403, 401], 'pass, pass, stricter location refused, other session refused')
         or diag $out;
     is_deeply([@codes[3, 5, 7]], [0, 0, 0], 'all on the first connection') or diag $out;
+};
+
+subtest 'the same with the SSE2 comparison (test hook CERTGATE_TEST_NO_AVX2)' => sub {
+    $t->stop_nginx;
+    {
+        local $ENV{CERTGATE_TEST_NO_AVX2} = 1;
+        $t->start_nginx;
+    }
+    like($t->error_log, qr/test hook: the pass compares with SSE2/, 'nginx compares with SSE2');
+    every_byte_changed();
 };
 
 done_testing;

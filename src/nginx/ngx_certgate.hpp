@@ -176,7 +176,7 @@ ngx_int_t ngx_certgate_refuse(ngx_http_request_t *r, ngx_uint_t status,
 // path: the per-connection client certificate check, and the live session.
 ngx_int_t ngx_certgate_require_init() noexcept;
 // Picks the protected path's byte comparison for this CPU (AVX2 or SSE2).
-void ngx_certgate_require_cpu() noexcept;
+void ngx_certgate_require_cpu(ngx_log_t *log) noexcept;
 // Frees cmcf's record by socket (peer_slots) with the configuration pool.
 ngx_int_t ngx_certgate_peer_slots_cleanup(ngx_conf_t *cf, ngx_certgate_main_conf_t *cmcf) noexcept;
 void ngx_certgate_present(ngx_http_request_t *r, ngx_certgate_main_conf_t *cmcf,

@@ -444,7 +444,7 @@ static ngx_int_t ngx_certgate_init(ngx_conf_t *cf) noexcept {
         return NGX_ERROR;
     }
     if (ngx_certgate_require_init() != NGX_OK) return NGX_ERROR;
-    ngx_certgate_require_cpu();
+    ngx_certgate_require_cpu(cf->log);
 
     auto *hcmcf = static_cast<ngx_http_core_main_conf_t *>(
         ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module));
