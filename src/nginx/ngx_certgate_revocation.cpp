@@ -653,7 +653,8 @@ void sync_tick(ngx_event_t *ev) noexcept {
             // A full page or a gap: the next poll at once.
             sync_arm(sync, batch->more || batch->gap ? 1 : kTick);
             return NGX_OK;
-        });
+        },
+        false, true);  // periodic: not a burst for the memory trim
     if (!posted) {
         sync->busy = false;
         sync_done(z, poll, false, ev->log);

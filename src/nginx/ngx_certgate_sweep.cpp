@@ -102,7 +102,8 @@ void sweep_run(ngx_event_t *ev) noexcept {
             }
             sweep_arm(sweep);
             return NGX_OK;
-        });
+        },
+        false, true);  // periodic: not a burst for the memory trim
     if (!posted) {
         sweep->busy = false;
         sweep_arm(sweep);

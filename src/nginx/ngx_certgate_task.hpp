@@ -35,7 +35,13 @@ class ngx_certgate_task_t {
     ngx_int_t post(ngx_http_request_t *r, ngx_thread_pool_t *pool, bool crypto = false);
     // Work of the worker itself (the revocation feed, the mail sweep): no
     // request; `finish` gets r == nullptr and its return value is ignored.
-    ngx_int_t post_background(ngx_thread_pool_t *pool, ngx_log_t *log, bool crypto = false);
+    // `periodic`: a timer's steady work (the feed, the sweep), which does not
+    // count as a burst for the memory trim after one.
+    ngx_int_t post_background(ngx_thread_pool_t *pool, ngx_log_t *log, bool crypto = false,
+                              bool periodic = false);
+    // The task that returns freed memory after a burst (its completion does
+    // not count as a burst's).
+    void set_trim() noexcept { trim_ = true; }
 
   private:
     static void run_in_thread(void *data, ngx_log_t *log) noexcept;
@@ -51,6 +57,9 @@ class ngx_certgate_task_t {
     bool failed_ = false;
     bool background_ = false;
     bool crypto_ = false;
+    bool trim_ = false;
+    bool periodic_ = false;
+    ngx_thread_pool_t *pool_ = nullptr;
 };
 
 // Worker exit: waits (at most 2 s) until the pool threads that ran our tasks
@@ -67,10 +76,11 @@ ngx_int_t ngx_certgate_timer_cleanup(ngx_pool_t *pool, ngx_event_t *timer) noexc
 
 // Posts work for the worker itself; false when the pool refused it.
 // `crypto`: the pool is the crypto one (its threads at the crypto priority).
+// `periodic`: a timer's steady work (see post_background).
 bool ngx_certgate_post_background(ngx_thread_pool_t *pool, ngx_log_t *log,
                                   ngx_certgate_task_t::work_t work,
-                                  ngx_certgate_task_t::finish_t finish,
-                                  bool crypto = false) noexcept;
+                                  ngx_certgate_task_t::finish_t finish, bool crypto = false,
+                                  bool periodic = false) noexcept;
 
 // Which pool a request's task goes to: `crypto` for seconds of CPU (argon2,
 // key generation, signing; certgate_crypto_thread_pool), `io` for the rest.

@@ -1,6 +1,8 @@
 // Passwords: argon2id hashing and verification (including hashes made by
 // Debian's argon2 command), the R9 initial-password generator, and the R8/R9
 // checks with their PCRE2 twins.
+#include <argon2.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -116,6 +118,86 @@ void rejects_other_and_malformed_hashes(void**) {
     assert_false(verify_password("Passw0rd!", "Passw0rd!"));
 }
 
+// Ours read by libargon2, and libargon2's (v=19, v=16 and the old form
+// without v=) read by ours: the PHC string is now written and parsed here.
+void libargon2_reads_ours_and_we_read_libargon2s(void**) {
+    std::string ours = hash_password("Passw0rd!", Argon2Params{4096, 1, 1});
+    assert_int_equal(argon2id_verify(ours.c_str(), "Passw0rd!", 9), ARGON2_OK);
+    assert_int_not_equal(argon2id_verify(ours.c_str(), "Passw0rd?", 9), ARGON2_OK);
+    for (uint32_t version : {ARGON2_VERSION_13, ARGON2_VERSION_10}) {
+        char encoded[160];
+        const char salt[] = "someSaltOfSixteen";
+        unsigned char raw[32];
+        assert_int_equal(argon2_hash(2, 4096, 2, "Xy7#abcD", 8, salt, 17, raw, sizeof raw, encoded,
+                                     sizeof encoded, Argon2_id, version),
+                         ARGON2_OK);
+        assert_true(verify_password("Xy7#abcD", encoded));
+        assert_false(verify_password("Xy7#abcd", encoded));
+        if (version == ARGON2_VERSION_10) {
+            std::string old = encoded;
+            size_t v = old.find("v=16$");
+            assert_true(v != std::string::npos);
+            old.erase(v, 5);
+            assert_true(verify_password("Xy7#abcD", old));
+        }
+    }
+}
+
+// A store row is input: every way it can be wrong verifies false (and
+// never asks for more than it says).
+void rejects_malformed_phc_strings(void**) {
+    std::string good = hash_password("Passw0rd!", Argon2Params{4096, 1, 1});
+    assert_true(verify_password("Passw0rd!", good));
+    size_t s1 = good.find('$', std::strlen("$argon2id$v=19$m=4096,t=1,p=1"));
+    size_t s2 = good.find('$', s1 + 1);
+    std::string salt = good.substr(s1 + 1, s2 - s1 - 1), hash = good.substr(s2 + 1);
+    auto with = [&](const std::string& head, const std::string& sa, const std::string& h) {
+        return verify_password("Passw0rd!", head + "$" + sa + "$" + h);
+    };
+    const std::string head = "$argon2id$v=19$m=4096,t=1,p=1";
+    assert_true(with(head, salt, hash));
+    for (const char* bad_head :
+         {"$argon2id$v=18$m=4096,t=1,p=1", "$argon2id$v=019$m=4096,t=1,p=1",
+          "$argon2id$v=19$m=04096,t=1,p=1", "$argon2id$v=19$m=4096,t=+1,p=1",
+          "$argon2id$v=19$m=4096,t=1", "$argon2id$v=19$t=1,m=4096,p=1",
+          "$argon2id$v=19$m=4096,t=1,p=1,k=2", "$argon2id$v=19$m=99999999999,t=1,p=1",
+          "$argon2id$v=19$m=4294967296,t=1,p=1", "$argon2id$v=19$m=4096,t=0,p=1",
+          "$argon2id$v=19$m=4096,t=1,p=0", "$argon2id$v=19$m=4,t=1,p=1",
+          "$argon2i$v=19$m=4096,t=1,p=1", "$argon2id$v=19$m=4096,t=1,p=1 ",
+          "$argon2id$v=19$m=,t=1,p=1"})
+        assert_false(with(bad_head, salt, hash));
+    assert_false(with(head, salt, hash + "="));  // padding
+    assert_false(with(head, salt + "=", hash));
+    assert_false(with(head, salt, hash + "$"));                            // a field too many
+    assert_false(with(head, salt, hash.substr(0, hash.size() - 1)));       // a byte short
+    assert_false(with(head, salt, hash.substr(0, 4)));                     // 3 bytes: too short
+    assert_false(with(head, "c2FsdA", hash));                              // "salt": too short
+    assert_false(with(head, salt, std::string(hash).replace(3, 1, "*")));  // not the alphabet
+    // Unused trailing bits set: another spelling of the same bytes.
+    std::string last = hash.substr(hash.size() - 1);
+    const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string twin = hash.substr(0, hash.size() - 1) + alphabet[alphabet.find(last) | 1];
+    assert_false(with(head, salt, twin));
+    assert_false(with(head, salt, std::string(hash.size() % 4 == 1 ? 0 : 1, 'A') + hash));
+    assert_false(verify_password("Passw0rd!", good + "x"));
+    assert_false(verify_password("Passw0rd!", std::string(good).insert(20, 1, '\0')));
+}
+
+// Argon2's memory comes from mmap for each hash and goes back after: none
+// of it stays in malloc's arenas (with libargon2's malloc, the second hash
+// of 19 MiB took it from the arena, which then held it for good).
+void argon2_memory_is_not_kept(void**) {
+    struct mallinfo2 before = mallinfo2();
+    for (int i = 0; i < 3; ++i) {
+        std::string h = hash_password("Passw0rd!");
+        assert_true(verify_password("Passw0rd!", h));
+    }
+    struct mallinfo2 after = mallinfo2();
+    assert_true(after.arena < before.arena + 1024 * 1024);
+    assert_true(after.hblkhd < before.hblkhd + 1024 * 1024);
+    assert_true(after.uordblks < before.uordblks + 256 * 1024);
+}
+
 void weaker_hashes_still_verify(void**) {
     std::string weak = hash_password("Passw0rd!", Argon2Params{4096, 1, 1});
     assert_true(verify_password("Passw0rd!", weak));
@@ -200,6 +282,9 @@ int main() {
         cmocka_unit_test(debian_tool_recomputes_our_hash),
         cmocka_unit_test(rejects_other_and_malformed_hashes),
         cmocka_unit_test(weaker_hashes_still_verify),
+        cmocka_unit_test(libargon2_reads_ours_and_we_read_libargon2s),
+        cmocka_unit_test(rejects_malformed_phc_strings),
+        cmocka_unit_test(argon2_memory_is_not_kept),
         cmocka_unit_test(generated_passwords_meet_r9),
         cmocka_unit_test(user_id_rule_r8),
         cmocka_unit_test(password_rule_r9),

@@ -23,7 +23,8 @@ struct Argon2Params {
 std::string hash_password(std::string_view password, const Argon2Params& params = {});
 
 // True when password matches the PHC string (argon2id only). Malformed strings
-// verify false. The comparison is constant-time (libargon2's own).
+// verify false. The comparison is constant-time (CRYPTO_memcmp). Argon2's
+// memory is mapped for each call and unmapped after (never malloc's).
 bool verify_password(std::string_view password, const std::string& phc);
 
 // A random password of `length` characters (8 to 64; R9: 12) from OpenSSL's

@@ -87,7 +87,7 @@ struct RevokedEntry {
 // The PKCS#12's key derivations, done ahead (issue 18): at ④, once the
 // password is known, a background task of the crypto pool derives them
 // with fresh salts, and ⑥ builds the .p12 around them instead of spending
-// three derivations of certgate_p12_iterations on the clerk's wait. The
+// its two derivations of certgate_p12_iterations on the clerk's wait. The
 // same key encrypts the key bag and the certificate bag (each with its own
 // random IV); the MAC key comes from the PKCS#12 KDF as PKCS12_set_mac's.
 // Held only sealed with the flow cookie's key, taken once, wiped.
