@@ -148,17 +148,29 @@ static void ngx_certgate_guard_arm() {
 // in use. The event loop takes nothing: the trim runs in a pool thread; it
 // holds each arena's lock in turn for the time it walks its free lists
 // (microseconds for arenas this size). Once per burst, never while idle.
+//
+// Always in the I/O pool: the crypto threads run at SCHED_BATCH, nice 19,
+// and a thread that holds the main arena's lock must not be one the
+// scheduler keeps waiting while the event loop wants to allocate.
 static ngx_event_t ngx_certgate_trim_timer;
 static ngx_cycle_t *ngx_certgate_trim_cycle;       // whose pool removes the timer
-static ngx_thread_pool_t *ngx_certgate_trim_pool;  // the pool of the last task
+static ngx_thread_pool_t *ngx_certgate_trim_pool;  // the I/O pool of the last I/O task
 static ngx_uint_t ngx_certgate_tasks_outstanding;  // posted, not completed
-static bool ngx_certgate_trim_due;                 // a task completed since the last trim
-static bool ngx_certgate_trim_crypto;
+static bool ngx_certgate_trim_due;                 // a burst's task completed since the last trim
+
+// The cycle whose pool holds the timer goes (a reload in single-process
+// mode): no timer, no pool of that cycle kept.
+static void ngx_certgate_trim_gone(void *) noexcept {
+    if (ngx_certgate_trim_timer.timer_set) ngx_del_timer(&ngx_certgate_trim_timer);
+    ngx_certgate_trim_pool = nullptr;
+    ngx_certgate_trim_due = false;
+    ngx_certgate_trim_cycle = nullptr;
+}
 
 static void ngx_certgate_trim_run(ngx_event_t *ev) noexcept {
     if (ngx_certgate_tasks_outstanding > 0 || !ngx_certgate_trim_due ||
-        ngx_certgate_trim_pool == nullptr)
-        return;  // a completion re-arms it
+        ngx_certgate_trim_pool == nullptr || ngx_exiting || ngx_terminate || ngx_quit)
+        return;  // a completion arms it again
     ngx_certgate_trim_due = false;
     ngx_log_t *log = ev->log;
     try {
@@ -177,8 +189,7 @@ static void ngx_certgate_trim_run(ngx_event_t *ev) noexcept {
                 return NGX_OK;
             });
         task->set_trim();
-        if (task->post_background(ngx_certgate_trim_pool, log, ngx_certgate_trim_crypto) != NGX_OK)
-            delete task;
+        if (task->post_background(ngx_certgate_trim_pool, log, false) != NGX_OK) delete task;
     } catch (const std::exception &) {
         // Out of memory: the next burst tries again.
     }
@@ -186,27 +197,28 @@ static void ngx_certgate_trim_run(ngx_event_t *ev) noexcept {
 
 // A task of ours completed on the event loop. A request's task (or the
 // portal's work after an answer) makes a trim due and sets it one second
-// after the last such completion; a periodic task only arms it again when
-// a trim is due and no timer is set (the feed and the sweep, every second in
-// test builds, would otherwise put it off for ever).
+// after the last such completion; a periodic task, or the trim itself,
+// only arms it again when a trim is due and no timer is set (the feed and
+// the sweep, every second in test builds, would otherwise put it off for
+// ever; a burst's task that ended while the trim ran is trimmed after).
 static void ngx_certgate_trim_after(ngx_thread_pool_t *pool, bool crypto, bool trim,
                                     bool periodic) noexcept {
     if (ngx_certgate_tasks_outstanding > 0) ngx_certgate_tasks_outstanding--;
-    if (trim) return;  // the trim itself
-    if (!periodic) {
+    if (!periodic && !trim) {
         ngx_certgate_trim_due = true;
-        ngx_certgate_trim_pool = pool;
-        ngx_certgate_trim_crypto = crypto;
+        if (!crypto) ngx_certgate_trim_pool = pool;
     }
-    if (!ngx_certgate_trim_due || ngx_certgate_tasks_outstanding > 0 || ngx_exiting ||
-        ngx_terminate || ngx_quit)
+    if (!ngx_certgate_trim_due || ngx_certgate_trim_pool == nullptr ||
+        ngx_certgate_tasks_outstanding > 0 || ngx_exiting || ngx_terminate || ngx_quit)
         return;
-    if (periodic && ngx_certgate_trim_timer.timer_set) return;
+    if ((periodic || trim) && ngx_certgate_trim_timer.timer_set) return;
     if (ngx_certgate_trim_cycle != ngx_cycle) {
+        ngx_pool_cleanup_t *cln = ngx_pool_cleanup_add(ngx_cycle->pool, 0);
+        if (cln == nullptr) return;
+        cln->handler = ngx_certgate_trim_gone;
         ngx_certgate_trim_timer.handler = ngx_certgate_trim_run;
         ngx_certgate_trim_timer.data = ngx_certgate_timer_ident();
         ngx_certgate_trim_timer.cancelable = 1;
-        if (ngx_certgate_timer_cleanup(ngx_cycle->pool, &ngx_certgate_trim_timer) != NGX_OK) return;
         ngx_certgate_trim_cycle = const_cast<ngx_cycle_t *>(ngx_cycle);
     }
     ngx_certgate_trim_timer.log = ngx_cycle->log;

@@ -367,6 +367,15 @@ void p12_keys_ahead_are_used_only_when_they_fit(void**) {
     cut.mac_key.resize(16);
     expect_contains(error_of([&] { ca->issue(req, "Passw0rd!", P12Encryption::aes256, &cut); }),
                     "not whole");
+    // A NUL would end the MAC's password but not the bag key's: refused.
+    expect_contains(error_of([&] {
+                        ca->derive_p12_keys(std::string("Pass\0w0rd!", 10), P12Encryption::aes256,
+                                            req.p12_iterations);
+                    }),
+                    "NUL");
+    expect_contains(
+        error_of([&] { ca->issue(req, std::string("Pass\0w0rd!", 10), P12Encryption::aes256); }),
+        "NUL");
 }
 
 void issue_refuses_bad_input(void**) {

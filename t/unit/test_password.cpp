@@ -164,7 +164,11 @@ void rejects_malformed_phc_strings(void**) {
           "$argon2id$v=19$m=4294967296,t=1,p=1", "$argon2id$v=19$m=4096,t=0,p=1",
           "$argon2id$v=19$m=4096,t=1,p=0", "$argon2id$v=19$m=4,t=1,p=1",
           "$argon2i$v=19$m=4096,t=1,p=1", "$argon2id$v=19$m=4096,t=1,p=1 ",
-          "$argon2id$v=19$m=,t=1,p=1"})
+          "$argon2id$v=19$m=,t=1,p=1",
+          // Bounded: a row must not map gigabytes or take a thread for hours.
+          "$argon2id$v=19$m=1048577,t=1,p=1", "$argon2id$v=19$m=4096,t=65,p=1",
+          "$argon2id$v=19$m=4096,t=1,p=17", "$argon2id$v=19$m=4000000000,t=1,p=1",
+          "$argon2id$v=19$m=8,t=4000000000,p=1"})
         assert_false(with(bad_head, salt, hash));
     assert_false(with(head, salt, hash + "="));  // padding
     assert_false(with(head, salt + "=", hash));

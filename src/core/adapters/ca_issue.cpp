@@ -371,6 +371,9 @@ std::optional<P12Keys> CaSigner::derive_p12_keys(const std::string& password, P1
                                                  int iterations) const {
     if (enc != P12Encryption::aes256) return std::nullopt;
     if (password.empty()) throw CaError("refusing to write a PKCS#12 without a password");
+    // The MAC's KDF (and every reader) stops at a NUL; the bag key would not.
+    if (password.find('\0') != std::string::npos)
+        throw CaError("refusing a PKCS#12 password with a NUL character");
     if (iterations < 1) throw CaError("the PKCS#12 iteration count must be positive");
     P12Keys k;
     k.iterations = iterations;
@@ -446,6 +449,7 @@ IssuedCertificate CaSigner::issue(const IssueRequest& req, const std::string& p1
                                                                                          : nullptr;
     if (!keys && enc == P12Encryption::aes256) {
         now = derive_p12_keys(p12_password, enc, req.p12_iterations);
+        if (!now) fail("cannot derive the PKCS#12 keys");
         keys = &*now;
     }
     if (keys)

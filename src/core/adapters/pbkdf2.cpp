@@ -1,12 +1,17 @@
 // See pbkdf2.hpp. SHA256_Transform is deprecated in OpenSSL 3 (the EVP
 // interface has no bare compression) but stays in libcrypto 3.x, with the
-// same SHA-NI / AVX2 code EVP_sha256() runs.
+// same SHA-NI / AVX2 code EVP_sha256() runs. It goes around the provider
+// layer, so it is not the FIPS provider's code: an OpenSSL built without
+// the deprecated interfaces gets PKCS5_PBKDF2_HMAC below, the same bytes at
+// OpenSSL's own speed.
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "core/adapters/pbkdf2.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include <climits>
 #include <cstdint>
 #include <cstring>
 #include <stdexcept>
@@ -18,7 +23,7 @@ namespace {
 constexpr size_t kBlock = SHA256_CBLOCK;          // 64
 constexpr size_t kDigest = SHA256_DIGEST_LENGTH;  // 32
 
-void put_be32(unsigned char* p, uint32_t v) {
+[[maybe_unused]] void put_be32(unsigned char* p, uint32_t v) {
     p[0] = static_cast<unsigned char>(v >> 24);
     p[1] = static_cast<unsigned char>(v >> 16);
     p[2] = static_cast<unsigned char>(v >> 8);
@@ -26,7 +31,7 @@ void put_be32(unsigned char* p, uint32_t v) {
 }
 
 // The digest a context's state holds after whole blocks (no padding added).
-void state_bytes(const SHA256_CTX& c, unsigned char* out) {
+[[maybe_unused]] void state_bytes(const SHA256_CTX& c, unsigned char* out) {
     for (size_t w = 0; w < 8; ++w) put_be32(out + 4 * w, c.h[w]);
 }
 
@@ -46,6 +51,14 @@ void pbkdf2_hmac_sha256(std::string_view password, std::string_view salt, int it
                         unsigned char* out, size_t out_len) {
     if (iterations < 1) throw std::invalid_argument("PBKDF2 needs at least one iteration");
     if (out_len / kDigest >= 0xffffffffu) throw std::invalid_argument("PBKDF2 output too long");
+#if defined(OPENSSL_NO_DEPRECATED_3_0)
+    if (out_len > INT_MAX || password.size() > INT_MAX || salt.size() > INT_MAX ||
+        PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()),
+                          reinterpret_cast<const unsigned char*>(salt.data()),
+                          static_cast<int>(salt.size()), iterations, EVP_sha256(),
+                          static_cast<int>(out_len), out) != 1)
+        throw std::runtime_error("PBKDF2 failed");
+#else
     Secrets s;
     // HMAC's key: the password, or its digest when longer than a block.
     if (password.size() > kBlock) {
@@ -97,6 +110,7 @@ void pbkdf2_hmac_sha256(std::string_view password, std::string_view salt, int it
         out += n;
         out_len -= n;
     }
+#endif
 }
 
 }  // namespace certgate

@@ -61,7 +61,10 @@ bool is_symbol(char c) {
 
 int map_argon2_memory(uint8_t** memory, size_t bytes) {
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return ARGON2_MEMORY_ALLOCATION_ERROR;
+    if (p == MAP_FAILED) {
+        *memory = nullptr;  // what libargon2 checks
+        return ARGON2_MEMORY_ALLOCATION_ERROR;
+    }
     (void)madvise(p, bytes, MADV_DONTDUMP);
     *memory = static_cast<uint8_t*>(p);
     return ARGON2_OK;
@@ -86,7 +89,9 @@ int argon2id_raw(std::string_view password, std::string_view salt, uint32_t t, u
     ctx.t_cost = t;
     ctx.m_cost = m;
     ctx.lanes = p;
-    ctx.threads = p;
+    // One thread: the lanes are computed in turn (the same output), so a
+    // hash never takes more cores than the crypto pool that runs it has.
+    ctx.threads = 1;
     ctx.version = version;
     ctx.allocate_cbk = map_argon2_memory;
     ctx.free_cbk = unmap_argon2_memory;
@@ -154,6 +159,10 @@ bool take(std::string_view& s, char c) {
     return true;
 }
 
+constexpr uint32_t kMaxMemoryKib = 1024 * 1024;  // 1 GiB
+constexpr uint32_t kMaxPasses = 64;
+constexpr uint32_t kMaxLanes = 16;
+
 struct Phc {
     uint32_t version = ARGON2_VERSION_10, m = 0, t = 0, p = 0;
     std::string salt, hash;
@@ -185,6 +194,11 @@ std::optional<Phc> parse_phc(std::string_view s) {
     if (!salt || !hash || salt->size() < ARGON2_MIN_SALT_LENGTH ||
         hash->size() < ARGON2_MIN_OUTLEN || hash->size() > 1024)
         return std::nullopt;
+    // A store row is input: what it may ask for is bounded well above any
+    // hash certgate or a sysadmin's `argon2 -e` makes (19 MiB, t=2, p=1 by
+    // default; RFC 9106's second recommendation is 64 MiB, t=3, p=4), so a
+    // bad row cannot map gigabytes or hold a crypto thread for hours.
+    if (*m > kMaxMemoryKib || *t > kMaxPasses || *p > kMaxLanes) return std::nullopt;
     phc.m = *m;
     phc.t = *t;
     phc.p = *p;
