@@ -145,19 +145,17 @@ void require_legacy_provider() {
             (failure.empty() ? std::string("not available") : failure));
 }
 
-std::vector<uint8_t> make_pkcs12(const std::string& friendly_name, EVP_PKEY* key, X509* cert,
-                                 X509* ca_cert, const std::string& password, P12Encryption enc,
-                                 int iterations) {
+// certgate_p12_encryption legacy: 3DES key bag, RC2 certificate bag, SHA-1
+// MAC, through PKCS12_create (aes256 files: make_pkcs12_ahead below).
+std::vector<uint8_t> make_pkcs12_legacy(const std::string& friendly_name, EVP_PKEY* key, X509* cert,
+                                        X509* ca_cert, const std::string& password,
+                                        int iterations) {
     if (password.empty()) throw CaError("refusing to write a PKCS#12 without a password");
     if (iterations < 1) throw CaError("the PKCS#12 iteration count must be positive");
-    int key_pbe = NID_aes_256_cbc, cert_pbe = NID_aes_256_cbc;
-    const EVP_MD* mac_md = EVP_sha256();
-    if (enc == P12Encryption::legacy) {
-        require_legacy_provider();
-        key_pbe = NID_pbe_WithSHA1And3_Key_TripleDES_CBC;
-        cert_pbe = NID_pbe_WithSHA1And40BitRC2_CBC;
-        mac_md = EVP_sha1();
-    }
+    require_legacy_provider();
+    const int key_pbe = NID_pbe_WithSHA1And3_Key_TripleDES_CBC;
+    const int cert_pbe = NID_pbe_WithSHA1And40BitRC2_CBC;
+    const EVP_MD* mac_md = EVP_sha1();
     STACK_OF(X509)* chain = sk_X509_new_null();
     if (!chain || !sk_X509_push(chain, ca_cert)) {
         sk_X509_free(chain);
@@ -455,8 +453,8 @@ IssuedCertificate CaSigner::issue(const IssueRequest& req, const std::string& p1
     if (keys)
         out.pkcs12 = make_pkcs12_ahead(req.user_id, key.get(), cert.get(), cert_.get(), *keys);
     else
-        out.pkcs12 = make_pkcs12(req.user_id, key.get(), cert.get(), cert_.get(), p12_password, enc,
-                                 req.p12_iterations);
+        out.pkcs12 = make_pkcs12_legacy(req.user_id, key.get(), cert.get(), cert_.get(),
+                                        p12_password, req.p12_iterations);
     out.file_name = p12_file_name(req.user_id, req.now, req.timezone);
     return out;
 }
