@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -46,11 +47,20 @@ double now_ns() {
 
 int ready_pipe[2];
 
+// A child's way out when a call fails: what failed and why, on stderr.
+[[noreturn]] void die(const char *what) {
+    std::fprintf(stderr, "threadcost: %s: %s\n", what, std::strerror(errno));
+    _exit(2);
+}
+
 void *idle_thread(void *arg) {
     bool unshare_files = arg != nullptr;
     char ok = 1;
-    if (unshare_files && unshare(CLONE_FILES) != 0) ok = 0;
-    if (write(ready_pipe[1], &ok, 1) != 1) _exit(3);
+    if (unshare_files && unshare(CLONE_FILES) != 0) {
+        std::fprintf(stderr, "threadcost: unshare(CLONE_FILES): %s\n", std::strerror(errno));
+        ok = 0;
+    }
+    if (write(ready_pipe[1], &ok, 1) != 1) die("write to the parent thread");
     for (;;) pause();
     return nullptr;
 }
@@ -61,16 +71,22 @@ constexpr int kNCalls = 6;
 // In the child: the calls' mean cost in ns, written to `out` as kNCalls doubles.
 void measure(int kind, long n, int out) {
     if (kind > 0) {
-        if (pipe(ready_pipe) != 0) _exit(2);
+        if (pipe(ready_pipe) != 0) die("pipe");
         pthread_t t;
         void *arg = kind == 2 ? reinterpret_cast<void *>(1) : nullptr;
-        if (pthread_create(&t, nullptr, idle_thread, arg) != 0) _exit(2);
+        int rc = pthread_create(&t, nullptr, idle_thread, arg);
+        if (rc != 0) {
+            errno = rc;
+            die("pthread_create");
+        }
         char ok = 0;
-        if (read(ready_pipe[0], &ok, 1) != 1 || !ok) _exit(2);
+        if (read(ready_pipe[0], &ok, 1) != 1) die("read from the idle thread");
+        if (!ok) _exit(2);  // it said why
     }
     int fd = open("/dev/zero", O_RDONLY);
+    if (fd < 0) die("/dev/zero");
     int null = open("/dev/null", O_WRONLY);
-    if (fd < 0 || null < 0) _exit(2);
+    if (null < 0) die("/dev/null");
     char b[8];
     struct stat st {};
     double cost[kNCalls];
@@ -79,19 +95,19 @@ void measure(int kind, long n, int out) {
         for (long i = 0; i < n; i++) {
             switch (c) {
                 case 0:
-                    if (read(fd, b, 1) != 1) _exit(2);
+                    if (read(fd, b, 1) != 1) die("read");
                     break;
                 case 1:
-                    if (syscall(SYS_read, fd, b, 1) != 1) _exit(2);
+                    if (syscall(SYS_read, fd, b, 1) != 1) die("syscall(SYS_read)");
                     break;
                 case 2:
-                    if (fstat(fd, &st) != 0) _exit(2);
+                    if (fstat(fd, &st) != 0) die("fstat");
                     break;
                 case 3:
-                    if (pread(fd, b, 1, 0) != 1) _exit(2);
+                    if (pread(fd, b, 1, 0) != 1) die("pread");
                     break;
                 case 4:
-                    if (write(null, b, 1) != 1) _exit(2);
+                    if (write(null, b, 1) != 1) die("write");
                     break;
                 default:
                     (void)syscall(SYS_getppid);
@@ -99,32 +115,40 @@ void measure(int kind, long n, int out) {
         }
         cost[c] = (now_ns() - t0) / static_cast<double>(n);
     }
-    if (write(out, cost, sizeof cost) != static_cast<ssize_t>(sizeof cost)) _exit(2);
+    if (write(out, cost, sizeof cost) != static_cast<ssize_t>(sizeof cost))
+        die("write to the parent");
     _exit(0);
+}
+
+// A whole decimal number in [lo, hi], or false.
+bool number(const char *text, long lo, long hi, long *out) {
+    char *end = nullptr;
+    errno = 0;
+    long v = std::strtol(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < lo || v > hi) return false;
+    *out = v;
+    return true;
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
     long n = 300000;
-    int rounds = 7;
-    int cpu = -1;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    long rounds = 7;
+    long cpu = -1;
+    const char *usage =
+        "usage: threadcost [-n calls (1000-100000000)] [--rounds R (1-1000)] [--cpu N]\n";
+    for (int i = 1; i < argc; i += 2) {
         std::string a = argv[i];
-        if (a == "-n")
-            n = std::atol(argv[i + 1]);
-        else if (a == "--rounds")
-            rounds = std::atoi(argv[i + 1]);
-        else if (a == "--cpu")
-            cpu = std::atoi(argv[i + 1]);
-        else {
-            std::fprintf(stderr, "usage: threadcost [-n calls] [--rounds R] [--cpu N]\n");
+        const char *v = i + 1 < argc ? argv[i + 1] : nullptr;
+        bool ok = v != nullptr && ((a == "-n" && number(v, 1000, 100000000, &n)) ||
+                                   (a == "--rounds" && number(v, 1, 1000, &rounds)) ||
+                                   (a == "--cpu" && number(v, 0, CPU_SETSIZE - 1, &cpu)));
+        if (!ok) {
+            std::fprintf(stderr, "threadcost: bad argument %s%s%s\n%s", a.c_str(), v ? " " : "",
+                         v ? v : "", usage);
             return 2;
         }
-    }
-    if (n < 1000 || rounds < 1) {
-        std::fprintf(stderr, "threadcost: -n must be at least 1000, --rounds at least 1\n");
-        return 2;
     }
     if (cpu >= 0) {
         cpu_set_t set;
@@ -137,9 +161,9 @@ int main(int argc, char **argv) {
     }
     const char *const kinds[] = {"alone", "threads", "unshared"};
     std::map<std::string, std::vector<double>> samples;
-    for (int r = 0; r < rounds; r++) {
+    for (long r = 0; r < rounds; r++) {
         for (int j = 0; j < 3; j++) {
-            int kind = (j + r) % 3;  // a drift of the machine meets every kind
+            int kind = static_cast<int>((j + r) % 3);  // a drift of the machine meets every kind
             int p[2];
             if (pipe(p) != 0) return 2;
             pid_t pid = fork();
@@ -156,7 +180,8 @@ int main(int argc, char **argv) {
             waitpid(pid, &status, 0);
             if (got != static_cast<ssize_t>(sizeof cost) || !WIFEXITED(status) ||
                 WEXITSTATUS(status) != 0) {
-                std::fprintf(stderr, "threadcost: the %s process failed\n", kinds[kind]);
+                std::fprintf(stderr, "threadcost: the %s process failed (its reason above)\n",
+                             kinds[kind]);
                 return 1;
             }
             for (int c = 0; c < kNCalls; c++)
